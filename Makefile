@@ -1,0 +1,40 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := constraints/cpu.txt
+export TRACKREC_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: setup demo test lint bench lock clean
+
+setup: $(VENV)/.installed
+
+# torch first, from the CPU build on local disk, so nothing pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/trackrec run --config configs/local.yaml
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check trackrec tests bench
+
+bench: setup
+	$(BIN)/python bench/ctr_ml1m.py
+
+# Re-resolve the pinned set after changing dependencies in pyproject.toml.
+lock:
+	rm -rf /tmp/trackrec-lock && $(PYTHON) -m venv /tmp/trackrec-lock
+	/tmp/trackrec-lock/bin/pip install -q torch==2.13.0 -e '.[dev]'
+	{ head -2 $(CONSTRAINTS); /tmp/trackrec-lock/bin/pip freeze --exclude-editable | grep -viE '^(nvidia-|cuda-|triton==|torch==)'; echo torch==2.13.0; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+
+clean:
+	rm -rf $(VENV) runs

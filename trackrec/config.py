@@ -1,0 +1,141 @@
+"""Typed configs: dataclasses loaded from YAML, checked field by field, every problem reported at once.
+
+Each config is a dataclass deriving from `Config`; fields carry `metadata={"help": ...}` and
+`problems()` returns cross-field complaints. `load_config(path, cls)` reads YAML, rejects unknown
+keys and wrong types, and raises one ConfigError listing everything that is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from trackrec.errors import ConfigError
+
+C = TypeVar("C", bound="Config")
+
+
+def field(default: Any, help: str, **kwargs) -> Any:  # noqa: A002 - mirrors trl's metadata key
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use a tuple or default_factory for container defaults")
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclasses.dataclass
+class Config:
+    def problems(self) -> list[str]:
+        """Cross-field checks; each entry says what was found and what is expected."""
+        return []
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ConfigError(type(self).__name__, problems)
+
+
+def _describe(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
+    """Convert a YAML value to `tp`, appending a problem and returning None when it does not fit."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where, problems)
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            problems.append(f"{where}: {value!r} is not one of {list(allowed)}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{where}: expected a list, got {value!r}")
+            return None
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        return tuple(_convert(v, item_tp, f"{where}[{i}]", problems) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
+            return None
+        return _build(tp, value, where, problems)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            problems.append(f"{where}: {value!r} is not one of {[m.value for m in tp]}")
+            return None
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        problems.append(f"{where}: expected {_describe(tp)}, got {value!r} ({type(value).__name__})")
+        return None
+    return value
+
+
+def _build(cls: type[C], raw: dict, where: str, problems: list[str]) -> C | None:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in raw:
+        if key not in fields:
+            problems.append(f"{where}.{key}: unknown key (known: {sorted(fields)})".lstrip("."))
+    kwargs = {}
+    before = len(problems)
+    for name in fields:
+        if name in raw:
+            kwargs[name] = _convert(raw[name], hints[name], f"{where}.{name}".lstrip("."), problems)
+    if len(problems) > before:
+        return None
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        problems.extend(f"{where}: {p}".lstrip(": ") if where else p for p in e.problems)
+    except TypeError as e:
+        problems.append(f"{where or cls.__name__}: {e}")
+    return None
+
+
+def config_from_dict(cls: type[C], raw: dict, source: str = "<dict>") -> C:
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [f"expected a mapping at the top level, got {type(raw).__name__}"])
+    built = _build(cls, raw, "", problems)
+    if problems or built is None:
+        raise ConfigError(source, problems)
+    return built
+
+
+def load_config(path: str | os.PathLike, cls: type[C]) -> C:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(str(path), ["file not found"])
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), [f"not valid YAML: {e}"]) from e
+    return config_from_dict(cls, raw, str(path))
+
+
+def config_to_dict(config: Config) -> dict:
+    """Plain YAML-able dict (enums as their values, tuples as lists)."""
+    def plain(value):
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+    return plain(dataclasses.asdict(config))
