@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS := constraints/cpu.txt
 export TRACKREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test lint bench lock clean
+.PHONY: setup demo test bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -21,10 +21,9 @@ demo: setup
 	$(BIN)/trackrec run --config configs/local.yaml
 
 test: setup
-	$(BIN)/pytest -q
-
-lint: setup
 	$(BIN)/ruff check trackrec tests bench
+	$(BIN)/ruff format --check trackrec tests bench
+	$(BIN)/pytest -q
 
 bench: setup
 	$(BIN)/python bench/ctr_ml1m.py

@@ -24,6 +24,7 @@ ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="YAML config")]
 
 def user_errors(command):
     """Print a TrackRecError as one clear message and exit 2, instead of a traceback."""
+
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
@@ -31,6 +32,7 @@ def user_errors(command):
         except TrackRecError as e:
             console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
             raise typer.Exit(2) from e
+
     return wrapper
 
 

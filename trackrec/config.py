@@ -130,6 +130,7 @@ def load_config(path: str | os.PathLike, cls: type[C]) -> C:
 
 def config_to_dict(config: Config) -> dict:
     """Plain YAML-able dict (enums as their values, tuples as lists)."""
+
     def plain(value):
         if isinstance(value, enum.Enum):
             return value.value
@@ -138,4 +139,5 @@ def config_to_dict(config: Config) -> dict:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
         return value
+
     return plain(dataclasses.asdict(config))

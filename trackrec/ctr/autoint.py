@@ -30,9 +30,14 @@ class AutoInt(nn.Module):
         super().__init__()
         self.embed = FieldEmbedder(spec, config.embedding_dim, config.connector_fields, config.connector_hidden)
         dims = [config.embedding_dim] + [config.attention_dim] * config.attention_layers
-        self.layers = nn.Sequential(*(InteractingLayer(a, b, config.attention_heads) for a, b in zip(dims, dims[1:])))
+        pairs = zip(dims, dims[1:], strict=False)
+        self.layers = nn.Sequential(*(InteractingLayer(a, b, config.attention_heads) for a, b in pairs))
         self.attention_out = nn.Linear(self.embed.n_fields * config.attention_dim, 1)
-        self.dnn = MLP(self.embed.n_fields * config.embedding_dim, config.hidden_units, config.dropout, out_dim=1) if config.hidden_units else None
+        self.dnn = (
+            MLP(self.embed.n_fields * config.embedding_dim, config.hidden_units, config.dropout, out_dim=1)
+            if config.hidden_units
+            else None
+        )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         fields = self.embed(batch)["fields"]

@@ -59,7 +59,7 @@ def _right_aligned(lists: pd.Series, length: int, offset: int = 0) -> np.ndarray
     for row, values in enumerate(lists):
         tail = np.asarray(values[-length:], dtype=np.int64) if len(values) else np.empty(0, np.int64)
         if tail.size:
-            out[row, length - tail.size:] = tail + offset
+            out[row, length - tail.size :] = tail + offset
     return out
 
 
@@ -79,13 +79,17 @@ def user_vector_matrix(vectors: pd.DataFrame, n_users: int, dense_dim: int, sour
         if user in seen:
             raise DataError(source, f"duplicate user_id {user}", row=row, field="user_id")
         if not 0 < user < n_users:
-            raise DataError(source, f"user_id {user} is outside the dataset (1..{n_users - 1})", row=row, field="user_id")
+            raise DataError(
+                source, f"user_id {user} is outside the dataset (1..{n_users - 1})", row=row, field="user_id"
+            )
         seen.add(user)
         matrix[user] = vector
     return matrix
 
 
-def samples_to_tensors(samples: pd.DataFrame, history_len: int, user_vectors: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+def samples_to_tensors(
+    samples: pd.DataFrame, history_len: int, user_vectors: np.ndarray | None = None
+) -> dict[str, torch.Tensor]:
     batch = {
         "user": torch.from_numpy(samples["user_id"].to_numpy(np.int64)),
         "item": torch.from_numpy(samples["target_item_id"].to_numpy(np.int64)),

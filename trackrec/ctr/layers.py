@@ -54,8 +54,13 @@ class FieldEmbedder(nn.Module):
 
     base_fields = 5
 
-    def __init__(self, spec: FeatureSpec, embedding_dim: int, connector_fields: int = 1,
-                 connector_hidden: tuple[int, ...] = (256,)):
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        embedding_dim: int,
+        connector_fields: int = 1,
+        connector_hidden: tuple[int, ...] = (256,),
+    ):
         super().__init__()
         self.user = nn.Embedding(spec.n_users, embedding_dim, padding_idx=0)
         self.item = nn.Embedding(spec.n_items, embedding_dim, padding_idx=0)
@@ -64,7 +69,9 @@ class FieldEmbedder(nn.Module):
         self.reaction = nn.Embedding(3, embedding_dim, padding_idx=0)
         self.register_buffer("item_genres", spec.item_genres, persistent=False)
         self.register_buffer("item_years", spec.item_years, persistent=False)
-        self.connector = Connector(spec.dense_dim, embedding_dim, connector_fields, connector_hidden) if spec.dense_dim else None
+        self.connector = (
+            Connector(spec.dense_dim, embedding_dim, connector_fields, connector_hidden) if spec.dense_dim else None
+        )
         self.n_fields = self.base_fields + (connector_fields if spec.dense_dim else 0)
         self.embedding_dim = embedding_dim
         for table in (self.user, self.item, self.genre, self.year, self.reaction):
@@ -90,6 +97,8 @@ class FieldEmbedder(nn.Module):
         stacked = torch.stack(fields, dim=1)
         if self.connector is not None:
             if "dense" not in batch:
-                raise ValueError("the model was built with a dense input (dense_dim > 0) but the batch has no 'dense' vector")
+                raise ValueError(
+                    "the model was built with a dense input (dense_dim > 0) but the batch has no 'dense' vector"
+                )
             stacked = torch.cat([stacked, self.connector(batch["dense"])], dim=1)
         return {"fields": stacked, "target": target, "history": history, "mask": mask}

@@ -25,12 +25,23 @@ class ModelConfig(Config):
 
     def problems(self) -> list[str]:
         problems = []
-        for name in ("embedding_dim", "connector_fields", "gru_dim", "cross_layers", "attention_layers",
-                     "attention_heads", "attention_dim", "gnn_steps", "reduction_ratio"):
+        for name in (
+            "embedding_dim",
+            "connector_fields",
+            "gru_dim",
+            "cross_layers",
+            "attention_layers",
+            "attention_heads",
+            "attention_dim",
+            "gnn_steps",
+            "reduction_ratio",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.attention_dim % max(self.attention_heads, 1):
-            problems.append(f"attention_dim ({self.attention_dim}) must be divisible by attention_heads ({self.attention_heads})")
+            problems.append(
+                f"attention_dim ({self.attention_dim}) must be divisible by attention_heads ({self.attention_heads})"
+            )
         return problems

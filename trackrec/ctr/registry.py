@@ -8,10 +8,10 @@ from trackrec.ctr.autoint import AutoInt
 from trackrec.ctr.dcn import DCN
 from trackrec.ctr.deepfm import DeepFM
 from trackrec.ctr.dien import DIEN
+from trackrec.ctr.din import DIN
 from trackrec.ctr.features import FeatureSpec
 from trackrec.ctr.fibinet import FiBiNET
 from trackrec.ctr.fignn import FiGNN
-from trackrec.ctr.din import DIN
 from trackrec.ctr.model_config import ModelConfig
 
 BACKBONES: dict[str, type[nn.Module]] = {

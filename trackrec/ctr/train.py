@@ -25,7 +25,11 @@ class TrainConfig(Config):
     seed: int = field(2023, help="seed for initialisation and shuffling")
 
     def problems(self) -> list[str]:
-        problems = [f"{n}: must be >= 1, got {getattr(self, n)}" for n in ("batch_size", "max_epochs", "patience") if getattr(self, n) < 1]
+        problems = [
+            f"{n}: must be >= 1, got {getattr(self, n)}"
+            for n in ("batch_size", "max_epochs", "patience")
+            if getattr(self, n) < 1
+        ]
         if self.lr <= 0:
             problems.append(f"lr: must be > 0, got {self.lr}")
         return problems
@@ -49,8 +53,13 @@ def evaluate(model: nn.Module, data: dict[str, torch.Tensor]) -> dict[str, float
     return ctr_metrics(data["label"].numpy(), predict(model, data))
 
 
-def fit(model: nn.Module, train: dict[str, torch.Tensor], valid: dict[str, torch.Tensor], config: TrainConfig,
-        progress: bool = True) -> dict:
+def fit(
+    model: nn.Module,
+    train: dict[str, torch.Tensor],
+    valid: dict[str, torch.Tensor],
+    config: TrainConfig,
+    progress: bool = True,
+) -> dict:
     """Train with BCE; keep the weights of the best validation-AUC epoch. Returns the training log."""
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -74,5 +83,9 @@ def fit(model: nn.Module, train: dict[str, torch.Tensor], valid: dict[str, torch
         elif epoch - best_epoch >= config.patience:
             break
     model.load_state_dict(best_state)
-    return {"best_epoch": best_epoch, "best_valid_auc": best_auc, "epochs": epochs,
-            "train_seconds": time.perf_counter() - started}
+    return {
+        "best_epoch": best_epoch,
+        "best_valid_auc": best_auc,
+        "epochs": epochs,
+        "train_seconds": time.perf_counter() - started,
+    }

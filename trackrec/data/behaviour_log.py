@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trackrec.data.schema import check_binary, first_bad_row, require_columns
+from trackrec.data.schema import check_binary, first_bad_row, plain, require_columns
 from trackrec.errors import DataError
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "label")
@@ -28,7 +28,9 @@ def _unix_seconds(values: pd.Series, source: str) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.isna().any():
         row = first_bad_row(numeric.isna().to_numpy())
-        raise DataError(source, f"must be Unix seconds or a datetime, got {values.iloc[row]!r}", row=row, field="timestamp")
+        raise DataError(
+            source, f"must be Unix seconds or a datetime, got {plain(values.iloc[row])!r}", row=row, field="timestamp"
+        )
     return numeric.astype("int64")
 
 
@@ -56,19 +58,22 @@ def behaviour_log_events(log: pd.DataFrame, valid_start: int, test_start: int) -
     users = {raw: new for new, raw in enumerate(pd.unique(log["user_id"]), start=1)}
     items = {raw: new for new, raw in enumerate(pd.unique(log["item_id"]), start=1)}
     split = np.where(log["timestamp"] < valid_start, "train", np.where(log["timestamp"] < test_start, "valid", "test"))
-    events = pd.DataFrame({
-        "user_id": log["user_id"].map(users).astype("int64"),
-        "item_id": log["item_id"].map(items).astype("int64"),
-        "title": log["title"].astype(str) if "title" in log.columns else log["item_id"].astype(str),
-        "label": log["label"].astype("int8"),
-        "rating": log["rating"].astype("float64") if "rating" in log.columns else np.nan,
-        "timestamp": log["timestamp"],
-        "split": split,
-        "raw_user_id": log["user_id"],
-        "raw_item_id": log["item_id"],
-        "_row": log["_row"],
-    })
+    events = pd.DataFrame(
+        {
+            "user_id": log["user_id"].map(users).astype("int64"),
+            "item_id": log["item_id"].map(items).astype("int64"),
+            "title": log["title"].astype(str) if "title" in log.columns else log["item_id"].astype(str),
+            "label": log["label"].astype("int8"),
+            "rating": log["rating"].astype("float64") if "rating" in log.columns else np.nan,
+            "timestamp": log["timestamp"],
+            "split": split,
+            "raw_user_id": log["user_id"],
+            "raw_item_id": log["item_id"],
+            "_row": log["_row"],
+        }
+    )
     if "genres" in log.columns:
         events["genres"] = log["genres"]
-    return events.sort_values(["user_id", "timestamp", "_row"], kind="stable").drop(columns="_row").reset_index(drop=True)
-
+    return (
+        events.sort_values(["user_id", "timestamp", "_row"], kind="stable").drop(columns="_row").reset_index(drop=True)
+    )

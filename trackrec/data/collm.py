@@ -39,12 +39,18 @@ def read_split(path: Path) -> pd.DataFrame:
     check_positive_ids(frame["iid"], source, "iid")
     check_binary(frame["label"], source, "label")
     if frame["timestamp"].isna().any():
-        raise DataError(source, "missing timestamp", row=first_bad_row(frame["timestamp"].isna().to_numpy()), field="timestamp")
+        raise DataError(
+            source, "missing timestamp", row=first_bad_row(frame["timestamp"].isna().to_numpy()), field="timestamp"
+        )
     for row, (his, titles) in enumerate(zip(frame["his"], frame["his_title"], strict=True)):
         if not isinstance(his, list) or not his or his[0] != 0:
-            raise DataError(source, f"history must be a list starting with the pad 0, got {his!r}", row=row, field="his")
+            raise DataError(
+                source, f"history must be a list starting with the pad 0, got {his!r}", row=row, field="his"
+            )
         if not isinstance(titles, list) or len(titles) != len(his):
-            raise DataError(source, f"must be a list as long as 'his' ({len(his)}), got {titles!r}", row=row, field="his_title")
+            raise DataError(
+                source, f"must be a list as long as 'his' ({len(his)}), got {titles!r}", row=row, field="his_title"
+            )
     if "row_index" not in frame.columns:
         frame["row_index"] = np.arange(len(frame))
     return frame
@@ -58,17 +64,21 @@ def collm_events(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Concatenate the splits into one event log in CoLLM's order: (uid, timestamp, split, row)."""
     parts = []
     for split, frame in raw.items():
-        parts.append(pd.DataFrame({
-            "user_id": frame["uid"].astype("int64"),
-            "item_id": frame["iid"].astype("int64"),
-            "title": frame["title"].astype(str),
-            "label": frame["label"].astype("int8"),
-            "rating": np.nan,
-            "timestamp": frame["timestamp"].astype("int64"),
-            "split": split,
-            "_split_rank": _SPLIT_ORDER[split],
-            "_row": frame["row_index"].astype("int64"),
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "user_id": frame["uid"].astype("int64"),
+                    "item_id": frame["iid"].astype("int64"),
+                    "title": frame["title"].astype(str),
+                    "label": frame["label"].astype("int8"),
+                    "rating": np.nan,
+                    "timestamp": frame["timestamp"].astype("int64"),
+                    "split": split,
+                    "_split_rank": _SPLIT_ORDER[split],
+                    "_row": frame["row_index"].astype("int64"),
+                }
+            )
+        )
     events = pd.concat(parts, ignore_index=True)
     events = events.sort_values(["user_id", "timestamp", "_split_rank", "_row"], kind="stable")
     return events.drop(columns=["_split_rank", "_row"]).reset_index(drop=True)

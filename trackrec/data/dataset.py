@@ -27,11 +27,15 @@ SOURCES = ("collm-ml1m", "ml1m-raw", "behaviour-log")
 @dataclass
 class DataConfig(Config):
     source: Literal["collm-ml1m", "ml1m-raw", "behaviour-log"] = field(
-        "collm-ml1m", help="collm-ml1m: CoLLM's processed splits; ml1m-raw: rebuild them from ratings.dat; "
-        "behaviour-log: a production parquet log (see README)")
+        "collm-ml1m",
+        help="collm-ml1m: CoLLM's processed splits; ml1m-raw: rebuild them from ratings.dat; "
+        "behaviour-log: a production parquet log (see README)",
+    )
     root: str | None = field(None, help="data folder; default $TRACKREC_DATA_DIR or ../shared/data")
     path: str | None = field(None, help="behaviour-log parquet path (source: behaviour-log)")
-    history: HistoryMode = field(HistoryMode.FULL, help="full: liked and disliked earlier items; liked: CoLLM's liked-only")
+    history: HistoryMode = field(
+        HistoryMode.FULL, help="full: liked and disliked earlier items; liked: CoLLM's liked-only"
+    )
     max_history: int = field(50, help="most recent history items kept per sample")
     valid_start: str | None = field(None, help="behaviour-log: first day of the valid split (ISO date, UTC)")
     test_start: str | None = field(None, help="behaviour-log: first day of the test split (ISO date, UTC)")
@@ -112,13 +116,18 @@ def build_dataset(config: DataConfig) -> Dataset:
         events = collm_recipe_events(read_ratings(root / ML1M_FOLDER / "ratings.dat"), movies)
         items = item_table(events, movies.rename(columns={"movie_id": "raw_item_id"}), on="raw_item_id")
     else:
-        events = behaviour_log_events(read_behaviour_log(Path(config.path)), _day_start(config.valid_start), _day_start(config.test_start))
+        events = behaviour_log_events(
+            read_behaviour_log(Path(config.path)), _day_start(config.valid_start), _day_start(config.test_start)
+        )
         items = item_table(events)
     samples = samples_from_events(events, config.history, config.max_history)
     missing = [split for split in SPLITS if split not in samples]
     if missing:
         raise DataError(config.source, f"no events fall in the {missing} split(s); check the split dates")
     samples = {split: validate_samples(samples[split], f"{config.source}:{split}") for split in SPLITS}
-    meta = {"source": config.source, "config": config_to_dict(config),
-            "rows": {split: len(frame) for split, frame in samples.items()}}
+    meta = {
+        "source": config.source,
+        "config": config_to_dict(config),
+        "rows": {split: len(frame) for split, frame in samples.items()},
+    }
     return Dataset(samples, items, meta)

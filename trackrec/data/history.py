@@ -45,8 +45,14 @@ def samples_from_events(events: pd.DataFrame, mode: HistoryMode, max_len: int) -
         rows["timestamp"].append(int(columns["timestamp"][i]))
         if mode is HistoryMode.FULL or columns["label"][i] == 1:
             rating = columns["rating"][i]
-            past.append((int(columns["item_id"][i]), str(columns["title"][i]), int(columns["label"][i]),
-                         None if pd.isna(rating) else float(rating)))
+            past.append(
+                (
+                    int(columns["item_id"][i]),
+                    str(columns["title"][i]),
+                    int(columns["label"][i]),
+                    None if pd.isna(rating) else float(rating),
+                )
+            )
     samples = pd.DataFrame(rows)
     samples["label"] = samples["label"].astype("int8")
     split = columns["split"]

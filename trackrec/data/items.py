@@ -10,7 +10,7 @@ _YEAR = r"\((\d{4})\)\s*$"
 
 
 def year_from_title(titles: pd.Series) -> pd.Series:
-    return titles.str.extract(_YEAR, expand=False).fillna(0).astype("int64")
+    return pd.to_numeric(titles.str.extract(_YEAR, expand=False), errors="coerce").fillna(0).astype("int64")
 
 
 def item_table(events: pd.DataFrame, metadata: pd.DataFrame | None = None, on: str = "title") -> pd.DataFrame:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from trackrec.data.history import HistoryMode, samples_from_events
+from trackrec.data.schema import first_bad_row, plain
 from trackrec.errors import DataError
 
 ML1M_FOLDER = "ml-1m"
@@ -32,7 +32,9 @@ def _read_dat(path: Path, columns: list[str]) -> pd.DataFrame:
         for line_no, line in enumerate(handle):
             parts = line.rstrip("\n").split("::")
             if len(parts) != len(columns):
-                raise DataError(str(path), f"expected {len(columns)} '::'-separated fields {columns}, got {len(parts)}", row=line_no)
+                raise DataError(
+                    str(path), f"expected {len(columns)} '::'-separated fields {columns}, got {len(parts)}", row=line_no
+                )
             rows.append(parts)
     return pd.DataFrame(rows, columns=columns)
 
@@ -51,8 +53,8 @@ def read_ratings(path: Path) -> pd.DataFrame:
     for column in ratings.columns:
         values = pd.to_numeric(ratings[column], errors="coerce")
         if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataError(str(path), f"not an integer: {ratings[column].iloc[row]!r}", row=row, field=column)
+            row = first_bad_row(values.isna().to_numpy())
+            raise DataError(str(path), f"not an integer: {plain(ratings[column].iloc[row])!r}", row=row, field=column)
         ratings[column] = values.astype("int64")
     return ratings
 
@@ -73,19 +75,23 @@ def collm_recipe_events(ratings: pd.DataFrame, movies: pd.DataFrame) -> pd.DataF
     frame = frame.sort_values(["user", "timestamp", "tie"], kind="stable").reset_index(drop=True)
     users = {raw: new for new, raw in enumerate(sorted(frame["user"].unique()), start=1)}
     items = {raw: new for new, raw in enumerate(frame["movie_id"].unique(), start=1)}
-    return pd.DataFrame({
-        "user_id": frame["user"].map(users).astype("int64"),
-        "item_id": frame["movie_id"].map(items).astype("int64"),
-        "title": frame["title"],
-        "label": (frame["rating"] >= 4).astype("int8"),
-        "rating": frame["rating"].astype("float64"),
-        "timestamp": frame["timestamp"].astype("int64"),
-        "split": frame["split"],
-        "raw_item_id": frame["movie_id"].astype("int64"),
-    })
+    return pd.DataFrame(
+        {
+            "user_id": frame["user"].map(users).astype("int64"),
+            "item_id": frame["movie_id"].map(items).astype("int64"),
+            "title": frame["title"],
+            "label": (frame["rating"] >= 4).astype("int8"),
+            "rating": frame["rating"].astype("float64"),
+            "timestamp": frame["timestamp"].astype("int64"),
+            "split": frame["split"],
+            "raw_item_id": frame["movie_id"].astype("int64"),
+        }
+    )
 
 
-def ml1m_raw_samples(ml1m_dir: Path, history: HistoryMode, max_history: int) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def ml1m_raw_samples(
+    ml1m_dir: Path, history: HistoryMode, max_history: int
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Samples and the events' item table built from ratings.dat + movies.dat."""
     ml1m_dir = Path(ml1m_dir)
     events = collm_recipe_events(read_ratings(ml1m_dir / "ratings.dat"), read_movies(ml1m_dir / "movies.dat"))

@@ -54,12 +54,17 @@ def first_bad_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def plain(value):
+    """A numpy scalar as the Python value it holds, so messages read `2`, not `np.int64(2)`."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def check_binary(values: pd.Series, source: str, field: str) -> None:
     """Raise naming the first row whose value is not 0 or 1."""
     bad = ~values.isin([0, 1]).to_numpy()
     if bad.any():
         row = first_bad_row(bad)
-        raise DataError(source, f"must be 0 or 1, got {values.iloc[row]!r}", row=row, field=field)
+        raise DataError(source, f"must be 0 or 1, got {plain(values.iloc[row])!r}", row=row, field=field)
 
 
 def check_positive_ids(values: pd.Series, source: str, field: str) -> None:
@@ -67,7 +72,7 @@ def check_positive_ids(values: pd.Series, source: str, field: str) -> None:
     bad = (numeric.isna() | (numeric < 1) | (numeric != np.floor(numeric))).to_numpy()
     if bad.any():
         row = first_bad_row(bad)
-        raise DataError(source, f"must be an integer id >= 1, got {values.iloc[row]!r}", row=row, field=field)
+        raise DataError(source, f"must be an integer id >= 1, got {plain(values.iloc[row])!r}", row=row, field=field)
 
 
 def _check_history(row: int, ids, titles, labels, ratings, source: str) -> None:
@@ -77,9 +82,7 @@ def _check_history(row: int, ids, titles, labels, ratings, source: str) -> None:
     n = len(ids)
     for field, value in (("history_titles", titles), ("history_labels", labels)):
         if len(value) != n:
-            raise DataError(
-                source, f"has {len(value)} entries but history_item_ids has {n}", row=row, field=field
-            )
+            raise DataError(source, f"has {len(value)} entries but history_item_ids has {n}", row=row, field=field)
     if ratings is not None and len(ratings) != n:
         raise DataError(
             source, f"has {len(ratings)} entries but history_item_ids has {n}", row=row, field="history_ratings"
@@ -102,7 +105,9 @@ def validate_samples(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     timestamps = pd.to_numeric(frame["timestamp"], errors="coerce")
     if timestamps.isna().any():
         row = first_bad_row(timestamps.isna().to_numpy())
-        raise DataError(source, f"must be Unix seconds, got {frame['timestamp'].iloc[row]!r}", row=row, field="timestamp")
+        raise DataError(
+            source, f"must be Unix seconds, got {plain(frame['timestamp'].iloc[row])!r}", row=row, field="timestamp"
+        )
     for row, values in enumerate(zip(*(frame[c] for c in (*_LIST_COLUMNS, "history_ratings")), strict=True)):
         _check_history(row, *values, source=source)
     out = frame.loc[:, list(SAMPLE_COLUMNS)].copy()

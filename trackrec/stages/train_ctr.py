@@ -40,7 +40,9 @@ class CTRConfig(Config):
         if self.history_len < 1:
             problems.append(f"history_len: must be >= 1, got {self.history_len}")
         if (self.user_vectors is None) != (self.dense_dim == 0):
-            problems.append(f"user_vectors ({self.user_vectors!r}) and dense_dim ({self.dense_dim}) must be given together")
+            problems.append(
+                f"user_vectors ({self.user_vectors!r}) and dense_dim ({self.dense_dim}) must be given together"
+            )
         return problems
 
 
@@ -63,8 +65,13 @@ def train_ctr(dataset_dir: str | Path, config: CTRConfig, output: str | Path, pr
     torch.manual_seed(config.train.seed)
     model = build_model(config.backbone, spec, config.model)
     log = fit(model, data["train"], data["valid"], config.train, progress=progress)
-    result = {"backbone": config.backbone, "test": evaluate(model, data["test"]), **log,
-              "config": config_to_dict(config), "dataset": dataset.meta}
+    result = {
+        "backbone": config.backbone,
+        "test": evaluate(model, data["test"]),
+        **log,
+        "config": config_to_dict(config),
+        "dataset": dataset.meta,
+    }
     with atomic_dir(output) as tmp:
         torch.save(model.state_dict(), tmp / "model.pt")
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
