@@ -1,6 +1,6 @@
 """Benchmark (not a test): every CTR backbone on CoLLM ML-1M, 3 seeds, against the paper's Base AUC.
 
-    python bench/ctr_ml1m.py [--seeds 1 2 3] [--backbones din deepfm ...] [--out runs/bench/ctr_ml1m]
+    python bench/ctr_ml1m.py [--seeds 1 2 3] [--backbones din deepfm ...] [--history full|liked]
 
 Prints one table (median over seeds) and writes results.json and a bar chart (auc.png) to --out.
 """
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from trackrec.ctr.registry import BACKBONES  # noqa: E402
 from trackrec.ctr.train import TrainConfig  # noqa: E402
 from trackrec.data.dataset import DataConfig  # noqa: E402
+from trackrec.data.history import HistoryMode  # noqa: E402
 from trackrec.stages.prepare_data import prepare_data  # noqa: E402
 from trackrec.stages.train_ctr import CTRConfig, train_ctr  # noqa: E402
 
@@ -42,12 +43,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES), choices=list(BACKBONES))
-    parser.add_argument("--out", type=Path, default=Path("runs/bench/ctr_ml1m"))
+    parser.add_argument("--history", choices=[m.value for m in HistoryMode], default="full")
+    parser.add_argument("--out", type=Path, default=None, help="default runs/bench/ctr_ml1m-<history>")
     args = parser.parse_args()
+    args.out = args.out or Path(f"runs/bench/ctr_ml1m-{args.history}")
 
     dataset_dir = args.out / "data"
     if not (dataset_dir / "meta.json").exists():
-        prepare_data(DataConfig(), dataset_dir)
+        prepare_data(DataConfig(history=HistoryMode(args.history)), dataset_dir)
     results = {}
     for backbone in tqdm(args.backbones, desc="backbones"):
         runs = [
@@ -65,12 +68,13 @@ def main() -> None:
             "runs": [r["test"] for r in runs],
         }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    print_table(results, len(args.seeds))
+    print_table(results, len(args.seeds), args.history)
     draw(results, args.out / "auc.png")
 
 
-def print_table(results: dict, n_seeds: int) -> None:
-    table = Table(title=f"CoLLM ML-1M test, median of {n_seeds} seeds (early stopping on valid)")
+def print_table(results: dict, n_seeds: int, history: str) -> None:
+    title = f"CoLLM ML-1M test, {history} history, median of {n_seeds} seeds (early stopping on valid)"
+    table = Table(title=title)
     for column in ("backbone", "AUC", "ACC", "LogLoss", "paper Base AUC", "AUC - Base", "train s"):
         table.add_column(column, justify="right")
     for backbone, r in results.items():
