@@ -22,10 +22,11 @@ from trackrec.errors import ConfigError
 C = TypeVar("C", bound="Config")
 
 
-def field(default: Any, help: str, **kwargs) -> Any:  # noqa: A002 - mirrors trl's metadata key
+def field(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with trl-style `help` metadata; `factory` builds nested configs."""
     if isinstance(default, (list, dict, set)):
-        raise TypeError("use a tuple or default_factory for container defaults")
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        raise TypeError("use a tuple or a factory for container defaults")
+    return dataclasses.field(default=default, default_factory=factory, metadata={"help": help})
 
 
 @dataclasses.dataclass

@@ -18,13 +18,8 @@ from trackrec.stages.train_ctr import CTRConfig, train_ctr
 @dataclass
 class RunConfig(Config):
     run_dir: str = field("runs/local", help="folder that receives every artifact of the run")
-    data: DataConfig = field(None, help="prepare_data stage")
-    ctr: CTRConfig = field(None, help="train_ctr stage")
-
-    def __post_init__(self) -> None:
-        self.data = self.data or DataConfig()
-        self.ctr = self.ctr or CTRConfig()
-        super().__post_init__()
+    data: DataConfig = field(factory=DataConfig, help="prepare_data stage")
+    ctr: CTRConfig = field(factory=CTRConfig, help="train_ctr stage")
 
 
 def _done_with(record: Path, config: Config) -> bool:

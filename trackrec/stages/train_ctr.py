@@ -25,13 +25,8 @@ class CTRConfig(Config):
     history_len: int = field(10, help="most recent history items the model reads")
     user_vectors: str | None = field(None, help="parquet of user_id + embedding (RecCoT vectors); none: ids only")
     dense_dim: int = field(0, help="size of the user vectors; 0 when none are given")
-    model: ModelConfig = field(None, help="backbone hyperparameters")
-    train: TrainConfig = field(None, help="optimisation and early stopping")
-
-    def __post_init__(self) -> None:
-        self.model = self.model or ModelConfig()
-        self.train = self.train or TrainConfig()
-        super().__post_init__()
+    model: ModelConfig = field(factory=ModelConfig, help="backbone hyperparameters")
+    train: TrainConfig = field(factory=TrainConfig, help="optimisation and early stopping")
 
     def problems(self) -> list[str]:
         problems = []
