@@ -1,0 +1,1 @@
+"""The LLM half of TrackRec: prompts, engines, rewards and the alignment losses."""
