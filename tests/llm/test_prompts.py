@@ -9,8 +9,9 @@ HISTORY = [HistoryItem("In the Company of Men (1997)", 0, 3.0), HistoryItem("To 
 def test_reccot_prompt_is_figure_4():
     assert reccot_prompt(HISTORY) == (
         "Here is a list of movies that a user has watched in the format of [MOVIE NAME (YEAR), RATING], where "
-        "RATING>3 means like and RATING<=3 means dislike. User's watching history: ['In the Company of Men (1997)', 3], "
-        "['To Catch a Thief (1955)', 3]\n Please summarize the user's movie watch preference within 200 words."
+        "RATING>3 means like and RATING<=3 means dislike. User's watching history: "
+        "['In the Company of Men (1997)', 3], ['To Catch a Thief (1955)', 3]\n "
+        "Please summarize the user's movie watch preference within 200 words."
     )
 
 

@@ -81,8 +81,11 @@ def safe_summary(text: str) -> str:
 
 
 def fit_history(
-    history: Sequence[HistoryItem], build: Callable[[Sequence[HistoryItem]], str], count_tokens: Callable[[str], int],
-    budget: int, where: str = "prompt",
+    history: Sequence[HistoryItem],
+    build: Callable[[Sequence[HistoryItem]], str],
+    count_tokens: Callable[[str], int],
+    budget: int,
+    where: str = "prompt",
 ) -> str:
     """The prompt from the most recent history items whose prompt fits `budget` tokens.
 

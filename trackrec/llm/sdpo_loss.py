@@ -15,7 +15,10 @@ from torch.nn import functional as F
 
 
 def sdpo_loss(
-    chosen_logratio: torch.Tensor, rejected_logratios: torch.Tensor, beta: float, rejected_mask: torch.Tensor | None = None
+    chosen_logratio: torch.Tensor,
+    rejected_logratios: torch.Tensor,
+    beta: float,
+    rejected_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """chosen_logratio (B,), rejected_logratios (B, K), rejected_mask (B, K) True where a rejected exists -> (B,)."""
     margins = beta * (rejected_logratios - chosen_logratio.unsqueeze(1))  # B x K

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+
+from trackrec.errors import DataError
+from trackrec.llm.hf_engine import HFEngine
+
+PROMPTS = ["Here is a list of movies.", "The user likes Action movies and dislikes Horror movies a lot.", "Yes or No?"]
+
+
+def test_sample_draws_n_per_prompt_in_one_generate_call(tiny_lm):
+    model, tokenizer = tiny_lm
+    calls = []
+    original = model.generate
+    model.generate = lambda **kw: calls.append(kw["num_return_sequences"]) or original(**kw)
+    engine = HFEngine(model, tokenizer, batch_size=8, progress=False)
+    out = engine.sample(PROMPTS, n=4, temperature=1.0, top_p=0.9, max_new_tokens=6, seed=1)
+    assert [len(samples) for samples in out] == [4, 4, 4] and calls == [4]
+    assert out == engine.sample(PROMPTS, n=4, temperature=1.0, top_p=0.9, max_new_tokens=6, seed=1)
+
+
+def test_greedy_does_not_depend_on_batching(tiny_lm):
+    engine = HFEngine(*tiny_lm, batch_size=8, progress=False)
+    batched = engine.greedy(PROMPTS, max_new_tokens=5)
+    engine.batch_size = 1
+    assert batched == engine.greedy(PROMPTS, max_new_tokens=5)
+
+
+def test_yes_no_probs_is_one_forward_matching_unpadded_scoring(tiny_lm):
+    model, tokenizer = tiny_lm
+    engine = HFEngine(model, tokenizer, batch_size=8, progress=False)
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    probs = engine.yes_no_probs(PROMPTS)
+    assert probs.shape == (3, 2) and len(calls) == 1 and (probs > 0).all()
+    yes, no = (tokenizer.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
+    for prompt, row in zip(PROMPTS, probs, strict=True):
+        ids = tokenizer(engine.render([prompt])[0], return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.no_grad():
+            expected = torch.softmax(model(ids).logits[0, -1], -1)[[yes, no]].numpy()
+        np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_prompt_longer_than_context_is_explained(tiny_lm):
+    engine = HFEngine(*tiny_lm, progress=False)
+    with pytest.raises(DataError, match=r"exceed the model's context of 512"):
+        engine.yes_no_probs(["movies " * 600])
+
+
+def test_tokenizer_without_chat_template_is_refused(tiny_lm):
+    model, tokenizer = tiny_lm
+    tokenizer.chat_template = None
+    with pytest.raises(ValueError, match="no chat template"):
+        HFEngine(model, tokenizer)

@@ -1,0 +1,21 @@
+"""The engine interface every LLM stage uses; backends: Hugging Face (reference), vLLM (GPU extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+
+class Engine(Protocol):
+    def sample(
+        self, prompts: Sequence[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
+    ) -> list[list[str]]:
+        """n completions per prompt."""
+
+    def greedy(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        """One greedy completion per prompt."""
+
+    def yes_no_probs(self, prompts: Sequence[str]) -> np.ndarray:
+        """(len(prompts), 2): probabilities of the answer words Yes and No as the first answer token."""

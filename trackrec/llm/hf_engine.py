@@ -1,0 +1,97 @@
+"""Hugging Face backend of the engine: batched, left-padded, chat-templated.
+
+Sampling draws a prompt's n completions in one `generate` call (num_return_sequences), and Yes/No
+scoring is one forward pass per prompt batch: the next-token distribution after the assistant turn
+opens, read at the ids the tokenizer itself gives the answer words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from trackrec.errors import DataError
+
+ANSWER_WORDS = ("Yes", "No")
+
+
+def answer_token_ids(tokenizer: PreTrainedTokenizerBase, words: Sequence[str] = ANSWER_WORDS) -> tuple[int, int]:
+    """First token id of each answer word as the tokenizer encodes it at the start of a turn."""
+    ids = tuple(tokenizer.encode(word, add_special_tokens=False)[0] for word in words)
+    if ids[0] == ids[1]:
+        raise ValueError(f"the answer words {words} start with the same token {ids[0]}; choose distinguishable words")
+    return ids
+
+
+class HFEngine:
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 16, progress: bool = True
+    ):
+        if tokenizer.chat_template is None:
+            raise ValueError("the tokenizer has no chat template; use an instruct model or set tokenizer.chat_template")
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model, self.tokenizer, self.batch_size, self.progress = model.eval(), tokenizer, batch_size, progress
+        self.yes_id, self.no_id = answer_token_ids(tokenizer)
+        self.context = getattr(model.config, "max_position_embeddings", None)
+
+    def render(self, prompts: Sequence[str]) -> list[str]:
+        """Each prompt as one user turn through the chat template, the assistant turn opened."""
+        template = self.tokenizer.apply_chat_template
+        return [template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
+
+    def _encode(self, prompts: Sequence[str], new_tokens: int) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(self.render(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        longest = int(batch["attention_mask"].sum(1).max())
+        if self.context is not None and longest + new_tokens > self.context:
+            raise DataError(
+                "prompt",
+                f"{longest} prompt tokens + {new_tokens} new tokens exceed the model's context of {self.context}; "
+                "lower the history token budget",
+            )
+        return {k: v.to(self.model.device) for k, v in batch.items()}
+
+    def _chunks(self, prompts: Sequence[str], desc: str):
+        starts = range(0, len(prompts), self.batch_size)
+        for start in tqdm(starts, desc=desc, unit="batch", disable=not self.progress, leave=False):
+            yield prompts[start : start + self.batch_size]
+
+    @torch.no_grad()
+    def _generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, **sampling) -> list[list[str]]:
+        out: list[list[str]] = []
+        for chunk in self._chunks(prompts, "generate"):
+            batch = self._encode(chunk, max_new_tokens)
+            tokens = self.model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=n,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+            )
+            texts = self.tokenizer.batch_decode(tokens[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            out.extend([t.strip() for t in texts[i * n : (i + 1) * n]] for i in range(len(chunk)))
+        return out
+
+    def sample(
+        self, prompts: Sequence[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
+    ) -> list[list[str]]:
+        torch.manual_seed(seed)
+        return self._generate(prompts, n, max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+
+    def greedy(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        return [texts[0] for texts in self._generate(prompts, 1, max_new_tokens, do_sample=False)]
+
+    @torch.no_grad()
+    def yes_no_probs(self, prompts: Sequence[str]) -> np.ndarray:
+        rows = []
+        for chunk in self._chunks(prompts, "score"):
+            batch = self._encode(chunk, 1)
+            logits = self.model(**batch).logits[:, -1, :].float()  # left padding: the last position is real
+            probs = torch.softmax(logits, dim=-1)
+            rows.append(probs[:, [self.yes_id, self.no_id]].cpu())
+        return torch.cat(rows).numpy()
