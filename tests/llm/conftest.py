@@ -23,6 +23,7 @@ def tiny_lm_dir(tmp_path_factory):
     tokenizer = Qwen2Tokenizer().train_new_from_iterator(CORPUS * 20, vocab_size=400)
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     tokenizer.chat_template = CHATML
+    tokenizer.eos_token = "<|im_end|>"  # end of the assistant turn, as in instruct models
     tokenizer.save_pretrained(folder)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
