@@ -82,6 +82,14 @@ def test_policy_equal_to_reference_gives_log_n(tiny_lm, tmp_path):
     assert loss.item() == pytest.approx(math.log(3), abs=1e-5)  # N = 1 chosen + 2 rejected
 
 
+def test_precomputed_reference_log_probs(tiny_lm, tmp_path):
+    model, _ = tiny_lm
+    t = trainer(tiny_lm, tmp_path, ref=copy.deepcopy(model), args={"precompute_ref_log_probs": True})
+    batch = first_batch(t)
+    assert batch["ref_rejected_logps"].shape == (2, 2)
+    assert t.compute_loss(t.model, batch).item() == pytest.approx(math.log(3), abs=1e-5)
+
+
 def chosen_logratio(t):
     batch = first_batch(t)
     with torch.no_grad():

@@ -14,14 +14,7 @@ import torch
 from torch.nn import functional as F
 
 
-def sdpo_loss(
-    chosen_logratio: torch.Tensor,
-    rejected_logratios: torch.Tensor,
-    beta: float,
-    rejected_mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """chosen_logratio (B,), rejected_logratios (B, K), rejected_mask (B, K) True where a rejected exists -> (B,)."""
+def sdpo_loss(chosen_logratio: torch.Tensor, rejected_logratios: torch.Tensor, beta: float) -> torch.Tensor:
+    """chosen_logratio (B,), rejected_logratios (B, K) -> per-example loss (B,)."""
     margins = beta * (rejected_logratios - chosen_logratio.unsqueeze(1))  # B x K
-    if rejected_mask is not None:
-        margins = margins.masked_fill(~rejected_mask, float("-inf"))
     return -F.logsigmoid(-torch.logsumexp(margins, dim=1))
