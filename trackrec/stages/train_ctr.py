@@ -23,7 +23,9 @@ from trackrec.errors import DataError
 class CTRConfig(Config):
     backbone: str = field("din", help=f"one of {sorted(BACKBONES)}")
     history_len: int = field(10, help="most recent history items the model reads")
-    user_vectors: str | None = field(None, help="parquet of user_id + embedding (RecCoT vectors); none: ids only")
+    user_vectors: str | None = field(
+        None, help="parquet of user_id + embedding (RecCoT vectors); users without one read zeros; none: ids only"
+    )
     dense_dim: int = field(0, help="size of the user vectors; 0 when none are given")
     model: ModelConfig = field(factory=ModelConfig, help="backbone hyperparameters")
     train: TrainConfig = field(factory=TrainConfig, help="optimisation and early stopping")
