@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trackrec.data.history import HistoryMode, samples_from_events
 from trackrec.data.schema import SPLITS, check_binary, check_positive_ids, first_bad_row, require_columns
 from trackrec.errors import DataError
 
@@ -82,10 +81,6 @@ def collm_events(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     events = pd.concat(parts, ignore_index=True)
     events = events.sort_values(["user_id", "timestamp", "_split_rank", "_row"], kind="stable")
     return events.drop(columns=["_split_rank", "_row"]).reset_index(drop=True)
-
-
-def collm_samples(data_root: Path, history: HistoryMode, max_history: int) -> dict[str, pd.DataFrame]:
-    return samples_from_events(collm_events(read_collm(data_root)), history, max_history)
 
 
 def collm_stats(raw: dict[str, pd.DataFrame]) -> dict[str, int]:

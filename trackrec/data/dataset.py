@@ -21,8 +21,6 @@ from trackrec.data.schema import SPLITS, require_columns, validate_samples
 from trackrec.errors import DataError
 from trackrec.paths import data_dir
 
-SOURCES = ("collm-ml1m", "ml1m-raw", "behaviour-log")
-
 
 @dataclass
 class DataConfig(Config):

@@ -10,18 +10,15 @@ items by first appearance in that order, 0 kept for padding.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from trackrec.data.history import HistoryMode, samples_from_events
 from trackrec.data.schema import first_bad_row, plain
 from trackrec.errors import DataError
 
 ML1M_FOLDER = "ml-1m"
 SLOT_SPLITS = {"train": range(14, 24), "valid": range(24, 29), "test": range(29, 34)}
-_YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
 def _read_dat(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -40,11 +37,10 @@ def _read_dat(path: Path, columns: list[str]) -> pd.DataFrame:
 
 
 def read_movies(path: Path) -> pd.DataFrame:
-    """movies.dat as movie_id, title, genres (list), year (0 where the title has none)."""
+    """movies.dat as movie_id, title, genres (list)."""
     movies = _read_dat(Path(path), ["movie_id", "title", "genres"])
     movies["movie_id"] = movies["movie_id"].astype("int64")
     movies["genres"] = movies["genres"].str.split("|")
-    movies["year"] = movies["title"].map(lambda t: int(m.group(1)) if (m := _YEAR.search(t)) else 0)
     return movies
 
 
@@ -87,12 +83,3 @@ def collm_recipe_events(ratings: pd.DataFrame, movies: pd.DataFrame) -> pd.DataF
             "raw_item_id": frame["movie_id"].astype("int64"),
         }
     )
-
-
-def ml1m_raw_samples(
-    ml1m_dir: Path, history: HistoryMode, max_history: int
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Samples and the events' item table built from ratings.dat + movies.dat."""
-    ml1m_dir = Path(ml1m_dir)
-    events = collm_recipe_events(read_ratings(ml1m_dir / "ratings.dat"), read_movies(ml1m_dir / "movies.dat"))
-    return samples_from_events(events, history, max_history), events

@@ -30,10 +30,14 @@ class HistoryItem:
     rating: float | None = None
 
 
+def neutralised(text: str) -> str:
+    """Visible characters on one line, no markup brackets: data that cannot act as chat or block markup."""
+    visible = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in str(text))
+    return " ".join(visible.translate(_ANGLE).split())
+
+
 def safe_title(title: str) -> str:
-    """Visible characters only, no markup brackets, bounded length."""
-    text = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in str(title))
-    return " ".join(text.translate(_ANGLE).split())[:MAX_TITLE_CHARS]
+    return neutralised(title)[:MAX_TITLE_CHARS]
 
 
 def quoted(title: str) -> str:
@@ -46,15 +50,15 @@ def _render_item(item: HistoryItem, with_ratings: bool) -> str:
     return f"[{quoted(item.title)}, {score}]"
 
 
-def _render_history(items: Sequence[HistoryItem]) -> tuple[str, str]:
+def _render_history(items: Sequence[HistoryItem], where: str) -> tuple[str, str]:
+    if not items:
+        raise DataError(where, "empty history: the prompt needs at least one earlier interaction")
     with_ratings = all(i.rating is not None for i in items)
     return (_RATING_FORMAT if with_ratings else _LABEL_FORMAT), ", ".join(_render_item(i, with_ratings) for i in items)
 
 
 def reccot_prompt(history: Sequence[HistoryItem]) -> str:
-    if not history:
-        raise DataError("reccot prompt", "empty history: a RecCoT needs at least one earlier interaction")
-    fmt, items = _render_history(history)
+    fmt, items = _render_history(history, "reccot prompt")
     return (
         f"Here is a list of movies that a user has watched in the format of {fmt}. "
         f"User's watching history: {items}\n Please summarize the user's movie watch preference within 200 words."
@@ -62,22 +66,14 @@ def reccot_prompt(history: Sequence[HistoryItem]) -> str:
 
 
 def rec_prompt(history: Sequence[HistoryItem], target_title: str, reccot: str) -> str:
-    if not history:
-        raise DataError("rec prompt", "empty history: the validator needs at least one earlier interaction")
-    fmt, items = _render_history(history)
-    summary = safe_summary(reccot)
+    fmt, items = _render_history(history, "rec prompt")
     return (
         f"Here is a list of movies that a user has watched in the format of {fmt}, identify whether the user "
         f'will like the target movie by answering "Yes." or "No.". User\'s watching history {items}, '
         f"Whether the user will like the target movie {quoted(target_title)}? "
         "And we also provide the summary (between <summary> and </summary>) of user's movie watch preference "
-        f"for your reference. <summary>{summary}</summary> Only output the result (Yes or No)"
+        f"for your reference. <summary>{neutralised(reccot)}</summary> Only output the result (Yes or No)"
     )
-
-
-def safe_summary(text: str) -> str:
-    """A generated RecCoT inside the <summary> block: keep newlines' meaning, drop markup brackets."""
-    return " ".join(str(text).translate(_ANGLE).split())
 
 
 def fit_history(
