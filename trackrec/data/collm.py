@@ -2,7 +2,8 @@
 
 Each row: uid, iid, label, timestamp, title, his (earlier liked ids, starting with the pad 0),
 his_title, not_cold, row_index. The full earlier sequence (liked and disliked) is rebuilt from the
-three splits sorted by (uid, timestamp, split, row_index); the liked-only history is CoLLM's own.
+three splits sorted by (uid, timestamp, split, row_index); keeping only liked items in that order
+reproduces CoLLM's `his` row for row (tests/test_realdata.py).
 """
 
 from __future__ import annotations
