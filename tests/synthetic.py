@@ -12,25 +12,30 @@ GENRES = ("Action", "Comedy", "Drama", "Horror")
 SPLIT_FILES = {"train": "train_ood2", "valid": "valid_ood2", "test": "test_ood2"}
 
 
-def movie_titles(n_items: int) -> dict[int, str]:
-    return {i: f"Movie {i} ({1960 + i % 40})" for i in range(1, n_items + 1)}
+def movie_titles(n_items: int, genre_titles: bool = False) -> dict[int, str]:
+    """Titles like 'Movie 5 (1965)', or 'Action Movie 5 (1965)' where the genre should be readable from text."""
+    return {
+        i: f"{item_genre(i) + ' ' if genre_titles else ''}Movie {i} ({1960 + i % 40})" for i in range(1, n_items + 1)
+    }
 
 
 def item_genre(item: int) -> str:
     return GENRES[item % len(GENRES)]
 
 
-def write_movies(path: Path, n_items: int) -> None:
+def write_movies(path: Path, n_items: int, genre_titles: bool = False) -> None:
     """movies.dat (MovieID::Title::Genres, latin-1), ids equal to the CoLLM item ids."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{i}::{title}::{item_genre(i)}|Drama" for i, title in movie_titles(n_items).items()]
+    lines = [f"{i}::{title}::{item_genre(i)}|Drama" for i, title in movie_titles(n_items, genre_titles).items()]
     path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
 
 
-def collm_rows(n_users: int = 12, n_items: int = 40, per_user: int = 30, seed: int = 0) -> dict[str, list[dict]]:
+def collm_rows(
+    n_users: int = 12, n_items: int = 40, per_user: int = 30, seed: int = 0, genre_titles: bool = False
+) -> dict[str, list[dict]]:
     """CoLLM-format rows: each user likes one genre (label 1 with p=0.85 on it, 0.15 off it)."""
     rng = np.random.default_rng(seed)
-    titles = movie_titles(n_items)
+    titles = movie_titles(n_items, genre_titles)
     splits = {name: [] for name in SPLIT_FILES}
     for uid in range(1, n_users + 1):
         favourite = GENRES[uid % len(GENRES)]
@@ -61,12 +66,12 @@ def collm_rows(n_users: int = 12, n_items: int = 40, per_user: int = 30, seed: i
     return splits
 
 
-def write_collm(root: Path, splits: dict[str, list[dict]], n_items: int = 40) -> Path:
+def write_collm(root: Path, splits: dict[str, list[dict]], n_items: int = 40, genre_titles: bool = False) -> Path:
     """Write rows as collm-ml1m/jsonl/*.jsonl.gz plus ml-1m/movies.dat under `root`."""
     folder = root / "collm-ml1m" / "jsonl"
     folder.mkdir(parents=True, exist_ok=True)
     for split, rows in splits.items():
         with gzip.open(folder / f"{SPLIT_FILES[split]}.jsonl.gz", "wt") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in rows)
-    write_movies(root / "ml-1m" / "movies.dat", n_items)
+    write_movies(root / "ml-1m" / "movies.dat", n_items, genre_titles)
     return root

@@ -89,4 +89,6 @@ def run(config: ConfigPath = Path("configs/local.yaml")):
     from trackrec.run import run as run_job
 
     result = run_job(load_config(config, RunConfig), log=console.print)
-    console.print(f"done: {result['backbone']} test {result['test']}")
+    for row in result.get("llm", []):
+        console.print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+    console.print(f"done: {result['ctr']['backbone']} test {result['ctr']['test']}")

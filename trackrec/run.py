@@ -1,17 +1,33 @@
 """The main job on one machine: a plain sequence of stage calls, every artifact in one run folder.
 
-A stage whose output folder is complete (written atomically) is skipped on a re-run.
+prepare_data -> [select_samples -> distill -> greedy -> rectune -> evaluate (iteration 0)
+-> T x (sample -> score -> align -> greedy -> rectune -> evaluate) -> report] -> train_ctr.
+Each stage writes its folder whole (atomically); a `.done` file beside its outputs records a
+fingerprint of its config and of its inputs' fingerprints, so a re-run skips exactly the stages
+whose config and upstream are unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from trackrec.config import Config, config_to_dict, field
 from trackrec.data.dataset import DataConfig
+from trackrec.llm.report import write_report
+from trackrec.stages.align import align
+from trackrec.stages.distill import distill
+from trackrec.stages.evaluate import evaluate
+from trackrec.stages.greedy import greedy
+from trackrec.stages.llm_config import LLMConfig
 from trackrec.stages.prepare_data import prepare_data
+from trackrec.stages.rectune import rectune
+from trackrec.stages.sample import sample
+from trackrec.stages.score import score
+from trackrec.stages.select_samples import select_samples
 from trackrec.stages.train_ctr import CTRConfig, train_ctr
 
 
@@ -19,31 +35,128 @@ from trackrec.stages.train_ctr import CTRConfig, train_ctr
 class RunConfig(Config):
     run_dir: str = field("runs/local", help="folder that receives every artifact of the run")
     data: DataConfig = field(factory=DataConfig, help="prepare_data stage")
+    llm: LLMConfig | None = field(None, help="the RecCoT loop; none: data and CTR only")
     ctr: CTRConfig = field(factory=CTRConfig, help="train_ctr stage")
 
 
-def _done_with(record: Path, config: Config) -> bool:
-    """A stage is done when its output (written atomically) exists and was built from this config."""
-    return record.exists() and json.loads(record.read_text()).get("config") == config_to_dict(config)
+@dataclass(frozen=True)
+class Output:
+    path: Path
+    fingerprint: str
 
 
-def _newer(upstream: Path, downstream: Path) -> bool:
-    return upstream.stat().st_mtime > downstream.stat().st_mtime
+class Stages:
+    """Runs a stage unless its output is complete and was built from the same config and inputs."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+
+    def __call__(self, name: str, path: Path, config, inputs: list[Output], build: Callable[[Path], object]) -> Output:
+        key = json.dumps({"stage": name, "config": config, "inputs": [i.fingerprint for i in inputs]}, sort_keys=True)
+        fingerprint = hashlib.sha256(key.encode()).hexdigest()
+        done = path / ".done"
+        if done.exists() and done.read_text() == fingerprint:
+            self.log(f"{name}: {path} is complete, skipped")
+        else:
+            result = build(path)
+            done.write_text(fingerprint)
+            self.log(f"{name}: {_summary(result)} -> {path}")
+        return Output(path, fingerprint)
+
+
+def _summary(result) -> str:
+    text = json.dumps(result, default=str) if isinstance(result, dict | int) else type(result).__name__
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+def _adapter(output: Output | None) -> Path | None:
+    return None if output is None else output.path / "adapter"
+
+
+def run_llm(llm: LLMConfig, data: Output, folder: Path, stage: Stages) -> list[dict]:
+    """Distillation, iteration 0, T alternating iterations; returns the per-iteration metrics."""
+    config = config_to_dict(llm) | {"iterations": None}  # T does not change what one stage computes
+    subset = stage(
+        "select_samples", folder / "samples", config, [data], lambda out: select_samples(data.path, llm.subset, out)
+    )
+    samples = subset.path
+    g = stage("distill", folder / "iter0" / "distill", config, [subset], lambda out: distill(samples, llm, out))
+    v = None
+    rows = []
+    for t in range(llm.iterations + 1):
+        it = folder / f"iter{t}"
+        if t > 0:
+            g_prev, v_prev = g, v
+            sampled = stage(
+                "sample",
+                it / "sample",
+                config,
+                [subset, g_prev],
+                lambda out, g_prev=g_prev, t=t: sample(samples, _adapter(g_prev), llm, out, llm.generation.seed + t),
+            )
+            scored = stage(
+                "score",
+                it / "score",
+                config,
+                [sampled, v_prev],
+                lambda out, s=sampled, v_prev=v_prev: score(samples, s.path, _adapter(v_prev), llm, out),
+            )
+            g = stage(
+                "align",
+                it / "align",
+                config,
+                [scored, g_prev],
+                lambda out, s=scored, g_prev=g_prev: align(s.path, _adapter(g_prev), llm, out),
+            )
+        greedy_out = stage(
+            "greedy", it / "greedy", config, [subset, g], lambda out, g=g: greedy(samples, _adapter(g), llm, out)
+        )
+        v = stage(
+            "rectune",
+            it / "rectune",
+            config,
+            [greedy_out] + ([v] if v else []),
+            lambda out, gr=greedy_out, v_prev=v: rectune(samples, gr.path, _adapter(v_prev), llm, out),
+        )
+        evaluated = stage(
+            "evaluate",
+            it / "evaluate",
+            config,
+            [greedy_out, v],
+            lambda out, gr=greedy_out, v=v: evaluate(samples, gr.path, _adapter(v), llm, out),
+        )
+        row = {"iteration": t, **json.loads((evaluated.path / "metrics.json").read_text())}
+        if t > 0:
+            stats = json.loads((scored.path / "stats.json").read_text())
+            row |= {"sampled_mean_reward": stats["mean_reward"], "sampled_chosen_reward": stats["mean_chosen_reward"]}
+        rows.append(row)
+    write_report(rows, folder)
+    return rows
 
 
 def run(config: RunConfig, log=print) -> dict:
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
-    dataset_dir, ctr_dir = run_dir / "data", run_dir / "ctr"
-    if _done_with(dataset_dir / "meta.json", config.data):
-        log(f"prepare_data: {dataset_dir} is complete, skipped")
-    else:
-        dataset = prepare_data(config.data, dataset_dir)
-        log(f"prepare_data: {dataset.meta['rows']} -> {dataset_dir}")
-    if _done_with(ctr_dir / "metrics.json", config.ctr) and not _newer(dataset_dir, ctr_dir):
-        log(f"train_ctr: {ctr_dir} is complete, skipped")
-        return json.loads((ctr_dir / "metrics.json").read_text())
-    result = train_ctr(dataset_dir, config.ctr, ctr_dir)
-    log(f"train_ctr: {config.ctr.backbone} test {result['test']} -> {ctr_dir}")
+    stage = Stages(log)
+    data = stage(
+        "prepare_data",
+        run_dir / "data",
+        config_to_dict(config.data),
+        [],
+        lambda out: prepare_data(config.data, out).meta["rows"],
+    )
+    result = {}
+    if config.llm is not None:
+        result["llm"] = run_llm(config.llm, data, run_dir / "llm", stage)
+        log(f"llm: report -> {run_dir / 'llm' / 'report.html'}")
+    ctr_dir = run_dir / "ctr"
+    stage(
+        "train_ctr",
+        ctr_dir,
+        config_to_dict(config.ctr),
+        [data],
+        lambda out: train_ctr(data.path, config.ctr, out)["test"],
+    )
+    result["ctr"] = json.loads((ctr_dir / "metrics.json").read_text())
     return result

@@ -52,9 +52,9 @@ def test_fit_history_keeps_most_recent_within_budget():
     def count(text):
         return len(text.split())
 
-    prompt = fit_history(history, reccot_prompt, count, budget=80)
-    assert count(prompt) <= 80 and "'Movie 49 (2000)'" in prompt and "'Movie 0 (2000)'" not in prompt
-    assert count(fit_history(history, reccot_prompt, count, budget=83)) > count(prompt) - 1
+    kept = fit_history(history, reccot_prompt, count, budget=80)
+    assert count(reccot_prompt(kept)) <= 80 and kept == history[-len(kept) :]
+    assert count(reccot_prompt(history[-len(kept) - 1 :])) > 80  # one more item would not fit
 
 
 def test_prompt_longer_than_budget_is_explained():

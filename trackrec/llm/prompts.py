@@ -5,7 +5,7 @@ the history and a RecCoT in a <summary> block. History items render as ['Title (
 where the source has ratings (RATING>3 means like, as in Figure 4) and as ['Title (Year)', 1|0]
 (1 liked, 0 disliked) where it only has labels. Titles are quoted, stripped of control characters,
 and their angle brackets replaced, so a hostile title cannot close the <summary> block or open a
-chat turn. `fit_history` keeps the most recent items that fit a token budget.
+chat turn. `fit_history` keeps the most recent items whose prompt fits a token budget.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def fit_history(
     count_tokens: Callable[[str], int],
     budget: int,
     where: str = "prompt",
-) -> str:
-    """The prompt from the most recent history items whose prompt fits `budget` tokens.
+) -> list[HistoryItem]:
+    """The most recent history items whose prompt `build(items)` fits `budget` tokens.
 
     Raises DataError when the history is empty or not even the last item fits.
     """
@@ -98,4 +98,4 @@ def fit_history(
             low = middle
         else:
             high = middle - 1
-    return build(history[-low:])
+    return list(history[-low:])

@@ -24,16 +24,21 @@ from trl.trainer.utils import pad
 from trackrec.llm.sdpo_loss import sdpo_loss
 
 
+def chat_prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """The prompt as one user turn through the chat template, the assistant turn opened."""
+    turn = [{"role": "user", "content": prompt}]
+    return list(tokenizer.apply_chat_template(turn, tokenize=True, add_generation_prompt=True, return_dict=False))
+
+
 def tokenize_preference(example: dict, tokenizer) -> dict:
     """Chat-templated prompt ids, and completion ids ending in the tokenizer's eos."""
-    prompt = [{"role": "user", "content": example["prompt"]}]
-    prompt_ids = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=False)
+    prompt_ids = chat_prompt_ids(tokenizer, example["prompt"])
 
     def completion(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
     return {
-        "prompt_ids": list(prompt_ids),
+        "prompt_ids": prompt_ids,
         "chosen_ids": completion(example["chosen"]),
         "rejected_ids": [completion(text) for text in example["rejected"]],
     }

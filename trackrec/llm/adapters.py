@@ -1,0 +1,59 @@
+"""G and V as LoRA adapters over one frozen base: load, create, continue.
+
+An adapter folder (peft's adapter_config.json + weights) is the artifact of every training stage;
+the base travels by reference (see base_model.resolve_model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from trackrec.config import Config, field
+from trackrec.errors import ConfigError
+from trackrec.llm.base_model import resolve_model
+
+
+@dataclass
+class LoRAConfig(Config):
+    r: int = field(8, help="rank of the LoRA update")
+    alpha: int = field(16, help="LoRA scaling numerator")
+    dropout: float = field(0.0, help="dropout on the LoRA input")
+    target_modules: list[str] = field(
+        factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        help="module names that get an adapter",
+    )
+
+    def problems(self) -> list[str]:
+        return [f"r: must be >= 1, got {self.r}"] if self.r < 1 else []
+
+
+def load_tokenizer(base: str):
+    return AutoTokenizer.from_pretrained(resolve_model(base))
+
+
+def load_model(base: str, adapter: str | Path | None = None, lora: LoRAConfig | None = None, trainable: bool = False):
+    """The base with `adapter` on it; with no adapter and trainable, a fresh LoRA adapter from `lora`."""
+    cuda = torch.cuda.is_available()
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model(base), dtype=torch.bfloat16 if cuda else torch.float32, device_map="cuda" if cuda else None
+    )
+    if adapter is not None:
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise ConfigError("adapter", [f"{adapter}: not a LoRA adapter folder (no adapter_config.json)"])
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    if trainable:
+        lora = lora or LoRAConfig()
+        peft_config = LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, peft_config)
+    return model

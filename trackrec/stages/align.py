@@ -1,0 +1,29 @@
+"""Stage align (eq. 4): S-DPO of G(t-1) on the scored preferences, reference G(t-1); writes G(t)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from trackrec.atomic import atomic_dir
+from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.training import align as train_sdpo
+from trackrec.stages.llm_common import write_json
+from trackrec.stages.llm_config import LLMConfig
+
+
+def align(scored_dir: str | Path, generator: str | Path, llm: LLMConfig, output: str | Path) -> list[dict]:
+    """Writes adapter/ (G(t)) and log.json (trl's training log)."""
+    table = pd.read_parquet(Path(scored_dir) / "preferences.parquet")
+    rows = [
+        {"prompt": r.prompt, "chosen": r.chosen, "rejected": list(r.rejected)} for r in table.itertuples(index=False)
+    ]
+    model = load_model(llm.base, generator, trainable=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        history = train_sdpo(model, load_tokenizer(llm.base), rows, llm.align_train, llm.beta, Path(workdir))
+    with atomic_dir(output) as tmp:
+        model.save_pretrained(tmp / "adapter")
+        write_json(tmp / "log.json", history)
+    return history

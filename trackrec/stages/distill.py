@@ -1,0 +1,35 @@
+"""Stage distill (paper 3.5): the teacher's RecCoTs for a few users, SFT of G0 on them."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from trackrec.atomic import atomic_dir
+from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.teacher import make_teacher
+from trackrec.llm.training import sft, sft_dataset
+from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
+from trackrec.stages.llm_config import LLMConfig
+
+
+def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> dict:
+    """Writes adapter/ (G0), corpus.parquet (prompt, reccot) and log.json."""
+    frame = read_samples(samples_dir, "distill")
+    tokenizer = load_tokenizer(llm.base)
+    prompts = prompt_builder(llm, tokenizer, "distill samples").reccot(frame)
+    reccots = make_teacher(llm.teacher, progress).complete(prompts) if prompts else []
+    model = load_model(llm.base, lora=llm.lora, trainable=True)
+    history = []
+    if prompts:
+        with tempfile.TemporaryDirectory() as workdir:
+            dataset = sft_dataset(tokenizer, prompts, reccots, answer_only=False)
+            history = sft(model, tokenizer, dataset, llm.distill_train, Path(workdir))
+    log = {"users": len(prompts), "teacher": llm.teacher.model, "train_log": history}
+    with atomic_dir(output) as tmp:
+        model.save_pretrained(tmp / "adapter")
+        pd.DataFrame({"prompt": prompts, "reccot": reccots}).to_parquet(tmp / "corpus.parquet")
+        write_json(tmp / "log.json", log)
+    return log

@@ -1,0 +1,36 @@
+"""Stage greedy: one RecCoT per train and eval sample from G(t), by greedy decoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from trackrec.atomic import atomic_dir
+from trackrec.llm.records import require_history
+from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples
+from trackrec.stages.llm_config import LLMConfig
+
+SPLITS = ("train", "eval")
+
+
+def greedy(samples_dir: str | Path, generator: str | Path, llm: LLMConfig, output: str | Path, progress=True) -> int:
+    """Writes reccots.parquet: split, the sample's index, its RecCoT."""
+    engine = open_engine(llm, generator, progress)
+    tables = []
+    for split in SPLITS:
+        frame = read_samples(samples_dir, split)
+        require_history(frame, f"{split} samples")
+        prompts = prompt_builder(llm, engine.tokenizer, f"{split} samples").reccot(frame)
+        reccots = engine.greedy(prompts, llm.generation.max_new_tokens)
+        tables.append(pd.DataFrame({"split": split, "sample": frame.index, "reccot": reccots}))
+    table = pd.concat(tables, ignore_index=True)
+    with atomic_dir(output) as tmp:
+        table.to_parquet(tmp / "reccots.parquet")
+    return len(table)
+
+
+def read_reccots(greedy_dir: str | Path, split: str, frame: pd.DataFrame) -> list[str]:
+    """The RecCoTs of `split`, in the order of `frame`'s rows."""
+    table = pd.read_parquet(Path(greedy_dir) / "reccots.parquet")
+    return table[table.split == split].set_index("sample").reccot.loc[frame.index].tolist()

@@ -1,0 +1,35 @@
+"""What the LLM stages share: reading the selected samples, opening an engine, writing JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from trackrec.errors import DataError
+from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.hf_engine import HFEngine
+from trackrec.llm.records import PromptBuilder
+from trackrec.stages.llm_config import LLMConfig
+
+
+def read_samples(samples_dir: str | Path, split: str) -> pd.DataFrame:
+    path = Path(samples_dir) / f"{split}.parquet"
+    if not path.is_file():
+        raise DataError(str(path), "selected samples not found; run select_samples first")
+    return pd.read_parquet(path)
+
+
+def prompt_builder(llm: LLMConfig, tokenizer, source: str) -> PromptBuilder:
+    return PromptBuilder(tokenizer, llm.generation.history_tokens, source)
+
+
+def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = True) -> HFEngine:
+    """G or V for inference: the base with its adapter."""
+    model = load_model(llm.base, adapter)
+    return HFEngine(model, load_tokenizer(llm.base), llm.generation.batch_size, progress)
+
+
+def write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=2))

@@ -1,0 +1,68 @@
+"""Configuration of the LLM half of the run (distill, T iterations, evaluate), shared by its stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trackrec.config import Config, field
+from trackrec.llm.adapters import LoRAConfig
+from trackrec.llm.base_model import SMOLLM2
+from trackrec.llm.reward import PreferenceMode
+from trackrec.llm.teacher import TeacherConfig
+from trackrec.llm.training import TrainingConfig
+
+
+@dataclass
+class SubsetConfig(Config):
+    train_samples: int = field(64, help="train-split samples for alignment and Rec-tuning (one per user)")
+    eval_samples: int = field(64, help="test-split samples of held-out users for evaluation")
+    distill_fraction: float = field(0.05, help="fraction of train users whose latest history goes to the teacher")
+    seed: int = field(0, help="which users are drawn")
+
+    def problems(self) -> list[str]:
+        problems = [f"{n}: must be >= 1" for n in ("train_samples", "eval_samples") if getattr(self, n) < 1]
+        if not 0 <= self.distill_fraction <= 1:
+            problems.append(f"distill_fraction: must be in [0, 1], got {self.distill_fraction}")
+        return problems
+
+
+@dataclass
+class GenerationConfig(Config):
+    history_tokens: int = field(512, help="longest RecCoT prompt; older history items are dropped to fit")
+    max_new_tokens: int = field(128, help="longest RecCoT G writes")
+    samples: int = field(10, help="N: RecCoTs sampled per sample (Algorithm 1)")
+    temperature: float = field(1.0, help="sampling temperature")
+    top_p: float = field(0.9, help="nucleus sampling")
+    batch_size: int = field(16, help="prompts per inference batch")
+    seed: int = field(0, help="sampling seed (offset by the iteration)")
+
+    def problems(self) -> list[str]:
+        problems = [
+            f"{n}: must be >= 1" for n in ("history_tokens", "max_new_tokens", "batch_size") if getattr(self, n) < 1
+        ]
+        if self.samples < 2:
+            problems.append(f"samples: need at least 2 to form a preference, got {self.samples}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p: must be in (0, 1], got {self.top_p}")
+        return problems
+
+
+@dataclass
+class LLMConfig(Config):
+    base: str = field(SMOLLM2, help=f"frozen base of G and V: a model folder, s3://bucket/prefix, or {SMOLLM2!r}")
+    iterations: int = field(3, help="T: alternating iterations after distillation")
+    lora: LoRAConfig = field(factory=LoRAConfig, help="adapter shape of G and V")
+    subset: SubsetConfig = field(factory=SubsetConfig, help="which samples the loop reads")
+    generation: GenerationConfig = field(factory=GenerationConfig, help="prompts and decoding")
+    teacher: TeacherConfig = field(factory=lambda: TeacherConfig(kind="hf", model=SMOLLM2), help="distillation teacher")
+    preference: PreferenceMode = field(PreferenceMode.SDPO, help="sdpo: best vs the N-1 others; dpo: best vs worst")
+    beta: float = field(0.1, help="S-DPO temperature")
+    distill_train: TrainingConfig = field(factory=TrainingConfig, help="SFT of G0 on the teacher's RecCoTs")
+    align_train: TrainingConfig = field(factory=TrainingConfig, help="S-DPO of G")
+    rectune_train: TrainingConfig = field(factory=TrainingConfig, help="Rec-tuning of V")
+
+    def problems(self) -> list[str]:
+        problems = [f"iterations: must be >= 1, got {self.iterations}"] if self.iterations < 1 else []
+        if self.beta <= 0:
+            problems.append(f"beta: must be > 0, got {self.beta}")
+        return problems

@@ -1,0 +1,36 @@
+"""Stage rectune (eq. 5-6): SFT of V on the Rec prompt with G(t)'s greedy RecCoT, loss on the answer token."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from trackrec.atomic import atomic_dir
+from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.training import sft, sft_dataset
+from trackrec.stages.greedy import read_reccots
+from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
+from trackrec.stages.llm_config import LLMConfig
+
+
+def rectune(
+    samples_dir: str | Path, greedy_dir: str | Path, validator: str | Path | None, llm: LLMConfig, output: str | Path
+) -> list[dict]:
+    """V(t) from V(t-1) (or a fresh adapter when there is none yet); writes adapter/ and log.json."""
+    frame = read_samples(samples_dir, "train")
+    tokenizer = load_tokenizer(llm.base)
+    prompts = prompt_builder(llm, tokenizer, "train samples").rec(frame, read_reccots(greedy_dir, "train", frame))
+    answers = ["Yes" if label == 1 else "No" for label in frame.label]
+    model = load_model(llm.base, validator, lora=llm.lora, trainable=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        history = sft(
+            model,
+            tokenizer,
+            sft_dataset(tokenizer, prompts, answers, answer_only=True),
+            llm.rectune_train,
+            Path(workdir),
+        )
+    with atomic_dir(output) as tmp:
+        model.save_pretrained(tmp / "adapter")
+        write_json(tmp / "log.json", history)
+    return history

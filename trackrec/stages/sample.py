@@ -1,0 +1,27 @@
+"""Stage sample (Algorithm 1, first half): N RecCoTs per train sample from G(t-1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from trackrec.atomic import atomic_dir
+from trackrec.llm.records import require_history
+from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples
+from trackrec.stages.llm_config import LLMConfig
+
+
+def sample(
+    samples_dir: str | Path, generator: str | Path, llm: LLMConfig, output: str | Path, seed: int, progress=True
+) -> int:
+    """Writes samples.parquet: the train samples' index, RecCoT prompt and N RecCoTs."""
+    frame = read_samples(samples_dir, "train")
+    require_history(frame, "train samples")
+    engine = open_engine(llm, generator, progress)
+    prompts = prompt_builder(llm, engine.tokenizer, "train samples").reccot(frame)
+    gen = llm.generation
+    reccots = engine.sample(prompts, gen.samples, gen.temperature, gen.top_p, gen.max_new_tokens, seed)
+    with atomic_dir(output) as tmp:
+        pd.DataFrame({"prompt": prompts, "reccots": reccots}, index=frame.index).to_parquet(tmp / "samples.parquet")
+    return len(prompts)

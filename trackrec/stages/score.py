@@ -1,0 +1,53 @@
+"""Stage score (Algorithm 1, second half): V(t-1)'s reward for every sampled RecCoT; the preferences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from trackrec.atomic import atomic_dir
+from trackrec.llm.reward import preference, reward
+from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples, write_json
+from trackrec.stages.llm_config import LLMConfig
+
+
+def score(
+    samples_dir: str | Path,
+    sampled_dir: str | Path,
+    validator: str | Path,
+    llm: LLMConfig,
+    output: str | Path,
+    progress=True,
+) -> dict:
+    """Writes preferences.parquet (prompt, chosen, rejected, rewards) and stats.json."""
+    frame = read_samples(samples_dir, "train")
+    sampled = pd.read_parquet(Path(sampled_dir) / "samples.parquet").loc[frame.index]
+    n = len(sampled.reccots.iloc[0])
+    repeated = frame.loc[frame.index.repeat(n)]
+    reccots = [r for row in sampled.reccots for r in row]
+    engine = open_engine(llm, validator, progress)
+    probs = engine.yes_no_probs(prompt_builder(llm, engine.tokenizer, "train samples").rec(repeated, reccots))
+    rewards = reward(probs[:, 0], probs[:, 1], repeated.label.to_numpy()).reshape(len(frame), n)
+    prefs = [
+        preference(prompt, list(texts), list(r), llm.preference)
+        for prompt, texts, r in zip(sampled.prompt, sampled.reccots, rewards, strict=True)
+    ]
+    stats = {
+        "mean_reward": float(rewards.mean()),
+        "mean_chosen_reward": float(rewards.max(1).mean()),
+        "mean_reward_spread": float((rewards.max(1) - rewards.min(1)).mean()),
+    }
+    table = pd.DataFrame(
+        {
+            "prompt": [p.prompt for p in prefs],
+            "chosen": [p.chosen for p in prefs],
+            "rejected": [list(p.rejected) for p in prefs],
+            "rewards": [list(map(float, r)) for r in rewards],
+        },
+        index=frame.index,
+    )
+    with atomic_dir(output) as tmp:
+        table.to_parquet(tmp / "preferences.parquet")
+        write_json(tmp / "stats.json", stats)
+    return stats
