@@ -31,9 +31,14 @@ def write_movies(path: Path, n_items: int, genre_titles: bool = False) -> None:
 
 
 def collm_rows(
-    n_users: int = 12, n_items: int = 40, per_user: int = 30, seed: int = 0, genre_titles: bool = False
+    n_users: int = 12,
+    n_items: int = 40,
+    per_user: int = 30,
+    seed: int = 0,
+    genre_titles: bool = False,
+    noise: float = 0.15,
 ) -> dict[str, list[dict]]:
-    """CoLLM-format rows: each user likes one genre (label 1 with p=0.85 on it, 0.15 off it)."""
+    """CoLLM-format rows: each user likes one genre (label 1 with p=1-noise on it, noise off it)."""
     rng = np.random.default_rng(seed)
     titles = movie_titles(n_items, genre_titles)
     splits = {name: [] for name in SPLIT_FILES}
@@ -42,7 +47,7 @@ def collm_rows(
         his, his_title = [0], [""]
         for step in range(per_user):
             iid = int(rng.integers(1, n_items + 1))
-            label = int(rng.random() < (0.85 if item_genre(iid) == favourite else 0.15))
+            label = int(rng.random() < (1 - noise if item_genre(iid) == favourite else noise))
             split = "train" if step < per_user * 0.6 else "valid" if step < per_user * 0.8 else "test"
             ts = {"train": 1_000_000_000, "valid": 1_100_000_000, "test": 1_200_000_000}[split] + uid * 1000 + step
             splits[split].append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,14 +59,18 @@ class Stages:
         if done.exists() and done.read_text() == fingerprint:
             self.log(f"{name}: {path} is complete, skipped")
         else:
+            start = time.perf_counter()
             result = build(path)
             done.write_text(fingerprint)
-            self.log(f"{name}: {_summary(result)} -> {path}")
+            self.log(f"{name}: {_summary(result)} -> {path} ({time.perf_counter() - start:.0f} s)")
         return Output(path, fingerprint)
 
 
 def _summary(result) -> str:
-    text = json.dumps(result, default=str) if isinstance(result, dict | int) else type(result).__name__
+    if isinstance(result, list):  # a trainer's log: its last loss
+        losses = [entry["loss"] for entry in result if "loss" in entry]
+        return f"trained, last loss {losses[-1]:.4f}" if losses else "nothing to train"
+    text = json.dumps(result, default=str)
     return text if len(text) < 200 else text[:197] + "..."
 
 

@@ -27,9 +27,15 @@ class LoRAConfig(Config):
         factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         help="module names that get an adapter",
     )
+    layers: list[int] | None = field(
+        None, help="layer indices that get adapters; none: all. Top layers only make backward stop early (CPU)"
+    )
 
     def problems(self) -> list[str]:
-        return [f"r: must be >= 1, got {self.r}"] if self.r < 1 else []
+        problems = [f"r: must be >= 1, got {self.r}"] if self.r < 1 else []
+        if self.layers is not None and (not self.layers or min(self.layers) < 0):
+            problems.append(f"layers: need non-negative layer indices, got {self.layers}")
+        return problems
 
 
 def load_tokenizer(base: str):
@@ -53,6 +59,7 @@ def load_model(base: str, adapter: str | Path | None = None, lora: LoRAConfig | 
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
             target_modules=lora.target_modules,
+            layers_to_transform=lora.layers,
             task_type="CAUSAL_LM",
         )
         return get_peft_model(model, peft_config)

@@ -16,7 +16,7 @@ from trackrec.stages.llm_config import LLMConfig
 
 
 def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> dict:
-    """Writes adapter/ (G0), corpus.parquet (prompt, reccot) and log.json."""
+    """Writes adapter/ (G0), corpus.parquet (prompt, reccot) and log.json; returns a summary."""
     frame = read_samples(samples_dir, "distill")
     tokenizer = load_tokenizer(llm.base)
     prompts = prompt_builder(llm, tokenizer, "distill samples").reccot(frame)
@@ -27,9 +27,10 @@ def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progres
         with tempfile.TemporaryDirectory() as workdir:
             dataset = sft_dataset(tokenizer, prompts, reccots, answer_only=False)
             history = sft(model, tokenizer, dataset, llm.distill_train, Path(workdir))
-    log = {"users": len(prompts), "teacher": llm.teacher.model, "train_log": history}
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    summary = {"users": len(prompts), "teacher": llm.teacher.model, "last_loss": losses[-1] if losses else None}
     with atomic_dir(output) as tmp:
         model.save_pretrained(tmp / "adapter")
         pd.DataFrame({"prompt": prompts, "reccot": reccots}).to_parquet(tmp / "corpus.parquet")
-        write_json(tmp / "log.json", log)
-    return log
+        write_json(tmp / "log.json", summary | {"train_log": history})
+    return summary

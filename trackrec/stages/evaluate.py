@@ -8,6 +8,7 @@ import numpy as np
 
 from trackrec.atomic import atomic_dir
 from trackrec.ctr.metrics import ctr_metrics
+from trackrec.errors import DataError
 from trackrec.llm.reward import reward
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples, write_json
@@ -24,10 +25,15 @@ def evaluate(
 ) -> dict:
     """Writes metrics.json: AUC, ACC, LogLoss of p_yes / (p_yes + p_no); mean reward; RecCoT length in tokens."""
     frame = read_samples(samples_dir, "eval")
+    labels = frame.label.to_numpy()
+    if len(set(labels)) < 2:
+        raise DataError(
+            str(samples_dir),
+            f"all {len(frame)} eval samples have label {labels[0]}: AUC is undefined; raise eval_samples",
+        )
     reccots = read_reccots(greedy_dir, "eval", frame)
     engine = open_engine(llm, validator, progress)
     probs = engine.yes_no_probs(prompt_builder(llm, engine.tokenizer, "eval samples").rec(frame, reccots))
-    labels = frame.label.to_numpy()
     p_yes = probs[:, 0] / probs.sum(1)
     lengths = [len(engine.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in reccots]
     metrics = {

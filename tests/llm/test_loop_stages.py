@@ -1,0 +1,99 @@
+"""The whole LLM loop through `trackrec run` on a tiny random model and small generated data."""
+
+import json
+
+import pytest
+import yaml
+
+from tests.llm.teacher_server import TeacherServer
+from trackrec.config import config_from_dict
+from trackrec.errors import ConfigError, DataError
+from trackrec.run import RunConfig, run
+
+
+def loop_config(tmp_path, collm_root, model_dir, teacher_url, **llm):
+    raw = {
+        "run_dir": str(tmp_path / "run"),
+        "data": {"root": str(collm_root)},
+        "llm": {
+            "base": str(model_dir),
+            "iterations": 1,
+            "subset": {"train_samples": 6, "eval_samples": 6, "distill_fraction": 0.5},
+            "generation": {"history_tokens": 250, "max_new_tokens": 8, "samples": 3, "batch_size": 4},
+            "teacher": {"kind": "openai", "endpoint": teacher_url, "model": "t", "cache_dir": str(tmp_path / "tc")},
+            "lora": {"r": 4, "target_modules": ["q_proj", "v_proj"]},
+            **llm,
+        },
+        "ctr": {"train": {"max_epochs": 1}},
+    }
+    return config_from_dict(RunConfig, raw)
+
+
+def test_run_writes_every_iteration_and_a_rerun_skips_all(tmp_path, collm_root, tiny_lm_dir):
+    logs = []
+    with TeacherServer(lambda prompt: "The user likes Action movies.") as server:
+        config = loop_config(tmp_path, collm_root, tiny_lm_dir, server.url)
+        result = run(config, log=logs.append)
+        assert len(server.requests) == 6  # half of the 12 users
+        logs.clear()
+        run(config, log=logs.append)  # a re-run asks nobody and recomputes nothing
+        assert len(server.requests) == 6
+    assert sum("complete, skipped" in line for line in logs) == len(logs) - 1  # all but the report line
+    llm = tmp_path / "run" / "llm"
+    assert [row["iteration"] for row in result["llm"]] == [0, 1]
+    for row in result["llm"]:
+        assert 0 <= row["auc"] <= 1 and 0 < row["mean_reward"] < 1 and row["samples"] == 6
+    assert 0 < result["llm"][1]["sampled_mean_reward"] <= result["llm"][1]["sampled_chosen_reward"] < 1
+    for adapter in ("iter0/distill", "iter0/rectune", "iter1/align", "iter1/rectune"):
+        assert (llm / adapter / "adapter" / "adapter_config.json").is_file()
+    assert len(json.loads((llm / "metrics.json").read_text())) == 2 and "<img" in (llm / "report.html").read_text()
+
+
+def test_dpo4rec_variant_keeps_one_rejected(tmp_path, collm_root, tiny_lm_dir):
+    import pandas as pd
+
+    with TeacherServer(lambda prompt: "The user likes Drama.") as server:
+        run(loop_config(tmp_path, collm_root, tiny_lm_dir, server.url, preference="dpo"), log=lambda _: None)
+    table = pd.read_parquet(tmp_path / "run" / "llm" / "iter1" / "score" / "preferences.parquet")
+    assert table.rejected.map(len).eq(1).all() and len(table) == 6
+
+
+def test_missing_model_is_a_config_error_before_any_stage(tmp_path, collm_root):
+    config = loop_config(tmp_path, collm_root, tmp_path / "no-such-model", "http://127.0.0.1:9/v1")
+    with pytest.raises(ConfigError, match="no-such-model.*is not a model folder"):
+        run(config, log=lambda _: None)
+    assert not (tmp_path / "run" / "llm" / "iter0").exists()
+
+
+def test_empty_history_in_the_loop_names_the_row(tmp_path, tiny_lm_dir, collm_root):
+    import pandas as pd
+
+    from trackrec.stages.greedy import greedy
+    from trackrec.stages.llm_config import LLMConfig
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    frame = pd.DataFrame(
+        {"history_titles": [["A (1990)"], []], "history_labels": [[1], []], "history_ratings": [None, None]},
+        index=[7, 9],
+    )
+    for split in ("train", "eval"):
+        frame.to_parquet(samples / f"{split}.parquet")
+    with pytest.raises(DataError, match="train samples, row 9: empty history"):
+        greedy(samples, None, LLMConfig(base=str(tiny_lm_dir)), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_prompt_longer_than_the_context_is_a_data_error(tmp_path, collm_root, tiny_lm_dir):
+    with TeacherServer(lambda prompt: "x") as server:
+        config = loop_config(tmp_path, collm_root, tiny_lm_dir, server.url)
+        config.llm.generation.history_tokens = 600  # the tiny model's context is 512
+        config.llm.generation.max_new_tokens = 200
+        with pytest.raises(DataError, match="exceed the model's context of 512"):
+            run(config, log=lambda _: None)
+    assert not list((tmp_path / "run" / "llm").rglob("adapter_config.json"))[1:]  # at most G0 was written
+
+
+def test_configs_local_yaml_validates():
+    raw = yaml.safe_load(open("configs/local.yaml"))
+    assert config_from_dict(RunConfig, raw).llm is not None
