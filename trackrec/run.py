@@ -23,7 +23,7 @@ from trackrec.stages.align import align
 from trackrec.stages.distill import distill
 from trackrec.stages.evaluate import evaluate
 from trackrec.stages.greedy import greedy
-from trackrec.stages.llm_config import LLMConfig
+from trackrec.stages.llm_config import LLMConfig, check_context
 from trackrec.stages.prepare_data import prepare_data
 from trackrec.stages.rectune import rectune
 from trackrec.stages.sample import sample
@@ -80,6 +80,7 @@ def _adapter(output: Output | None) -> Path | None:
 
 def run_llm(llm: LLMConfig, data: Output, folder: Path, stage: Stages) -> list[dict]:
     """Distillation, iteration 0, T alternating iterations; returns the per-iteration metrics."""
+    check_context(llm)
     config = config_to_dict(llm) | {"iterations": None}  # T does not change what one stage computes
     subset = stage(
         "select_samples", folder / "samples", config, [data], lambda out: select_samples(data.path, llm.subset, out)

@@ -62,7 +62,7 @@ def test_missing_model_is_a_config_error_before_any_stage(tmp_path, collm_root):
     config = loop_config(tmp_path, collm_root, tmp_path / "no-such-model", "http://127.0.0.1:9/v1")
     with pytest.raises(ConfigError, match="no-such-model.*is not a model folder"):
         run(config, log=lambda _: None)
-    assert not (tmp_path / "run" / "llm" / "iter0").exists()
+    assert not (tmp_path / "run" / "llm").exists()
 
 
 def test_empty_history_in_the_loop_names_the_row(tmp_path, tiny_lm_dir, collm_root):
@@ -84,14 +84,13 @@ def test_empty_history_in_the_loop_names_the_row(tmp_path, tiny_lm_dir, collm_ro
     assert not (tmp_path / "out").exists()
 
 
-def test_prompt_longer_than_the_context_is_a_data_error(tmp_path, collm_root, tiny_lm_dir):
-    with TeacherServer(lambda prompt: "x") as server:
-        config = loop_config(tmp_path, collm_root, tiny_lm_dir, server.url)
-        config.llm.generation.history_tokens = 600  # the tiny model's context is 512
-        config.llm.generation.max_new_tokens = 200
-        with pytest.raises(DataError, match="exceed the model's context of 512"):
-            run(config, log=lambda _: None)
-    assert not list((tmp_path / "run" / "llm").rglob("adapter_config.json"))[1:]  # at most G0 was written
+def test_budget_beyond_the_context_fails_before_any_llm_stage(tmp_path, collm_root, tiny_lm_dir):
+    config = loop_config(tmp_path, collm_root, tiny_lm_dir, "http://127.0.0.1:9/v1")
+    config.llm.generation.history_tokens = 500  # + 8 new tokens fits the tiny model's 512; + 20 does not
+    config.llm.generation.max_new_tokens = 20
+    with pytest.raises(ConfigError, match="= 520 exceed the context of .* \\(512 tokens\\)"):
+        run(config, log=lambda _: None)
+    assert not (tmp_path / "run" / "llm").exists()
 
 
 def test_configs_local_yaml_validates():

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trackrec.config import Config, field
+from trackrec.errors import ConfigError
 from trackrec.llm.adapters import LoRAConfig
-from trackrec.llm.base_model import SMOLLM2
+from trackrec.llm.base_model import SMOLLM2, resolve_model
 from trackrec.llm.reward import PreferenceMode
 from trackrec.llm.teacher import TeacherConfig
 from trackrec.llm.training import TrainingConfig
@@ -66,3 +67,16 @@ class LLMConfig(Config):
         if self.beta <= 0:
             problems.append(f"beta: must be > 0, got {self.beta}")
         return problems
+
+
+def check_context(llm: LLMConfig) -> None:
+    """Fail before any stage when the prompt budget plus a RecCoT cannot fit the base model's context."""
+    from transformers import AutoConfig
+
+    context = getattr(AutoConfig.from_pretrained(resolve_model(llm.base)), "max_position_embeddings", None)
+    needed = llm.generation.history_tokens + llm.generation.max_new_tokens
+    if context is not None and needed > context:
+        raise ConfigError(
+            "llm.generation",
+            [f"history_tokens + max_new_tokens = {needed} exceed the context of {llm.base} ({context} tokens)"],
+        )
