@@ -12,42 +12,32 @@ GENRES = ("Action", "Comedy", "Drama", "Horror")
 SPLIT_FILES = {"train": "train_ood2", "valid": "valid_ood2", "test": "test_ood2"}
 
 
-def movie_titles(n_items: int, genre_titles: bool = False) -> dict[int, str]:
-    """Titles like 'Movie 5 (1965)', or 'Action Movie 5 (1965)' where the genre should be readable from text."""
-    return {
-        i: f"{item_genre(i) + ' ' if genre_titles else ''}Movie {i} ({1960 + i % 40})" for i in range(1, n_items + 1)
-    }
+def movie_titles(n_items: int) -> dict[int, str]:
+    return {i: f"Movie {i} ({1960 + i % 40})" for i in range(1, n_items + 1)}
 
 
 def item_genre(item: int) -> str:
     return GENRES[item % len(GENRES)]
 
 
-def write_movies(path: Path, n_items: int, genre_titles: bool = False) -> None:
+def write_movies(path: Path, n_items: int) -> None:
     """movies.dat (MovieID::Title::Genres, latin-1), ids equal to the CoLLM item ids."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{i}::{title}::{item_genre(i)}|Drama" for i, title in movie_titles(n_items, genre_titles).items()]
+    lines = [f"{i}::{title}::{item_genre(i)}|Drama" for i, title in movie_titles(n_items).items()]
     path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
 
 
-def collm_rows(
-    n_users: int = 12,
-    n_items: int = 40,
-    per_user: int = 30,
-    seed: int = 0,
-    genre_titles: bool = False,
-    noise: float = 0.15,
-) -> dict[str, list[dict]]:
-    """CoLLM-format rows: each user likes one genre (label 1 with p=1-noise on it, noise off it)."""
+def collm_rows(n_users: int = 12, n_items: int = 40, per_user: int = 30, seed: int = 0) -> dict[str, list[dict]]:
+    """CoLLM-format rows: each user likes one genre (label 1 with p=0.85 on it, 0.15 off it)."""
     rng = np.random.default_rng(seed)
-    titles = movie_titles(n_items, genre_titles)
+    titles = movie_titles(n_items)
     splits = {name: [] for name in SPLIT_FILES}
     for uid in range(1, n_users + 1):
         favourite = GENRES[uid % len(GENRES)]
         his, his_title = [0], [""]
         for step in range(per_user):
             iid = int(rng.integers(1, n_items + 1))
-            label = int(rng.random() < (1 - noise if item_genre(iid) == favourite else noise))
+            label = int(rng.random() < (0.85 if item_genre(iid) == favourite else 0.15))
             split = "train" if step < per_user * 0.6 else "valid" if step < per_user * 0.8 else "test"
             ts = {"train": 1_000_000_000, "valid": 1_100_000_000, "test": 1_200_000_000}[split] + uid * 1000 + step
             splits[split].append(
@@ -71,12 +61,12 @@ def collm_rows(
     return splits
 
 
-def write_collm(root: Path, splits: dict[str, list[dict]], n_items: int = 40, genre_titles: bool = False) -> Path:
+def write_collm(root: Path, splits: dict[str, list[dict]], n_items: int = 40) -> Path:
     """Write rows as collm-ml1m/jsonl/*.jsonl.gz plus ml-1m/movies.dat under `root`."""
     folder = root / "collm-ml1m" / "jsonl"
     folder.mkdir(parents=True, exist_ok=True)
     for split, rows in splits.items():
         with gzip.open(folder / f"{SPLIT_FILES[split]}.jsonl.gz", "wt") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in rows)
-    write_movies(root / "ml-1m" / "movies.dat", n_items, genre_titles)
+    write_movies(root / "ml-1m" / "movies.dat", n_items)
     return root
