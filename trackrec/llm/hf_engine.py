@@ -91,7 +91,8 @@ class HFEngine:
         rows = []
         for chunk in self._chunks(prompts, "score"):
             batch = self._encode(chunk, 1)
-            logits = self.model(**batch).logits[:, -1, :].float()  # left padding: the last position is real
+            # left padding: the last position is real; only its logits are computed
+            logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
             rows.append(probs[:, [self.yes_id, self.no_id]].cpu())
         return torch.cat(rows).numpy()

@@ -9,9 +9,10 @@ import numpy as np
 from trackrec.atomic import atomic_dir
 from trackrec.ctr.metrics import ctr_metrics
 from trackrec.errors import DataError
+from trackrec.llm.adapters import load_tokenizer
 from trackrec.llm.reward import reward
 from trackrec.stages.greedy import read_reccots
-from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples, write_json
+from trackrec.stages.llm_common import read_samples, validator_probs, write_json
 from trackrec.stages.llm_config import LLMConfig
 
 
@@ -32,10 +33,10 @@ def evaluate(
             f"all {len(frame)} eval samples have label {labels[0]}: AUC is undefined; raise eval_samples",
         )
     reccots = read_reccots(greedy_dir, "eval", frame)
-    engine = open_engine(llm, validator, progress)
-    probs = engine.yes_no_probs(prompt_builder(llm, engine.tokenizer, "eval samples").rec(frame, reccots))
+    probs = validator_probs(llm, validator, frame, reccots, "eval samples", progress)
+    tokenizer = load_tokenizer(llm.base)
     p_yes = probs[:, 0] / probs.sum(1)
-    lengths = [len(engine.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in reccots]
+    lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in reccots]
     metrics = {
         **ctr_metrics(labels, p_yes),
         "mean_reward": float(reward(probs[:, 0], probs[:, 1], labels).mean()),

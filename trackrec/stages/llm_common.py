@@ -31,5 +31,11 @@ def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = Tru
     return HFEngine(model, load_tokenizer(llm.base), llm.generation.batch_size, progress)
 
 
+def validator_probs(llm: LLMConfig, validator, frame: pd.DataFrame, reccots: list[str], source: str, progress=True):
+    """(len(frame), 2): V's P(Yes), P(No) for each sample's Rec prompt with its RecCoT."""
+    engine = open_engine(llm, validator, progress)
+    return engine.yes_no_probs(prompt_builder(llm, engine.tokenizer, source).rec(frame, reccots))
+
+
 def write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=2))

@@ -8,7 +8,7 @@ import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.llm.reward import preference, reward
-from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples, write_json
+from trackrec.stages.llm_common import read_samples, validator_probs, write_json
 from trackrec.stages.llm_config import LLMConfig
 
 
@@ -26,8 +26,7 @@ def score(
     n = len(sampled.reccots.iloc[0])
     repeated = frame.loc[frame.index.repeat(n)]
     reccots = [r for row in sampled.reccots for r in row]
-    engine = open_engine(llm, validator, progress)
-    probs = engine.yes_no_probs(prompt_builder(llm, engine.tokenizer, "train samples").rec(repeated, reccots))
+    probs = validator_probs(llm, validator, repeated, reccots, "train samples", progress)
     rewards = reward(probs[:, 0], probs[:, 1], repeated.label.to_numpy()).reshape(len(frame), n)
     prefs = [
         preference(prompt, list(texts), list(r), llm.preference)
