@@ -96,3 +96,33 @@ def test_budget_beyond_the_context_fails_before_any_llm_stage(tmp_path, collm_ro
 def test_configs_local_yaml_validates():
     raw = yaml.safe_load(open("configs/local.yaml"))
     assert config_from_dict(RunConfig, raw).llm is not None
+
+
+def test_samples_whose_reccots_tie_state_no_preference(tmp_path, tiny_lm_dir, prepared):
+    import pandas as pd
+
+    from trackrec.stages.align import align
+    from trackrec.stages.llm_config import LLMConfig, SubsetConfig
+    from trackrec.stages.score import score
+    from trackrec.stages.select_samples import select_samples
+
+    llm = LLMConfig(base=str(tiny_lm_dir))
+    select_samples(prepared, SubsetConfig(train_samples=2, eval_samples=2), tmp_path / "samples")
+    train = pd.read_parquet(tmp_path / "samples" / "train.parquet")
+    sampled = tmp_path / "sampled"
+    sampled.mkdir()
+    reccots = [["Action fan", "Action fan", "Action fan"], ["Likes Comedy", "Hates Horror", "Drama"]]
+    pd.DataFrame({"prompt": ["p0", "p1"], "reccots": reccots}, index=train.index).to_parquet(
+        sampled / "samples.parquet"
+    )
+    stats = score(tmp_path / "samples", sampled, None, llm, tmp_path / "scored", progress=False)
+    assert stats["preferences"] == 1 and stats["dropped_ties"] == 1
+    assert pd.read_parquet(tmp_path / "scored" / "preferences.parquet").prompt.tolist() == ["p1"]
+
+    (tmp_path / "scored" / "preferences.parquet").unlink()
+    pd.DataFrame({"prompt": [], "chosen": [], "rejected": []}).to_parquet(tmp_path / "scored" / "preferences.parquet")
+    g = tmp_path / "g" / "adapter"
+    g.mkdir(parents=True)
+    (g / "adapter_config.json").write_text("{}")
+    assert align(tmp_path / "scored", g, llm, tmp_path / "aligned") == []  # all ties: G(t) = G(t-1)
+    assert (tmp_path / "aligned" / "adapter" / "adapter_config.json").read_text() == "{}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,11 @@ def align(scored_dir: str | Path, generator: str | Path, llm: LLMConfig, output:
     rows = [
         {"prompt": r.prompt, "chosen": r.chosen, "rejected": list(r.rejected)} for r in table.itertuples(index=False)
     ]
+    if not rows:  # every sample was a tie: nothing to learn, G(t) = G(t-1)
+        with atomic_dir(output) as tmp:
+            shutil.copytree(generator, tmp / "adapter")
+            write_json(tmp / "log.json", [])
+        return []
     model = load_model(llm.base, generator, trainable=True)
     with tempfile.TemporaryDirectory() as workdir:
         history = train_sdpo(model, load_tokenizer(llm.base), rows, llm.align_train, llm.beta, Path(workdir))
