@@ -34,6 +34,7 @@ def _figure(rows: list[dict]) -> str:
                 ax.plot(*zip(*points, strict=True), marker="o", label=key)
         ax.set_title(title)
         ax.set_xlabel("iteration")
+        ax.set_xticks([r["iteration"] for r in rows])
         ax.legend(fontsize=8)
     figure.tight_layout()
     buffer = io.BytesIO()
