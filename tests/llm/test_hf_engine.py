@@ -52,3 +52,17 @@ def test_tokenizer_without_chat_template_is_refused(tiny_lm):
     tokenizer.chat_template = None
     with pytest.raises(ValueError, match="no chat template"):
         HFEngine(model, tokenizer)
+
+
+def test_sample_says_which_completions_ended(tiny_lm):
+    model, tokenizer = tiny_lm
+    engine = HFEngine(model, tokenizer, batch_size=8, progress=False)
+    nearly_greedy = {"n": 2, "temperature": 1.0, "top_p": 1e-6, "max_new_tokens": 3, "seed": 0}
+    cut = engine.sample(PROMPTS[:1], **nearly_greedy)[0]
+    assert [c.finished for c in cut] == [False, False]  # the random model does not end within 3 tokens
+    ids = tokenizer(engine.render(PROMPTS[:1]), return_tensors="pt", add_special_tokens=False).input_ids
+    with torch.no_grad():
+        first = int(model(ids).logits[0, -1].argmax())
+    model.generation_config.eos_token_id = first  # now the very first token ends the turn
+    ended = engine.sample(PROMPTS[:1], **nearly_greedy)[0]
+    assert [c.finished for c in ended] == [True, True]

@@ -112,12 +112,16 @@ def test_samples_whose_reccots_tie_state_no_preference(tmp_path, tiny_lm_dir, pr
     sampled = tmp_path / "sampled"
     sampled.mkdir()
     reccots = [["Action fan", "Action fan", "Action fan"], ["Likes Comedy", "Hates Horror", "Drama"]]
-    pd.DataFrame({"prompt": ["p0", "p1"], "reccots": reccots}, index=train.index).to_parquet(
-        sampled / "samples.parquet"
-    )
+    finished = [[True] * 3, [True, False, True]]
+    table = pd.DataFrame({"prompt": ["p0", "p1"], "reccots": reccots, "finished": finished}, index=train.index)
+    table.to_parquet(sampled / "samples.parquet")
     stats = score(tmp_path / "samples", sampled, None, llm, tmp_path / "scored", progress=False)
     assert stats["preferences"] == 1 and stats["dropped_ties"] == 1
-    assert pd.read_parquet(tmp_path / "scored" / "preferences.parquet").prompt.tolist() == ["p1"]
+    kept = pd.read_parquet(tmp_path / "scored" / "preferences.parquet")
+    assert kept.prompt.tolist() == ["p1"]
+    flags = dict(zip(reccots[1], finished[1], strict=True))  # each text keeps its own finish flag
+    assert kept.chosen_finished.iloc[0] == flags[kept.chosen.iloc[0]]
+    assert list(kept.rejected_finished.iloc[0]) == [flags[text] for text in kept.rejected.iloc[0]]
 
     (tmp_path / "scored" / "preferences.parquet").unlink()
     pd.DataFrame({"prompt": [], "chosen": [], "rejected": []}).to_parquet(tmp_path / "scored" / "preferences.parquet")

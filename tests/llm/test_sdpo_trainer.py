@@ -121,3 +121,15 @@ def test_rows_must_have_the_same_number_of_rejected(tiny_lm, tmp_path):
     rows = [ROWS[0], dict(ROWS[1], rejected=["only one"])]
     with pytest.raises(ValueError, match=r"same number \(>= 1\) of rejected completions, got \{1, 2\}"):
         trainer(tiny_lm, tmp_path, rows)
+
+
+def test_completions_cut_at_max_new_tokens_get_no_eos(tiny_lm):
+    from trackrec.llm.sdpo_trainer import tokenize_preference
+
+    _, tokenizer = tiny_lm
+    row = {"prompt": "p", "chosen": "Yes", "rejected": ["No", "Drama"], "chosen_finished": False}
+    tokens = tokenize_preference(row | {"rejected_finished": [True, False]}, tokenizer)
+    eos = tokenizer.eos_token_id
+    assert tokens["chosen_ids"][-1] != eos
+    assert [ids[-1] == eos for ids in tokens["rejected_ids"]] == [True, False]
+    assert all(ids[-1] == eos for ids in tokenize_preference(ROWS[0], tokenizer)["rejected_ids"])  # default: ended

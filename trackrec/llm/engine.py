@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finished: bool  # ended with the end-of-turn token, not cut at max_new_tokens
+
+
 class Engine(Protocol):
     def sample(
         self, prompts: Sequence[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
-    ) -> list[list[str]]:
+    ) -> list[list[Completion]]:
         """n completions per prompt."""
 
     def greedy(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trackrec.errors import DataError
+from trackrec.llm.engine import Completion
 
 ANSWER_WORDS = ("Yes", "No")
 
@@ -62,8 +63,10 @@ class HFEngine:
             yield prompts[start : start + self.batch_size]
 
     @torch.no_grad()
-    def _generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, **sampling) -> list[list[str]]:
-        out: list[list[str]] = []
+    def _generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, **sampling) -> list[list[Completion]]:
+        out: list[list[Completion]] = []
+        stop = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
+        stop_ids = torch.tensor(stop if isinstance(stop, list) else [stop])
         for chunk in self._chunks(prompts, "generate"):
             batch = self._encode(chunk, max_new_tokens)
             tokens = self.model.generate(
@@ -73,18 +76,21 @@ class HFEngine:
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
             )
-            texts = self.tokenizer.batch_decode(tokens[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-            out.extend([t.strip() for t in texts[i * n : (i + 1) * n]] for i in range(len(chunk)))
+            new = tokens[:, batch["input_ids"].shape[1] :].cpu()
+            finished = torch.isin(new, stop_ids).any(dim=1).tolist()
+            texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            completions = [Completion(t.strip(), f) for t, f in zip(texts, finished, strict=True)]
+            out.extend(completions[i * n : (i + 1) * n] for i in range(len(chunk)))
         return out
 
     def sample(
         self, prompts: Sequence[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
-    ) -> list[list[str]]:
+    ) -> list[list[Completion]]:
         torch.manual_seed(seed)
         return self._generate(prompts, n, max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
 
     def greedy(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
-        return [texts[0] for texts in self._generate(prompts, 1, max_new_tokens, do_sample=False)]
+        return [completions[0].text for completions in self._generate(prompts, 1, max_new_tokens, do_sample=False)]
 
     @torch.no_grad()
     def yes_no_probs(self, prompts: Sequence[str]) -> np.ndarray:

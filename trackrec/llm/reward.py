@@ -29,15 +29,31 @@ class Preference:
     chosen: str
     rejected: tuple[str, ...]
     chosen_reward: float
+    chosen_finished: bool = True  # False: cut at max_new_tokens, so no end-of-turn token is trained
+    rejected_finished: tuple[bool, ...] = ()
 
 
-def preference(prompt: str, samples: Sequence[str], rewards: Sequence[float], mode: PreferenceMode) -> Preference:
+def preference(
+    prompt: str,
+    samples: Sequence[str],
+    rewards: Sequence[float],
+    mode: PreferenceMode,
+    finished: Sequence[bool] | None = None,
+) -> Preference:
     """chosen = argmax reward (first on ties); rejected = the other N-1 (S-DPO) or the argmin (DPO)."""
     if len(samples) != len(rewards) or len(samples) < 2:
         raise ValueError(f"need at least 2 samples with one reward each, got {len(samples)} and {len(rewards)}")
+    finished = [True] * len(samples) if finished is None else list(finished)
     best = int(np.argmax(rewards))
     if PreferenceMode(mode) is PreferenceMode.DPO:
-        rejected = (samples[int(np.argmin(rewards))],)
+        others = [int(np.argmin(rewards))]
     else:
-        rejected = tuple(s for i, s in enumerate(samples) if i != best)
-    return Preference(prompt, samples[best], rejected, float(rewards[best]))
+        others = [i for i in range(len(samples)) if i != best]
+    return Preference(
+        prompt,
+        samples[best],
+        tuple(samples[i] for i in others),
+        float(rewards[best]),
+        finished[best],
+        tuple(finished[i] for i in others),
+    )

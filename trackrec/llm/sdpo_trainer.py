@@ -1,11 +1,13 @@
 """S-DPO (TrackRec eq. 4) as a subclass of trl's DPOTrainer: one chosen and K rejected completions.
 
 Dataset rows: {"prompt": str (the user turn), "chosen": str, "rejected": [str] * K}, K the same for
-every row (N-1 for S-DPO, 1 for DPO4Rec's best-vs-worst). The chosen and all rejected completions
-of a batch go through the model in one concatenated forward: rows [chosen_0..chosen_B-1, then
-rejected_0_0..rejected_0_K-1, rejected_1_0, ...]. The reference is whatever trl's DPOTrainer uses
-(an explicit ref_model, the "ref" adapter, the base with adapters off, or precomputed log-probs),
-so G(t-1) serves as reference by passing it, or by precomputing before training.
+every row (N-1 for S-DPO, 1 for DPO4Rec's best-vs-worst); optional chosen_finished: bool and
+rejected_finished: [bool] * K say which completions ended (only those are trained to end). The
+chosen and all rejected completions of a batch go through the model in one concatenated forward:
+rows [chosen_0..chosen_B-1, then rejected_0_0..rejected_0_K-1, rejected_1_0, ...]. The reference is
+whatever trl's DPOTrainer uses (an explicit ref_model, the "ref" adapter, the base with adapters
+off, or precomputed log-probs), so G(t-1) serves as reference by passing it, or by precomputing
+before training.
 """
 
 from __future__ import annotations
@@ -31,16 +33,18 @@ def chat_prompt_ids(tokenizer, prompt: str) -> list[int]:
 
 
 def tokenize_preference(example: dict, tokenizer) -> dict:
-    """Chat-templated prompt ids, and completion ids ending in the tokenizer's eos."""
+    """Chat-templated prompt ids, and completion ids ending in the tokenizer's eos where the completion
+    finished (optional columns chosen_finished / rejected_finished; a text cut at max_new_tokens gets none)."""
     prompt_ids = chat_prompt_ids(tokenizer, example["prompt"])
+    rejected_finished = example.get("rejected_finished") or [True] * len(example["rejected"])
 
-    def completion(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    def completion(text: str, finished: bool) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if finished else [])
 
     return {
         "prompt_ids": prompt_ids,
-        "chosen_ids": completion(example["chosen"]),
-        "rejected_ids": [completion(text) for text in example["rejected"]],
+        "chosen_ids": completion(example["chosen"], example.get("chosen_finished", True)),
+        "rejected_ids": [completion(t, f) for t, f in zip(example["rejected"], rejected_finished, strict=True)],
     }
 
 

@@ -18,9 +18,9 @@ from trackrec.stages.llm_config import LLMConfig
 def align(scored_dir: str | Path, generator: str | Path, llm: LLMConfig, output: str | Path) -> list[dict]:
     """Writes adapter/ (G(t)) and log.json (trl's training log)."""
     table = pd.read_parquet(Path(scored_dir) / "preferences.parquet")
-    rows = [
-        {"prompt": r.prompt, "chosen": r.chosen, "rejected": list(r.rejected)} for r in table.itertuples(index=False)
-    ]
+    columns = ["prompt", "chosen", "rejected", "chosen_finished", "rejected_finished"]
+    rows = [{name: getattr(r, name) for name in columns} for r in table.itertuples(index=False)]
+    rows = [r | {"rejected": list(r["rejected"]), "rejected_finished": list(r["rejected_finished"])} for r in rows]
     if not rows:  # every sample was a tie: nothing to learn, G(t) = G(t-1)
         with atomic_dir(output) as tmp:
             shutil.copytree(generator, tmp / "adapter")

@@ -15,13 +15,21 @@ from trackrec.stages.llm_config import LLMConfig
 def sample(
     samples_dir: str | Path, generator: str | Path, llm: LLMConfig, output: str | Path, seed: int, progress=True
 ) -> int:
-    """Writes samples.parquet: the train samples' index, RecCoT prompt and N RecCoTs."""
+    """Writes samples.parquet: the train samples' index, RecCoT prompt, N RecCoTs and whether each finished."""
     frame = read_samples(samples_dir, "train")
     require_history(frame, "train samples")
     engine = open_engine(llm, generator, progress)
     prompts = prompt_builder(llm, engine.tokenizer, "train samples").reccot(frame)
     gen = llm.generation
-    reccots = engine.sample(prompts, gen.samples, gen.temperature, gen.top_p, gen.max_new_tokens, seed)
+    drawn = engine.sample(prompts, gen.samples, gen.temperature, gen.top_p, gen.max_new_tokens, seed)
+    table = pd.DataFrame(
+        {
+            "prompt": prompts,
+            "reccots": [[c.text for c in row] for row in drawn],
+            "finished": [[c.finished for c in row] for row in drawn],
+        },
+        index=frame.index,
+    )
     with atomic_dir(output) as tmp:
-        pd.DataFrame({"prompt": prompts, "reccots": reccots}, index=frame.index).to_parquet(tmp / "samples.parquet")
+        table.to_parquet(tmp / "samples.parquet")
     return len(prompts)

@@ -34,11 +34,10 @@ def score(
     # A sample whose N RecCoTs earn the same reward states no preference; argmax would pick one at
     # random and S-DPO would push down texts as good as the chosen one.
     informative = spread > TIE
+    kept = sampled[informative]
     prefs = [
-        preference(prompt, list(texts), list(r), llm.preference)
-        for prompt, texts, r in zip(
-            sampled.prompt[informative], sampled.reccots[informative], rewards[informative], strict=True
-        )
+        preference(prompt, list(texts), list(r), llm.preference, list(done))
+        for prompt, texts, r, done in zip(kept.prompt, kept.reccots, rewards[informative], kept.finished, strict=True)
     ]
     stats = {
         "mean_reward": float(rewards.mean()),
@@ -52,6 +51,8 @@ def score(
             "prompt": [p.prompt for p in prefs],
             "chosen": [p.chosen for p in prefs],
             "rejected": [list(p.rejected) for p in prefs],
+            "chosen_finished": [p.chosen_finished for p in prefs],
+            "rejected_finished": [list(p.rejected_finished) for p in prefs],
             "rewards": [list(map(float, r)) for r in rewards[informative]],
         },
         index=frame.index[informative],
