@@ -65,7 +65,8 @@ class HFEngine:
     @torch.no_grad()
     def _generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, **sampling) -> list[list[Completion]]:
         out: list[list[Completion]] = []
-        stop = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
+        stop = self.model.generation_config.eos_token_id
+        stop = self.tokenizer.eos_token_id if stop is None else stop
         stop_ids = torch.tensor(stop if isinstance(stop, list) else [stop])
         for chunk in self._chunks(prompts, "generate"):
             batch = self._encode(chunk, max_new_tokens)
