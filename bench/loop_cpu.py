@@ -17,7 +17,6 @@ import argparse
 import json
 import multiprocessing
 import resource
-import tempfile
 import time
 from pathlib import Path
 
@@ -127,10 +126,9 @@ def sdpo(model_ref, args) -> dict:
     completion = " ".join(["The user likes classic dramas and thrillers."] * max(1, args.new_tokens // 10))
     rows = [{"prompt": p, "chosen": completion, "rejected": [completion + f" {k}" for k in range(3)]} for p in prompts]
     config = TrainingConfig(epochs=1, batch_size=4)
-    with tempfile.TemporaryDirectory() as workdir:
-        start = time.perf_counter()
-        align(model, tokenizer, rows, config, beta=0.1, workdir=Path(workdir))
-        seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    align(model, tokenizer, rows, config, beta=0.1)
+    seconds = time.perf_counter() - start
     return {"samples_per_s": len(rows) / seconds}
 
 

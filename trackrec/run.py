@@ -19,6 +19,7 @@ from pathlib import Path
 from trackrec.config import Config, config_to_dict, field
 from trackrec.data.dataset import DataConfig
 from trackrec.llm.report import write_report
+from trackrec.llm.training import last_loss
 from trackrec.stages.align import align
 from trackrec.stages.distill import distill
 from trackrec.stages.evaluate import evaluate
@@ -68,8 +69,8 @@ class Stages:
 
 def _summary(result) -> str:
     if isinstance(result, list):  # a trainer's log: its last loss
-        losses = [entry["loss"] for entry in result if "loss" in entry]
-        return f"trained, last loss {losses[-1]:.4f}" if losses else "nothing to train"
+        loss = last_loss(result)
+        return "nothing to train" if loss is None else f"trained, last loss {loss:.4f}"
     text = json.dumps(result, default=str)
     return text if len(text) < 200 else text[:197] + "..."
 

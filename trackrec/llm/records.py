@@ -6,7 +6,6 @@ import math
 
 import pandas as pd
 
-from trackrec.errors import DataError
 from trackrec.llm.prompts import HistoryItem, fit_history, rec_prompt, reccot_prompt
 
 
@@ -43,12 +42,11 @@ class PromptBuilder:
         return [reccot_prompt(self._kept(row)) for row in frame.itertuples()]
 
     def rec(self, frame: pd.DataFrame, reccots: list[str]) -> list[str]:
-        rows = zip(frame.itertuples(), reccots, strict=True)
-        return [rec_prompt(self._kept(row), row.target_title, reccot) for row, reccot in rows]
-
-
-def require_history(frame: pd.DataFrame, source: str) -> None:
-    """Every sample needs an earlier interaction to summarise."""
-    empty = frame.index[frame.history_titles.map(len) == 0]
-    if len(empty):
-        raise DataError(source, "empty history: the prompt needs at least one earlier interaction", row=int(empty[0]))
+        """One Rec prompt per row; rows repeating a sample (its N RecCoTs) fit its history once."""
+        kept: dict = {}
+        prompts = []
+        for row, reccot in zip(frame.itertuples(), reccots, strict=True):
+            if row.Index not in kept:
+                kept[row.Index] = self._kept(row)
+            prompts.append(rec_prompt(kept[row.Index], row.target_title, reccot))
+        return prompts

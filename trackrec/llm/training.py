@@ -7,6 +7,7 @@ checkpointing) are derived from the hardware instead; a DeepSpeed config passes 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,10 @@ class TrainingConfig(Config):
         return problems
 
 
-def _hardware_args(config: TrainingConfig, workdir: Path) -> dict:
+def _hardware_args(config: TrainingConfig, workdir: str) -> dict:
     cuda = torch.cuda.is_available()
     return {
-        "output_dir": str(workdir),
+        "output_dir": workdir,
         "num_train_epochs": config.epochs,
         "learning_rate": config.learning_rate,
         "per_device_train_batch_size": config.batch_size,
@@ -78,18 +79,26 @@ def sft_dataset(tokenizer, prompts: Sequence[str], completions: Sequence[str], a
     return Dataset.from_dict(rows)
 
 
-def sft(model, tokenizer, dataset: Dataset, config: TrainingConfig, workdir: Path) -> list[dict]:
+def sft(model, tokenizer, dataset: Dataset, config: TrainingConfig) -> list[dict]:
     """Train `model` (a peft model: only its adapter learns) in place; returns trl's log history."""
-    args = SFTConfig(completion_only_loss=True, **_hardware_args(config, workdir))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    trainer.train()
+    with tempfile.TemporaryDirectory() as workdir:  # the trainer's scratch: nothing is checkpointed
+        args = SFTConfig(completion_only_loss=True, **_hardware_args(config, workdir))
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        trainer.train()
     return trainer.state.log_history
 
 
-def align(model, tokenizer, rows: list[dict], config: TrainingConfig, beta: float, workdir: Path) -> list[dict]:
+def align(model, tokenizer, rows: list[dict], config: TrainingConfig, beta: float) -> list[dict]:
     """S-DPO on `model` in place over rows {prompt, chosen, rejected: [K]}; the reference is `model` as it
     is now (G(t-1)), its log-probs precomputed before the first step."""
-    args = DPOConfig(beta=beta, precompute_ref_log_probs=True, **_hardware_args(config, workdir))
-    trainer = SDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-    trainer.train()
+    with tempfile.TemporaryDirectory() as workdir:
+        args = DPOConfig(beta=beta, precompute_ref_log_probs=True, **_hardware_args(config, workdir))
+        trainer = SDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        trainer.train()
     return trainer.state.log_history
+
+
+def last_loss(history: list[dict]) -> float | None:
+    """The last training loss in a trainer's log history; None when nothing was trained."""
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    return losses[-1] if losses else None

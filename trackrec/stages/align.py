@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -27,8 +26,7 @@ def align(scored_dir: str | Path, generator: str | Path, llm: LLMConfig, output:
             write_json(tmp / "log.json", [])
         return []
     model = load_model(llm.base, generator, trainable=True)
-    with tempfile.TemporaryDirectory() as workdir:
-        history = train_sdpo(model, load_tokenizer(llm.base), rows, llm.align_train, llm.beta, Path(workdir))
+    history = train_sdpo(model, load_tokenizer(llm.base), rows, llm.align_train, llm.beta)
     with atomic_dir(output) as tmp:
         model.save_pretrained(tmp / "adapter")
         write_json(tmp / "log.json", history)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +9,7 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.llm.adapters import load_model, load_tokenizer
 from trackrec.llm.teacher import make_teacher
-from trackrec.llm.training import sft, sft_dataset
+from trackrec.llm.training import last_loss, sft, sft_dataset
 from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
 from trackrec.stages.llm_config import LLMConfig
 
@@ -24,11 +23,8 @@ def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progres
     model = load_model(llm.base, lora=llm.lora, trainable=True)
     history = []
     if prompts:
-        with tempfile.TemporaryDirectory() as workdir:
-            dataset = sft_dataset(tokenizer, prompts, reccots, answer_only=False)
-            history = sft(model, tokenizer, dataset, llm.distill_train, Path(workdir))
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    summary = {"users": len(prompts), "teacher": llm.teacher.model, "last_loss": losses[-1] if losses else None}
+        history = sft(model, tokenizer, sft_dataset(tokenizer, prompts, reccots, answer_only=False), llm.distill_train)
+    summary = {"users": len(prompts), "teacher": llm.teacher.model, "last_loss": last_loss(history)}
     with atomic_dir(output) as tmp:
         model.save_pretrained(tmp / "adapter")
         pd.DataFrame({"prompt": prompts, "reccot": reccots}).to_parquet(tmp / "corpus.parquet")

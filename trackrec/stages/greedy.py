@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 
 from trackrec.atomic import atomic_dir
-from trackrec.llm.records import require_history
 from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples
 from trackrec.stages.llm_config import LLMConfig
 
@@ -20,7 +19,6 @@ def greedy(samples_dir: str | Path, generator: str | Path, llm: LLMConfig, outpu
     tables = []
     for split in SPLITS:
         frame = read_samples(samples_dir, split)
-        require_history(frame, f"{split} samples")
         prompts = prompt_builder(llm, engine.tokenizer, f"{split} samples").reccot(frame)
         reccots = engine.greedy(prompts, llm.generation.max_new_tokens)
         tables.append(pd.DataFrame({"split": split, "sample": frame.index, "reccot": reccots}))

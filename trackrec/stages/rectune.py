@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from trackrec.atomic import atomic_dir
@@ -22,14 +21,7 @@ def rectune(
     prompts = prompt_builder(llm, tokenizer, "train samples").rec(frame, read_reccots(greedy_dir, "train", frame))
     answers = ["Yes" if label == 1 else "No" for label in frame.label]
     model = load_model(llm.base, validator, lora=llm.lora, trainable=True)
-    with tempfile.TemporaryDirectory() as workdir:
-        history = sft(
-            model,
-            tokenizer,
-            sft_dataset(tokenizer, prompts, answers, answer_only=True),
-            llm.rectune_train,
-            Path(workdir),
-        )
+    history = sft(model, tokenizer, sft_dataset(tokenizer, prompts, answers, answer_only=True), llm.rectune_train)
     with atomic_dir(output) as tmp:
         model.save_pretrained(tmp / "adapter")
         write_json(tmp / "log.json", history)

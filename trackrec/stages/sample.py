@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 
 from trackrec.atomic import atomic_dir
-from trackrec.llm.records import require_history
 from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples
 from trackrec.stages.llm_config import LLMConfig
 
@@ -17,7 +16,6 @@ def sample(
 ) -> int:
     """Writes samples.parquet: the train samples' index, RecCoT prompt, N RecCoTs and whether each finished."""
     frame = read_samples(samples_dir, "train")
-    require_history(frame, "train samples")
     engine = open_engine(llm, generator, progress)
     prompts = prompt_builder(llm, engine.tokenizer, "train samples").reccot(frame)
     gen = llm.generation
