@@ -50,3 +50,20 @@ def test_malformed_yaml(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "none.yaml", RunConfig)
+
+
+def test_range_checks_name_each_field_and_its_value(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("ctr:\n  train:\n    lr: 0\n    patience: -1\nllm:\n  beta: 0\n  iterations: 0\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, RunConfig)
+    for expected in (
+        "ctr.train: lr: must be > 0, got 0.0",
+        "ctr.train: patience: must be >= 1, got -1",
+        "llm: beta: must be > 0, got 0.0",
+        "llm: iterations: must be >= 1, got 0",
+    ):
+        assert expected in str(error.value)
+    path.write_text("ctr:\n  history_len: 0\n")
+    with pytest.raises(ConfigError, match="history_len: must be >= 1, got 0"):
+        load_config(path, RunConfig)

@@ -35,6 +35,14 @@ class Config:
         """Cross-field checks; each entry says what was found and what is expected."""
         return []
 
+    def at_least(self, minimum: int, *names: str) -> list[str]:
+        """One problem for each named field below `minimum`."""
+        return [f"{n}: must be >= {minimum}, got {getattr(self, n)}" for n in names if getattr(self, n) < minimum]
+
+    def positive(self, *names: str) -> list[str]:
+        """One problem for each named field that is not > 0."""
+        return [f"{n}: must be > 0, got {getattr(self, n)}" for n in names if getattr(self, n) <= 0]
+
     def __post_init__(self) -> None:
         problems = self.problems()
         if problems:

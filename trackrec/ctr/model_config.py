@@ -24,8 +24,8 @@ class ModelConfig(Config):
     reduction_ratio: int = field(3, help="FiBiNET: SENET squeeze ratio")
 
     def problems(self) -> list[str]:
-        problems = []
-        for name in (
+        problems = self.at_least(
+            1,
             "embedding_dim",
             "connector_fields",
             "gru_dim",
@@ -35,9 +35,7 @@ class ModelConfig(Config):
             "attention_dim",
             "gnn_steps",
             "reduction_ratio",
-        ):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        )
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.attention_dim % max(self.attention_heads, 1):

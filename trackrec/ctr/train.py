@@ -25,14 +25,7 @@ class TrainConfig(Config):
     seed: int = field(2023, help="seed for initialisation and shuffling")
 
     def problems(self) -> list[str]:
-        problems = [
-            f"{n}: must be >= 1, got {getattr(self, n)}"
-            for n in ("batch_size", "max_epochs", "patience")
-            if getattr(self, n) < 1
-        ]
-        if self.lr <= 0:
-            problems.append(f"lr: must be > 0, got {self.lr}")
-        return problems
+        return self.at_least(1, "batch_size", "max_epochs", "patience") + self.positive("lr")
 
 
 def _batches(data: dict[str, torch.Tensor], size: int, order: torch.Tensor | None = None):

@@ -39,9 +39,7 @@ class DataConfig(Config):
     test_start: str | None = field(None, help="behaviour-log: first day of the test split (ISO date, UTC)")
 
     def problems(self) -> list[str]:
-        problems = []
-        if self.max_history < 1:
-            problems.append(f"max_history: must be >= 1, got {self.max_history}")
+        problems = self.at_least(1, "max_history")
         if self.source == "behaviour-log":
             for name in ("path", "valid_start", "test_start"):
                 if getattr(self, name) is None:

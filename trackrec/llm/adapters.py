@@ -32,7 +32,7 @@ class LoRAConfig(Config):
     )
 
     def problems(self) -> list[str]:
-        problems = [f"r: must be >= 1, got {self.r}"] if self.r < 1 else []
+        problems = self.at_least(1, "r")
         if self.layers is not None and (not self.layers or min(self.layers) < 0):
             problems.append(f"layers: need non-negative layer indices, got {self.layers}")
         return problems

@@ -53,11 +53,7 @@ class TeacherConfig(Config):
             problems.append("endpoint: required when kind is openai")
         if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
             problems.append(f"endpoint: {self.endpoint!r} is not an http(s) URL")
-        if self.concurrency < 1:
-            problems.append(f"concurrency: must be >= 1, got {self.concurrency}")
-        if self.timeout_s <= 0:
-            problems.append(f"timeout_s: must be > 0, got {self.timeout_s}")
-        return problems
+        return problems + self.at_least(1, "concurrency") + self.positive("timeout_s")
 
 
 class AnswerCache:

@@ -31,10 +31,7 @@ class TrainingConfig(Config):
     deepspeed: str | None = field(None, help="DeepSpeed JSON config path, passed to the trainer (GPU)")
 
     def problems(self) -> list[str]:
-        problems = []
-        for name in ("epochs", "learning_rate", "batch_size", "gradient_accumulation"):
-            if getattr(self, name) <= 0:
-                problems.append(f"{name}: must be > 0, got {getattr(self, name)}")
+        problems = self.positive("epochs", "learning_rate", "batch_size", "gradient_accumulation")
         if self.deepspeed is not None and not Path(self.deepspeed).is_file():
             problems.append(f"deepspeed: no such file {self.deepspeed!r}")
         return problems

@@ -21,7 +21,7 @@ class SubsetConfig(Config):
     seed: int = field(0, help="which users are drawn")
 
     def problems(self) -> list[str]:
-        problems = [f"{n}: must be >= 1" for n in ("train_samples", "eval_samples") if getattr(self, n) < 1]
+        problems = self.at_least(1, "train_samples", "eval_samples")
         if not 0 <= self.distill_fraction <= 1:
             problems.append(f"distill_fraction: must be in [0, 1], got {self.distill_fraction}")
         return problems
@@ -38,9 +38,7 @@ class GenerationConfig(Config):
     seed: int = field(0, help="sampling seed (offset by the iteration)")
 
     def problems(self) -> list[str]:
-        problems = [
-            f"{n}: must be >= 1" for n in ("history_tokens", "max_new_tokens", "batch_size") if getattr(self, n) < 1
-        ]
+        problems = self.at_least(1, "history_tokens", "max_new_tokens", "batch_size")
         if self.samples < 2:
             problems.append(f"samples: need at least 2 to form a preference, got {self.samples}")
         if not 0 < self.top_p <= 1:
@@ -63,10 +61,7 @@ class LLMConfig(Config):
     rectune_train: TrainingConfig = field(factory=TrainingConfig, help="Rec-tuning of V")
 
     def problems(self) -> list[str]:
-        problems = [f"iterations: must be >= 1, got {self.iterations}"] if self.iterations < 1 else []
-        if self.beta <= 0:
-            problems.append(f"beta: must be > 0, got {self.beta}")
-        return problems
+        return self.at_least(1, "iterations") + self.positive("beta")
 
 
 def check_context(llm: LLMConfig) -> None:

@@ -31,11 +31,9 @@ class CTRConfig(Config):
     train: TrainConfig = field(factory=TrainConfig, help="optimisation and early stopping")
 
     def problems(self) -> list[str]:
-        problems = []
+        problems = self.at_least(1, "history_len")
         if self.backbone not in BACKBONES:
             problems.append(f"backbone: unknown {self.backbone!r}; choose one of {sorted(BACKBONES)}")
-        if self.history_len < 1:
-            problems.append(f"history_len: must be >= 1, got {self.history_len}")
         if (self.user_vectors is None) != (self.dense_dim == 0):
             problems.append(
                 f"user_vectors ({self.user_vectors!r}) and dense_dim ({self.dense_dim}) must be given together"
