@@ -5,9 +5,15 @@ BIN := $(VENV)/bin
 CONSTRAINTS := constraints/cpu.txt
 export TRACKREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test bench lock clean
+.PHONY: setup redis demo test bench lock clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed redis
+
+# Debian's redis-server for the Redis online-store tests (they skip without it, outside CI).
+redis:
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || \
+		echo "redis-server is not installed and this is not root: the Redis tests will skip"
 
 # torch first, from the CPU build on local disk, so nothing pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) Makefile

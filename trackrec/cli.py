@@ -17,9 +17,14 @@ app = typer.Typer(help="TrackRec: RecCoT generation aligned to the recommender."
 data_app = typer.Typer(help="Datasets: statistics and preparation.", no_args_is_help=True)
 ctr_app = typer.Typer(help="CTR backbones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+features_app = typer.Typer(
+    help="RecCoT features in Feast: encode, publish versions, A/B arms, read.", no_args_is_help=True
+)
 app.add_typer(ctr_app, name="ctr")
+app.add_typer(features_app, name="features")
 console = Console()
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="YAML config")]
+StorePath = Annotated[Path, typer.Option("--store", help="feature store YAML (trackrec.features.store.StoreConfig)")]
 
 
 def user_errors(command):
@@ -92,3 +97,92 @@ def run(config: ConfigPath = Path("configs/local.yaml")):
     for row in result.get("llm", []):
         console.print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
     console.print(f"done: {result['ctr']['backbone']} test {result['ctr']['test']}")
+
+
+@features_app.command("encode")
+@user_errors
+def features_encode(
+    reccots: Annotated[Path, typer.Option(help="folder with reccots.parquet (user_id, reccot, iteration)")],
+    output: Annotated[Path, typer.Option(help="output folder for embeddings.parquet")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="encoder YAML; default all-minilm-l6-v2")
+    ] = None,
+):
+    """Encode RecCoTs into float32 vectors."""
+    from trackrec.features.encoder import EncoderConfig
+    from trackrec.stages.encode import encode
+
+    console.print(encode(reccots, load_config(config, EncoderConfig) if config else EncoderConfig(), output))
+
+
+@features_app.command("publish")
+@user_errors
+def features_publish(
+    store: StorePath,
+    embeddings: Annotated[Path, typer.Option(help="embeddings.parquet from the encode stage")],
+    version: Annotated[str, typer.Option(help="the new version's name, e.g. 2026_11_22")],
+    carry_from: Annotated[str | None, typer.Option(help="earlier version whose other users' rows carry over")] = None,
+):
+    """Publish a new version (offline parquet + online rows); arms keep reading theirs."""
+    import pandas as pd
+
+    from trackrec.features.store import StoreConfig
+    from trackrec.features.versions import publish
+
+    table = pd.read_parquet(embeddings)
+    console.print(publish(table, version, load_config(store, StoreConfig), carry_from, source=str(embeddings)))
+
+
+@features_app.command("assign")
+@user_errors
+def features_assign(store: StorePath, arm: Annotated[str, typer.Option()], version: Annotated[str, typer.Option()]):
+    """Point an A/B arm (its feature service ctr_<arm>) at a published version."""
+    from trackrec.features.store import StoreConfig
+    from trackrec.features.versions import assign
+
+    console.print(assign(load_config(store, StoreConfig), arm, version))
+
+
+@features_app.command("promote")
+@user_errors
+def features_promote(store: StorePath, source: str = "candidate", target: str = "control"):
+    """The target arm (control) reads what the source arm (candidate) reads."""
+    from trackrec.features.store import StoreConfig
+    from trackrec.features.versions import promote
+
+    console.print(promote(load_config(store, StoreConfig), source, target))
+
+
+@features_app.command("rollback")
+@user_errors
+def features_rollback(store: StorePath, arm: str = "control"):
+    """The arm reads the version it read before its last change."""
+    from trackrec.features.store import StoreConfig
+    from trackrec.features.versions import rollback
+
+    console.print(rollback(load_config(store, StoreConfig), arm))
+
+
+@features_app.command("get")
+@user_errors
+def features_get(
+    user: Annotated[list[int], typer.Option(help="user id (repeat for several)")],
+    repo: Annotated[Path, typer.Option(help="the Feast repo folder the publisher wrote")] = Path("runs/local/features"),
+    version: Annotated[str | None, typer.Option(help="a published version; default: what --arm reads")] = None,
+    arm: str = "control",
+):
+    """Online features of users, as a CTR model reads them."""
+    from trackrec.features.store import open_repo
+    from trackrec.features.versions import read
+
+    frame = read(open_repo(repo), user, version=version, arm=arm)
+    table = Table()
+    for column in ("user_id", "model_version", "iteration", "reccot", "embedding"):
+        table.add_column(column)
+    for row in frame.itertuples():
+        if row.embedding is None:
+            table.add_row(str(row.user_id), "-", "-", "-", "no features")
+            continue
+        vector = f"{row.embedding.size} floats [{row.embedding[0]:.4f}, ...]"
+        table.add_row(str(row.user_id), row.model_version, str(int(row.iteration)), row.reccot, vector)
+    console.print(table)

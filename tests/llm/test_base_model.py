@@ -1,37 +1,11 @@
 """Where G and V's base comes from: a folder, s3:// (a real S3 server on 127.0.0.1), the bundled SmolLM2."""
 
-import socket
-
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trackrec.errors import ConfigError
 from trackrec.llm.base_model import SMOLLM2, resolve_model
 from trackrec.llm.hf_engine import HFEngine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield boto3.client("s3")
-    server.stop()
 
 
 def test_s3_prefix_is_downloaded_once_and_loads(s3, tiny_lm_dir, tmp_path, monkeypatch):

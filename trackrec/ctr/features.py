@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from trackrec.errors import DataError
+from trackrec.features.vectors import checked_vectors
 
 
 @dataclass(frozen=True)
@@ -64,26 +65,15 @@ def _right_aligned(lists: pd.Series, length: int, offset: int = 0) -> np.ndarray
 
 
 def user_vector_matrix(vectors: pd.DataFrame, n_users: int, dense_dim: int, source: str) -> np.ndarray:
-    """(n_users, D) matrix from a frame of user_id + embedding; checks size and values per row."""
-    for column in ("user_id", "embedding"):
-        if column not in vectors.columns:
-            raise DataError(source, f"missing column '{column}'", field=column)
+    """(n_users, D) matrix from a frame of user_id + embedding; users without a row read zeros."""
+    rows = checked_vectors(vectors, dense_dim, source)
     matrix = np.zeros((n_users, dense_dim), dtype=np.float32)
-    seen = set()
-    for row, (user, vector) in enumerate(zip(vectors["user_id"], vectors["embedding"], strict=True)):
-        vector = np.asarray(vector, dtype=np.float32)
-        if vector.shape != (dense_dim,):
-            raise DataError(source, f"vector has size {vector.size}, expected {dense_dim}", row=row, field="embedding")
-        if not np.isfinite(vector).all():
-            raise DataError(source, "vector holds NaN or infinite values", row=row, field="embedding")
-        if user in seen:
-            raise DataError(source, f"duplicate user_id {user}", row=row, field="user_id")
+    for row, user in enumerate(vectors["user_id"]):
         if not 0 < user < n_users:
             raise DataError(
                 source, f"user_id {user} is outside the dataset (1..{n_users - 1})", row=row, field="user_id"
             )
-        seen.add(user)
-        matrix[user] = vector
+        matrix[user] = rows[row]
     return matrix
 
 

@@ -1,0 +1,54 @@
+"""The encode stage with the bundled all-MiniLM-L6-v2, and the per-user RecCoT history cut-off."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trackrec.data.dataset import Dataset
+from trackrec.errors import DataError
+from trackrec.features.encoder import EncoderConfig
+from trackrec.stages.encode import encode
+from trackrec.stages.summarize import cutoff_histories
+
+
+def write_reccots(folder, texts):
+    folder.mkdir()
+    frame = pd.DataFrame({"user_id": range(1, len(texts) + 1), "reccot": texts, "iteration": 3})
+    frame.to_parquet(folder / "reccots.parquet")
+    return folder
+
+
+def test_encode_writes_unit_float32_vectors_that_keep_meaning(tmp_path):
+    texts = ["The user loves action movies.", "This user enjoys action films.", "Likes slow romantic dramas."]
+    meta = encode(write_reccots(tmp_path / "r", texts), EncoderConfig(batch_size=2), tmp_path / "e", progress=False)
+    assert meta == {"encoder": "all-minilm-l6-v2", "dim": 384, "users": 3}
+    table = pd.read_parquet(tmp_path / "e" / "embeddings.parquet")
+    vectors = np.stack(table.embedding)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    similarity = vectors @ vectors.T
+    assert similarity[0, 1] > similarity[0, 2] + 0.2  # paraphrases closer than another taste
+    assert table.reccot.tolist() == texts and set(table.encoder) == {"all-minilm-l6-v2"}
+
+
+def test_encode_names_a_missing_column_and_writes_nothing(tmp_path):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    pd.DataFrame({"user_id": [1], "text": ["x"]}).to_parquet(folder / "reccots.parquet")
+    with pytest.raises(DataError, match="reccots.parquet.*missing column 'reccot'"):
+        encode(folder, EncoderConfig(), tmp_path / "e", progress=False)
+    assert not (tmp_path / "e").exists()
+
+
+def test_cutoff_histories_hold_every_train_event_and_nothing_later(prepared):
+    dataset = Dataset.load(prepared)
+    histories = cutoff_histories(dataset)
+    train = dataset.samples["train"].sort_values(["user_id", "timestamp"], kind="stable")
+    later_users = set(dataset.samples["valid"].user_id) | set(dataset.samples["test"].user_id)
+    assert histories.user_id.is_unique and len(histories) == train.user_id.nunique()
+    for row in histories.itertuples():
+        items = train[train.user_id == row.user_id].target_item_id.tolist()
+        # a user seen later: all train events; otherwise the latest train sample's own history
+        assert list(row.history_item_ids) == (items if row.user_id in later_users else items[:-1])

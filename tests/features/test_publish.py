@@ -1,0 +1,171 @@
+"""Versioned publishing to a real Feast store: SQLite, Debian's redis-server, an S3 offline store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trackrec.errors import DataError
+from trackrec.features import versions
+from trackrec.features.offline import read_parquet
+from trackrec.features.store import StoreConfig, StoreError, open_repo
+
+DIM = 8
+
+
+def embeddings(users, seed: int, dim: int = DIM) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    users = list(users)
+    return pd.DataFrame(
+        {
+            "user_id": users,
+            "reccot": [f"user {u} summary {seed}" for u in users],
+            "iteration": seed,
+            "embedding": list(rng.standard_normal((len(users), dim)).astype(np.float32)),
+        }
+    )
+
+
+def vectors(store, users, **where) -> np.ndarray:
+    return np.stack(versions.read(store, users, **where).embedding)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_config(request, tmp_path):
+    if request.param == "sqlite":
+        return StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    return StoreConfig(repo=str(tmp_path / "repo"), online="redis", redis=request.getfixturevalue("redis_url"), dim=DIM)
+
+
+def test_a_candidate_version_leaves_the_control_arm_unchanged(store_config):
+    v1 = embeddings(range(1, 51), seed=1)
+    versions.publish(v1, "v1", store_config, progress=False)
+    versions.assign(store_config, "control", "v1")
+    store = open_repo(store_config.repo)
+    before = vectors(store, [1, 7, 50])
+    np.testing.assert_allclose(before, np.stack(v1.embedding.iloc[[0, 6, 49]]))
+
+    versions.publish(embeddings(range(1, 51), seed=2), "v2", store_config, progress=False)
+    versions.assign(store_config, "candidate", "v2")
+    np.testing.assert_array_equal(vectors(store, [1, 7, 50]), before)  # control still reads v1
+    candidate = versions.read(store, [7], arm="candidate")
+    assert candidate.model_version[0] == "v2" and candidate.reccot[0] == "user 7 summary 2"
+
+    assert versions.promote(store_config) == {"arm": "control", "version": "v2", "previous": "v1"}
+    assert versions.read(store, [7]).model_version[0] == "v2"
+    versions.rollback(store_config)
+    np.testing.assert_array_equal(vectors(store, [1, 7, 50]), before)
+
+
+def test_incremental_publish_refreshes_only_the_given_users(store_config):
+    versions.publish(embeddings(range(1, 21), seed=1), "v1", store_config, progress=False)
+    active = embeddings([3, 4], seed=5)
+    summary = versions.publish(active, "v2", store_config, carry_from="v1", progress=False)
+    assert summary["rows"] == 20 and summary["carried"] == 18
+    store = open_repo(store_config.repo)
+    np.testing.assert_array_equal(vectors(store, [3, 9], version="v2")[0], active.embedding[0])
+    np.testing.assert_array_equal(vectors(store, [9], version="v2"), vectors(store, [9], version="v1"))
+    assert set(versions.read(store, [3, 9], version="v2").model_version) == {"v2"}
+
+
+KILLED_PUBLISH = """
+import os, sys
+import pandas as pd
+from feast import FeatureStore
+from trackrec.features import versions
+from trackrec.features.store import StoreConfig
+
+calls = []
+original = FeatureStore.write_to_online_store
+def dies_after_one_chunk(self, *args, **kwargs):
+    if calls:
+        os._exit(9)  # no cleanup, no exception handler: as if the pod were killed
+    calls.append(1)
+    return original(self, *args, **kwargs)
+FeatureStore.write_to_online_store = dies_after_one_chunk
+config = StoreConfig(repo=sys.argv[1], dim={dim})
+versions.publish(pd.read_parquet(sys.argv[2]), "v2", config, progress=False)
+"""
+
+
+def test_a_publish_killed_midway_leaves_readers_on_a_complete_version_and_a_rerun_completes(tmp_path):
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    users = range(1, versions.CHUNK * 2 + 501)
+    versions.publish(embeddings(users, seed=1), "v1", config, progress=False)
+    versions.assign(config, "control", "v1")
+    store = open_repo(config.repo)
+    before = vectors(store, [1, 1500, 2500])
+
+    v2 = embeddings(users, seed=2)
+    v2.to_parquet(tmp_path / "v2.parquet")
+    script = textwrap.dedent(KILLED_PUBLISH).replace("{dim}", str(DIM))
+    child = subprocess.run([sys.executable, "-c", script, config.repo, str(tmp_path / "v2.parquet")])
+    assert child.returncode == 9
+
+    store = open_repo(config.repo)
+    np.testing.assert_array_equal(vectors(store, [1, 1500, 2500]), before)
+    with pytest.raises(StoreError, match="'v2' is not a complete published version"):
+        versions.read(store, [1], version="v2")
+    with pytest.raises(StoreError, match="'v2' is not a complete"):
+        versions.assign(config, "candidate", "v2")
+
+    assert versions.publish(v2, "v2", config, progress=False)["rows"] == len(v2)
+    store = open_repo(config.repo)
+    np.testing.assert_array_equal(vectors(store, [2500], version="v2")[0], v2.embedding.iloc[-1])
+    np.testing.assert_array_equal(vectors(store, [1, 1500, 2500]), before)
+
+
+def test_a_published_version_is_never_overwritten(tmp_path):
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    versions.publish(embeddings([1, 2], seed=1), "v1", config, progress=False)
+    with pytest.raises(StoreError, match="'v1' is already published"):
+        versions.publish(embeddings([1, 2], seed=2), "v1", config, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (embeddings([1, 2], seed=1, dim=DIM + 1), "row 0, field 'embedding': vector has size 9, expected 8"),
+        (embeddings([1, 2], seed=1).assign(embedding=[np.full(DIM, np.nan, np.float32)] * 2), "NaN"),
+        (embeddings([1, 2, 1], seed=1), "row 2, field 'user_id': duplicate user_id 1"),
+        (embeddings([1], seed=1).drop(columns="reccot"), "missing column 'reccot'"),
+    ],
+    ids=["wrong-size", "nan", "duplicate-user", "missing-column"],
+)
+def test_bad_vectors_are_refused_before_anything_is_written(tmp_path, table, message):
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    with pytest.raises(DataError, match=message):
+        versions.publish(table, "v1", config, source="emb.parquet", progress=False)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_an_unreachable_redis_is_named_before_anything_is_written(tmp_path):
+    from tests.conftest import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    config = StoreConfig(repo=str(tmp_path / "repo"), online="redis", redis=address, dim=DIM)
+    with pytest.raises(StoreError, match=f"online store redis at '{address}' is unreachable"):
+        versions.publish(embeddings([1], seed=1), "v1", config, progress=False)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_offline_rows_on_a_real_s3_server(tmp_path, s3):
+    s3.create_bucket(Bucket="features")
+    endpoint = s3.meta.endpoint_url
+    config = StoreConfig(repo=str(tmp_path / "repo"), offline="s3://features/reccot", s3_endpoint=endpoint, dim=DIM)
+    table = embeddings(range(1, 11), seed=1)
+    summary = versions.publish(table, "v1", config, progress=False)
+    assert summary["offline"] == "s3://features/reccot/v1.parquet"
+    offline = read_parquet(summary["offline"], endpoint)
+    assert offline.user_id.tolist() == list(range(1, 11)) and set(offline.model_version) == {"v1"}
+    np.testing.assert_array_equal(np.stack(offline.embedding), np.stack(table.embedding))
+
+    missing = StoreConfig(repo=str(tmp_path / "other"), offline="s3://no-such-bucket/x", s3_endpoint=endpoint, dim=DIM)
+    with pytest.raises(StoreError, match="offline store s3://no-such-bucket at http://127.0.0.1:\\d+ is unreachable"):
+        versions.publish(table, "v1", missing, progress=False)
+    assert not (tmp_path / "other").exists()

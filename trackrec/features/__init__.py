@@ -1,0 +1,1 @@
+"""RecCoT features: text encoder, Feast definitions, versioned publishing for A/B arms."""

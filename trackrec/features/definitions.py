@@ -1,0 +1,66 @@
+"""The Feast objects: entity `user_id`, one FeatureView per published version, feature services.
+
+A version's FeatureView `reccot_<version>` has its own offline file and its own online rows, so
+publishing one never touches another. The FeatureService `reccot_<version>` is applied last, as
+the mark that the version is complete; an arm's service `ctr_<arm>` names the version that arm's
+CTR model reads, with the version it replaced in its tags (for rollback).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.types import Array, Float32, Int64, String
+
+from trackrec.errors import ConfigError
+
+USER = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="dense TrackRec user id")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,62}$")
+
+
+def checked_name(kind: str, name: str) -> str:
+    if not _NAME.match(name):
+        raise ConfigError(kind, [f"{name!r}: use letters, digits and _ (up to 63), starting with a letter or digit"])
+    return name
+
+
+def view_name(version: str) -> str:
+    return f"reccot_{checked_name('version', version)}"
+
+
+def arm_service_name(arm: str) -> str:
+    return f"ctr_{checked_name('arm', arm)}"
+
+
+def version_view(version: str, path: str, s3_endpoint: str | None) -> FeatureView:
+    source = FileSource(
+        name=f"{view_name(version)}_source",
+        path=path,
+        timestamp_field="event_timestamp",
+        s3_endpoint_override=s3_endpoint,
+    )
+    return FeatureView(
+        name=view_name(version),
+        entities=[USER],
+        ttl=timedelta(0),  # RecCoT features do not expire; a new version replaces them
+        schema=[
+            Field(name="embedding", dtype=Array(Float32)),
+            Field(name="reccot", dtype=String),
+            Field(name="model_version", dtype=String),
+            Field(name="iteration", dtype=Int64),
+        ],
+        source=source,
+        online=True,
+        tags={"version": version},
+    )
+
+
+def version_service(view: FeatureView, rows: int) -> FeatureService:
+    return FeatureService(name=view.name, features=[view], tags={"version": view.tags["version"], "rows": str(rows)})
+
+
+def arm_service(arm: str, view: FeatureView, previous: str | None) -> FeatureService:
+    tags = {"version": view.tags["version"]} | ({"previous": previous} if previous else {})
+    return FeatureService(name=arm_service_name(arm), features=[view], tags=tags)

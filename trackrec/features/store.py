@@ -1,0 +1,115 @@
+"""Where the RecCoT features live: a Feast repo folder (feature_store.yaml + registry), an online
+store (SQLite by default, Redis in production) and an offline folder (local or s3://).
+
+`open_store` first checks that Redis and S3 answer, so an unreachable store fails before anything
+is written; then it writes feature_store.yaml, so `feast -c REPO serve` and the `features get`
+command read the same store as the publisher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from trackrec.atomic import atomic_file
+from trackrec.config import Config, field
+from trackrec.errors import TrackRecError
+
+ONLINE_KINDS = ("sqlite", "redis")
+
+
+class StoreError(TrackRecError):
+    """A feature store that cannot be reached or is not in the state an operation needs."""
+
+
+@dataclass
+class StoreConfig(Config):
+    repo: str = field("runs/local/features", help="Feast repo folder: feature_store.yaml, registry, SQLite file")
+    project: str = field("trackrec", help="Feast project name")
+    online: str = field("sqlite", help=f"online store: one of {ONLINE_KINDS}")
+    redis: str = field("127.0.0.1:6379", help="Redis connection string (host:port[,password=...]) when online: redis")
+    offline: str | None = field(None, help="offline parquet folder or s3://bucket/prefix; none: REPO/offline")
+    s3_endpoint: str | None = field(None, help="S3-compatible endpoint URL; none: AWS's (credentials from AWS_*)")
+    dim: int = field(384, help="size of every published vector (the encoder's)")
+
+    def problems(self) -> list[str]:
+        problems = self.positive("dim")
+        if self.online not in ONLINE_KINDS:
+            problems.append(f"online: unknown {self.online!r}; choose one of {list(ONLINE_KINDS)}")
+        return problems
+
+    @property
+    def offline_root(self) -> str:
+        return (self.offline or str(Path(self.repo).resolve() / "offline")).rstrip("/")
+
+
+def _check_redis(connection: str) -> None:
+    import redis
+
+    host, _, port = connection.split(",")[0].partition(":")
+    try:
+        redis.Redis(host=host, port=int(port or 6379), socket_connect_timeout=2, socket_timeout=2).ping()
+    except (redis.RedisError, OSError, ValueError) as error:
+        raise StoreError(f"online store redis at {connection!r} is unreachable: {error}") from error
+
+
+def _check_s3(config: StoreConfig) -> None:
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket = config.offline_root.removeprefix("s3://").split("/")[0]
+    client = boto3.client(
+        "s3", endpoint_url=config.s3_endpoint, config=BotoConfig(connect_timeout=2, retries={"max_attempts": 1})
+    )
+    try:
+        client.head_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as error:
+        where = config.s3_endpoint or "AWS S3"
+        raise StoreError(f"offline store s3://{bucket} at {where} is unreachable: {error}") from error
+
+
+def check_reachable(config: StoreConfig) -> None:
+    if config.online == "redis":
+        _check_redis(config.redis)
+    if config.offline_root.startswith("s3://"):
+        _check_s3(config)
+
+
+def repo_yaml(config: StoreConfig) -> dict:
+    online = (
+        {"type": "sqlite", "path": "online.db"}
+        if config.online == "sqlite"
+        else {"type": "redis", "connection_string": config.redis}
+    )
+    return {
+        "project": config.project,
+        "registry": "registry.db",
+        "provider": "local",
+        "online_store": online,
+        "offline_store": {"type": "file"},
+        "entity_key_serialization_version": 3,
+    }
+
+
+def open_store(config: StoreConfig):
+    """The FeatureStore behind `config`, after checking its services answer."""
+    from feast import FeatureStore
+
+    check_reachable(config)
+    repo = Path(config.repo)
+    repo.mkdir(parents=True, exist_ok=True)
+    with atomic_file(repo / "feature_store.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(repo_yaml(config), sort_keys=False))
+    return FeatureStore(repo_path=str(repo))
+
+
+def open_repo(repo: str | Path):
+    """A consumer's view: the store a publisher wrote into `repo`."""
+    from feast import FeatureStore
+
+    if not (Path(repo) / "feature_store.yaml").is_file():
+        raise StoreError(f"{repo}: no feature_store.yaml; publish a version first")
+    return FeatureStore(repo_path=str(repo))
