@@ -17,18 +17,21 @@ CORPUS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_lm_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-lm")
-    tokenizer = Qwen2Tokenizer().train_new_from_iterator(CORPUS * 20, vocab_size=400)
+def save_tiny_lm(folder, corpus: list[str], vocab_size: int, hidden_size: int, logit_scale: float = 1.0):
+    """A random 2-layer Qwen2 with a tokenizer trained on `corpus`, saved for from_pretrained.
+
+    logit_scale multiplies the final norm: small tied embeddings cap the logits near +-1, a
+    trained model's range is wider (a task that must be learnt in seconds needs it).
+    """
+    tokenizer = Qwen2Tokenizer().train_new_from_iterator(corpus, vocab_size=vocab_size)
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     tokenizer.chat_template = CHATML
     tokenizer.eos_token = "<|im_end|>"  # end of the assistant turn, as in instruct models
     tokenizer.save_pretrained(folder)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -37,7 +40,16 @@ def tiny_lm_dir(tmp_path_factory):
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
     )
     torch.manual_seed(0)
-    Qwen2ForCausalLM(config).save_pretrained(folder)
+    model = Qwen2ForCausalLM(config)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(logit_scale)
+    model.save_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    save_tiny_lm(folder, CORPUS * 20, vocab_size=400, hidden_size=32)
     return folder
 
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2Tokenizer
 
-from tests.llm.conftest import CHATML
+from tests.llm.conftest import save_tiny_lm
 from tests.llm.teacher_server import TeacherServer
 from trackrec.config import config_from_dict
 from trackrec.llm.prompts import HistoryItem, rec_prompt, reccot_prompt
@@ -64,28 +62,9 @@ def write_samples(folder, **splits: pd.DataFrame):
     return folder
 
 
-def tiny_base(folder, corpus: list[str]):
-    """A random 2-layer model whose vocabulary has each answer and RecCoT word as one token."""
-    tokenizer = Qwen2Tokenizer().train_new_from_iterator(corpus + ["Yes No", *WORDS] * 2000, vocab_size=800)
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    tokenizer.chat_template, tokenizer.eos_token = CHATML, "<|im_end|>"
-    tokenizer.save_pretrained(folder)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    with torch.no_grad():  # small tied embeddings cap the logits near +-1; a trained model's are wider
-        model.model.norm.weight.fill_(8.0)
-    model.save_pretrained(folder)
+def tiny_base(folder, corpus: list[str]) -> None:
+    """Each answer and RecCoT word is one token of the vocabulary."""
+    save_tiny_lm(folder, corpus + ["Yes No", *WORDS] * 2000, vocab_size=800, hidden_size=64, logit_scale=8.0)
 
 
 def corpus_of(*frames: pd.DataFrame) -> list[str]:
