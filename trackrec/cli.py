@@ -167,7 +167,7 @@ def features_rollback(store: StorePath, arm: str = "control"):
 @user_errors
 def features_get(
     user: Annotated[list[int], typer.Option(help="user id (repeat for several)")],
-    repo: Annotated[Path, typer.Option(help="the Feast repo folder the publisher wrote")] = Path("runs/local/features"),
+    repo: Annotated[Path, typer.Option(help="the Feast repo folder the publisher wrote")] = Path("runs/local/feast"),
     version: Annotated[str | None, typer.Option(help="a published version; default: what --arm reads")] = None,
     arm: str = "control",
 ):
@@ -186,3 +186,25 @@ def features_get(
         vector = f"{row.embedding.size} floats [{row.embedding[0]:.4f}, ...]"
         table.add_row(str(row.user_id), row.model_version, str(int(row.iteration)), row.reccot, vector)
     console.print(table)
+
+
+@features_app.command("score")
+@user_errors
+def features_score(
+    user: Annotated[int, typer.Option(help="user id")],
+    item: Annotated[int, typer.Option(help="candidate item id")],
+    run_dir: Annotated[Path, typer.Option("--run", help="a finished run: data/ and ctr/")] = Path("runs/local"),
+    repo: Annotated[Path, typer.Option(help="the Feast repo folder")] = Path("runs/local/feast"),
+    arm: str = "control",
+):
+    """Score one request as a ranker would: the CTR model + the user's features read online.
+
+    The request's history is the user's latest in the run's data (a ranker takes it from its log).
+    """
+    from trackrec.data.dataset import Dataset
+    from trackrec.features.serving import RequestScorer
+
+    samples = Dataset.load(run_dir / "data").samples["test"]
+    latest = samples[samples.user_id == user].tail(1)
+    history = ([], []) if latest.empty else (latest.history_item_ids.iloc[0], latest.history_labels.iloc[0])
+    console.print(RequestScorer(run_dir / "ctr", run_dir / "data", repo, arm).score(user, item, *history))

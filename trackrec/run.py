@@ -1,7 +1,8 @@
 """The main job on one machine: a plain sequence of stage calls, every artifact in one run folder.
 
 prepare_data -> [select_samples -> distill -> greedy -> rectune -> evaluate (iteration 0)
--> T x (sample -> score -> align -> greedy -> rectune -> evaluate) -> report] -> train_ctr.
+-> T x (sample -> score -> align -> greedy -> rectune -> evaluate) -> report
+-> [summarize -> encode -> publish]] -> train_ctr (with the RecCoT vectors when encoded).
 Each stage writes its folder whole (atomically); a `.done` file beside its outputs records a
 fingerprint of its config and of its inputs' fingerprints, so a re-run skips exactly the stages
 whose config and upstream are unchanged.
@@ -9,6 +10,7 @@ whose config and upstream are unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -22,23 +24,36 @@ from trackrec.llm.report import write_report
 from trackrec.llm.training import last_loss
 from trackrec.stages.align import align
 from trackrec.stages.distill import distill
+from trackrec.stages.encode import encode
 from trackrec.stages.evaluate import evaluate
 from trackrec.stages.greedy import greedy
 from trackrec.stages.llm_config import LLMConfig, check_context
 from trackrec.stages.prepare_data import prepare_data
+from trackrec.stages.publish import FeaturesConfig, publish
 from trackrec.stages.rectune import rectune
 from trackrec.stages.sample import sample
 from trackrec.stages.score import score
 from trackrec.stages.select_samples import select_samples
+from trackrec.stages.summarize import summarize
 from trackrec.stages.train_ctr import CTRConfig, train_ctr
 
 
 @dataclass
 class RunConfig(Config):
+    """The main job; `features` needs `llm` (the RecCoTs come from the loop's last G)."""
+
     run_dir: str = field("runs/local", help="folder that receives every artifact of the run")
     data: DataConfig = field(factory=DataConfig, help="prepare_data stage")
     llm: LLMConfig | None = field(None, help="the RecCoT loop; none: data and CTR only")
+    features: FeaturesConfig | None = field(
+        None, help="RecCoT features of G(T) into Feast and the CTR model; needs llm"
+    )
     ctr: CTRConfig = field(factory=CTRConfig, help="train_ctr stage")
+
+    def problems(self) -> list[str]:
+        if self.features is not None and self.llm is None:
+            return ["features: needs an llm section (the RecCoTs come from the loop's last G)"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -79,8 +94,8 @@ def _adapter(output: Output | None) -> Path | None:
     return None if output is None else output.path / "adapter"
 
 
-def run_llm(llm: LLMConfig, data: Output, folder: Path, stage: Stages) -> list[dict]:
-    """Distillation, iteration 0, T alternating iterations; returns the per-iteration metrics."""
+def run_llm(llm: LLMConfig, data: Output, folder: Path, stage: Stages) -> tuple[list[dict], Output]:
+    """Distillation, iteration 0, T alternating iterations; returns the per-iteration metrics and G(T)."""
     check_context(llm)
     config = config_to_dict(llm) | {"iterations": None}  # T does not change what one stage computes
     subset = stage(
@@ -138,7 +153,37 @@ def run_llm(llm: LLMConfig, data: Output, folder: Path, stage: Stages) -> list[d
             row |= {"sampled_mean_reward": stats["mean_reward"], "sampled_chosen_reward": stats["mean_chosen_reward"]}
         rows.append(row)
     write_report(rows, folder)
-    return rows
+    return rows, g
+
+
+def run_features(
+    features: FeaturesConfig, llm: LLMConfig, data: Output, generator: Output, folder: Path, stage: Stages
+) -> tuple[Output, int]:
+    """G(T)'s RecCoT per user, encoded and published; returns the embeddings and their size."""
+    config = config_to_dict(features)
+    reccots = stage(
+        "summarize",
+        folder / "reccots",
+        config | {"llm": config_to_dict(llm)},
+        [data, generator],
+        lambda out: summarize(data.path, _adapter(generator), llm, out, llm.iterations, features.users, features.seed),
+    )
+    encoded = stage(
+        "encode",
+        folder / "embeddings",
+        config_to_dict(features.encoder),
+        [reccots],
+        lambda out: encode(reccots.path, features.encoder, out),
+    )
+    version = f"run_{encoded.fingerprint[:12]}"  # a new version whenever the vectors change
+    stage(
+        "publish",
+        folder / "published",
+        config,
+        [encoded],
+        lambda out: publish(encoded.path, version, features, out),
+    )
+    return encoded, json.loads((encoded.path / "meta.json").read_text())["dim"]
 
 
 def run(config: RunConfig, log=print) -> dict:
@@ -154,16 +199,22 @@ def run(config: RunConfig, log=print) -> dict:
         lambda out: prepare_data(config.data, out).meta["rows"],
     )
     result = {}
+    ctr, ctr_inputs = config.ctr, [data]
     if config.llm is not None:
-        result["llm"] = run_llm(config.llm, data, run_dir / "llm", stage)
+        result["llm"], generator = run_llm(config.llm, data, run_dir / "llm", stage)
         log(f"llm: report -> {run_dir / 'llm' / 'report.html'}")
+        if config.features is not None:
+            encoded, dim = run_features(config.features, config.llm, data, generator, run_dir / "features", stage)
+            vectors = str(encoded.path / "embeddings.parquet")
+            ctr = dataclasses.replace(config.ctr, user_vectors=vectors, dense_dim=dim)
+            ctr_inputs.append(encoded)
     ctr_dir = run_dir / "ctr"
     stage(
         "train_ctr",
         ctr_dir,
-        config_to_dict(config.ctr),
-        [data],
-        lambda out: train_ctr(data.path, config.ctr, out)["test"],
+        config_to_dict(ctr),
+        ctr_inputs,
+        lambda out: train_ctr(data.path, ctr, out)["test"],
     )
     result["ctr"] = json.loads((ctr_dir / "metrics.json").read_text())
     return result

@@ -130,3 +130,47 @@ def test_samples_whose_reccots_tie_state_no_preference(tmp_path, tiny_lm_dir, pr
     (g / "adapter_config.json").write_text("{}")
     assert align(tmp_path / "scored", g, llm, tmp_path / "aligned") == []  # all ties: G(t) = G(t-1)
     assert (tmp_path / "aligned" / "adapter" / "adapter_config.json").read_text() == "{}"
+
+
+def test_run_with_features_publishes_gs_reccots_and_feeds_them_to_the_ctr_model(tmp_path, collm_root, tiny_lm_dir):
+    import numpy as np
+    import pandas as pd
+
+    from trackrec.features.store import open_repo
+    from trackrec.features.versions import read
+    from trackrec.stages.publish import FeaturesConfig
+
+    with TeacherServer(lambda prompt: "The user likes Action movies.") as server:
+        config = loop_config(tmp_path, collm_root, tiny_lm_dir, server.url)
+        config.features = config_from_dict(FeaturesConfig, {"users": 5, "store": {"repo": str(tmp_path / "feast")}})
+        result = run(config, log=lambda _: None)
+        logs = []
+        run(config, log=logs.append)
+    assert sum("complete, skipped" in line for line in logs) == len(logs) - 1
+    features = tmp_path / "run" / "features"
+    table = pd.read_parquet(features / "embeddings" / "embeddings.parquet")
+    assert len(table) == 5 and set(table.iteration) == {1}
+    assert result["ctr"]["config"]["dense_dim"] == 384
+    published = read(open_repo(tmp_path / "feast"), table.user_id.tolist())  # the control arm
+    np.testing.assert_array_equal(np.stack(published.embedding), np.stack(table.embedding))
+    assert published.reccot.tolist() == table.reccot.tolist()
+
+    # A request scored with online features gets exactly the offline (training-path) prediction.
+    from trackrec.ctr.features import samples_to_tensors, user_vector_matrix
+    from trackrec.ctr.train import predict
+    from trackrec.data.dataset import Dataset
+    from trackrec.features.serving import RequestScorer
+
+    dataset = Dataset.load(tmp_path / "run" / "data")
+    scorer = RequestScorer(tmp_path / "run" / "ctr", tmp_path / "run" / "data", tmp_path / "feast")
+    test = dataset.samples["test"]
+    matrix = user_vector_matrix(table, dataset.n_users, 384, "embeddings")  # zeros for users without
+    with_features = int(table.user_id.iloc[0])
+    without = int(next(u for u in test.user_id if u not in set(table.user_id)))
+    for user in (with_features, without):
+        sample = test[test.user_id == user].iloc[[0]]
+        history = sample[["history_item_ids", "history_labels"]].iloc[0]
+        answer = scorer.score(user, int(sample.target_item_id.iloc[0]), *history)
+        expected = predict(scorer.model, samples_to_tensors(sample, 10, matrix))[0]
+        assert abs(answer["p_click"] - expected) < 1e-6
+        assert answer["features"] == (None if user == without else published.model_version[0])

@@ -26,7 +26,7 @@ class StoreError(TrackRecError):
 
 @dataclass
 class StoreConfig(Config):
-    repo: str = field("runs/local/features", help="Feast repo folder: feature_store.yaml, registry, SQLite file")
+    repo: str = field("runs/local/feast", help="Feast repo folder: feature_store.yaml, registry, SQLite file")
     project: str = field("trackrec", help="Feast project name")
     online: str = field("sqlite", help=f"online store: one of {ONLINE_KINDS}")
     redis: str = field("127.0.0.1:6379", help="Redis connection string (host:port[,password=...]) when online: redis")

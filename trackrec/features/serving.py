@@ -1,0 +1,67 @@
+"""The consumer side: score one request with a trained CTR model and the user's features read online.
+
+What a production ranker does per request: read the user's RecCoT vector from the online store
+through its arm's feature service, build the same batch the model was trained on, predict. A user
+without features reads zeros, as in training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from trackrec.config import config_from_dict
+from trackrec.ctr.features import FeatureSpec, item_side_tables, samples_to_tensors
+from trackrec.ctr.model_config import ModelConfig
+from trackrec.ctr.registry import build_model
+from trackrec.ctr.train import predict
+from trackrec.data.dataset import Dataset
+from trackrec.features.store import open_repo
+from trackrec.features.versions import read
+
+
+class RequestScorer:
+    def __init__(self, ctr_dir: str | Path, dataset_dir: str | Path, repo: str | Path, arm: str = "control"):
+        trained = json.loads((Path(ctr_dir) / "metrics.json").read_text())["config"]
+        self.history_len, self.dim, self.arm = trained["history_len"], trained["dense_dim"], arm
+        dataset = Dataset.load(dataset_dir)
+        genres, years = item_side_tables(dataset.items, dataset.n_items)
+        spec = FeatureSpec(dataset.n_users, dataset.n_items, self.history_len, genres, years, self.dim)
+        self.model = build_model(trained["backbone"], spec, config_from_dict(ModelConfig, trained["model"]))
+        self.model.load_state_dict(torch.load(Path(ctr_dir) / "model.pt", weights_only=True))
+        self.n_users, self.n_items = dataset.n_users, dataset.n_items
+        self.store = open_repo(repo) if self.dim else None
+
+    def user_vector(self, user_id: int) -> tuple[np.ndarray, str | None]:
+        """The user's online vector and its version; zeros and None when the user has none."""
+        row = read(self.store, [user_id], arm=self.arm).iloc[0]
+        if row.embedding is None:
+            return np.zeros(self.dim, dtype=np.float32), None
+        return row.embedding, row.model_version
+
+    def score(self, user_id: int, item_id: int, history_item_ids: list[int], history_labels: list[int]) -> dict:
+        known = 0 < user_id < self.n_users  # ids the model never saw read the padding row, 0
+        request = pd.DataFrame(
+            {
+                "user_id": [user_id if known else 0],
+                "target_item_id": [item_id if 0 < item_id < self.n_items else 0],
+                "history_item_ids": [list(history_item_ids)],
+                "history_labels": [list(history_labels)],
+                "label": [0],  # unknown at serving time; not read by the model
+            }
+        )
+        batch = samples_to_tensors(request, self.history_len)
+        version = None
+        if self.dim:
+            vector, version = self.user_vector(user_id)
+            batch["dense"] = torch.from_numpy(vector[None, :])
+        return {
+            "user_id": user_id,
+            "item_id": item_id,
+            "p_click": float(predict(self.model, batch)[0]),
+            "features": version,
+        }
