@@ -160,11 +160,10 @@ def run_features(
     features: FeaturesConfig, llm: LLMConfig, data: Output, generator: Output, folder: Path, stage: Stages
 ) -> tuple[Output, int]:
     """G(T)'s RecCoT per user, encoded and published; returns the embeddings and their size."""
-    config = config_to_dict(features)
     reccots = stage(
         "summarize",
         folder / "reccots",
-        config | {"llm": config_to_dict(llm)},
+        {"users": features.users, "seed": features.seed, "llm": config_to_dict(llm)},
         [data, generator],
         lambda out: summarize(data.path, _adapter(generator), llm, out, llm.iterations, features.users, features.seed),
     )
@@ -179,7 +178,7 @@ def run_features(
     stage(
         "publish",
         folder / "published",
-        config,
+        config_to_dict(features),
         [encoded],
         lambda out: publish(encoded.path, version, features, out),
     )

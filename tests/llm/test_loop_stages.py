@@ -146,7 +146,11 @@ def test_run_with_features_publishes_gs_reccots_and_feeds_them_to_the_ctr_model(
         result = run(config, log=lambda _: None)
         logs = []
         run(config, log=logs.append)
-    assert sum("complete, skipped" in line for line in logs) == len(logs) - 1
+        assert sum("complete, skipped" in line for line in logs) == len(logs) - 1
+        config.features.arm = "candidate"  # only the arm changes: the same version, now also read by it
+        logs.clear()
+        run(config, log=logs.append)
+    assert [line.split(":")[0] for line in logs if "skipped" not in line] == ["llm", "publish"]
     features = tmp_path / "run" / "features"
     table = pd.read_parquet(features / "embeddings" / "embeddings.parquet")
     assert len(table) == 5 and set(table.iteration) == {1}
@@ -154,6 +158,8 @@ def test_run_with_features_publishes_gs_reccots_and_feeds_them_to_the_ctr_model(
     published = read(open_repo(tmp_path / "feast"), table.user_id.tolist())  # the control arm
     np.testing.assert_array_equal(np.stack(published.embedding), np.stack(table.embedding))
     assert published.reccot.tolist() == table.reccot.tolist()
+    candidate = read(open_repo(tmp_path / "feast"), table.user_id.tolist()[:1], arm="candidate")
+    assert candidate.model_version[0] == published.model_version[0]
 
     # A request scored with online features gets exactly the offline (training-path) prediction.
     from trackrec.ctr.features import samples_to_tensors, user_vector_matrix

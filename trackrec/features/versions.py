@@ -95,6 +95,10 @@ def publish(
     return {"version": version, "rows": len(rows), "carried": len(rows) - len(table), "offline": view.batch_source.path}
 
 
+def is_published(config: StoreConfig, version: str) -> bool:
+    return _service(open_store(config), definitions.view_name(version)) is not None
+
+
 def arm_version(store, arm: str) -> str | None:
     service = _service(store, definitions.arm_service_name(arm))
     return None if service is None else service.tags["version"]

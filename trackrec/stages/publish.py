@@ -12,7 +12,7 @@ from trackrec.atomic import atomic_dir
 from trackrec.config import Config, field
 from trackrec.features.encoder import EncoderConfig
 from trackrec.features.store import StoreConfig
-from trackrec.features.versions import assign
+from trackrec.features.versions import assign, is_published
 from trackrec.features.versions import publish as publish_version
 
 
@@ -29,9 +29,13 @@ class FeaturesConfig(Config):
 
 
 def publish(embeddings_dir: str | Path, version: str, config: FeaturesConfig, output: str | Path) -> dict:
-    """Publish embeddings.parquet as `version`, point `config.arm` at it; writes summary.json."""
+    """Publish embeddings.parquet as `version` (unless that version is complete: a re-run that only
+    changed the arm), point `config.arm` at it; writes summary.json."""
     source = Path(embeddings_dir) / "embeddings.parquet"
-    summary = publish_version(pd.read_parquet(source), version, config.store, source=str(source))
+    if is_published(config.store, version):
+        summary = {"version": version, "already_published": True}
+    else:
+        summary = publish_version(pd.read_parquet(source), version, config.store, source=str(source))
     if config.arm is not None:
         summary["arm"] = assign(config.store, config.arm, version)
     with atomic_dir(output) as tmp:
