@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from trackrec.errors import DataError
 from trackrec.features import definitions
+from trackrec.features.offline import read_parquet, write_parquet
 from trackrec.features.store import StoreConfig, StoreError, open_store
 from trackrec.features.vectors import checked_vectors
 
@@ -55,8 +56,6 @@ def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str) -
 
 
 def _write_offline(rows: pd.DataFrame, config: StoreConfig, version: str) -> str:
-    from trackrec.features.offline import write_parquet
-
     return write_parquet(rows, f"{config.offline_root}/{version}.parquet", config.s3_endpoint)
 
 
@@ -79,8 +78,6 @@ def publish(
     if _service(store, view_name) is not None:
         raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
     if carry_from is not None:
-        from trackrec.features.offline import read_parquet
-
         old_view = _require_complete(store, carry_from)
         old = read_parquet(old_view.batch_source.path, config.s3_endpoint)
         kept = old[~old.user_id.isin(rows.user_id)].assign(
