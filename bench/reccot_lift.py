@@ -96,17 +96,15 @@ def main() -> None:
             *(f"{metrics[k] - base[k]:+.4f}" for k in ("auc", "acc", "logloss")),
         )
     Console().print(table)
-    figure, axis = plt.subplots(figsize=(7, 4))
-    names = list(vectors)
+    figure, axis = plt.subplots(figsize=(8, 4))
+    names, width = list(vectors), 0.8 / len(args.backbones)
     for offset, backbone in enumerate(args.backbones):
         aucs = [results[(backbone, n)]["auc"] for n in names]
-        axis.bar(
-            np.arange(len(names)) + offset * 0.8 / len(args.backbones), aucs, 0.8 / len(args.backbones), label=backbone
-        )
+        axis.bar(np.arange(len(names)) - 0.4 + (offset + 0.5) * width, aucs, width, label=backbone)
     axis.set_xticks(np.arange(len(names)), names)
     axis.set(ylabel="test AUC", title="CTR test AUC by user vector")
     axis.set_ylim(min(r["auc"] for r in results.values()) - 0.01, max(r["auc"] for r in results.values()) + 0.01)
-    axis.legend()
+    axis.legend(loc="upper left", bbox_to_anchor=(1, 1))
     figure.savefig(args.out / "lift.png", dpi=120, bbox_inches="tight")
     rows = [{"backbone": b, "vector": n, **m} for (b, n), m in results.items()]
     (args.out / "results.json").write_text(json.dumps(rows, indent=2))
