@@ -1,0 +1,71 @@
+"""Artifact transfers against a real S3 API (moto's server) on 127.0.0.1, including a server restart."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import free_port
+from trackrec.artifacts.s3 import ArtifactError, client, download, upload, upload_dir
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    moto.endpoint = f"http://127.0.0.1:{port}"
+    yield moto
+    moto.stop()
+
+
+def test_round_trip_keeps_bytes_and_records_the_checksum(server, tmp_path):
+    s3 = client(server.endpoint)
+    s3.create_bucket(Bucket="artifacts")
+    source = tmp_path / "adapter.safetensors"
+    source.write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    stored = upload(s3, source, "s3://artifacts/run/iter1/adapter.safetensors")
+    assert stored["size"] == source.stat().st_size and len(stored["sha256"]) == 64
+    got = download(s3, "s3://artifacts/run/iter1/adapter.safetensors", tmp_path / "back" / "a.safetensors")
+    assert got == stored and (tmp_path / "back" / "a.safetensors").read_bytes() == source.read_bytes()
+
+
+def test_an_upload_survives_a_server_restart(server, tmp_path):
+    s3 = client(server.endpoint)
+    s3.create_bucket(Bucket="artifacts")
+    (tmp_path / "adapter").mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (tmp_path / "adapter" / name).write_bytes(os.urandom(512 * 1024))
+    server.stop()  # the server goes away as the upload starts, and comes back on the same port
+    restarted = threading.Timer(1.5, server.start)
+    restarted.start()
+    try:
+        assert upload_dir(s3, tmp_path / "adapter", "s3://artifacts/run/g1") == 2
+    finally:
+        restarted.join()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        download(s3, f"s3://artifacts/run/g1/{name}", tmp_path / "back" / name)
+        assert (tmp_path / "back" / name).read_bytes() == (tmp_path / "adapter" / name).read_bytes()
+
+
+def test_a_missing_object_is_named_and_leaves_no_file(server, tmp_path):
+    s3 = client(server.endpoint)
+    s3.create_bucket(Bucket="artifacts")
+    with pytest.raises(ArtifactError, match="download of s3://artifacts/nope failed"):
+        download(s3, "s3://artifacts/nope", tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_credentials_are_named_before_any_transfer(server, tmp_path, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(ArtifactError, match="no S3 credentials: set AWS_ACCESS_KEY_ID"):
+        client(server.endpoint)

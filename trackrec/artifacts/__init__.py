@@ -1,0 +1,1 @@
+"""Moving artifacts between a stage's local folder and S3."""
