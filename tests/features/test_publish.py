@@ -148,9 +148,10 @@ def test_an_unreachable_redis_is_named_before_anything_is_written(tmp_path):
     from tests.conftest import free_port
 
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    config = StoreConfig(repo=str(tmp_path / "repo"), online="redis", redis=address, dim=DIM)
-    with pytest.raises(StoreError, match=f"online store redis at '{address}' is unreachable"):
+    config = StoreConfig(repo=str(tmp_path / "repo"), online="redis", redis=f"{address},password=hunter2", dim=DIM)
+    with pytest.raises(StoreError, match=f"online store redis at '{address}' is unreachable") as raised:
         versions.publish(embeddings([1], seed=1), "v1", config, progress=False)
+    assert "hunter2" not in str(raised.value)
     assert not (tmp_path / "repo").exists()
 
 

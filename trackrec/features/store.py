@@ -48,11 +48,21 @@ class StoreConfig(Config):
 def _check_redis(connection: str) -> None:
     import redis
 
-    host, _, port = connection.split(",")[0].partition(":")
+    address, *options = connection.split(",")  # Feast's form: host:port[,password=...][,ssl=true]
+    host, _, port = address.partition(":")
+    settings = dict(option.split("=", 1) for option in options if "=" in option)
     try:
-        redis.Redis(host=host, port=int(port or 6379), socket_connect_timeout=2, socket_timeout=2).ping()
+        redis.Redis(
+            host=host,
+            port=int(port or 6379),
+            password=settings.get("password"),
+            ssl=settings.get("ssl", "").lower() == "true",
+            socket_connect_timeout=2,
+            socket_timeout=2,
+        ).ping()
     except (redis.RedisError, OSError, ValueError) as error:
-        raise StoreError(f"online store redis at {connection!r} is unreachable: {error}") from error
+        # the address only: the connection string may hold a password
+        raise StoreError(f"online store redis at {address!r} is unreachable: {error}") from error
 
 
 def _check_s3(config: StoreConfig) -> None:
@@ -67,7 +77,7 @@ def _check_s3(config: StoreConfig) -> None:
     try:
         client.head_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError) as error:
-        where = config.s3_endpoint or "AWS S3"
+        where = client.meta.endpoint_url
         raise StoreError(f"offline store s3://{bucket} at {where} is unreachable: {error}") from error
 
 
