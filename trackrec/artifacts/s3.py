@@ -102,3 +102,16 @@ def upload_dir(s3, folder: str | Path, prefix: str) -> int:
     for file in files:
         upload(s3, file, f"{prefix.rstrip('/')}/{file.relative_to(folder).as_posix()}")
     return len(files)
+
+
+def download_dir(s3, prefix: str, folder: str | Path) -> int:
+    """Every object under `prefix/` to `folder/<relative key>`, each checked; returns the object count."""
+    bucket, key_prefix = split_uri(prefix.rstrip("/") + "/")
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
+        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    except (BotoCoreError, ClientError) as error:
+        raise _failed("listing of", prefix, error) from error
+    for key in keys:
+        download(s3, f"s3://{bucket}/{key}", Path(folder) / key[len(key_prefix) :])
+    return len(keys)

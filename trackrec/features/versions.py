@@ -32,9 +32,16 @@ def _service(store, name: str):
         return None
 
 
-def _require_complete(store, version: str):
-    if _service(store, definitions.view_name(version)) is None:
+def _version_service(store, version: str):
+    """The completion mark of `version`; an incomplete or unknown version is an error."""
+    service = _service(store, definitions.view_name(version))
+    if service is None:
         raise StoreError(f"version {version!r} is not a complete published version")
+    return service
+
+
+def _require_complete(store, version: str):
+    _version_service(store, version)
     return store.get_feature_view(definitions.view_name(version))
 
 
@@ -103,7 +110,10 @@ def arm_version(store, arm: str) -> str | None:
 
 def assign(config: StoreConfig, arm: str, version: str) -> dict:
     """Point `arm` at a complete `version`; its former version is kept for rollback."""
-    store = open_store(config)
+    return _assign(open_store(config), arm, version)
+
+
+def _assign(store, arm: str, version: str) -> dict:
     view = _require_complete(store, version)
     previous = arm_version(store, arm)
     store.apply([definitions.arm_service(arm, view, previous)])
@@ -115,7 +125,7 @@ def promote(config: StoreConfig, source_arm: str = "candidate", target_arm: str 
     version = arm_version(store, source_arm)
     if version is None:
         raise StoreError(f"arm {source_arm!r} reads no version; assign one first")
-    return assign(config, target_arm, version)
+    return _assign(store, target_arm, version)
 
 
 def rollback(config: StoreConfig, arm: str = "control") -> dict:
@@ -123,20 +133,17 @@ def rollback(config: StoreConfig, arm: str = "control") -> dict:
     service = _service(store, definitions.arm_service_name(arm))
     if service is None or "previous" not in service.tags:
         raise StoreError(f"arm {arm!r} has no earlier version to roll back to")
-    return assign(config, arm, service.tags["previous"])
+    return _assign(store, arm, service.tags["previous"])
 
 
 def read(store, user_ids: list[int], version: str | None = None, arm: str = "control") -> pd.DataFrame:
     """Online features of `user_ids` from `version`, or from what `arm` reads; missing users read None."""
     if version is not None:
-        name = definitions.view_name(version)
-        if _service(store, name) is None:
-            raise StoreError(f"version {version!r} is not a complete published version")
+        service = _version_service(store, version)
     else:
-        name = definitions.arm_service_name(arm)
-        if _service(store, name) is None:
+        service = _service(store, definitions.arm_service_name(arm))
+        if service is None:
             raise StoreError(f"arm {arm!r} reads no version; assign one with `trackrec features assign`")
-    service = store.get_feature_service(name)
     result = store.get_online_features(features=service, entity_rows=[{"user_id": int(u)} for u in user_ids])
     frame = pd.DataFrame(result.to_dict())
     frame["embedding"] = [None if v is None else np.asarray(v, dtype=np.float32) for v in frame.embedding]

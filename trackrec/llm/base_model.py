@@ -46,22 +46,11 @@ def _convert_gguf(gguf: Path, output: Path) -> None:
 
 
 def _download_s3(uri: str, output: Path) -> None:
-    import boto3  # endpoint and credentials from the standard AWS_* environment variables
+    from trackrec.artifacts.s3 import client, download_dir  # endpoint and keys from the AWS_* variables
 
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    client = boto3.client("s3")
-    keys = [
-        item["Key"]
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
-        for item in page.get("Contents", [])
-    ]
-    if not keys:
-        raise ConfigError("model", [f"{uri}: no objects under this prefix"])
     with atomic_dir(output) as tmp:
-        for key in keys:
-            target = tmp / key[len(prefix.rstrip("/")) + 1 :]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, key, str(target))
+        if download_dir(client(), uri, tmp) == 0:
+            raise ConfigError("model", [f"{uri}: no objects under this prefix"])
 
 
 def resolve_model(reference: str) -> Path:
