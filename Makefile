@@ -29,8 +29,8 @@ demo: setup
 	$(BIN)/trackrec run --config configs/local.yaml
 
 test: setup
-	$(BIN)/ruff check trackrec tests bench
-	$(BIN)/ruff format --check trackrec tests bench
+	$(BIN)/ruff check trackrec components pipelines tests bench
+	$(BIN)/ruff format --check trackrec components pipelines tests bench
 	$(BIN)/pytest -q
 
 bench: setup

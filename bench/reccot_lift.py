@@ -1,9 +1,9 @@
 """Benchmark (not a test): what the RecCoT vector is worth to the CTR models, on CoLLM ML-1M.
 
-    python bench/reccot_lift.py [--run runs/local] [--backbones din] [--users N]
+    python bench/reccot_lift.py [--run runs/local] [--config configs/local.yaml] [--backbones din] [--users N]
 
-Reads a finished `trackrec run` folder (its prepared data, its config, G0 = iter0/distill and
-G(T) = iterT/align). For every backbone, with the same seed in the same run:
+Reads a finished `trackrec run` (its latest.json: the prepared data, G0 and G(T)) and the config it
+ran with. For every backbone, with the same seed in the same run:
   none    - ids and history only;
   random  - a random unit vector of the encoder's size per user (control: the connector's extra
             parameters without information);
@@ -30,18 +30,19 @@ import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from trackrec.config import config_from_dict  # noqa: E402
+from pipelines.local import latest_run  # noqa: E402
+from trackrec.config import load_config  # noqa: E402
 from trackrec.features.encoder import EncoderConfig  # noqa: E402
-from trackrec.run import RunConfig  # noqa: E402
+from trackrec.run_config import RunConfig  # noqa: E402
 from trackrec.stages.encode import encode  # noqa: E402
 from trackrec.stages.summarize import summarize  # noqa: E402
 from trackrec.stages.train_ctr import train_ctr  # noqa: E402
 
 
-def encoded(run: RunConfig, adapter: Path, iteration: int, users: int | None, folder: Path) -> Path:
+def encoded(run: RunConfig, data: Path, adapter: Path, iteration: int, users: int | None, folder: Path) -> Path:
     """embeddings.parquet of this G's RecCoTs, computed once."""
     if not (folder / "reccots").exists():
-        summarize(Path(run.run_dir) / "data", adapter, run.llm, folder / "reccots", iteration, users)
+        summarize(data, adapter, run.llm, folder / "reccots", iteration, users)
     if not (folder / "embeddings").exists():
         encode(folder / "reccots", run.features.encoder if run.features else EncoderConfig(), folder / "embeddings")
     return folder / "embeddings" / "embeddings.parquet"
@@ -60,18 +61,17 @@ def random_vectors(like: Path, output: Path, seed: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=Path("runs/local"))
+    parser.add_argument("--config", type=Path, default=Path("configs/local.yaml"), help="the config it ran with")
     parser.add_argument("--backbones", nargs="+", default=["din"])
     parser.add_argument("--users", type=int, default=None, help="users summarised per G; default every user")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/reccot_lift"))
     args = parser.parse_args()
-    run = config_from_dict(RunConfig, json.loads((args.run / "config.json").read_text()))
-    run.run_dir = str(args.run)
-    llm = args.run / "llm"
-    t = run.llm.iterations
+    run, paths = load_config(args.config, RunConfig), latest_run(args.run)
+    t, data = run.llm.iterations, paths["dataset"]
     vectors = {
         "none": None,
-        "G0": encoded(run, llm / "iter0" / "distill" / "adapter", 0, args.users, args.out / "g0"),
-        f"G({t})": encoded(run, llm / f"iter{t}" / "align" / "adapter", t, args.users, args.out / f"g{t}"),
+        "G0": encoded(run, data, paths["distilled"] / "adapter", 0, args.users, args.out / "g0"),
+        f"G({t})": encoded(run, data, paths["generator"] / "adapter", t, args.users, args.out / f"g{t}"),
     }
     vectors["random"] = random_vectors(vectors["G0"], args.out / "random" / "embeddings.parquet", seed=0)
     results = {}
@@ -82,7 +82,7 @@ def main() -> None:
                 run.ctr, backbone=backbone, user_vectors=None if path is None else str(path), dense_dim=dim
             )
             folder = args.out / "ctr" / backbone / name.replace("(", "").replace(")", "")
-            results[(backbone, name)] = train_ctr(Path(run.run_dir) / "data", ctr, folder, progress=False)["test"]
+            results[(backbone, name)] = train_ctr(data, ctr, folder, progress=False)["test"]
 
     table = Table(title=f"RecCoT lift on CoLLM ML-1M (test split), seed {run.ctr.train.seed}")
     for column in ("backbone", "vector", "AUC", "ACC", "LogLoss", "dAUC", "dACC", "dLogLoss"):

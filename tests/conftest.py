@@ -90,3 +90,15 @@ def redis_url():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def local_runs(run_dir: Path) -> set[Path]:
+    """The pipeline-run folders under a local run folder."""
+    root = Path(run_dir) / "artifacts"
+    return set(root.iterdir()) if root.is_dir() else set()
+
+
+def tasks_executed(run_dir: Path, before: set[Path]) -> set[str]:
+    """The tasks that runs started after `before` executed themselves (a task answered from
+    KFP's cache writes no folder)."""
+    return {p.parent.name for run in local_runs(run_dir) - before for p in run.rglob("executor_output.json")}

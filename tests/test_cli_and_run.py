@@ -1,7 +1,9 @@
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.conftest import local_runs, tasks_executed
 from trackrec.cli import app
 
 runner = CliRunner()
@@ -28,17 +30,31 @@ def test_user_error_is_one_clear_line(tmp_path):
     assert "error:" in result.output and "file not found" in result.output and "Traceback" not in result.output
 
 
-def test_run_then_rerun_skips_then_config_change_reruns(collm_root, tmp_path):
-    config = write_run_config(tmp_path, collm_root)
-    first = runner.invoke(app, ["run", "--config", str(config)])
-    assert first.exit_code == 0, first.output
-    metrics = json.loads((tmp_path / "run" / "ctr" / "metrics.json").read_text())
+def run_cli(config, run_dir) -> set[str]:
+    """`trackrec run`; the tasks it executed."""
+    before = local_runs(run_dir)
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "done: CTR test" in result.output
+    return tasks_executed(run_dir, before)
+
+
+def test_run_then_rerun_is_cached_then_a_config_change_reruns_only_its_stage(collm_root, tmp_path):
+    config, run_dir = write_run_config(tmp_path, collm_root), tmp_path / "run"
+    assert run_cli(config, run_dir) == {"split-config", "prepare-data", "train-ctr"}
+    paths = json.loads((run_dir / "latest.json").read_text())
+    metrics = json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())
     assert metrics["backbone"] == "din" and set(metrics["test"]) == {"auc", "acc", "logloss"}
-    again = runner.invoke(app, ["run", "--config", str(config)])
-    assert "prepare_data: " in again.output and again.output.count("complete, skipped") == 2
-    changed = runner.invoke(app, ["run", "--config", str(write_run_config(tmp_path, collm_root, "dcn"))])
-    assert changed.output.count("complete, skipped") == 1
-    assert json.loads((tmp_path / "run" / "ctr" / "metrics.json").read_text())["backbone"] == "dcn"
+    assert run_cli(config, run_dir) == set()  # every task answered from KFP's cache
+    changed = write_run_config(tmp_path, collm_root, "dcn")
+    assert run_cli(changed, run_dir) == {"split-config", "train-ctr"}  # the prepared data is reused
+    paths = json.loads((run_dir / "latest.json").read_text())
+    assert json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())["backbone"] == "dcn"
+
+
+def test_run_refuses_zero_shards(tmp_path):
+    result = runner.invoke(app, ["run", "--shards", "0"])
+    assert result.exit_code == 2 and "--shards: must be >= 1, got 0" in result.output
 
 
 def test_bad_config_exits_with_message(tmp_path):

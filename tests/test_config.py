@@ -4,7 +4,7 @@ import pytest
 
 from trackrec.config import load_config
 from trackrec.errors import ConfigError
-from trackrec.run import RunConfig
+from trackrec.run_config import RunConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -69,3 +70,30 @@ def test_missing_credentials_are_named_before_any_transfer(server, tmp_path, mon
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     with pytest.raises(ArtifactError, match="no S3 credentials: set AWS_ACCESS_KEY_ID"):
         client(server.endpoint)
+
+
+def test_prepare_data_reads_its_source_from_s3_like_from_a_folder(s3, collm_root, tmp_path):
+    from trackrec.data.dataset import DataConfig, Dataset
+    from trackrec.stages.prepare_data import prepare_data
+
+    s3.create_bucket(Bucket="data")
+    upload_dir(client(), collm_root, "s3://data/collm")
+    prepare_data(DataConfig(root="s3://data/collm"), tmp_path / "from-s3")
+    prepare_data(DataConfig(root=str(collm_root)), tmp_path / "from-folder")
+    from_s3, local = Dataset.load(tmp_path / "from-s3"), Dataset.load(tmp_path / "from-folder")
+    for split, frame in local.samples.items():
+        pd.testing.assert_frame_equal(from_s3.samples[split], frame)
+
+
+def test_missing_s3_credentials_are_named_before_any_transfer(monkeypatch, tmp_path):
+    from trackrec.data.dataset import DataConfig
+    from trackrec.stages.prepare_data import prepare_data
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(ArtifactError, match="no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        prepare_data(DataConfig(root="s3://data/collm"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

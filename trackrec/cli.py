@@ -88,15 +88,84 @@ def ctr_train(
 
 @app.command("run")
 @user_errors
-def run(config: ConfigPath = Path("configs/local.yaml")):
-    """Run the main job on one machine (the embedded default)."""
-    from trackrec.run import RunConfig
-    from trackrec.run import run as run_job
+def run(
+    config: ConfigPath = Path("configs/local.yaml"),
+    shards: Annotated[int, typer.Option(help="user shards of the inference stages (ParallelFor)")] = 1,
+    active_within_days: Annotated[int, typer.Option(help="refresh only users active within K days; 0: all")] = 0,
+):
+    """Run the pipeline on this machine (KFP's local runner) on the embedded default."""
+    from pipelines.local import run_local
+    from trackrec.run_config import RunConfig
 
-    result = run_job(load_config(config, RunConfig), log=console.print)
-    for row in result.get("llm", []):
-        console.print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-    console.print(f"done: {result['ctr']['backbone']} test {result['ctr']['test']}")
+    for name, value, minimum in (("shards", shards, 1), ("active-within-days", active_within_days, 0)):
+        if value < minimum:
+            raise TrackRecError(f"--{name}: must be >= {minimum}, got {value}")
+    result = run_local(load_config(config, RunConfig), shards, active_within_days)
+    for name, path in result["paths"].items():
+        console.print(f"{name}: {path}")
+    console.print(f"done: CTR test {result['ctr']}")
+
+
+ClusterSettings = Annotated[
+    Path | None, typer.Option("--settings", help="cluster settings YAML (pipelines.settings.PipelineSettings)")
+]
+Package = Annotated[Path, typer.Option("--package", help="compiled pipeline YAML")]
+Host = Annotated[str, typer.Option("--host", envvar="KF_PIPELINES_ENDPOINT", help="KFP API endpoint")]
+Params = Annotated[list[str] | None, typer.Option("--param", "-p", help="run parameter name=value (repeatable)")]
+Experiment = Annotated[str, typer.Option(help="KFP experiment")]
+
+
+@app.command("compile")
+@user_errors
+def compile_(
+    config: ConfigPath = Path("configs/cluster.yaml"),
+    settings: ClusterSettings = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where the YAML goes")] = Path(
+        "pipelines/trackrec.yaml"
+    ),
+):
+    """Compile the pipeline (T and the feature stages from the config, which is also its default)."""
+    from pipelines.compile import compile_pipeline
+    from pipelines.settings import PipelineSettings
+    from trackrec.run_config import RunConfig
+
+    cluster = PipelineSettings() if settings is None else load_config(settings, PipelineSettings)
+    console.print(f"wrote {compile_pipeline(load_config(config, RunConfig), cluster, output)}")
+
+
+@app.command("submit")
+@user_errors
+def submit(host: Host, package: Package = Path("pipelines/trackrec.yaml"), param: Params = None,
+           experiment: Experiment = "trackrec"):  # fmt: skip
+    """Upload the pipeline (or a new version of it), start a run, print its link in KFP's UI."""
+    from pipelines.compile import parse_parameters
+    from pipelines.kfp_client import submit as submit_run
+
+    result = submit_run(host, package, parse_parameters(package, param or []), experiment)
+    console.print(result)
+
+
+@app.command("schedule")
+@user_errors
+def schedule(
+    host: Host,
+    cron: Annotated[str, typer.Option(help="KFP's 6-field cron, seconds first: '0 0 3 * * *' is 03:00 daily")],
+    active_within_days: Annotated[int, typer.Option(help="refresh users with behaviour in the last K days")] = 7,
+    package: Package = Path("pipelines/trackrec.yaml"),
+    param: Params = None,
+    experiment: Experiment = "trackrec",
+    job: Annotated[str, typer.Option(help="the recurring run's name (an existing one is replaced)")] = (
+        "trackrec-active-users"
+    ),
+):
+    """Create (or replace) the recurring run that refreshes and publishes the active users' features."""
+    from pipelines.compile import parse_parameters
+    from pipelines.kfp_client import schedule as schedule_run
+
+    params = parse_parameters(package, [*(param or []), f"active_within_days={active_within_days}"])
+    if params["active_within_days"] < 1:
+        raise TrackRecError("--active-within-days: must be >= 1 for a recurring refresh of active users")
+    console.print(schedule_run(host, package, params, experiment, cron, job))
 
 
 @features_app.command("encode")
@@ -193,7 +262,7 @@ def features_get(
 def features_score(
     user: Annotated[int, typer.Option(help="user id")],
     item: Annotated[int, typer.Option(help="candidate item id")],
-    run_dir: Annotated[Path, typer.Option("--run", help="a finished run: data/ and ctr/")] = Path("runs/local"),
+    run_dir: Annotated[Path, typer.Option("--run", help="a finished local run's folder")] = Path("runs/local"),
     repo: Annotated[Path, typer.Option(help="the Feast repo folder")] = Path("runs/local/feast"),
     arm: str = "control",
 ):
@@ -201,10 +270,12 @@ def features_score(
 
     The request's history is the user's latest in the run's data (a ranker takes it from its log).
     """
+    from pipelines.local import latest_run
     from trackrec.data.dataset import Dataset
     from trackrec.features.serving import RequestScorer
 
-    samples = Dataset.load(run_dir / "data").samples["test"]
+    paths = latest_run(run_dir)
+    samples = Dataset.load(paths["dataset"]).samples["test"]
     latest = samples[samples.user_id == user].tail(1)
     history = ([], []) if latest.empty else (latest.history_item_ids.iloc[0], latest.history_labels.iloc[0])
-    console.print(RequestScorer(run_dir / "ctr", run_dir / "data", repo, arm).score(user, item, *history))
+    console.print(RequestScorer(paths["ctr_model"], paths["dataset"], repo, arm).score(user, item, *history))

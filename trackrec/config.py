@@ -73,6 +73,12 @@ def _convert(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
             return None
         (item_tp, *_) = typing.get_args(tp) or (Any,)
         return tuple(_convert(v, item_tp, f"{where}[{i}]", problems) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a mapping, got {value!r}")
+            return None
+        _, value_tp = typing.get_args(tp)
+        return {str(k): _convert(v, value_tp, f"{where}.{k}", problems) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             problems.append(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")

@@ -10,7 +10,7 @@ from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
 from trackrec.features.encoder import EncoderConfig
 from trackrec.stages.encode import encode
-from trackrec.stages.summarize import cutoff_histories
+from trackrec.stages.summarize import active_users, cutoff_histories
 
 
 def write_reccots(folder, texts):
@@ -52,3 +52,14 @@ def test_cutoff_histories_hold_every_train_event_and_nothing_later(prepared):
         items = train[train.user_id == row.user_id].target_item_id.tolist()
         # a user seen later: all train events; otherwise the latest train sample's own history
         assert list(row.history_item_ids) == (items if row.user_id in later_users else items[:-1])
+
+
+def test_active_users_are_exactly_those_with_behaviour_in_the_last_k_days(prepared):
+    dataset = Dataset.load(prepared)
+    events = pd.concat(list(dataset.samples.values()))
+    last_seen = events.groupby("user_id").timestamp.max()
+    whole_log = int((events.timestamp.max() - events.timestamp.min()) // 86_400) + 1
+    assert set(active_users(dataset, whole_log)) == set(last_seen.index)
+    recent = set(active_users(dataset, 1))
+    assert recent == set(last_seen.index[last_seen >= events.timestamp.max() - 86_400])
+    assert 0 < len(recent) < len(last_seen)  # the synthetic log has users quiet on its last day

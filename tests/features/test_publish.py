@@ -170,3 +170,41 @@ def test_offline_rows_on_a_real_s3_server(tmp_path, s3):
     with pytest.raises(StoreError, match="offline store s3://no-such-bucket at http://127.0.0.1:\\d+ is unreachable"):
         versions.publish(table, "v1", missing, progress=False)
     assert not (tmp_path / "other").exists()
+
+
+def test_registry_on_s3_is_shared_by_two_repo_folders(tmp_path, s3):
+    """On a cluster each pod writes its own feature_store.yaml; the registry on S3 is what they share."""
+    s3.create_bucket(Bucket="features")
+    endpoint = s3.meta.endpoint_url
+    shared = {"offline": "s3://features/rows", "registry": "s3://features/registry.db", "s3_endpoint": endpoint}
+    publisher = StoreConfig(repo=str(tmp_path / "pod-a"), dim=DIM, **shared)
+    versions.publish(embeddings(range(1, 6), seed=1), "v1", publisher, progress=False)
+    versions.assign(publisher, "control", "v1")
+    reader = StoreConfig(repo=str(tmp_path / "pod-b"), dim=DIM, **shared)
+    assert versions.is_published(reader, "v1")
+    assert versions.promote(reader, source_arm="control", target_arm="candidate")["version"] == "v1"
+
+
+def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_refreshed(tmp_path):
+    from trackrec.stages.publish import FeaturesConfig, content_version, publish
+
+    config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM))
+    folders = {}
+    for name, table in {"all": embeddings(range(1, 11), seed=1), "active": embeddings([2, 3], seed=2)}.items():
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        table.to_parquet(folders[name] / "embeddings.parquet")
+    first = publish(folders["all"], config, tmp_path / "out1")
+    assert first["rows"] == 10 and first["arm"]["version"] == content_version(folders["all"])
+    refreshed = publish(folders["active"], config, tmp_path / "out2", partial=True)
+    assert refreshed["rows"] == 10 and refreshed["carried"] == 8
+    assert refreshed["arm"] == {
+        "arm": "control",
+        "version": content_version(folders["active"]),
+        "previous": first["version"],
+    }
+    store = open_repo(tmp_path / "repo")
+    np.testing.assert_array_equal(vectors(store, [2, 3]), np.stack(embeddings([2, 3], seed=2).embedding))
+    np.testing.assert_array_equal(vectors(store, [7])[0], embeddings(range(1, 11), seed=1).embedding.iloc[6])
+    again = publish(folders["active"], config, tmp_path / "out3", partial=True)  # a re-run: nothing new
+    assert again["already_published"] and again["version"] == refreshed["version"]

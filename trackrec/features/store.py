@@ -8,6 +8,7 @@ command read the same store as the publisher.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class StoreConfig(Config):
     online: str = field("sqlite", help=f"online store: one of {ONLINE_KINDS}")
     redis: str = field("127.0.0.1:6379", help="Redis connection string (host:port[,password=...]) when online: redis")
     offline: str | None = field(None, help="offline parquet folder or s3://bucket/prefix; none: REPO/offline")
+    registry: str | None = field(
+        None, help="Feast registry: s3://bucket/key, shared by every pod of a cluster; none: REPO/registry.db"
+    )
     s3_endpoint: str | None = field(None, help="S3-compatible endpoint URL; none: AWS's (credentials from AWS_*)")
     dim: int = field(384, help="size of every published vector (the encoder's)")
 
@@ -96,7 +100,7 @@ def repo_yaml(config: StoreConfig) -> dict:
     )
     return {
         "project": config.project,
-        "registry": "registry.db",
+        "registry": config.registry or "registry.db",
         "provider": "local",
         "online_store": online,
         "offline_store": {"type": "file"},
@@ -109,6 +113,8 @@ def open_store(config: StoreConfig):
     from feast import FeatureStore
 
     check_reachable(config)
+    if config.s3_endpoint:  # where Feast's S3 registry store looks for a non-AWS endpoint
+        os.environ["FEAST_S3_ENDPOINT_URL"] = config.s3_endpoint
     repo = Path(config.repo)
     repo.mkdir(parents=True, exist_ok=True)
     with atomic_file(repo / "feature_store.yaml") as tmp:

@@ -71,3 +71,14 @@ def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec lo
     with atomic_file(folder / "report.html") as tmp:
         tmp.write_text(page)
     return folder / "report.html"
+
+
+def loop_rows(previous_report: str | Path | None, iteration: int, metrics: dict, scored: str | Path | None) -> list:
+    """The report's rows so far: the previous iteration's rows plus this one (with the sampled
+    rewards of its scoring round, when it had one)."""
+    rows = [] if previous_report is None else json.loads((Path(previous_report) / "metrics.json").read_text())
+    row = {"iteration": iteration, **metrics}
+    if scored is not None:
+        stats = json.loads((Path(scored) / "stats.json").read_text())
+        row |= {"sampled_mean_reward": stats["mean_reward"], "sampled_chosen_reward": stats["mean_chosen_reward"]}
+    return rows + [row]

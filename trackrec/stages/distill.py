@@ -11,11 +11,12 @@ from trackrec.llm.adapters import load_model, load_tokenizer
 from trackrec.llm.teacher import make_teacher
 from trackrec.llm.training import last_loss, sft, sft_dataset
 from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
-from trackrec.stages.llm_config import LLMConfig
+from trackrec.stages.llm_config import LLMConfig, check_context
 
 
 def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> dict:
     """Writes adapter/ (G0), corpus.parquet (prompt, reccot) and log.json; returns a summary."""
+    check_context(llm)  # the first stage that loads the base: fail before the teacher is asked
     frame = read_samples(samples_dir, "distill")
     tokenizer = load_tokenizer(llm.base)
     prompts = prompt_builder(llm, tokenizer, "distill samples").reccot(frame)

@@ -9,18 +9,28 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples
 from trackrec.stages.llm_config import LLMConfig
+from trackrec.stages.shards import WHOLE, Shard
 
 SPLITS = ("train", "eval")
 
 
-def greedy(samples_dir: str | Path, generator: str | Path, llm: LLMConfig, output: str | Path, progress=True) -> int:
+def greedy(
+    samples_dir: str | Path,
+    generator: str | Path,
+    llm: LLMConfig,
+    output: str | Path,
+    progress=True,
+    shard: Shard = WHOLE,
+) -> int:
     """Writes reccots.parquet: split, the sample's index, its RecCoT."""
-    engine = open_engine(llm, generator, progress)
+    frames = {split: read_samples(samples_dir, split, shard) for split in SPLITS}
+    engine = None if all(f.empty for f in frames.values()) else open_engine(llm, generator, progress)
     tables = []
-    for split in SPLITS:
-        frame = read_samples(samples_dir, split)
-        prompts = prompt_builder(llm, engine.tokenizer, f"{split} samples").reccot(frame)
-        reccots = engine.greedy(prompts, llm.generation.max_new_tokens)
+    for split, frame in frames.items():
+        reccots = []
+        if not frame.empty:
+            prompts = prompt_builder(llm, engine.tokenizer, f"{split} samples").reccot(frame)
+            reccots = engine.greedy(prompts, llm.generation.max_new_tokens)
         tables.append(pd.DataFrame({"split": split, "sample": frame.index, "reccot": reccots}))
     table = pd.concat(tables, ignore_index=True)
     with atomic_dir(output) as tmp:

@@ -12,13 +12,15 @@ from trackrec.llm.adapters import load_model, load_tokenizer
 from trackrec.llm.hf_engine import HFEngine
 from trackrec.llm.records import PromptBuilder
 from trackrec.stages.llm_config import LLMConfig
+from trackrec.stages.shards import WHOLE, Shard
 
 
-def read_samples(samples_dir: str | Path, split: str) -> pd.DataFrame:
+def read_samples(samples_dir: str | Path, split: str, shard: Shard = WHOLE) -> pd.DataFrame:
+    """The selected samples of `split` that belong to `shard`."""
     path = Path(samples_dir) / f"{split}.parquet"
     if not path.is_file():
         raise DataError(str(path), "selected samples not found; run select_samples first")
-    return pd.read_parquet(path)
+    return shard.of(pd.read_parquet(path))
 
 
 def prompt_builder(llm: LLMConfig, tokenizer, source: str) -> PromptBuilder:

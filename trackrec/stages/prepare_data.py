@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from pathlib import Path
 
 from trackrec.data.dataset import DataConfig, Dataset, build_dataset
 
 
+def _fetched(config: DataConfig, folder: Path) -> DataConfig:
+    """`config` with its s3:// data folder or log downloaded (checked) under `folder`."""
+    from trackrec.artifacts.s3 import client, download, download_dir  # endpoint and keys from AWS_* variables
+
+    changes = {}
+    if config.root and config.root.startswith("s3://"):
+        download_dir(client(), config.root, folder / "root")
+        changes["root"] = str(folder / "root")
+    if config.path and config.path.startswith("s3://"):
+        download(client(), config.path, folder / "log.parquet")
+        changes["path"] = str(folder / "log.parquet")
+    return dataclasses.replace(config, **changes)
+
+
 def prepare_data(config: DataConfig, output: str | Path) -> Dataset:
-    """Build the dataset and write it to `output` whole or not at all."""
-    dataset = build_dataset(config)
+    """Build the dataset (from local files or s3://) and write it to `output` whole or not at all."""
+    with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
+        dataset = build_dataset(_fetched(config, Path(folder)))
     dataset.save(output)
     return dataset

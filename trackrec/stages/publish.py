@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from trackrec.artifacts.s3 import sha256_of
 from trackrec.atomic import atomic_dir
 from trackrec.config import Config, field
 from trackrec.features.encoder import EncoderConfig
-from trackrec.features.store import StoreConfig
-from trackrec.features.versions import assign, is_published
+from trackrec.features.store import StoreConfig, open_store
+from trackrec.features.versions import arm_version, assign, is_published
 from trackrec.features.versions import publish as publish_version
 
 
@@ -28,14 +29,25 @@ class FeaturesConfig(Config):
         return self.at_least(1, "users") if self.users is not None else []
 
 
-def publish(embeddings_dir: str | Path, version: str, config: FeaturesConfig, output: str | Path) -> dict:
-    """Publish embeddings.parquet as `version` (unless that version is complete: a re-run that only
-    changed the arm), point `config.arm` at it; writes summary.json."""
+def content_version(embeddings_dir: str | Path) -> str:
+    """The version name of an embeddings table: new whenever its content changes, the same on a re-run."""
+    return "emb_" + sha256_of(Path(embeddings_dir) / "embeddings.parquet")[:12]
+
+
+def publish(embeddings_dir: str | Path, config: FeaturesConfig, output: str | Path, partial: bool = False) -> dict:
+    """Publish embeddings.parquet as a new version (unless that version is complete: a re-run that
+    only changed the arm), point `config.arm` at it; writes summary.json.
+
+    partial: the table holds only some users (the active ones); the others' rows are carried over
+    from the version the arm reads now."""
     source = Path(embeddings_dir) / "embeddings.parquet"
+    version = content_version(embeddings_dir)
     if is_published(config.store, version):
         summary = {"version": version, "already_published": True}
     else:
-        summary = publish_version(pd.read_parquet(source), version, config.store, source=str(source))
+        carry_from = arm_version(open_store(config.store), config.arm) if partial and config.arm else None
+        table = pd.read_parquet(source)
+        summary = publish_version(table, version, config.store, carry_from=carry_from, source=str(source))
     if config.arm is not None:
         summary["arm"] = assign(config.store, config.arm, version)
     with atomic_dir(output) as tmp:

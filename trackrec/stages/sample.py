@@ -9,17 +9,26 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples
 from trackrec.stages.llm_config import LLMConfig
+from trackrec.stages.shards import WHOLE, Shard
 
 
 def sample(
-    samples_dir: str | Path, generator: str | Path, llm: LLMConfig, output: str | Path, seed: int, progress=True
+    samples_dir: str | Path,
+    generator: str | Path,
+    llm: LLMConfig,
+    output: str | Path,
+    seed: int,
+    progress=True,
+    shard: Shard = WHOLE,
 ) -> int:
     """Writes samples.parquet: the train samples' index, RecCoT prompt, N RecCoTs and whether each finished."""
-    frame = read_samples(samples_dir, "train")
-    engine = open_engine(llm, generator, progress)
-    prompts = prompt_builder(llm, engine.tokenizer, "train samples").reccot(frame)
-    gen = llm.generation
-    drawn = engine.sample(prompts, gen.samples, gen.temperature, gen.top_p, gen.max_new_tokens, seed)
+    frame = read_samples(samples_dir, "train", shard)
+    prompts, drawn = [], []
+    if not frame.empty:  # a shard may hold no user
+        engine = open_engine(llm, generator, progress)
+        prompts = prompt_builder(llm, engine.tokenizer, "train samples").reccot(frame)
+        gen = llm.generation
+        drawn = engine.sample(prompts, gen.samples, gen.temperature, gen.top_p, gen.max_new_tokens, seed + shard.index)
     table = pd.DataFrame(
         {
             "prompt": prompts,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.llm.reward import preference, reward
 from trackrec.stages.llm_common import read_samples, validator_probs, write_json
 from trackrec.stages.llm_config import LLMConfig
+from trackrec.stages.shards import WHOLE, Shard
 
 TIE = 1e-6  # rewards closer than this are equal
 
@@ -21,15 +23,20 @@ def score(
     llm: LLMConfig,
     output: str | Path,
     progress=True,
+    shard: Shard = WHOLE,
 ) -> dict:
-    """Writes preferences.parquet (prompt, chosen, rejected, rewards) of samples with a preference; stats.json."""
-    frame = read_samples(samples_dir, "train")
+    """Writes preferences.parquet (prompt, chosen, rejected, rewards) of samples with a preference,
+    rewards.parquet (every sample's N rewards: what stats are computed from when shards are gathered)
+    and stats.json."""
+    frame = read_samples(samples_dir, "train", shard)
     sampled = pd.read_parquet(Path(sampled_dir) / "samples.parquet").loc[frame.index]
-    n = len(sampled.reccots.iloc[0])
-    repeated = frame.loc[frame.index.repeat(n)]
-    reccots = [r for row in sampled.reccots for r in row]
-    probs = validator_probs(llm, validator, repeated, reccots, "train samples", progress)
-    rewards = reward(probs[:, 0], probs[:, 1], repeated.label.to_numpy()).reshape(len(frame), n)
+    rewards = np.empty((0, llm.generation.samples))
+    if not frame.empty:  # a shard may hold no user
+        n = len(sampled.reccots.iloc[0])
+        repeated = frame.loc[frame.index.repeat(n)]
+        reccots = [r for row in sampled.reccots for r in row]
+        probs = validator_probs(llm, validator, repeated, reccots, "train samples", progress)
+        rewards = reward(probs[:, 0], probs[:, 1], repeated.label.to_numpy()).reshape(len(frame), n)
     spread = rewards.max(1) - rewards.min(1)
     # A sample whose N RecCoTs earn the same reward states no preference; argmax would pick one at
     # random and S-DPO would push down texts as good as the chosen one.
@@ -39,13 +46,7 @@ def score(
         preference(prompt, list(texts), list(r), llm.preference, list(done))
         for prompt, texts, r, done in zip(kept.prompt, kept.reccots, rewards[informative], kept.finished, strict=True)
     ]
-    stats = {
-        "mean_reward": float(rewards.mean()),
-        "mean_chosen_reward": float(rewards.max(1).mean()),
-        "mean_reward_spread": float(spread.mean()),
-        "preferences": len(prefs),
-        "dropped_ties": int((~informative).sum()),
-    }
+    stats = score_stats(rewards, len(prefs))
     table = pd.DataFrame(
         {
             "prompt": [p.prompt for p in prefs],
@@ -59,5 +60,23 @@ def score(
     )
     with atomic_dir(output) as tmp:
         table.to_parquet(tmp / "preferences.parquet")
+        pd.DataFrame({"rewards": list(map(list, rewards))}, index=frame.index).to_parquet(tmp / "rewards.parquet")
         write_json(tmp / "stats.json", stats)
     return stats
+
+
+def score_stats(rewards: np.ndarray, preferences: int) -> dict:
+    """rewards: (samples, N). What the loop report shows of one scoring round (means are None for
+    an empty shard)."""
+    spread = rewards.max(1) - rewards.min(1)
+
+    def mean(values: np.ndarray) -> float | None:
+        return float(values.mean()) if values.size else None
+
+    return {
+        "mean_reward": mean(rewards),
+        "mean_chosen_reward": mean(rewards.max(1)),
+        "mean_reward_spread": mean(spread),
+        "preferences": preferences,
+        "dropped_ties": int((spread <= TIE).sum()),
+    }

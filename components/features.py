@@ -1,0 +1,45 @@
+"""Components of the feature stages: encode, publish, train_ctr."""
+
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+
+def encode(reccots: Input[Dataset], features: str, embeddings: Output[Dataset]):
+    """The users' RecCoTs as vectors (BERT-family encoder)."""
+    from trackrec.run_config import section
+    from trackrec.stages.encode import encode as run
+    from trackrec.stages.publish import FeaturesConfig
+
+    run(reccots.path, section(FeaturesConfig, features, "features").encoder, embeddings.path)
+
+
+def publish(embeddings: Input[Dataset], features: str, active_within_days: int, summary: Output[Artifact]):
+    """A new Feast feature version (the other users' rows carried over when only active users were
+    refreshed), read by the configured A/B arm once complete."""
+    from trackrec.run_config import section
+    from trackrec.stages.publish import FeaturesConfig
+    from trackrec.stages.publish import publish as run
+
+    config = section(FeaturesConfig, features, "features")
+    run(embeddings.path, config, summary.path, partial=active_within_days > 0)
+
+
+def train_ctr(
+    dataset: Input[Dataset], ctr: str, model: Output[Model], metrics: Output[Metrics], embeddings: Input[Dataset] = None
+):
+    """One CTR backbone, with the RecCoT vectors through its connector when they are given."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from trackrec.metrics_artifact import log_metrics
+    from trackrec.run_config import section
+    from trackrec.stages.train_ctr import CTRConfig
+    from trackrec.stages.train_ctr import train_ctr as run
+
+    config = section(CTRConfig, ctr, "ctr")
+    if embeddings is not None:
+        dim = json.loads((Path(embeddings.path) / "meta.json").read_text())["dim"]
+        vectors = str(Path(embeddings.path) / "embeddings.parquet")
+        config = dataclasses.replace(config, user_vectors=vectors, dense_dim=dim)
+    result = run(dataset.path, config, model.path)
+    log_metrics(metrics, result["test"])

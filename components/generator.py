@@ -1,0 +1,96 @@
+"""Components of G's stages: distill, sample, align, greedy, summarize. Models travel as LoRA
+adapters (`<artifact>/adapter`) over the base named in the llm section."""
+
+from kfp.dsl import Dataset, Input, Model, Output
+
+
+def distill(samples: Input[Dataset], llm: str, generator: Output[Model]):
+    """G0: the teacher's RecCoTs for a few users, SFT on them."""
+    from trackrec.run_config import section
+    from trackrec.stages.distill import distill as run
+    from trackrec.stages.llm_config import LLMConfig
+
+    run(samples.path, section(LLMConfig, llm, "llm"), generator.path)
+
+
+def sample(
+    samples: Input[Dataset],
+    generator: Input[Model],
+    llm: str,
+    iteration: int,
+    shard: int,
+    shards: int,
+    sampled: Output[Dataset],
+):
+    """N RecCoTs per train sample of one user shard from G(t-1)."""
+    from pathlib import Path
+
+    from trackrec.run_config import section
+    from trackrec.stages.llm_config import LLMConfig
+    from trackrec.stages.sample import sample as run
+    from trackrec.stages.shards import Shard
+
+    config = section(LLMConfig, llm, "llm")
+    adapter = Path(generator.path) / "adapter"
+    seed = config.generation.seed + iteration
+    run(samples.path, adapter, config, sampled.path, seed, shard=Shard(shard, shards))
+
+
+def align(scored: Input[Dataset], generator: Input[Model], llm: str, aligned: Output[Model]):
+    """G(t): S-DPO of G(t-1) on the scored preferences."""
+    from pathlib import Path
+
+    from trackrec.run_config import section
+    from trackrec.stages.align import align as run
+    from trackrec.stages.llm_config import LLMConfig
+
+    run(scored.path, Path(generator.path) / "adapter", section(LLMConfig, llm, "llm"), aligned.path)
+
+
+def greedy(
+    samples: Input[Dataset], generator: Input[Model], llm: str, shard: int, shards: int, reccots: Output[Dataset]
+):
+    """One greedy RecCoT per train and eval sample of one user shard from G(t)."""
+    from pathlib import Path
+
+    from trackrec.run_config import section
+    from trackrec.stages.greedy import greedy as run
+    from trackrec.stages.llm_config import LLMConfig
+    from trackrec.stages.shards import Shard
+
+    adapter = Path(generator.path) / "adapter"
+    run(samples.path, adapter, section(LLMConfig, llm, "llm"), reccots.path, shard=Shard(shard, shards))
+
+
+def summarize(
+    dataset: Input[Dataset],
+    generator: Input[Model],
+    llm: str,
+    features: str,
+    shard: int,
+    shards: int,
+    active_within_days: int,
+    reccots: Output[Dataset],
+):
+    """G(T)'s RecCoT per user of one shard (only active users when active_within_days > 0)."""
+    from pathlib import Path
+
+    from trackrec.run_config import section
+    from trackrec.stages.llm_config import LLMConfig
+    from trackrec.stages.publish import FeaturesConfig
+    from trackrec.stages.shards import Shard
+    from trackrec.stages.summarize import summarize as run
+
+    config = section(LLMConfig, llm, "llm")
+    wanted = section(FeaturesConfig, features, "features")
+    run(
+        dataset.path,
+        Path(generator.path) / "adapter",
+        config,
+        reccots.path,
+        config.iterations,
+        wanted.users,
+        wanted.seed,
+        shard=Shard(shard, shards),
+        active_within_days=active_within_days,
+    )

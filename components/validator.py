@@ -1,0 +1,68 @@
+"""Components of V's stages: score, rectune, evaluate."""
+
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+
+def score(
+    samples: Input[Dataset],
+    sampled: Input[Dataset],
+    validator: Input[Model],
+    llm: str,
+    shard: int,
+    shards: int,
+    scored: Output[Dataset],
+):
+    """V(t-1)'s reward for every sampled RecCoT of one user shard; the preferences."""
+    from pathlib import Path
+
+    from trackrec.run_config import section
+    from trackrec.stages.llm_config import LLMConfig
+    from trackrec.stages.score import score as run
+    from trackrec.stages.shards import Shard
+
+    adapter = Path(validator.path) / "adapter"
+    run(samples.path, sampled.path, adapter, section(LLMConfig, llm, "llm"), scored.path, shard=Shard(shard, shards))
+
+
+def rectune(
+    samples: Input[Dataset], reccots: Input[Dataset], llm: str, tuned: Output[Model], validator: Input[Model] = None
+):
+    """V(t): SFT of V(t-1) (a fresh adapter at iteration 0) on the Rec prompt with G(t)'s RecCoTs."""
+    from pathlib import Path
+
+    from trackrec.run_config import section
+    from trackrec.stages.llm_config import LLMConfig
+    from trackrec.stages.rectune import rectune as run
+
+    adapter = None if validator is None else Path(validator.path) / "adapter"
+    run(samples.path, reccots.path, adapter, section(LLMConfig, llm, "llm"), tuned.path)
+
+
+def evaluate(
+    samples: Input[Dataset],
+    reccots: Input[Dataset],
+    validator: Input[Model],
+    llm: str,
+    iteration: int,
+    report: Output[Artifact],
+    metrics: Output[Metrics],
+    curves: Output[HTML],
+    previous: Input[Artifact] = None,
+    scored: Input[Dataset] = None,
+):
+    """V(t) as recommender on held-out users; the report so far (rows, curves) for KFP's UI."""
+    import shutil
+    from pathlib import Path
+
+    from trackrec.llm.report import loop_rows, write_report
+    from trackrec.metrics_artifact import log_metrics
+    from trackrec.run_config import section
+    from trackrec.stages.evaluate import evaluate as run
+    from trackrec.stages.llm_config import LLMConfig
+
+    folder = Path(report.path)
+    adapter = Path(validator.path) / "adapter"
+    result = run(samples.path, reccots.path, adapter, section(LLMConfig, llm, "llm"), folder / "evaluation")
+    rows = loop_rows(previous and previous.path, iteration, result, scored and scored.path)
+    shutil.copyfile(write_report(rows, folder), curves.path)
+    log_metrics(metrics, rows[-1])

@@ -1,0 +1,1 @@
+"""The TrackRec pipeline, its cluster settings, compiling, local runs and KFP client calls."""

@@ -1,0 +1,62 @@
+"""Compile the pipeline for a run config's shape and a cluster's settings; read its parameters."""
+
+import json
+from pathlib import Path
+
+import yaml
+from kfp import compiler
+
+from pipelines.settings import PipelineSettings
+from pipelines.trackrec_pipeline import build_pipeline
+from trackrec.config import config_to_dict
+from trackrec.errors import ConfigError
+from trackrec.run_config import RunConfig
+
+COMPILED = Path(__file__).with_name("trackrec.yaml")  # checked in: compiled from configs/cluster.yaml
+
+
+def compile_pipeline(config: RunConfig, settings: PipelineSettings, output: str | Path) -> Path:
+    """Write the pipeline YAML; `config` is both its shape (T, features) and its default `config` parameter."""
+    iterations = None if config.llm is None else config.llm.iterations
+    default = json.dumps(config_to_dict(config), sort_keys=True)
+    pipeline = build_pipeline(iterations, config.features is not None, settings, default_config=default)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline, str(output))
+    return output
+
+
+# KFP's parameter types -> how a command-line value is read
+_READERS = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": lambda v: v.lower() == "true"}
+
+
+def pipeline_parameters(package: str | Path) -> dict[str, str]:
+    """name -> KFP parameter type of a compiled pipeline's inputs."""
+    spec = next(yaml.safe_load_all(Path(package).read_text()))  # the pipeline; then its platform spec
+    inputs = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    return {name: value["parameterType"] for name, value in inputs.items()}
+
+
+def parse_parameters(package: str | Path, assignments: list[str]) -> dict:
+    """`name=value` strings -> typed run parameters; unknown names, bad values and a shard count
+    below 1 are reported together."""
+    known = pipeline_parameters(package)
+    params, problems = {}, []
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep:
+            problems.append(f"{assignment!r}: expected name=value")
+        elif name not in known:
+            problems.append(f"{name}: unknown parameter (known: {sorted(known)})")
+        else:
+            try:
+                params[name] = _READERS[known[name]](value)
+            except ValueError:
+                problems.append(f"{name}: {value!r} is not a {known[name].lower()}")
+    for name in ("shards", "active_within_days"):
+        minimum = 1 if name == "shards" else 0
+        if name in params and params[name] < minimum:
+            problems.append(f"{name}: must be >= {minimum}, got {params[name]}")
+    if problems:
+        raise ConfigError(str(package), problems)
+    return params

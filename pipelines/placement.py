@@ -1,0 +1,43 @@
+"""Apply the settings to one task: pool, resources, accelerator, /dev/shm, timeout, S3 access."""
+
+from __future__ import annotations
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+from pipelines.settings import GPU_STAGES, PipelineSettings, Pool, StageOverride
+
+
+def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> PipelineTask:
+    gpu = stage in GPU_STAGES
+    pool: Pool = settings.gpu_pool if gpu else settings.cpu_pool
+    override = settings.stages.get(stage, StageOverride())
+    cpu, memory = override.cpu or pool.cpu, override.memory or pool.memory
+    task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
+    for key, value in pool.node_selector.items():
+        kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    for toleration in pool.tolerations:
+        kubernetes.add_toleration(
+            task, key=toleration.key, operator=toleration.operator, value=toleration.value, effect=toleration.effect
+        )
+    kubernetes.set_timeout(task, override.timeout_s or pool.timeout_s)
+    if gpu:
+        gpus = override.gpus or settings.gpu_pool.gpus
+        task.set_accelerator_type(settings.gpu_pool.accelerator).set_accelerator_limit(gpus)
+        task.set_env_variable("TRACKREC_GPUS", str(gpus))  # what DeepSpeed and vLLM spread over
+        kubernetes.empty_dir_mount(
+            task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=settings.gpu_pool.shm
+        )
+    s3 = settings.s3
+    if s3.use_secret:
+        kubernetes.use_secret_as_env(
+            task,
+            secret_name=s3.secret,
+            secret_key_to_env={
+                s3.access_key_id_key: "AWS_ACCESS_KEY_ID",
+                s3.secret_access_key_key: "AWS_SECRET_ACCESS_KEY",
+            },
+        )
+    if s3.endpoint:
+        task.set_env_variable("AWS_ENDPOINT_URL", s3.endpoint)
+    return task

@@ -1,0 +1,114 @@
+"""How the pipeline's pods are placed on a cluster: one settings object, loaded from YAML.
+
+The Helm chart renders this file from its values; `trackrec compile --settings` reads it.
+Nothing here is a secret: S3 credentials are named by Secret and key, never by value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from trackrec.config import Config, field
+
+GPU_STAGES = ("distill", "sample", "score", "align", "greedy", "rectune", "evaluate", "summarize")
+CPU_STAGES = (
+    "split_config",
+    "plan_shards",
+    "gather",
+    "prepare_data",
+    "select_samples",
+    "encode",
+    "train_ctr",
+    "publish",
+)
+STAGES = GPU_STAGES + CPU_STAGES
+
+
+@dataclass
+class Images(Config):
+    """The images the components run in; each tag pinned (images/ builds them)."""
+
+    train: str = field("ghcr.io/trackrec/train:0.1.0", help="CUDA, torch, trl, peft, deepspeed, trackrec")
+    infer: str = field("ghcr.io/trackrec/infer:0.1.0", help="vLLM's image with trackrec")
+    cpu: str = field("ghcr.io/trackrec/cpu:0.1.0", help="trackrec with feast, the encoder and the CTR models")
+
+
+@dataclass
+class Toleration(Config):
+    key: str = field("nvidia.com/gpu", help="taint key")
+    operator: Literal["Exists", "Equal"] = field("Exists", help="Exists or Equal")
+    value: str | None = field(None, help="taint value (operator Equal)")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = field("NoSchedule", help="taint effect")
+
+
+@dataclass
+class Pool(Config):
+    node_selector: dict[str, str] = field(factory=dict, help="node labels a pod of this pool requires")
+    tolerations: tuple[Toleration, ...] = field((), help="taints of the pool's nodes that its pods tolerate")
+    cpu: str = field("2", help="CPU request and limit of each pod")
+    memory: str = field("8Gi", help="memory request and limit of each pod")
+    timeout_s: int = field(3600, help="a pod running longer is stopped")
+
+    def problems(self) -> list[str]:
+        return self.at_least(1, "timeout_s")
+
+
+@dataclass
+class GPUPool(Pool):
+    accelerator: str = field("nvidia.com/gpu", help="the accelerator resource name")
+    gpus: int = field(1, help="GPUs per pod; DeepSpeed and vLLM use them all")
+    shm: str = field("16Gi", help="size of the in-memory /dev/shm volume (NCCL, data loaders)")
+
+    def problems(self) -> list[str]:
+        return super().problems() + self.at_least(1, "gpus")
+
+
+def _gpu_pool() -> GPUPool:
+    return GPUPool(
+        node_selector={"trackrec.io/pool": "gpu"},
+        tolerations=(Toleration(),),
+        cpu="8",
+        memory="64Gi",
+        timeout_s=6 * 3600,
+    )
+
+
+@dataclass
+class StageOverride(Config):
+    """A stage's own numbers, where the pool's do not fit it."""
+
+    gpus: int | None = field(None, help="GPUs for this stage (GPU stages only)")
+    cpu: str | None = field(None, help="CPU request and limit")
+    memory: str | None = field(None, help="memory request and limit")
+    timeout_s: int | None = field(None, help="timeout of this stage's pods")
+
+
+@dataclass
+class S3Access(Config):
+    secret: str = field("trackrec-s3", help="Kubernetes Secret holding the S3 credentials")
+    access_key_id_key: str = field("AWS_ACCESS_KEY_ID", help="its key for the access key id")
+    secret_access_key_key: str = field("AWS_SECRET_ACCESS_KEY", help="its key for the secret access key")
+    endpoint: str | None = field(None, help="S3 endpoint URL (none: AWS)")
+    use_secret: bool = field(True, help="false: workload identity (IRSA and the like) gives the pods their access")
+
+
+@dataclass
+class PipelineSettings(Config):
+    pipeline_root: str = field("s3://trackrec/pipeline-root", help="where KFP keeps the runs' artifacts")
+    images: Images = field(factory=Images, help="component images")
+    gpu_pool: GPUPool = field(factory=_gpu_pool, help="where the GPU stages run")
+    cpu_pool: Pool = field(factory=Pool, help="where the CPU stages run (never on the GPU pool's taints)")
+    stages: dict[str, StageOverride] = field(factory=dict, help=f"per-stage overrides; stages: {list(STAGES)}")
+    s3: S3Access = field(factory=S3Access, help="how the pods reach S3")
+
+    def problems(self) -> list[str]:
+        problems = [
+            f"stages.{name}: unknown stage (known: {list(STAGES)})" for name in self.stages if name not in STAGES
+        ]
+        problems += [
+            f"stages.{name}.gpus: {name} is a CPU stage"
+            for name, override in self.stages.items()
+            if name in CPU_STAGES and override.gpus is not None
+        ]
+        return problems

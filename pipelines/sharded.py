@@ -1,0 +1,51 @@
+"""The sharded inference stages as sub-pipelines: plan the shards, one task per shard with
+ParallelFor, gather. A sub-pipeline takes its config section as its own input: `kfp.local`
+(2.17) replaces a task-output parameter that flows straight into a ParallelFor with the loop
+item, and a sub-pipeline's inputs are not task outputs inside it.
+"""
+
+from collections.abc import Callable
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model
+
+
+def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph_component.GraphComponent]:
+    """stage -> sub-pipeline running it over `shards` user shards; `task(stage, name, **inputs)`
+    makes a placed task."""
+
+    def fan_out(stage: str, output: str, shards, **inputs):
+        plan = task("plan_shards", "plan shards", shards=shards)
+        with dsl.ParallelFor(plan.output) as index:
+            part = task(stage, f"{stage} (one shard)", shard=index, shards=shards, **inputs)
+        return task("gather", f"gather {stage}", parts=dsl.Collected(part.outputs[output])).outputs["gathered"]
+
+    @dsl.pipeline(name="sample-shards")
+    def sample(samples: Input[Dataset], generator: Input[Model], llm: str, iteration: int, shards: int) -> Dataset:
+        return fan_out("sample", "sampled", shards, samples=samples, generator=generator, llm=llm, iteration=iteration)
+
+    @dsl.pipeline(name="score-shards")
+    def score(
+        samples: Input[Dataset], sampled: Input[Dataset], validator: Input[Model], llm: str, shards: int
+    ) -> Dataset:
+        return fan_out("score", "scored", shards, samples=samples, sampled=sampled, validator=validator, llm=llm)
+
+    @dsl.pipeline(name="greedy-shards")
+    def greedy(samples: Input[Dataset], generator: Input[Model], llm: str, shards: int) -> Dataset:
+        return fan_out("greedy", "reccots", shards, samples=samples, generator=generator, llm=llm)
+
+    @dsl.pipeline(name="summarize-shards")
+    def summarize(
+        dataset: Input[Dataset],
+        generator: Input[Model],
+        llm: str,
+        features: str,
+        active_within_days: int,
+        shards: int,
+    ) -> Dataset:
+        return fan_out(
+            "summarize", "reccots", shards, dataset=dataset, generator=generator, llm=llm, features=features,
+            active_within_days=active_within_days,
+        )  # fmt: skip
+
+    return {"sample": sample, "score": score, "greedy": greedy, "summarize": summarize}

@@ -1,0 +1,89 @@
+"""Algorithm 2 as a KFP v2 pipeline: distill once, T alternating iterations unrolled in Python
+(KFP v2 has no loops), then the RecCoT features -> Feast -> the CTR model.
+
+The inference stages (sample, score, greedy, summarize) fan out over user shards with
+ParallelFor and are gathered into one folder. The same pipeline runs on a cluster and, through
+`kfp.local`, on one machine (`trackrec run`).
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Metrics, Model
+
+import components
+from pipelines.placement import place
+from pipelines.settings import PipelineSettings
+from pipelines.sharded import sharded_stages
+
+NAME = "trackrec"
+
+
+def build_pipeline(
+    iterations: int | None, features: bool, settings: PipelineSettings, default_config: str = "{}"
+) -> dsl.graph_component.GraphComponent:
+    """The pipeline for a run config of this shape: T iterations (None: no LLM loop, data and CTR
+    only) and with or without the feature stages (which need the loop)."""
+    if features and not iterations:
+        raise ValueError("the feature stages need the LLM loop (iterations >= 1)")
+    ops = components.build(settings.images)
+
+    def task(stage: str, name: str, **inputs) -> dsl.PipelineTask:
+        return place(ops[stage](**inputs).set_display_name(name), stage, settings)
+
+    shards_of = sharded_stages(task)
+
+    def trackrec(config: str = default_config, shards: int = 1, active_within_days: int = 0):
+        sections = task("split_config", "check config", config=config, iterations=iterations or 0, features=features)
+        data, llm = sections.outputs["data"], sections.outputs["llm"]
+        dataset = task("prepare_data", "prepare data", data=data).outputs["dataset"]
+        embeddings = None
+        if iterations:
+
+            def sharded(stage: str, name: str, **inputs):
+                return shards_of[stage](shards=shards, **inputs).set_display_name(name).output
+
+            samples = task("select_samples", "select samples", dataset=dataset, llm=llm).outputs["samples"]
+            g = g0 = task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
+            v = report = scored = None
+            for t in range(iterations + 1):
+                if t > 0:
+                    sampled = sharded("sample", f"sample {t}", samples=samples, generator=g, llm=llm, iteration=t)
+                    scored = sharded("score", f"score {t}", samples=samples, sampled=sampled, validator=v, llm=llm)
+                    g = task("align", f"align G{t}", scored=scored, generator=g, llm=llm).outputs["aligned"]
+                reccots = sharded("greedy", f"greedy {t}", samples=samples, generator=g, llm=llm)
+                optional_v = {} if v is None else {"validator": v}
+                v = task("rectune", f"rectune V{t}", samples=samples, reccots=reccots, llm=llm, **optional_v)
+                v = v.outputs["tuned"]
+                previous = {} if report is None else {"previous": report, "scored": scored}
+                evaluation = task(
+                    "evaluate", f"evaluate {t}", samples=samples, reccots=reccots, validator=v, llm=llm, iteration=t,
+                    **previous,
+                )  # fmt: skip
+                report = evaluation.outputs["report"]
+            if features:
+                wanted = sections.outputs["features"]
+                reccots = sharded(
+                    "summarize", "summarize users", dataset=dataset, generator=g, llm=llm,
+                    features=wanted, active_within_days=active_within_days,
+                )  # fmt: skip
+                embeddings = task("encode", "encode", reccots=reccots, features=wanted).outputs["embeddings"]
+                published = task(
+                    "publish", "publish to Feast", embeddings=embeddings, features=wanted,
+                    active_within_days=active_within_days,
+                )  # fmt: skip
+                published.set_caching_options(False)  # it checks the store itself: cheap, and the store may change
+        optional_embeddings = {} if embeddings is None else {"embeddings": embeddings}
+        ctr = task("train_ctr", "train CTR model", dataset=dataset, ctr=sections.outputs["ctr"], **optional_embeddings)
+        results = {"ctr": ctr.outputs["metrics"], "ctr_model": ctr.outputs["model"], "dataset": dataset}
+        if iterations:
+            results |= {"curves": evaluation.outputs["curves"], "generator": g, "distilled": g0}
+        return Outputs(**results)
+
+    # The run's results, shown by KFP's UI and indexed by a local run: the CTR metrics and model,
+    # the prepared data and (with the loop) its curves, G(T) and G0.
+    fields = {"ctr": Metrics, "ctr_model": Model, "dataset": Dataset}
+    fields |= {"curves": HTML, "generator": Model, "distilled": Model} if iterations else {}
+    Outputs = NamedTuple("Outputs", list(fields.items()))
+    trackrec.__annotations__["return"] = Outputs
+    return dsl.pipeline(name=NAME, description=__doc__.splitlines()[0], pipeline_root=settings.pipeline_root)(trackrec)

@@ -1,0 +1,80 @@
+"""`trackrec submit` and `trackrec schedule` against a recording KFP API server on 127.0.0.1."""
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.compile import COMPILED
+from pipelines.kfp_client import KFPError, check_cron, submit
+from tests.conftest import free_port
+from tests.kfp_api_server import KFPApiServer
+from trackrec.cli import app
+
+runner = CliRunner()
+
+
+def cli(*args):
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_submit_uploads_then_adds_a_version_and_starts_runs_in_one_experiment():
+    with KFPApiServer() as kfp:
+        code, output = cli("submit", "--host", kfp.url, "--param", "shards=4", "--experiment", "ab-test")
+        assert code == 0, output
+        assert f"{kfp.url}/#/runs/details/run-" in output
+        (upload,) = kfp.calls("POST", "/pipelines/upload")
+        assert upload["upload"] == COMPILED.read_bytes() and upload["query"]["name"] == ["trackrec"]
+        (run,) = kfp.calls("POST", "/runs")
+        assert run["body"]["runtime_config"]["parameters"] == {"shards": 4}
+        assert run["body"]["pipeline_version_reference"]["pipeline_id"] == "pipeline-1"
+        code, output = cli("submit", "--host", kfp.url, "--experiment", "ab-test")
+        assert code == 0, output
+        assert len(kfp.calls("POST", "/pipelines/upload")) == 1  # the pipeline exists: a version is added
+        (version,) = kfp.calls("POST", "/pipelines/upload_version")
+        assert version["upload"] == COMPILED.read_bytes() and version["query"]["pipelineid"] == ["pipeline-1"]
+        assert len(kfp.calls("POST", "/experiments")) == 1  # the experiment is found, not made twice
+        runs = kfp.calls("POST", "/runs")
+        added = kfp.versions["pipeline-1"][-1]
+        assert added["display_name"].startswith("trackrec-")  # named by the YAML's content
+        assert runs[1]["body"]["pipeline_version_reference"]["pipeline_version_id"] == added["pipeline_version_id"]
+        assert runs[0]["body"]["experiment_id"] == runs[1]["body"]["experiment_id"]
+
+
+def test_schedule_makes_one_recurring_run_for_active_users_and_replaces_it():
+    with KFPApiServer() as kfp:
+        code, output = cli("schedule", "--host", kfp.url, "--cron", "0 0 3 * * *", "--active-within-days", "7")
+        assert code == 0, output
+        (created,) = kfp.calls("POST", "/recurringruns")
+        body = created["body"]
+        assert body["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
+        assert body["max_concurrency"] == 1 and body["no_catchup"] is True and body["mode"] == "ENABLE"
+        assert body["runtime_config"]["parameters"] == {"active_within_days": 7}
+        (first,) = kfp.recurring
+        code, output = cli("schedule", "--host", kfp.url, "--cron", "0 30 2 * * *")
+        assert code == 0, output
+        assert len(kfp.calls("DELETE", f"/recurringruns/{first}")) == 1
+        (remaining,) = kfp.recurring.values()
+        assert remaining["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * *"
+
+
+@pytest.mark.parametrize("cron", ["0 3 * * *", "every day", "0 0 3 * * * *"])
+def test_a_cron_that_is_not_kfps_six_fields_is_refused(cron):
+    with pytest.raises(KFPError, match="KFP's cron has 6 fields, seconds first"):
+        check_cron(cron)
+
+
+def test_bad_parameters_fail_before_any_request():
+    with KFPApiServer() as kfp:
+        code, output = cli("submit", "--host", kfp.url, "--param", "shards=0", "--param", "colour=red")
+        assert code == 2 and "shards: must be >= 1, got 0" in output and "colour: unknown parameter" in output
+        code, output = cli("schedule", "--host", kfp.url, "--cron", "0 0 3 * * *", "--active-within-days", "0")
+        assert code == 2 and "must be >= 1 for a recurring refresh" in output
+        assert kfp.requests == []
+
+
+def test_an_unreachable_endpoint_is_named():
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(KFPError, match=f"KFP endpoint {url} is unreachable"):
+        submit(url, COMPILED, {}, "trackrec")
+    code, output = cli("submit", "--host", url)
+    assert code == 2 and "is unreachable" in output and "Traceback" not in output

@@ -1,0 +1,150 @@
+"""The compiled pipeline: fresh, T copies of each iteration stage, GPU scheduling on GPU stages
+only, S3 access from a Secret with no secret value; settings and parameters checked."""
+
+import pytest
+import yaml
+
+from components import CATALOG
+from pipelines.compile import COMPILED, compile_pipeline, parse_parameters
+from pipelines.settings import CPU_STAGES, GPU_STAGES, STAGES, PipelineSettings
+from trackrec.config import config_from_dict, load_config
+from trackrec.errors import ConfigError
+from trackrec.run_config import RunConfig, split_sections
+
+CLUSTER = "configs/cluster.yaml"
+
+
+def compiled(tmp_path, settings=None, config=CLUSTER):
+    path = compile_pipeline(load_config(config, RunConfig), settings or PipelineSettings(), tmp_path / "p.yaml")
+    pipeline, platform = yaml.safe_load_all(path.read_text())
+    return path, pipeline, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def tasks_by_stage(pipeline) -> dict[str, list]:
+    """stage -> every task running it, in the root DAG and the sub-pipelines."""
+    dags = [pipeline["root"]["dag"]] + [c["dag"] for c in pipeline["components"].values() if "dag" in c]
+    found: dict[str, list] = {}
+    for dag in dags:
+        for task in dag["tasks"].values():
+            component = pipeline["components"][task["componentRef"]["name"]]
+            if "executorLabel" in component:
+                found.setdefault(executor_stage(component["executorLabel"]), []).append(task)
+    return found
+
+
+def executor_stage(executor: str) -> str:
+    """Executors are named exec-<stage>[-N]."""
+    name = executor.removeprefix("exec-").replace("-", "_")
+    return next(stage for stage in sorted(STAGES, key=len, reverse=True) if name.startswith(stage))
+
+
+def test_checked_in_yaml_equals_a_fresh_compile(tmp_path):
+    path, _, _ = compiled(tmp_path)
+    assert path.read_text() == COMPILED.read_text(), "pipelines/trackrec.yaml is stale: run `trackrec compile`"
+
+
+def test_iteration_stages_are_unrolled_t_times(tmp_path):
+    _, pipeline, _ = compiled(tmp_path)
+    counts = {stage: len(tasks) for stage, tasks in tasks_by_stage(pipeline).items()}
+    t = load_config(CLUSTER, RunConfig).llm.iterations
+    assert t == 3
+    assert counts["distill"] == 1
+    assert counts["align"] == t and counts["sample"] == t and counts["score"] == t
+    assert counts["greedy"] == counts["rectune"] == counts["evaluate"] == t + 1  # iteration 0 too
+    assert counts["plan_shards"] == counts["gather"] == 3 * t + 1 + 1  # sample, score, greedy x T, greedy 0, summarize
+    for stage in ("prepare_data", "encode", "publish", "train_ctr", "summarize"):
+        assert counts[stage] == 1
+
+
+def test_gpu_resources_tolerations_and_shm_only_on_gpu_stages(tmp_path):
+    _, pipeline, platform = compiled(tmp_path)
+    executors = pipeline["deploymentSpec"]["executors"]
+    assert {executor_stage(e) for e in executors} == set(STAGES)
+    for name, executor in executors.items():
+        stage, resources = executor_stage(name), executor["container"]["resources"]
+        k8s = platform[name]
+        if stage in GPU_STAGES:
+            accelerator = resources["accelerator"]
+            assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("nvidia.com/gpu", "1"), name
+            assert k8s["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+            assert k8s["nodeSelector"]["labels"] == {"trackrec.io/pool": "gpu"}
+            assert (
+                k8s["emptyDirMounts"][0]["mountPath"] == "/dev/shm" and k8s["emptyDirMounts"][0]["medium"] == "Memory"
+            )
+            assert k8s["activeDeadlineSeconds"] == str(6 * 3600) or k8s["activeDeadlineSeconds"] == 6 * 3600
+        else:
+            assert stage in CPU_STAGES
+            assert "accelerator" not in resources, name
+            assert "tolerations" not in k8s and "emptyDirMounts" not in k8s and "nodeSelector" not in k8s
+        assert resources["resourceCpuLimit"] and resources["resourceMemoryLimit"] and resources["resourceCpuRequest"]
+
+
+def test_s3_credentials_come_from_a_secret_and_no_value_is_in_the_yaml(tmp_path, monkeypatch):
+    marker = "not-a-real-secret-4f1c9"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", marker)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", marker)
+    path, _, platform = compiled(tmp_path)
+    assert marker not in path.read_text()
+    for name, k8s in platform.items():
+        (secret,) = k8s["secretAsEnv"]
+        assert secret["secretName"] == "trackrec-s3", name
+        assert {e["envVar"] for e in secret["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_settings_reach_the_scheduling(tmp_path):
+    raw = {
+        "gpu_pool": {
+            "accelerator": "amd.com/gpu",
+            "gpus": 2,
+            "node_selector": {"pool": "mi300"},
+            "tolerations": [{"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+        "stages": {"align": {"gpus": 8, "timeout_s": 100}},
+        "images": {"train": "registry.example/train@sha256:" + "0" * 64},
+    }
+    _, pipeline, platform = compiled(tmp_path, config_from_dict(PipelineSettings, raw))
+    executors = pipeline["deploymentSpec"]["executors"]
+    align = next(e for e in executors if executor_stage(e) == "align")
+    assert executors[align]["container"]["resources"]["accelerator"]["resourceCount"] == "8"
+    assert executors[align]["container"]["image"].startswith("registry.example/train@sha256:")
+    assert platform[align]["activeDeadlineSeconds"] in (100, "100")
+    sample = next(e for e in executors if executor_stage(e) == "sample")
+    accelerator = executors[sample]["container"]["resources"]["accelerator"]
+    assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("amd.com/gpu", "2")
+    assert platform[sample]["nodeSelector"]["labels"] == {"pool": "mi300"}
+
+
+def test_every_stage_has_a_component_and_a_pool():
+    assert set(CATALOG) == set(STAGES) and not set(GPU_STAGES) & set(CPU_STAGES)
+
+
+def test_unknown_stage_in_settings_is_named():
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(PipelineSettings, {"stages": {"algin": {"gpus": 2}, "publish": {"gpus": 1}}})
+    assert "stages.algin: unknown stage" in str(error.value) and "stages.publish.gpus: publish is a CPU stage" in str(
+        error.value
+    )
+
+
+def test_parameters_unknown_badly_typed_and_zero_shards_are_reported_together():
+    with pytest.raises(ConfigError) as error:
+        parse_parameters(COMPILED, ["shard=2", "shards=0", "active_within_days=soon", "config"])
+    text = str(error.value)
+    assert "shard: unknown parameter (known: ['active_within_days', 'config', 'shards'])" in text
+    assert "shards: must be >= 1, got 0" in text and "active_within_days: 'soon' is not a number_integer" in text
+    assert "'config': expected name=value" in text
+    assert parse_parameters(COMPILED, ["shards=4"]) == {"shards": 4}
+
+
+def test_a_config_of_another_shape_than_the_compiled_pipeline_is_refused():
+    import json
+
+    from trackrec.config import config_to_dict
+
+    config = config_to_dict(load_config(CLUSTER, RunConfig))
+    with pytest.raises(ConfigError, match="compiled for T=2, the config says 3"):
+        split_sections(json.dumps(config), 2, True)
+    with pytest.raises(ConfigError, match="ctr: backbone: unknown 'nope'"):
+        split_sections(json.dumps(config | {"ctr": {"backbone": "nope"}}), 3, True)
+    sections = split_sections(json.dumps(config), 3, True)
+    assert json.loads(sections["llm"])["iterations"] == 3 and json.loads(sections["ctr"])["backbone"] == "din"

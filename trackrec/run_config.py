@@ -1,0 +1,62 @@
+"""The main job's config, and its split into the sections each pipeline stage reads.
+
+Each component is handed only its own section, so a changed section re-runs exactly the stages
+that read it (and, through their outputs, those downstream); the rest come from KFP's cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from trackrec.config import Config, config_from_dict, config_to_dict, field
+from trackrec.data.dataset import DataConfig
+from trackrec.errors import ConfigError
+from trackrec.stages.llm_config import LLMConfig
+from trackrec.stages.publish import FeaturesConfig
+from trackrec.stages.train_ctr import CTRConfig
+
+SECTIONS = ("data", "llm", "features", "ctr")
+
+
+@dataclass
+class RunConfig(Config):
+    """The main job; `features` needs `llm` (the RecCoTs come from the loop's last G)."""
+
+    run_dir: str = field("runs/local", help="local runs: the folder that receives every artifact and the cache")
+    data: DataConfig = field(factory=DataConfig, help="prepare_data stage")
+    llm: LLMConfig | None = field(None, help="the RecCoT loop; none: data and CTR only")
+    features: FeaturesConfig | None = field(
+        None, help="RecCoT features of G(T) into Feast and the CTR model; needs llm"
+    )
+    ctr: CTRConfig = field(factory=CTRConfig, help="train_ctr stage")
+
+    def problems(self) -> list[str]:
+        if self.features is not None and self.llm is None:
+            return ["features: needs an llm section (the RecCoTs come from the loop's last G)"]
+        return []
+
+
+def split_sections(text: str, iterations: int, features: bool) -> dict[str, str]:
+    """Check a run config (JSON) against the pipeline's compiled shape and split it into sections
+    (JSON each; "null" for an absent one). Raises ConfigError naming every problem."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError("config", [f"not valid JSON: {e}"]) from e
+    config = config_from_dict(RunConfig, raw, "config")
+    shape = []
+    got = None if config.llm is None else config.llm.iterations
+    if got != (iterations or None):
+        shape.append(f"llm.iterations: this pipeline was compiled for T={iterations or None}, the config says {got}")
+    if (config.features is not None) != features:
+        shape.append(f"features: this pipeline was compiled {'with' if features else 'without'} the features stages")
+    if shape:
+        raise ConfigError("config", shape + ["compile a pipeline of the config's shape: trackrec compile --config"])
+    plain = config_to_dict(config)
+    return {name: json.dumps(plain[name], sort_keys=True) for name in SECTIONS}
+
+
+def section(cls: type, text: str, name: str):
+    """One section back from its JSON."""
+    return config_from_dict(cls, json.loads(text), name)
