@@ -40,4 +40,10 @@ def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> Pipelin
         )
     if s3.endpoint:
         task.set_env_variable("AWS_ENDPOINT_URL", s3.endpoint)
+    if stage == "publish":  # the one stage that writes to Redis: the NetworkPolicy lets this label in
+        kubernetes.add_pod_label(task, label_key="trackrec.io/redis-client", label_value="true")
+        if settings.redis.secret:
+            kubernetes.use_secret_as_env(
+                task, secret_name=settings.redis.secret, secret_key_to_env={settings.redis.key: "REDIS_PASSWORD"}
+            )
     return task

@@ -94,6 +94,12 @@ class S3Access(Config):
 
 
 @dataclass
+class RedisAccess(Config):
+    secret: str | None = field("trackrec-redis", help="Secret with the Redis password (none: no password)")
+    key: str = field("password", help="its key; the publish stage reads it as REDIS_PASSWORD")
+
+
+@dataclass
 class PipelineSettings(Config):
     pipeline_root: str = field("s3://trackrec/pipeline-root", help="where KFP keeps the runs' artifacts")
     images: Images = field(factory=Images, help="component images")
@@ -101,6 +107,7 @@ class PipelineSettings(Config):
     cpu_pool: Pool = field(factory=Pool, help="where the CPU stages run (never on the GPU pool's taints)")
     stages: dict[str, StageOverride] = field(factory=dict, help=f"per-stage overrides; stages: {list(STAGES)}")
     s3: S3Access = field(factory=S3Access, help="how the pods reach S3")
+    redis: RedisAccess = field(factory=RedisAccess, help="how the publish stage authenticates to Redis")
 
     def problems(self) -> list[str]:
         problems = [

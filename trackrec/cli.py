@@ -119,6 +119,9 @@ Experiment = Annotated[str, typer.Option(help="KFP experiment")]
 @user_errors
 def compile_(
     config: ConfigPath = Path("configs/cluster.yaml"),
+    overrides: Annotated[
+        Path | None, typer.Option(help="YAML deep-merged onto the config (what a deployment sets)")
+    ] = None,
     settings: ClusterSettings = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="where the YAML goes")] = Path(
         "pipelines/trackrec.yaml"
@@ -130,7 +133,7 @@ def compile_(
     from trackrec.run_config import RunConfig
 
     cluster = PipelineSettings() if settings is None else load_config(settings, PipelineSettings)
-    console.print(f"wrote {compile_pipeline(load_config(config, RunConfig), cluster, output)}")
+    console.print(f"wrote {compile_pipeline(load_config(config, RunConfig, overrides), cluster, output)}")
 
 
 @app.command("submit")

@@ -132,15 +132,31 @@ def config_from_dict(cls: type[C], raw: dict, source: str = "<dict>") -> C:
     return built
 
 
-def load_config(path: str | os.PathLike, cls: type[C]) -> C:
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     if not path.exists():
         raise ConfigError(str(path), ["file not found"])
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(str(path), [f"not valid YAML: {e}"]) from e
-    return config_from_dict(cls, raw, str(path))
+
+
+def merged(base: Any, override: Any) -> Any:
+    """`override` deep-merged onto `base`: mappings merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: merged(base[k], v) if k in base else v for k, v in override.items()}}
+    return override
+
+
+def load_config(path: str | os.PathLike, cls: type[C], overrides: str | os.PathLike | None = None) -> C:
+    """`path`'s config, with the YAML mapping in `overrides` (if any) deep-merged onto it."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    source = str(path)
+    if overrides is not None:
+        raw = merged(raw, _read_yaml(Path(overrides)))
+        source = f"{path} + {overrides}"
+    return config_from_dict(cls, raw, source)
 
 
 def config_to_dict(config: Config) -> dict:

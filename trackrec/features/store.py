@@ -30,7 +30,11 @@ class StoreConfig(Config):
     repo: str = field("runs/local/feast", help="Feast repo folder: feature_store.yaml, registry, SQLite file")
     project: str = field("trackrec", help="Feast project name")
     online: str = field("sqlite", help=f"online store: one of {ONLINE_KINDS}")
-    redis: str = field("127.0.0.1:6379", help="Redis connection string (host:port[,password=...]) when online: redis")
+    redis: str = field(
+        "127.0.0.1:6379",
+        help="Redis connection string (host:port[,password=...][,ssl=true]) when online: redis; "
+        "write the password as ${REDIS_PASSWORD} to take it from the environment (a Secret)",
+    )
     offline: str | None = field(None, help="offline parquet folder or s3://bucket/prefix; none: REPO/offline")
     registry: str | None = field(
         None, help="Feast registry: s3://bucket/key, shared by every pod of a cluster; none: REPO/registry.db"
@@ -52,7 +56,8 @@ class StoreConfig(Config):
 def _check_redis(connection: str) -> None:
     import redis
 
-    address, *options = connection.split(",")  # Feast's form: host:port[,password=...][,ssl=true]
+    # Feast's form: host:port[,password=...][,ssl=true]; ${VAR}s are read from the environment, as Feast does
+    address, *options = os.path.expandvars(connection).split(",")
     host, _, port = address.partition(":")
     settings = dict(option.split("=", 1) for option in options if "=" in option)
     try:

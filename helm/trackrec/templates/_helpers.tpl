@@ -1,0 +1,45 @@
+{{- define "trackrec.labels" -}}
+app.kubernetes.io/part-of: trackrec
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Pod-level security: Pod Security "restricted". */}}
+{{- define "trackrec.podSecurity" -}}
+runAsNonRoot: true
+runAsUser: {{ . }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "trackrec.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/* host:port of the online store; the password is ${REDIS_PASSWORD}, read from the Secret at run time. */}}
+{{- define "trackrec.redisConnection" -}}
+{{- if .Values.redis.enabled -}}
+{{ printf "redis.%s.svc.cluster.local:6379,password=${REDIS_PASSWORD}" .Release.Namespace }}
+{{- else -}}
+{{ printf "%s:%v,password=${REDIS_PASSWORD}%s" (required "redis.external.host is required when redis.enabled is false" .Values.redis.external.host) .Values.redis.external.port (ternary ",ssl=true" "" .Values.redis.external.ssl) }}
+{{- end -}}
+{{- end -}}
+
+{{- define "trackrec.s3Env" -}}
+{{- if not .Values.s3.workloadIdentity.enabled }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom: {secretKeyRef: {name: {{ .Values.s3.existingSecret }}, key: AWS_ACCESS_KEY_ID}}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom: {secretKeyRef: {name: {{ .Values.s3.existingSecret }}, key: AWS_SECRET_ACCESS_KEY}}
+{{- end }}
+{{- with .Values.s3.endpoint }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+- name: FEAST_S3_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
