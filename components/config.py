@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 
 def split_config(config: str, iterations: int, features: bool) -> NamedTuple(
-    "Sections", data=str, llm=str, features=str, ctr=str
+    "Sections", data=str, llm=str, users=str, encoder=str, features=str, ctr=str
 ):
     """Check the run config against the pipeline's shape; hand each stage its own section."""
     from collections import namedtuple

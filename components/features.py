@@ -3,13 +3,13 @@
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 
-def encode(reccots: Input[Dataset], features: str, embeddings: Output[Dataset]):
+def encode(reccots: Input[Dataset], encoder: str, embeddings: Output[Dataset]):
     """The users' RecCoTs as vectors (BERT-family encoder)."""
+    from trackrec.features.encoder import EncoderConfig
     from trackrec.run_config import section
     from trackrec.stages.encode import encode as run
-    from trackrec.stages.publish import FeaturesConfig
 
-    run(reccots.path, section(FeaturesConfig, features, "features").encoder, embeddings.path)
+    run(reccots.path, section(EncoderConfig, encoder, "features.encoder"), embeddings.path)
 
 
 def publish(embeddings: Input[Dataset], features: str, active_within_days: int, summary: Output[Artifact]):

@@ -37,14 +37,13 @@ def sample(
 
 
 def align(scored: Input[Dataset], generator: Input[Model], llm: str, aligned: Output[Model]):
-    """G(t): S-DPO of G(t-1) on the scored preferences."""
-    from pathlib import Path
+    """G(t): S-DPO of G(t-1) on the scored preferences (one process per GPU of the pod)."""
+    import os
 
-    from trackrec.run_config import section
-    from trackrec.stages.align import align as run
-    from trackrec.stages.llm_config import LLMConfig
+    from trackrec.llm.distributed import run_training_stage
 
-    run(scored.path, Path(generator.path) / "adapter", section(LLMConfig, llm, "llm"), aligned.path)
+    adapter = os.path.join(generator.path, "adapter")
+    run_training_stage("align", {"scored_dir": scored.path, "generator": adapter, "llm": llm, "output": aligned.path})
 
 
 def greedy(
@@ -66,31 +65,32 @@ def summarize(
     dataset: Input[Dataset],
     generator: Input[Model],
     llm: str,
-    features: str,
+    users: str,
     shard: int,
     shards: int,
     active_within_days: int,
     reccots: Output[Dataset],
 ):
-    """G(T)'s RecCoT per user of one shard (only active users when active_within_days > 0)."""
+    """G(T)'s RecCoT per user of one shard (only active users when active_within_days > 0);
+    `users`: {"users": how many (null: all), "seed": which}."""
+    import json
     from pathlib import Path
 
     from trackrec.run_config import section
     from trackrec.stages.llm_config import LLMConfig
-    from trackrec.stages.publish import FeaturesConfig
     from trackrec.stages.shards import Shard
     from trackrec.stages.summarize import summarize as run
 
     config = section(LLMConfig, llm, "llm")
-    wanted = section(FeaturesConfig, features, "features")
+    wanted = json.loads(users)
     run(
         dataset.path,
         Path(generator.path) / "adapter",
         config,
         reccots.path,
         config.iterations,
-        wanted.users,
-        wanted.seed,
+        wanted["users"],
+        wanted["seed"],
         shard=Shard(shard, shards),
         active_within_days=active_within_days,
     )

@@ -27,15 +27,15 @@ def score(
 def rectune(
     samples: Input[Dataset], reccots: Input[Dataset], llm: str, tuned: Output[Model], validator: Input[Model] = None
 ):
-    """V(t): SFT of V(t-1) (a fresh adapter at iteration 0) on the Rec prompt with G(t)'s RecCoTs."""
-    from pathlib import Path
+    """V(t): SFT of V(t-1) (a fresh adapter at iteration 0) on the Rec prompt with G(t)'s RecCoTs
+    (one process per GPU of the pod)."""
+    import os
 
-    from trackrec.run_config import section
-    from trackrec.stages.llm_config import LLMConfig
-    from trackrec.stages.rectune import rectune as run
+    from trackrec.llm.distributed import run_training_stage
 
-    adapter = None if validator is None else Path(validator.path) / "adapter"
-    run(samples.path, reccots.path, adapter, section(LLMConfig, llm, "llm"), tuned.path)
+    adapter = None if validator is None else os.path.join(validator.path, "adapter")
+    arguments = {"samples_dir": samples.path, "greedy_dir": reccots.path, "validator": adapter, "output": tuned.path}
+    run_training_stage("rectune", arguments | {"llm": llm})
 
 
 def evaluate(

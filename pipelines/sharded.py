@@ -39,12 +39,12 @@ def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph
         dataset: Input[Dataset],
         generator: Input[Model],
         llm: str,
-        features: str,
+        users: str,
         active_within_days: int,
         shards: int,
     ) -> Dataset:
         return fan_out(
-            "summarize", "reccots", shards, dataset=dataset, generator=generator, llm=llm, features=features,
+            "summarize", "reccots", shards, dataset=dataset, generator=generator, llm=llm, users=users,
             active_within_days=active_within_days,
         )  # fmt: skip
 

@@ -65,9 +65,10 @@ def build_pipeline(
                 wanted = sections.outputs["features"]
                 reccots = sharded(
                     "summarize", "summarize users", dataset=dataset, generator=g, llm=llm,
-                    features=wanted, active_within_days=active_within_days,
+                    users=sections.outputs["users"], active_within_days=active_within_days,
                 )  # fmt: skip
-                embeddings = task("encode", "encode", reccots=reccots, features=wanted).outputs["embeddings"]
+                encoder = sections.outputs["encoder"]
+                embeddings = task("encode", "encode", reccots=reccots, encoder=encoder).outputs["embeddings"]
                 published = task(
                     "publish", "publish to Feast", embeddings=embeddings, features=wanted,
                     active_within_days=active_within_days,

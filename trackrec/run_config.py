@@ -16,7 +16,9 @@ from trackrec.stages.llm_config import LLMConfig
 from trackrec.stages.publish import FeaturesConfig
 from trackrec.stages.train_ctr import CTRConfig
 
-SECTIONS = ("data", "llm", "features", "ctr")
+# Each stage's share of the config: summarize reads only which users, encode only the encoder,
+# publish the whole features section (store, arm); so a new arm re-runs publish alone.
+SECTIONS = ("data", "llm", "users", "encoder", "features", "ctr")
 
 
 @dataclass
@@ -54,6 +56,9 @@ def split_sections(text: str, iterations: int, features: bool) -> dict[str, str]
     if shape:
         raise ConfigError("config", shape + ["compile a pipeline of the config's shape: trackrec compile --config"])
     plain = config_to_dict(config)
+    features = plain["features"] or {}
+    plain["users"] = {k: features[k] for k in ("users", "seed")} if features else None
+    plain["encoder"] = features.get("encoder")
     return {name: json.dumps(plain[name], sort_keys=True) for name in SECTIONS}
 
 

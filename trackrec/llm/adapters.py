@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trackrec.config import Config, field
 from trackrec.errors import ConfigError
 from trackrec.llm.base_model import resolve_model
+from trackrec.llm.distributed import local_device
 
 
 @dataclass
@@ -46,7 +47,9 @@ def load_model(base: str, adapter: str | Path | None = None, lora: LoRAConfig | 
     """The base with `adapter` on it; with no adapter and trainable, a fresh LoRA adapter from `lora`."""
     cuda = torch.cuda.is_available()
     model = AutoModelForCausalLM.from_pretrained(
-        resolve_model(base), dtype=torch.bfloat16 if cuda else torch.float32, device_map="cuda" if cuda else None
+        resolve_model(base),
+        dtype=torch.bfloat16 if cuda else torch.float32,
+        device_map=local_device() if cuda else None,
     )
     if adapter is not None:
         if not (Path(adapter) / "adapter_config.json").is_file():

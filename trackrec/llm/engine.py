@@ -16,6 +16,8 @@ class Completion:
 
 
 class Engine(Protocol):
+    tokenizer: object  # the base's tokenizer: prompts are cut to a token budget with it
+
     def sample(
         self, prompts: Sequence[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
     ) -> list[list[Completion]]:

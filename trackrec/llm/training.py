@@ -7,6 +7,8 @@ checkpointing) are derived from the hardware instead; a DeepSpeed config passes 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,9 +78,25 @@ def sft_dataset(tokenizer, prompts: Sequence[str], completions: Sequence[str], a
     return Dataset.from_dict(rows)
 
 
+@contextlib.contextmanager
+def _trainer_scope():
+    """What a trainer leaves behind in the process is undone when it ends: with DeepSpeed,
+    transformers keeps a global ZeRO config (later models would be built partitioned) and
+    accelerate sets ACCELERATE_USE_DEEPSPEED in the environment (child processes inherit it)."""
+    environment = dict(os.environ)
+    try:
+        yield
+    finally:
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+        os.environ.clear()
+        os.environ.update(environment)
+
+
 def sft(model, tokenizer, dataset: Dataset, config: TrainingConfig) -> list[dict]:
     """Train `model` (a peft model: only its adapter learns) in place; returns trl's log history."""
-    with tempfile.TemporaryDirectory() as workdir:  # the trainer's scratch: nothing is checkpointed
+    with _trainer_scope(), tempfile.TemporaryDirectory() as workdir:  # the trainer's scratch: no checkpoint
         args = SFTConfig(completion_only_loss=True, **_hardware_args(config, workdir))
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
         trainer.train()
@@ -88,7 +106,7 @@ def sft(model, tokenizer, dataset: Dataset, config: TrainingConfig) -> list[dict
 def align(model, tokenizer, rows: list[dict], config: TrainingConfig, beta: float) -> list[dict]:
     """S-DPO on `model` in place over rows {prompt, chosen, rejected: [K]}; the reference is `model` as it
     is now (G(t-1)), its log-probs precomputed before the first step."""
-    with tempfile.TemporaryDirectory() as workdir:
+    with _trainer_scope(), tempfile.TemporaryDirectory() as workdir:
         args = DPOConfig(beta=beta, precompute_ref_log_probs=True, **_hardware_args(config, workdir))
         trainer = SDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
         trainer.train()

@@ -9,6 +9,7 @@ import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.training import align as train_sdpo
 from trackrec.stages.llm_common import write_json
 from trackrec.stages.llm_config import LLMConfig
@@ -21,13 +22,18 @@ def align(scored_dir: str | Path, generator: str | Path, llm: LLMConfig, output:
     rows = [{name: getattr(r, name) for name in columns} for r in table.itertuples(index=False)]
     rows = [r | {"rejected": list(r["rejected"]), "rejected_finished": list(r["rejected_finished"])} for r in rows]
     if not rows:  # every sample was a tie: nothing to learn, G(t) = G(t-1)
+        if not is_main_process():
+            return []
         with atomic_dir(output) as tmp:
             shutil.copytree(generator, tmp / "adapter")
             write_json(tmp / "log.json", [])
         return []
     model = load_model(llm.base, generator, trainable=True)
     history = train_sdpo(model, load_tokenizer(llm.base), rows, llm.align_train, llm.beta)
+    if not is_main_process():  # the other ranks only help rank 0 gather the adapter
+        save_adapter(model, None)
+        return history
     with atomic_dir(output) as tmp:
-        model.save_pretrained(tmp / "adapter")
+        save_adapter(model, tmp / "adapter")
         write_json(tmp / "log.json", history)
     return history

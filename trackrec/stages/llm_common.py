@@ -9,6 +9,8 @@ import pandas as pd
 
 from trackrec.errors import DataError
 from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.base_model import resolve_model
+from trackrec.llm.engine import Engine
 from trackrec.llm.hf_engine import HFEngine
 from trackrec.llm.records import PromptBuilder
 from trackrec.stages.llm_config import LLMConfig
@@ -27,8 +29,12 @@ def prompt_builder(llm: LLMConfig, tokenizer, source: str) -> PromptBuilder:
     return PromptBuilder(tokenizer, llm.generation.history_tokens, source)
 
 
-def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = True) -> HFEngine:
-    """G or V for inference: the base with its adapter."""
+def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = True) -> Engine:
+    """G or V for inference: the base with its adapter, on the configured backend."""
+    if llm.engine == "vllm":
+        from trackrec.llm.vllm_engine import VLLMEngine  # the infer extra: GPU images only
+
+        return VLLMEngine(resolve_model(llm.base), adapter, load_tokenizer(llm.base), llm.vllm, llm.generation.seed)
     model = load_model(llm.base, adapter)
     return HFEngine(model, load_tokenizer(llm.base), llm.generation.batch_size, progress)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from trackrec.config import Config, field
 from trackrec.errors import ConfigError
@@ -11,6 +12,7 @@ from trackrec.llm.base_model import SMOLLM2, resolve_model
 from trackrec.llm.reward import PreferenceMode
 from trackrec.llm.teacher import TeacherConfig
 from trackrec.llm.training import TrainingConfig
+from trackrec.llm.vllm_engine import VLLMConfig
 
 
 @dataclass
@@ -50,6 +52,8 @@ class GenerationConfig(Config):
 class LLMConfig(Config):
     base: str = field(SMOLLM2, help=f"frozen base of G and V: a model folder, s3://bucket/prefix, or {SMOLLM2!r}")
     iterations: int = field(3, help="T: alternating iterations after distillation")
+    engine: Literal["hf", "vllm"] = field("hf", help="inference backend: hf (the reference, any machine) or vllm (GPU)")
+    vllm: VLLMConfig = field(factory=VLLMConfig, help="vLLM engine settings (engine: vllm)")
     lora: LoRAConfig = field(factory=LoRAConfig, help="adapter shape of G and V")
     subset: SubsetConfig = field(factory=SubsetConfig, help="which samples the loop reads")
     generation: GenerationConfig = field(factory=GenerationConfig, help="prompts and decoding")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from trackrec.atomic import atomic_dir
 from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.training import sft, sft_dataset
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
@@ -22,7 +23,10 @@ def rectune(
     answers = ["Yes" if label == 1 else "No" for label in frame.label]
     model = load_model(llm.base, validator, lora=llm.lora, trainable=True)
     history = sft(model, tokenizer, sft_dataset(tokenizer, prompts, answers, answer_only=True), llm.rectune_train)
+    if not is_main_process():  # the other ranks only help rank 0 gather the adapter
+        save_adapter(model, None)
+        return history
     with atomic_dir(output) as tmp:
-        model.save_pretrained(tmp / "adapter")
+        save_adapter(model, tmp / "adapter")
         write_json(tmp / "log.json", history)
     return history
