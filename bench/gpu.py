@@ -117,6 +117,9 @@ def main() -> None:
     flops, bandwidth = matmul_flops(args.device, dtype), copy_bandwidth(args.device)
     model, tokenizer = build(args.shape, args.device, dtype)
     params = sum(p.numel() for p in model.parameters())
+    # the embedding table is a lookup, not a matmul: FLOPs count the layers and the output head
+    head = model.lm_head.weight.numel()
+    body = params - head - model.get_input_embeddings().weight.numel()
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     engine = HFEngine(model, tokenizer, batch_size=args.prompts, progress=False)
     prompts = prompts_of(tokenizer, args.prompts, args.history_words)
@@ -157,13 +160,13 @@ def main() -> None:
         * max(steps * weight_bytes / bandwidth, 2 * params * tokens / flops)
         / args.prompts,
         "scoring_prompts_per_s": args.prompts / scoring_s,
-        "scoring_bound_prompts_per_s": flops / (2 * params * prompt_tokens),
+        "scoring_bound_prompts_per_s": flops / (2 * (body * prompt_tokens + head)),  # logits of the last token
         "sdpo_ms_per_sample": 1e3 * training_s / args.prompts,
         # forward for the reference, forward + backward (activation grads: about 2x forward) for the policy
-        "sdpo_bound_ms_per_sample": 1e3 * (2 + 2 + 2) * params * train_tokens / flops,
+        "sdpo_bound_ms_per_sample": 1e3 * (2 + 2 + 2) * (body + head) * train_tokens / flops,
     }
     table = Table(title=f"{args.shape} ({params / 1e9:.2f} B parameters, random weights) on {device_name}")
-    for column in ("measure", "measured", "bound", "measured / bound", "paper (Qwen-7B, A800)"):
+    for column in ("measure", "measured", "bound", "time / bound's time", "paper (Qwen-7B, A800)"):
         table.add_column(column, justify="right")
     table.add_row("matmul TFLOP/s", f"{results['matmul_tflops']:.1f}", "", "", "")
     table.add_row("copy GB/s", f"{results['copy_gb_s']:.0f}", "", "", "")
