@@ -1,6 +1,7 @@
 """Upload the compiled pipeline to a KFP server, start a run, schedule the recurring one."""
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,6 @@ def upload(client, host: str, package: str | Path, name: str) -> Uploaded:
 
 
 def _listed_versions(client, host: str, pipeline_id: str, version_name: str) -> list:
-    import json
-
     by_name = json.dumps({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": version_name}]})
     listed = _call(host, "the version listing", client.list_pipeline_versions, pipeline_id, filter=by_name)
     return listed.pipeline_versions or []
@@ -92,8 +91,12 @@ def submit(host: str, package: str | Path, params: dict, experiment: str, name: 
         pipeline_id=uploaded.pipeline_id,
         version_id=uploaded.version_id,
     )
-    return {"pipeline_id": uploaded.pipeline_id, "version_id": uploaded.version_id, "run_id": run.run_id,
-            "link": ui_link(host, run.run_id)}  # fmt: skip
+    return {
+        "pipeline_id": uploaded.pipeline_id,
+        "version_id": uploaded.version_id,
+        "run_id": run.run_id,
+        "link": ui_link(host, run.run_id),
+    }
 
 
 def check_cron(cron: str) -> str:
@@ -107,9 +110,14 @@ def check_cron(cron: str) -> str:
 
 
 def schedule(
-    host: str, package: str | Path, params: dict, experiment: str, cron: str, job: str = "trackrec-active-users",
+    host: str,
+    package: str | Path,
+    params: dict,
+    experiment: str,
+    cron: str,
+    job: str = "trackrec-active-users",
     name: str = "trackrec",
-) -> dict:  # fmt: skip
+) -> dict:
     """Create the recurring run `job` (replacing one of that name): `cron`, one run at a time, no
     catch-up of missed runs."""
     check_cron(cron)

@@ -138,8 +138,12 @@ def compile_(
 
 @app.command("submit")
 @user_errors
-def submit(host: Host, package: Package = Path("pipelines/trackrec.yaml"), param: Params = None,
-           experiment: Experiment = "trackrec"):  # fmt: skip
+def submit(
+    host: Host,
+    package: Package = Path("pipelines/trackrec.yaml"),
+    param: Params = None,
+    experiment: Experiment = "trackrec",
+):
     """Upload the pipeline (or a new version of it), start a run, print its link in KFP's UI."""
     from pipelines.compile import parse_parameters
     from pipelines.kfp_client import submit as submit_run

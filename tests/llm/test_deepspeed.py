@@ -55,3 +55,34 @@ def test_zero2_sdpo_step(tiny_lm_dir, one_process_world):
     config = TrainingConfig(batch_size=2, epochs=1, learning_rate=1e-2, deepspeed="configs/deepspeed/zero2.json")
     history = align(model, tokenizer, rows, config, beta=0.1)
     assert [entry["loss"] for entry in history if "loss" in entry]
+
+
+def test_align_on_two_ranks_with_zero3_writes_one_whole_adapter(tiny_lm_dir, tmp_path, monkeypatch):
+    """What a 2-GPU pod does (torch.distributed.run, one process per GPU), on DeepSpeed's CPU accelerator."""
+    import json
+
+    import pandas as pd
+
+    from trackrec.config import config_to_dict
+    from trackrec.llm.distributed import run_training_stage
+    from trackrec.stages.llm_config import LLMConfig
+
+    monkeypatch.setenv("TRACKREC_GPUS", "2")
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    llm = LLMConfig(base=str(tiny_lm_dir), lora=LoRAConfig(r=4, target_modules=("q_proj", "v_proj")))
+    llm.align_train = TrainingConfig(batch_size=1, epochs=1, deepspeed="configs/deepspeed/zero3.json")
+    scored = tmp_path / "scored"
+    scored.mkdir()
+    rows = {"prompt": ["Films?"] * 4, "chosen": ["Action fan"] * 4, "rejected": [["Hates films", "Drama"]] * 4}
+    finished = {"chosen_finished": [True] * 4, "rejected_finished": [[True, True]] * 4}
+    pd.DataFrame(rows | finished).to_parquet(scored / "preferences.parquet")
+    g0 = tmp_path / "g0"
+    load_model(str(tiny_lm_dir), lora=llm.lora, trainable=True).save_pretrained(g0)
+    arguments = {"scored_dir": str(scored), "generator": str(g0), "output": str(tmp_path / "g1")}
+    run_training_stage("align", arguments | {"llm": json.dumps(config_to_dict(llm))})
+    saved = load_file(tmp_path / "g1" / "adapter" / "adapter_model.safetensors")
+    initial = load_file(g0 / "adapter_model.safetensors")
+    assert saved.keys() == initial.keys() and all(saved[k].shape == initial[k].shape for k in saved)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no rank left a stray folder
+    assert json.loads((tmp_path / "g1" / "log.json").read_text())

@@ -8,6 +8,8 @@ checkpointing) are derived from the hardware instead; a DeepSpeed config passes 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -103,12 +105,31 @@ def sft(model, tokenizer, dataset: Dataset, config: TrainingConfig) -> list[dict
     return trainer.state.log_history
 
 
+def _preference_dataset(rows: list[dict]) -> Dataset:
+    """The rows as a Dataset; with several ranks, one file-backed copy they all read. trl caches the
+    precomputed reference log-probs beside the dataset's files, and beside an in-memory dataset is
+    each process's own temporary folder: rank 1 would look for rank 0's cache in its own."""
+    dataset = Dataset.from_list(rows)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return dataset
+    from accelerate import PartialState
+
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"trackrec-preferences-{digest}"
+    state = PartialState()
+    with state.main_process_first():
+        if state.is_main_process and not folder.exists():
+            dataset.save_to_disk(folder)
+    return Dataset.load_from_disk(str(folder))
+
+
 def align(model, tokenizer, rows: list[dict], config: TrainingConfig, beta: float) -> list[dict]:
     """S-DPO on `model` in place over rows {prompt, chosen, rejected: [K]}; the reference is `model` as it
     is now (G(t-1)), its log-probs precomputed before the first step."""
     with _trainer_scope(), tempfile.TemporaryDirectory() as workdir:
         args = DPOConfig(beta=beta, precompute_ref_log_probs=True, **_hardware_args(config, workdir))
-        trainer = SDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        dataset = _preference_dataset(rows)
+        trainer = SDPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
         trainer.train()
     return trainer.state.log_history
 
