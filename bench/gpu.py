@@ -108,8 +108,9 @@ def main() -> None:
     args = parser.parse_args()
     from peft import LoraConfig, get_peft_model
 
+    from trackrec.llm.config import TrainingConfig
     from trackrec.llm.hf_engine import HFEngine
-    from trackrec.llm.training import TrainingConfig, align
+    from trackrec.llm.training import align
 
     cuda = args.device.startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32

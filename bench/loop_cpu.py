@@ -117,8 +117,9 @@ def scoring(model_ref, args) -> dict:
 
 
 def sdpo(model_ref, args) -> dict:
-    from trackrec.llm.adapters import LoRAConfig, load_model
-    from trackrec.llm.training import TrainingConfig, align
+    from trackrec.llm.adapters import load_model
+    from trackrec.llm.config import LoRAConfig, TrainingConfig
+    from trackrec.llm.training import align
 
     _, tokenizer = _load(model_ref)
     model = load_model(model_ref, lora=LoRAConfig(), trainable=True)

@@ -14,8 +14,8 @@ def prepare_data(data: str, dataset: Output[Dataset]):
 
 def select_samples(dataset: Input[Dataset], llm: str, samples: Output[Dataset]):
     """The users and samples the LLM loop reads."""
+    from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
-    from trackrec.stages.llm_config import LLMConfig
     from trackrec.stages.select_samples import select_samples as run
 
     run(dataset.path, section(LLMConfig, llm, "llm").subset, samples.path)

@@ -15,8 +15,8 @@ def encode(reccots: Input[Dataset], encoder: str, embeddings: Output[Dataset]):
 def publish(embeddings: Input[Dataset], features: str, active_within_days: int, summary: Output[Artifact]):
     """A new Feast feature version (the other users' rows carried over when only active users were
     refreshed), read by the configured A/B arm once complete."""
+    from trackrec.features.config import FeaturesConfig
     from trackrec.run_config import section
-    from trackrec.stages.publish import FeaturesConfig
     from trackrec.stages.publish import publish as run
 
     config = section(FeaturesConfig, features, "features")

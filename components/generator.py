@@ -6,9 +6,9 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 def distill(samples: Input[Dataset], llm: str, generator: Output[Model]):
     """G0: the teacher's RecCoTs for a few users, SFT on them."""
+    from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.distill import distill as run
-    from trackrec.stages.llm_config import LLMConfig
 
     run(samples.path, section(LLMConfig, llm, "llm"), generator.path)
 
@@ -25,8 +25,8 @@ def sample(
     """N RecCoTs per train sample of one user shard from G(t-1)."""
     from pathlib import Path
 
+    from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
-    from trackrec.stages.llm_config import LLMConfig
     from trackrec.stages.sample import sample as run
     from trackrec.stages.shards import Shard
 
@@ -52,9 +52,9 @@ def greedy(
     """One greedy RecCoT per train and eval sample of one user shard from G(t)."""
     from pathlib import Path
 
+    from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.greedy import greedy as run
-    from trackrec.stages.llm_config import LLMConfig
     from trackrec.stages.shards import Shard
 
     adapter = Path(generator.path) / "adapter"
@@ -76,8 +76,8 @@ def summarize(
     import json
     from pathlib import Path
 
+    from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
-    from trackrec.stages.llm_config import LLMConfig
     from trackrec.stages.shards import Shard
     from trackrec.stages.summarize import summarize as run
 

@@ -15,8 +15,8 @@ def score(
     """V(t-1)'s reward for every sampled RecCoT of one user shard; the preferences."""
     from pathlib import Path
 
+    from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
-    from trackrec.stages.llm_config import LLMConfig
     from trackrec.stages.score import score as run
     from trackrec.stages.shards import Shard
 
@@ -54,11 +54,11 @@ def evaluate(
     import shutil
     from pathlib import Path
 
+    from trackrec.llm.config import LLMConfig
     from trackrec.llm.report import loop_rows, write_report
     from trackrec.metrics_artifact import log_metrics
     from trackrec.run_config import section
     from trackrec.stages.evaluate import evaluate as run
-    from trackrec.stages.llm_config import LLMConfig
 
     folder = Path(report.path)
     adapter = Path(validator.path) / "adapter"

@@ -7,6 +7,10 @@ whose inputs are unchanged since an earlier run.
 """
 
 import json
+import logging
+import os
+import re
+import time
 from pathlib import Path
 
 from kfp import local
@@ -15,20 +19,47 @@ from pipelines.settings import PipelineSettings
 from pipelines.trackrec_pipeline import build_pipeline
 from trackrec.config import config_to_dict
 from trackrec.errors import DataError
+from trackrec.llm.config import check_context
 from trackrec.run_config import RunConfig
-from trackrec.stages.llm_config import check_context
+from trackrec.timing import TIMING_ENV
 
 INDEX = "latest.json"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class TaskClock(logging.Filter):
+    """Each task kfp.local runs, with its wall seconds (from the runner's own log lines, which it
+    writes through the root logger as it starts and ends a task, one at a time) and the start-up
+    seconds its process reported (`trackrec.timing`). Tasks answered from the cache are not run."""
+
+    _START = re.compile(r"Executing task '(.+)'")
+    _END = re.compile(r"Task '(.+)' finished with status")
+
+    def __init__(self, record: Path):
+        super().__init__()
+        self.record, self.tasks, self._started = record, [], (None, 0.0)
+
+    def filter(self, log: logging.LogRecord) -> bool:
+        message = _ANSI.sub("", log.getMessage())
+        if started := self._START.match(message):
+            self.record.unlink(missing_ok=True)
+            self._started = (started[1], time.perf_counter())
+        elif (ended := self._END.match(message)) and ended[1] == self._started[0]:
+            seconds = time.perf_counter() - self._started[1]
+            startup = json.loads(self.record.read_text())["startup_seconds"] if self.record.is_file() else seconds
+            self.tasks.append({"name": ended[1], "seconds": seconds, "startup_seconds": min(startup, seconds)})
+        return True
 
 
 def run_local(config: RunConfig, shards: int = 1, active_within_days: int = 0) -> dict:
-    """Run the whole pipeline; returns the CTR test metrics and the paths of the run's results,
-    also written to `<run_dir>/latest.json`. Artifacts land in `<run_dir>/artifacts/<run>/<task>/`
-    (a task answered from the cache keeps the folder of the run that computed it), the cache in
-    `<run_dir>/cache`."""
+    """Run the whole pipeline; returns the CTR test metrics, the paths of the run's results and the
+    tasks it ran with their seconds (`TaskClock`), also written to `<run_dir>/latest.json`. Artifacts
+    land in `<run_dir>/artifacts/<run>/<task>/` (a task answered from the cache keeps the folder of
+    the run that computed it), the cache in `<run_dir>/cache`."""
     if config.llm is not None:
         check_context(config.llm)  # before any task: a wrong model or budget fails in a second
     run_dir = Path(config.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
     root = run_dir / "artifacts"
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -38,10 +69,20 @@ def run_local(config: RunConfig, shards: int = 1, active_within_days: int = 0) -
     )
     iterations = None if config.llm is None else config.llm.iterations
     pipeline = build_pipeline(iterations, config.features is not None, PipelineSettings(pipeline_root=str(root)))
-    result = pipeline(config=json.dumps(config_to_dict(config)), shards=shards, active_within_days=active_within_days)
+    clock = TaskClock(run_dir / "task-timing.json")
+    logging.getLogger().addFilter(clock)
+    os.environ[TIMING_ENV] = str(clock.record)  # the task processes inherit it
+    try:
+        result = pipeline(
+            config=json.dumps(config_to_dict(config)), shards=shards, active_within_days=active_within_days
+        )
+    finally:
+        logging.getLogger().removeFilter(clock)
+        os.environ.pop(TIMING_ENV)
+        clock.record.unlink(missing_ok=True)
     paths = {name: artifact.path for name, artifact in result.outputs.items()}
-    (run_dir / INDEX).write_text(json.dumps(paths, indent=2))
-    return {"ctr": result.outputs["ctr"].metadata, "paths": paths}
+    (run_dir / INDEX).write_text(json.dumps({"paths": paths, "tasks": clock.tasks}, indent=2))
+    return {"ctr": result.outputs["ctr"].metadata, "paths": paths, "tasks": clock.tasks}
 
 
 def latest_run(run_dir: str | Path) -> dict[str, Path]:
@@ -49,4 +90,4 @@ def latest_run(run_dir: str | Path) -> dict[str, Path]:
     index = Path(run_dir) / INDEX
     if not index.is_file():
         raise DataError(str(index), "no finished local run here; run `trackrec run` first")
-    return {name: Path(path) for name, path in json.loads(index.read_text()).items()}
+    return {name: Path(path) for name, path in json.loads(index.read_text())["paths"].items()}

@@ -40,15 +40,20 @@ def build_pipeline(
         embeddings = None
         if iterations:
 
-            def sharded(stage: str, name: str, **inputs):
-                return shards_of[stage](shards=shards, **inputs).set_display_name(name).output
+            def sharded(stage: str, name: str, after: dsl.PipelineTask | None = None, **inputs):
+                fan_out = shards_of[stage](shards=shards, **inputs).set_display_name(name)
+                return (fan_out if after is None else fan_out.after(after)).output
 
             samples = task("select_samples", "select samples", dataset=dataset, llm=llm).outputs["samples"]
             g = g0 = task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
-            v = report = scored = None
+            v = report = scored = evaluation = None
             for t in range(iterations + 1):
                 if t > 0:
-                    sampled = sharded("sample", f"sample {t}", samples=samples, generator=g, llm=llm, iteration=t)
+                    # after evaluate(t-1): the report grows while the loop runs (kfp.local would
+                    # otherwise leave every evaluate task to the end)
+                    sampled = sharded(
+                        "sample", f"sample {t}", after=evaluation, samples=samples, generator=g, llm=llm, iteration=t
+                    )
                     scored = sharded("score", f"score {t}", samples=samples, sampled=sampled, validator=v, llm=llm)
                     g = task("align", f"align G{t}", scored=scored, generator=g, llm=llm).outputs["aligned"]
                 reccots = sharded("greedy", f"greedy {t}", samples=samples, generator=g, llm=llm)
@@ -64,7 +69,7 @@ def build_pipeline(
             if features:
                 wanted = sections.outputs["features"]
                 reccots = sharded(
-                    "summarize", "summarize users", dataset=dataset, generator=g, llm=llm,
+                    "summarize", "summarize users", after=evaluation, dataset=dataset, generator=g, llm=llm,
                     users=sections.outputs["users"], active_within_days=active_within_days,
                 )  # fmt: skip
                 encoder = sections.outputs["encoder"]

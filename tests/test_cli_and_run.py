@@ -36,19 +36,24 @@ def run_cli(config, run_dir) -> set[str]:
     result = runner.invoke(app, ["run", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "done: CTR test" in result.output
-    return tasks_executed(run_dir, before)
+    executed = tasks_executed(run_dir, before)
+    timed = json.loads((run_dir / "latest.json").read_text())["tasks"]
+    assert {task["name"] for task in timed} == executed  # the per-task table names what ran, nothing else
+    assert all(0 < task["startup_seconds"] <= task["seconds"] for task in timed)
+    assert all(task["name"] in result.output for task in timed)
+    return executed
 
 
 def test_run_then_rerun_is_cached_then_a_config_change_reruns_only_its_stage(collm_root, tmp_path):
     config, run_dir = write_run_config(tmp_path, collm_root), tmp_path / "run"
     assert run_cli(config, run_dir) == {"split-config", "prepare-data", "train-ctr"}
-    paths = json.loads((run_dir / "latest.json").read_text())
+    paths = json.loads((run_dir / "latest.json").read_text())["paths"]
     metrics = json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())
     assert metrics["backbone"] == "din" and set(metrics["test"]) == {"auc", "acc", "logloss"}
     assert run_cli(config, run_dir) == set()  # every task answered from KFP's cache
     changed = write_run_config(tmp_path, collm_root, "dcn")
     assert run_cli(changed, run_dir) == {"split-config", "train-ctr"}  # the prepared data is reused
-    paths = json.loads((run_dir / "latest.json").read_text())
+    paths = json.loads((run_dir / "latest.json").read_text())["paths"]
     assert json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())["backbone"] == "dcn"
 
 

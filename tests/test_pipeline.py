@@ -150,3 +150,17 @@ def test_a_config_of_another_shape_than_the_compiled_pipeline_is_refused():
         split_sections(json.dumps(config | {"ctr": {"backbone": "nope"}}), 3, True)
     sections = split_sections(json.dumps(config), 3, True)
     assert json.loads(sections["llm"])["iterations"] == 3 and json.loads(sections["ctr"])["backbone"] == "din"
+
+
+def test_each_iteration_starts_after_the_last_evaluate_so_the_report_grows_as_the_loop_runs(tmp_path):
+    _, pipeline, _ = compiled(tmp_path)
+    root = pipeline["root"]["dag"]["tasks"]
+    evaluates = {name for name, task in root.items() if task["componentRef"]["name"].startswith("comp-evaluate")}
+    waiting = {
+        name: set(task.get("dependentTasks", []))
+        for name, task in root.items()
+        if task["componentRef"]["name"].startswith(("comp-sample-shards", "comp-summarize-shards"))
+    }
+    t = load_config(CLUSTER, RunConfig).llm.iterations
+    assert len(waiting) == t + 1 and len(evaluates) == t + 1
+    assert all(len(after & evaluates) == 1 for after in waiting.values())

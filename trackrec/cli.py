@@ -101,9 +101,24 @@ def run(
         if value < minimum:
             raise TrackRecError(f"--{name}: must be >= {minimum}, got {value}")
     result = run_local(load_config(config, RunConfig), shards, active_within_days)
+    console.print(task_table(result["tasks"]))
     for name, path in result["paths"].items():
         console.print(f"{name}: {path}")
     console.print(f"done: CTR test {result['ctr']}")
+
+
+def task_table(tasks: list[dict]) -> Table:
+    """Where a run's time went: each task's wall seconds, of which start-up and work."""
+    table = Table(title="tasks run (the rest came from KFP's cache)")
+    for column in ("task", "seconds", "start-up", "work"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    rows = [(t["name"], t["seconds"], t["startup_seconds"]) for t in tasks]
+    total = ("total", sum(r[1] for r in rows), sum(r[2] for r in rows))
+    for i, (name, seconds, startup) in enumerate([*rows, total]):
+        table.add_row(
+            name, f"{seconds:.1f}", f"{startup:.1f}", f"{seconds - startup:.1f}", end_section=i == len(rows) - 1
+        )
+    return table
 
 
 ClusterSettings = Annotated[

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from trackrec.config import Config, config_from_dict, config_to_dict, field
 from trackrec.data.dataset import DataConfig
 from trackrec.errors import ConfigError
-from trackrec.stages.llm_config import LLMConfig
-from trackrec.stages.publish import FeaturesConfig
+from trackrec.features.config import FeaturesConfig
+from trackrec.llm.config import LLMConfig
 from trackrec.stages.train_ctr import CTRConfig
 
 # Each stage's share of the config: summarize reads only which users, encode only the encoder,

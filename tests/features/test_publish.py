@@ -186,7 +186,8 @@ def test_registry_on_s3_is_shared_by_two_repo_folders(tmp_path, s3):
 
 
 def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_refreshed(tmp_path):
-    from trackrec.stages.publish import FeaturesConfig, content_version, publish
+    from trackrec.features.config import FeaturesConfig
+    from trackrec.stages.publish import content_version, publish
 
     config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM))
     folders = {}

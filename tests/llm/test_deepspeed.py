@@ -12,8 +12,9 @@ pytest.importorskip("deepspeed", reason="deepspeed comes with the dev extra")
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled  # noqa: E402
 
 from tests.conftest import free_port  # noqa: E402
-from trackrec.llm.adapters import LoRAConfig, load_model, load_tokenizer  # noqa: E402
-from trackrec.llm.training import TrainingConfig, align, sft, sft_dataset  # noqa: E402
+from trackrec.llm.adapters import load_model, load_tokenizer  # noqa: E402
+from trackrec.llm.config import LoRAConfig, TrainingConfig  # noqa: E402
+from trackrec.llm.training import align, sft, sft_dataset  # noqa: E402
 
 
 @pytest.fixture
@@ -64,8 +65,8 @@ def test_align_on_two_ranks_with_zero3_writes_one_whole_adapter(tiny_lm_dir, tmp
     import pandas as pd
 
     from trackrec.config import config_to_dict
+    from trackrec.llm.config import LLMConfig
     from trackrec.llm.distributed import run_training_stage
-    from trackrec.stages.llm_config import LLMConfig
 
     monkeypatch.setenv("TRACKREC_GPUS", "2")
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")

@@ -8,15 +8,40 @@ from trackrec.llm.hf_engine import HFEngine
 PROMPTS = ["Here is a list of movies.", "The user likes Action movies and dislikes Horror movies a lot.", "Yes or No?"]
 
 
-def test_sample_draws_n_per_prompt_in_one_generate_call(tiny_lm):
+def test_sample_computes_each_prompt_once_for_its_n_completions(tiny_lm):
     model, tokenizer = tiny_lm
-    calls = []
-    original = model.generate
-    model.generate = lambda **kw: calls.append(kw["num_return_sequences"]) or original(**kw)
+    rows = []
+    model.register_forward_pre_hook(lambda _, args, kwargs: rows.append(kwargs["input_ids"].shape), with_kwargs=True)
     engine = HFEngine(model, tokenizer, batch_size=8, progress=False)
     out = engine.sample(PROMPTS, n=4, temperature=1.0, top_p=0.9, max_new_tokens=6, seed=1)
-    assert [len(samples) for samples in out] == [4, 4, 4] and calls == [4]
+    assert [len(samples) for samples in out] == [4, 4, 4]
+    prompt_forward, *steps = rows
+    assert prompt_forward[0] == 3 and prompt_forward[1] > 1  # the prompts once, not 4 times
+    assert all(shape == (12, 1) for shape in steps)  # then one token per completion and step
     assert out == engine.sample(PROMPTS, n=4, temperature=1.0, top_p=0.9, max_new_tokens=6, seed=1)
+
+
+def test_shared_prompt_cache_gives_the_unshared_next_token(tiny_lm):
+    """Prompts of different lengths (left padding), cache repeated n = 2 times: the last prompt token
+    over the shared cache gives the logits of each prompt computed alone, unpadded."""
+    model, tokenizer = tiny_lm
+    engine = HFEngine(model, tokenizer, progress=False)
+    batch = engine._encode(PROMPTS, 1)
+    cache = engine._prefill(batch, 2)
+    mask = batch["attention_mask"].repeat_interleave(2, dim=0)
+    with torch.no_grad():
+        shared = model(
+            input_ids=batch["input_ids"][:, -1:].repeat_interleave(2, dim=0),
+            attention_mask=mask,
+            position_ids=mask.sum(1, keepdim=True) - 1,
+            past_key_values=cache,
+        ).logits[:, -1]
+    for i, prompt in enumerate(PROMPTS):
+        ids = tokenizer(engine.render([prompt]), return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.no_grad():
+            alone = model(ids).logits[0, -1]
+        for copy in (2 * i, 2 * i + 1):
+            torch.testing.assert_close(shared[copy], alone, atol=1e-5, rtol=1e-4)
 
 
 def test_greedy_does_not_depend_on_batching(tiny_lm):

@@ -19,12 +19,12 @@ import pandas as pd
 from tests.llm.conftest import save_tiny_lm
 from tests.llm.teacher_server import TeacherServer
 from trackrec.config import config_from_dict
+from trackrec.llm.config import LLMConfig
 from trackrec.llm.prompts import HistoryItem, rec_prompt, reccot_prompt
 from trackrec.stages.align import align
 from trackrec.stages.distill import distill
 from trackrec.stages.evaluate import evaluate
 from trackrec.stages.greedy import greedy
-from trackrec.stages.llm_config import LLMConfig
 from trackrec.stages.rectune import rectune
 from trackrec.stages.sample import sample
 from trackrec.stages.score import score

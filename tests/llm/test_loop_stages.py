@@ -13,8 +13,8 @@ from trackrec.run_config import RunConfig
 def test_empty_history_in_the_loop_names_the_row(tmp_path, tiny_lm_dir, collm_root):
     import pandas as pd
 
+    from trackrec.llm.config import LLMConfig
     from trackrec.stages.greedy import greedy
-    from trackrec.stages.llm_config import LLMConfig
 
     samples = tmp_path / "samples"
     samples.mkdir()
@@ -37,8 +37,8 @@ def test_configs_local_yaml_validates():
 def test_samples_whose_reccots_tie_state_no_preference(tmp_path, tiny_lm_dir, prepared):
     import pandas as pd
 
+    from trackrec.llm.config import LLMConfig, SubsetConfig
     from trackrec.stages.align import align
-    from trackrec.stages.llm_config import LLMConfig, SubsetConfig
     from trackrec.stages.score import score
     from trackrec.stages.select_samples import select_samples
 
@@ -69,14 +69,14 @@ def test_samples_whose_reccots_tie_state_no_preference(tmp_path, tiny_lm_dir, pr
 
 
 def _small_llm(model_dir, **overrides):
-    from trackrec.stages.llm_config import LLMConfig
+    from trackrec.llm.config import LLMConfig
 
     raw = {"base": str(model_dir), "generation": {"max_new_tokens": 6, "samples": 3, "history_tokens": 250}}
     return config_from_dict(LLMConfig, raw | overrides)
 
 
 def _selected(prepared, tmp_path, train=6, eval=4):
-    from trackrec.stages.llm_config import SubsetConfig
+    from trackrec.llm.config import SubsetConfig
     from trackrec.stages.select_samples import select_samples
 
     select_samples(prepared, SubsetConfig(train_samples=train, eval_samples=eval), tmp_path / "samples")

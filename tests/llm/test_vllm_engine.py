@@ -14,8 +14,9 @@ def engines(tiny_lm_dir):
     if not torch.cuda.is_available():
         pytest.skip("vLLM needs a GPU")
     from trackrec.llm.adapters import load_model, load_tokenizer
+    from trackrec.llm.config import VLLMConfig
     from trackrec.llm.hf_engine import HFEngine
-    from trackrec.llm.vllm_engine import VLLMConfig, VLLMEngine
+    from trackrec.llm.vllm_engine import VLLMEngine
 
     tokenizer = load_tokenizer(str(tiny_lm_dir))
     hf = HFEngine(load_model(str(tiny_lm_dir), None).to("cuda"), tokenizer, batch_size=4, progress=False)

@@ -6,37 +6,16 @@ the base travels by reference (see base_model.resolve_model).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from trackrec.config import Config, field
 from trackrec.errors import ConfigError
 from trackrec.llm.base_model import resolve_model
+from trackrec.llm.config import LoRAConfig
 from trackrec.llm.distributed import local_device
-
-
-@dataclass
-class LoRAConfig(Config):
-    r: int = field(8, help="rank of the LoRA update")
-    alpha: int = field(16, help="LoRA scaling numerator")
-    dropout: float = field(0.0, help="dropout on the LoRA input")
-    target_modules: list[str] = field(
-        factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        help="module names that get an adapter",
-    )
-    layers: list[int] | None = field(
-        None, help="layer indices that get adapters; none: all. Top layers only make backward stop early (CPU)"
-    )
-
-    def problems(self) -> list[str]:
-        problems = self.at_least(1, "r")
-        if self.layers is not None and (not self.layers or min(self.layers) < 0):
-            problems.append(f"layers: need non-negative layer indices, got {self.layers}")
-        return problems
 
 
 def load_tokenizer(base: str):

@@ -52,8 +52,8 @@ def run_training_stage(stage: str, arguments: dict) -> None:
 
 
 def _call(stage: str, arguments: dict) -> None:
+    from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
-    from trackrec.stages.llm_config import LLMConfig
 
     llm = section(LLMConfig, arguments.pop("llm"), "llm")
     if stage == "align":

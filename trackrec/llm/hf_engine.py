@@ -1,8 +1,9 @@
 """Hugging Face backend of the engine: batched, left-padded, chat-templated.
 
-Sampling draws a prompt's n completions in one `generate` call (num_return_sequences), and Yes/No
-scoring is one forward pass per prompt batch: the next-token distribution after the assistant turn
-opens, read at the ids the tokenizer itself gives the answer words.
+Sampling draws a prompt's n completions in one `generate` call over the prompt's key/value cache,
+computed once and repeated n times (prefix sharing), and Yes/No scoring is one forward pass per
+prompt batch: the next-token distribution after the assistant turn opens, read at the ids the
+tokenizer itself gives the answer words.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from trackrec.errors import DataError
 from trackrec.llm.engine import Completion
@@ -70,10 +71,12 @@ class HFEngine:
         stop_ids = torch.tensor(stop if isinstance(stop, list) else [stop])
         for chunk in self._chunks(prompts, "generate"):
             batch = self._encode(chunk, max_new_tokens)
+            cache = self._prefill(batch, n)
             tokens = self.model.generate(
-                **batch,
+                input_ids=batch["input_ids"].repeat_interleave(n, dim=0),
+                attention_mask=batch["attention_mask"].repeat_interleave(n, dim=0),
+                past_key_values=cache,
                 max_new_tokens=max_new_tokens,
-                num_return_sequences=n,
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
             )
@@ -83,6 +86,19 @@ class HFEngine:
             completions = [Completion(t.strip(), f) for t, f in zip(texts, finished, strict=True)]
             out.extend(completions[i * n : (i + 1) * n] for i in range(len(chunk)))
         return out
+
+    def _prefill(self, batch: dict[str, torch.Tensor], n: int) -> DynamicCache:
+        """The prompts' key/value cache (all but the last token, which generate feeds itself), computed
+        once and repeated for each of the n completions: sampling n per prompt costs one prompt forward."""
+        ids, mask = batch["input_ids"][:, :-1], batch["attention_mask"][:, :-1]
+        cache = DynamicCache(config=self.model.config)
+        if ids.shape[1] > 0:
+            positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding: as generate numbers them
+            self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, logits_to_keep=1
+            )
+        cache.batch_repeat_interleave(n)
+        return cache
 
     def sample(
         self, prompts: Sequence[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int

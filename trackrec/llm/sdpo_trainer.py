@@ -2,9 +2,9 @@
 
 Dataset rows: {"prompt": str (the user turn), "chosen": str, "rejected": [str] * K}, K the same for
 every row (N-1 for S-DPO, 1 for DPO4Rec's best-vs-worst); optional chosen_finished: bool and
-rejected_finished: [bool] * K say which completions ended (only those are trained to end). The
-chosen and all rejected completions of a batch go through the model in one concatenated forward:
-rows [chosen_0..chosen_B-1, then rejected_0_0..rejected_0_K-1, rejected_1_0, ...]. The reference is
+rejected_finished: [bool] * K say which completions ended (only those are trained to end). A
+sample's prompt, chosen and rejected completions go through the model as one packed row, the prompt
+computed once (`MultiRejectedCollator`). The reference is
 whatever trl's DPOTrainer uses (an explicit ref_model, the "ref" adapter, the base with adapters
 off, or precomputed log-probs), so G(t-1) serves as reference by passing it, or by precomputing
 before training.
@@ -21,7 +21,6 @@ from accelerate.utils import is_peft_model
 from transformers.data.data_collator import DataCollatorMixin
 from trl import DPOTrainer
 from trl.trainer.dpo_trainer import use_adapter
-from trl.trainer.utils import pad
 
 from trackrec.llm.sdpo_loss import sdpo_loss
 
@@ -48,28 +47,53 @@ def tokenize_preference(example: dict, tokenizer) -> dict:
     }
 
 
+def pack_completions(prompt_ids: list[int], completions: list[list[int]], prompt_len: int, completion_len: int):
+    """One sample as one row: the prompt left-padded to `prompt_len`, then each completion right-padded
+    to `completion_len`. Returns (ids, positions, segment, real): segment 0 is the prompt, k + 1 the
+    k-th completion; a completion continues the prompt's positions as if it stood alone after it."""
+    pad = prompt_len - len(prompt_ids)
+    ids, positions = [0] * pad + list(prompt_ids), [0] * pad + list(range(len(prompt_ids)))
+    segment, real = [0] * prompt_len, [False] * pad + [True] * len(prompt_ids)
+    for k, completion in enumerate(completions, start=1):
+        fill = completion_len - len(completion)
+        ids += list(completion) + [0] * fill
+        positions += list(range(len(prompt_ids), len(prompt_ids) + completion_len))
+        segment += [k] * completion_len
+        real += [True] * len(completion) + [False] * fill
+    return ids, positions, segment, real
+
+
 @dataclass
 class MultiRejectedCollator(DataCollatorMixin):
-    """Right-padded batch of B*(K+1) sequences with a completion mask; precomputed reference log-probs pass through."""
+    """B samples as B packed rows [prompt | chosen | rejected_1 | ... | rejected_K] (`pack_completions`)
+    with a 4D attention mask: the prompt is causal, each completion sees the prompt and its own earlier
+    tokens, never another completion. So a sample's prompt goes through the model once, not K + 1 times.
+    Precomputed reference log-probs pass through."""
 
     pad_token_id: int
     return_tensors: str = "pt"
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        sequences, masks = [], []
-        completions = [ex["chosen_ids"] for ex in examples] + [r for ex in examples for r in ex["rejected_ids"]]
-        prompts = [ex["prompt_ids"] for ex in examples] + [
-            ex["prompt_ids"] for ex in examples for _ in ex["rejected_ids"]
+        completions = [[ex["chosen_ids"], *ex["rejected_ids"]] for ex in examples]
+        prompt_len = max(len(ex["prompt_ids"]) for ex in examples)
+        completion_len = max(len(c) for row in completions for c in row)
+        packed = [
+            pack_completions(ex["prompt_ids"], row, prompt_len, completion_len)
+            for ex, row in zip(examples, completions, strict=True)
         ]
-        for prompt, completion in zip(prompts, completions, strict=True):
-            sequences.append(torch.tensor(prompt + completion))
-            masks.append(torch.tensor([0] * len(prompt) + [1] * len(completion)))
+        ids, positions, segment, real = (torch.tensor(column) for column in zip(*packed, strict=True))
+        ids = ids.masked_fill(~real, self.pad_token_id)
+        causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool).tril()
+        same_or_prompt = (segment[:, None, :] == 0) | (segment[:, None, :] == segment[:, :, None])
+        # a padding query sees itself only: a row with no key would give NaN in attention
+        mask = (causal & same_or_prompt & real[:, None, :]) | torch.eye(ids.shape[1], dtype=torch.bool)
         output = {
-            "input_ids": pad(sequences, padding_value=self.pad_token_id, padding_side="right"),
-            "attention_mask": pad([torch.ones_like(s) for s in sequences], padding_value=0, padding_side="right"),
-            "completion_mask": pad(masks, padding_value=0, padding_side="right"),
+            "input_ids": ids,
+            "attention_mask": mask.unsqueeze(1),
+            "position_ids": positions,
+            "completion_ids": ids[:, prompt_len:].view(len(examples), -1, completion_len),
+            "completion_mask": real[:, prompt_len:].view(len(examples), -1, completion_len),
         }
-        output["rejected_per_example"] = torch.tensor(len(examples[0]["rejected_ids"]))
         if "ref_chosen_logps" in examples[0]:
             output["ref_chosen_logps"] = torch.tensor([ex["ref_chosen_logps"] for ex in examples])
             output["ref_rejected_logps"] = torch.tensor([ex["ref_rejected_logps"] for ex in examples])
@@ -97,21 +121,28 @@ class SDPOTrainer(DPOTrainer):
         )
 
     def _sequence_logps(self, model, inputs) -> torch.Tensor:
-        """Summed completion log-probs of every row (B*(K+1),), through trl's fused LM head."""
-        labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
-        outputs = model(
+        """Summed completion log-probs (B, K + 1) of the packed rows; logits only where a completion
+        token is predicted: the prompt's last position for its first token, then its own positions."""
+        completion_ids = inputs["completion_ids"]
+        completions, length = completion_ids.shape[1:]
+        start = inputs["input_ids"].shape[1] - completions * length  # where the first completion begins
+        predictors = [
+            [start - 1] + list(range(start + k * length, start + (k + 1) * length - 1)) for k in range(completions)
+        ]
+        logits = model(
             input_ids=inputs["input_ids"],
             attention_mask=inputs["attention_mask"],
-            labels=labels,
+            position_ids=inputs["position_ids"],
+            logits_to_keep=torch.tensor(predictors, device=completion_ids.device).flatten(),
             use_cache=False,
-            fused_lm_head=True,
-        )
-        return outputs.log_probs[:, -(inputs["completion_mask"].shape[1] - 1) :].sum(dim=1)
+        ).logits
+        logits = logits.float().view(*completion_ids.shape, -1)
+        token_logps = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+        return (token_logps * inputs["completion_mask"]).sum(dim=-1)
 
     def _split(self, logps: torch.Tensor, inputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) chosen and (B, K) rejected from the concatenated rows."""
-        batch = len(logps) // (int(inputs["rejected_per_example"]) + 1)
-        return logps[:batch], logps[batch:].view(batch, -1)
+        """(B,) chosen and (B, K) rejected."""
+        return logps[:, 0], logps[:, 1:]
 
     def compute_ref_log_probs(self, model, inputs):
         """Reference log-probs as trl picks the reference: ref_model, the 'ref' adapter, or adapters off."""

@@ -13,32 +13,15 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 from trl import DPOConfig, SFTConfig, SFTTrainer
 
-from trackrec.config import Config, field
+from trackrec.llm.config import TrainingConfig
 from trackrec.llm.hf_engine import answer_token_ids
 from trackrec.llm.sdpo_trainer import SDPOTrainer, chat_prompt_ids
-
-
-@dataclass
-class TrainingConfig(Config):
-    epochs: float = field(1.0, help="passes over the stage's training rows")
-    learning_rate: float = field(1e-4, help="AdamW learning rate of the LoRA weights")
-    batch_size: int = field(4, help="rows per device step")
-    gradient_accumulation: int = field(1, help="steps per optimiser update")
-    seed: int = field(0, help="data order and dropout")
-    deepspeed: str | None = field(None, help="DeepSpeed JSON config path, passed to the trainer (GPU)")
-
-    def problems(self) -> list[str]:
-        problems = self.positive("epochs", "learning_rate", "batch_size", "gradient_accumulation")
-        if self.deepspeed is not None and not Path(self.deepspeed).is_file():
-            problems.append(f"deepspeed: no such file {self.deepspeed!r}")
-        return problems
 
 
 def _hardware_args(config: TrainingConfig, workdir: str) -> dict:

@@ -11,34 +11,15 @@ what every consumer uses (the reward and V's AUC normalise the pair).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from trackrec.config import Config, field
+from trackrec.llm.config import VLLMConfig
 from trackrec.llm.engine import Completion
 from trackrec.llm.hf_engine import answer_token_ids
 from trackrec.llm.sdpo_trainer import chat_prompt_ids
-
-
-@dataclass
-class VLLMConfig(Config):
-    tensor_parallel_size: int = field(0, help="GPUs one engine spans; 0: the pod's GPUs ($TRACKREC_GPUS, else 1)")
-    gpu_memory_utilization: float = field(0.85, help="share of each GPU's memory vLLM may take")
-    max_model_len: int | None = field(None, help="context the KV cache is sized for; none: the model's")
-    max_lora_rank: int = field(64, help="largest LoRA rank the engine serves")
-
-    def problems(self) -> list[str]:
-        problems = self.at_least(0, "tensor_parallel_size") + self.at_least(1, "max_lora_rank")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            problems.append(f"gpu_memory_utilization: must be in (0, 1], got {self.gpu_memory_utilization}")
-        return problems
-
-    def parallel(self) -> int:
-        return self.tensor_parallel_size or int(os.environ.get("TRACKREC_GPUS", "1"))
 
 
 class VLLMEngine:

@@ -8,10 +8,11 @@ import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.config import LLMConfig, check_context
 from trackrec.llm.teacher import make_teacher
 from trackrec.llm.training import last_loss, sft, sft_dataset
 from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
-from trackrec.stages.llm_config import LLMConfig, check_context
+from trackrec.timing import work_begins
 
 
 def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> dict:
@@ -19,6 +20,7 @@ def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progres
     check_context(llm)  # the first stage that loads the base: fail before the teacher is asked
     frame = read_samples(samples_dir, "distill")
     tokenizer = load_tokenizer(llm.base)
+    work_begins()  # the teacher's answers are work, even from a local model
     prompts = prompt_builder(llm, tokenizer, "distill samples").reccot(frame)
     reccots = make_teacher(llm.teacher, progress).complete(prompts) if prompts else []
     model = load_model(llm.base, lora=llm.lora, trainable=True)

@@ -11,6 +11,7 @@ from trackrec.atomic import atomic_dir
 from trackrec.data.schema import require_columns
 from trackrec.errors import DataError
 from trackrec.features.encoder import EncoderConfig, TextEncoder
+from trackrec.timing import work_begins
 
 COLUMNS = ("user_id", "reccot", "iteration")
 
@@ -25,6 +26,7 @@ def encode(reccots_dir: str | Path, config: EncoderConfig, output: str | Path, p
     if table.empty:
         raise DataError(str(source), "no RecCoT to encode")
     encoder = TextEncoder(config)
+    work_begins()
     vectors = encoder.encode(table.reccot.astype(str).tolist(), progress)
     table = table[list(COLUMNS)].assign(embedding=list(vectors), encoder=config.model)
     meta = {"encoder": config.model, "dim": encoder.dim, "users": len(table)}

@@ -10,10 +10,10 @@ from trackrec.atomic import atomic_dir
 from trackrec.ctr.metrics import ctr_metrics
 from trackrec.errors import DataError
 from trackrec.llm.adapters import load_tokenizer
+from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import reward
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import read_samples, validator_probs, write_json
-from trackrec.stages.llm_config import LLMConfig
 
 
 def evaluate(

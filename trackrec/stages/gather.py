@@ -11,11 +11,13 @@ from trackrec.atomic import atomic_dir
 from trackrec.errors import DataError
 from trackrec.stages.llm_common import write_json
 from trackrec.stages.score import score_stats
+from trackrec.timing import work_begins
 
 
 def gather(parts: list[str | Path], output: str | Path) -> dict[str, int]:
     """Concatenate each parquet table across `parts` (rows in index order); a scoring round's
     stats.json is recomputed from every shard's rewards. Returns the row count per table."""
+    work_begins()
     parts = [Path(p) for p in parts]
     if not parts:
         raise DataError("gather", "no shard to gather")

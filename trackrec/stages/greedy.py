@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from trackrec.atomic import atomic_dir
+from trackrec.llm.config import LLMConfig
 from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples
-from trackrec.stages.llm_config import LLMConfig
 from trackrec.stages.shards import WHOLE, Shard
 
 SPLITS = ("train", "eval")

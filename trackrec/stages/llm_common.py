@@ -8,13 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from trackrec.errors import DataError
-from trackrec.llm.adapters import load_model, load_tokenizer
-from trackrec.llm.base_model import resolve_model
+from trackrec.llm.config import LLMConfig
 from trackrec.llm.engine import Engine
-from trackrec.llm.hf_engine import HFEngine
 from trackrec.llm.records import PromptBuilder
-from trackrec.stages.llm_config import LLMConfig
 from trackrec.stages.shards import WHOLE, Shard
+from trackrec.timing import work_begins
 
 
 def read_samples(samples_dir: str | Path, split: str, shard: Shard = WHOLE) -> pd.DataFrame:
@@ -30,13 +28,20 @@ def prompt_builder(llm: LLMConfig, tokenizer, source: str) -> PromptBuilder:
 
 
 def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = True) -> Engine:
-    """G or V for inference: the base with its adapter, on the configured backend."""
+    """G or V for inference: the base with its adapter, on the configured backend (torch and the
+    engines are imported here, so that tasks that only read and write tables start fast)."""
+    from trackrec.llm.adapters import load_model, load_tokenizer
+    from trackrec.llm.base_model import resolve_model
+    from trackrec.llm.hf_engine import HFEngine
+
     if llm.engine == "vllm":
         from trackrec.llm.vllm_engine import VLLMEngine  # the infer extra: GPU images only
 
-        return VLLMEngine(resolve_model(llm.base), adapter, load_tokenizer(llm.base), llm.vllm, llm.generation.seed)
-    model = load_model(llm.base, adapter)
-    return HFEngine(model, load_tokenizer(llm.base), llm.generation.batch_size, progress)
+        engine = VLLMEngine(resolve_model(llm.base), adapter, load_tokenizer(llm.base), llm.vllm, llm.generation.seed)
+    else:
+        engine = HFEngine(load_model(llm.base, adapter), load_tokenizer(llm.base), llm.generation.batch_size, progress)
+    work_begins()
+    return engine
 
 
 def validator_probs(llm: LLMConfig, validator, frame: pd.DataFrame, reccots: list[str], source: str, progress=True):

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from trackrec.data.dataset import DataConfig, Dataset, build_dataset
+from trackrec.timing import work_begins
 
 
 def _fetched(config: DataConfig, folder: Path) -> DataConfig:
@@ -25,6 +26,7 @@ def _fetched(config: DataConfig, folder: Path) -> DataConfig:
 
 def prepare_data(config: DataConfig, output: str | Path) -> Dataset:
     """Build the dataset (from local files or s3://) and write it to `output` whole or not at all."""
+    work_begins()
     with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
         dataset = build_dataset(_fetched(config, Path(folder)))
     dataset.save(output)

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from trackrec.artifacts.s3 import sha256_of
 from trackrec.atomic import atomic_dir
-from trackrec.config import Config, field
-from trackrec.features.encoder import EncoderConfig
-from trackrec.features.store import StoreConfig, open_store
+from trackrec.features.config import FeaturesConfig
+from trackrec.features.store import open_store
 from trackrec.features.versions import arm_version, assign, is_published
 from trackrec.features.versions import publish as publish_version
-
-
-@dataclass
-class FeaturesConfig(Config):
-    users: int | None = field(None, help="users whose RecCoT G(T) writes (drawn at random); none: every user")
-    seed: int = field(0, help="which users are drawn")
-    encoder: EncoderConfig = field(factory=EncoderConfig, help="encode stage")
-    store: StoreConfig = field(factory=StoreConfig, help="Feast store the version is published to")
-    arm: str | None = field("control", help="arm that reads the new version once it is complete; none: no arm")
-
-    def problems(self) -> list[str]:
-        return self.at_least(1, "users") if self.users is not None else []
+from trackrec.timing import work_begins
 
 
 def content_version(embeddings_dir: str | Path) -> str:
@@ -40,6 +27,7 @@ def publish(embeddings_dir: str | Path, config: FeaturesConfig, output: str | Pa
 
     partial: the table holds only some users (the active ones); the others' rows are carried over
     from the version the arm reads now."""
+    work_begins()
     source = Path(embeddings_dir) / "embeddings.parquet"
     version = content_version(embeddings_dir)
     if is_published(config.store, version):

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from trackrec.atomic import atomic_dir
 from trackrec.llm.adapters import load_model, load_tokenizer
+from trackrec.llm.config import LLMConfig
 from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.training import sft, sft_dataset
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
-from trackrec.stages.llm_config import LLMConfig
+from trackrec.timing import work_begins
 
 
 def rectune(
@@ -22,6 +23,7 @@ def rectune(
     prompts = prompt_builder(llm, tokenizer, "train samples").rec(frame, read_reccots(greedy_dir, "train", frame))
     answers = ["Yes" if label == 1 else "No" for label in frame.label]
     model = load_model(llm.base, validator, lora=llm.lora, trainable=True)
+    work_begins()
     history = sft(model, tokenizer, sft_dataset(tokenizer, prompts, answers, answer_only=True), llm.rectune_train)
     if not is_main_process():  # the other ranks only help rank 0 gather the adapter
         save_adapter(model, None)

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from trackrec.atomic import atomic_dir
+from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import preference, reward
 from trackrec.stages.llm_common import read_samples, validator_probs, write_json
-from trackrec.stages.llm_config import LLMConfig
 from trackrec.stages.shards import WHOLE, Shard
 
 TIE = 1e-6  # rewards closer than this are equal

@@ -16,7 +16,8 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
-from trackrec.stages.llm_config import SubsetConfig
+from trackrec.llm.config import SubsetConfig
+from trackrec.timing import work_begins
 
 
 def _latest_per_user(frame: pd.DataFrame) -> pd.DataFrame:
@@ -30,6 +31,7 @@ def _draw(frame: pd.DataFrame, count: int, rng: np.random.Generator) -> pd.DataF
 
 
 def select_samples(dataset_dir: str | Path, config: SubsetConfig, output: str | Path) -> dict[str, int]:
+    work_begins()
     dataset = Dataset.load(dataset_dir)
     rng = np.random.default_rng(config.seed)
     train_pool = _latest_per_user(dataset.samples["train"])

@@ -15,8 +15,8 @@ import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.data.dataset import Dataset
+from trackrec.llm.config import LLMConfig
 from trackrec.stages.llm_common import open_engine, prompt_builder
-from trackrec.stages.llm_config import LLMConfig
 from trackrec.stages.shards import WHOLE, Shard
 
 

@@ -17,6 +17,7 @@ from trackrec.ctr.registry import BACKBONES, build_model
 from trackrec.ctr.train import TrainConfig, evaluate, fit
 from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
+from trackrec.timing import work_begins
 
 
 @dataclass
@@ -52,6 +53,7 @@ def load_user_vectors(config: CTRConfig, n_users: int):
 
 def train_ctr(dataset_dir: str | Path, config: CTRConfig, output: str | Path, progress: bool = True) -> dict:
     """Train on train, stop early on valid, evaluate on test; write model.pt and metrics.json to `output`."""
+    work_begins()
     dataset = Dataset.load(dataset_dir)
     vectors = load_user_vectors(config, dataset.n_users)
     genres, years = item_side_tables(dataset.items, dataset.n_items)

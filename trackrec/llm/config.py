@@ -1,18 +1,72 @@
-"""Configuration of the LLM half of the run (distill, T iterations, evaluate), shared by its stages."""
+"""The llm section of the run config, every part of it: what G and V are, how the loop samples,
+generates and trains. Plain dataclasses, importable without torch, so a task that only reads the
+config starts in a second."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from trackrec.config import Config, field
 from trackrec.errors import ConfigError
-from trackrec.llm.adapters import LoRAConfig
 from trackrec.llm.base_model import SMOLLM2, resolve_model
 from trackrec.llm.reward import PreferenceMode
 from trackrec.llm.teacher import TeacherConfig
-from trackrec.llm.training import TrainingConfig
-from trackrec.llm.vllm_engine import VLLMConfig
+
+
+@dataclass
+class LoRAConfig(Config):
+    r: int = field(8, help="rank of the LoRA update")
+    alpha: int = field(16, help="LoRA scaling numerator")
+    dropout: float = field(0.0, help="dropout on the LoRA input")
+    target_modules: list[str] = field(
+        factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        help="module names that get an adapter",
+    )
+    layers: list[int] | None = field(
+        None, help="layer indices that get adapters; none: all. Top layers only make backward stop early (CPU)"
+    )
+
+    def problems(self) -> list[str]:
+        problems = self.at_least(1, "r")
+        if self.layers is not None and (not self.layers or min(self.layers) < 0):
+            problems.append(f"layers: need non-negative layer indices, got {self.layers}")
+        return problems
+
+
+@dataclass
+class TrainingConfig(Config):
+    epochs: float = field(1.0, help="passes over the stage's training rows")
+    learning_rate: float = field(1e-4, help="AdamW learning rate of the LoRA weights")
+    batch_size: int = field(4, help="rows per device step")
+    gradient_accumulation: int = field(1, help="steps per optimiser update")
+    seed: int = field(0, help="data order and dropout")
+    deepspeed: str | None = field(None, help="DeepSpeed JSON config path, passed to the trainer (GPU)")
+
+    def problems(self) -> list[str]:
+        problems = self.positive("epochs", "learning_rate", "batch_size", "gradient_accumulation")
+        if self.deepspeed is not None and not Path(self.deepspeed).is_file():
+            problems.append(f"deepspeed: no such file {self.deepspeed!r}")
+        return problems
+
+
+@dataclass
+class VLLMConfig(Config):
+    tensor_parallel_size: int = field(0, help="GPUs one engine spans; 0: the pod's GPUs ($TRACKREC_GPUS, else 1)")
+    gpu_memory_utilization: float = field(0.85, help="share of each GPU's memory vLLM may take")
+    max_model_len: int | None = field(None, help="context the KV cache is sized for; none: the model's")
+    max_lora_rank: int = field(64, help="largest LoRA rank the engine serves")
+
+    def problems(self) -> list[str]:
+        problems = self.at_least(0, "tensor_parallel_size") + self.at_least(1, "max_lora_rank")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            problems.append(f"gpu_memory_utilization: must be in (0, 1], got {self.gpu_memory_utilization}")
+        return problems
+
+    def parallel(self) -> int:
+        return self.tensor_parallel_size or int(os.environ.get("TRACKREC_GPUS", "1"))
 
 
 @dataclass

@@ -1,0 +1,22 @@
+"""The features section of the run config: which users get a RecCoT, the encoder, the store and the
+A/B arm. A plain dataclass: reading the config imports neither Feast nor torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trackrec.config import Config, field
+from trackrec.features.encoder import EncoderConfig
+from trackrec.features.store import StoreConfig
+
+
+@dataclass
+class FeaturesConfig(Config):
+    users: int | None = field(None, help="users whose RecCoT G(T) writes (drawn at random); none: every user")
+    seed: int = field(0, help="which users are drawn")
+    encoder: EncoderConfig = field(factory=EncoderConfig, help="encode stage")
+    store: StoreConfig = field(factory=StoreConfig, help="Feast store the version is published to")
+    arm: str | None = field("control", help="arm that reads the new version once it is complete; none: no arm")
+
+    def problems(self) -> list[str]:
+        return self.at_least(1, "users") if self.users is not None else []
