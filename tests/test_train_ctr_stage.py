@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from trackrec.config import config_from_dict
-from trackrec.ctr.train import TrainConfig
+from trackrec.ctr.config import CTRConfig, TrainConfig
 from trackrec.data.dataset import Dataset
 from trackrec.errors import ConfigError, DataError
-from trackrec.stages.train_ctr import CTRConfig, train_ctr
+from trackrec.stages.train_ctr import train_ctr
 
 FAST = TrainConfig(max_epochs=2, batch_size=64)
 

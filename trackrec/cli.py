@@ -80,7 +80,8 @@ def ctr_train(
     output: Annotated[Path, typer.Option(help="output folder")],
 ):
     """Train one backbone; early stopping on valid; test AUC/ACC/LogLoss."""
-    from trackrec.stages.train_ctr import CTRConfig, train_ctr
+    from trackrec.ctr.config import CTRConfig
+    from trackrec.stages.train_ctr import train_ctr
 
     result = train_ctr(dataset, load_config(config, CTRConfig), output)
     console.print({"backbone": result["backbone"], **result["test"], "best_epoch": result["best_epoch"]})

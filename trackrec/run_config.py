@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass
 
 from trackrec.config import Config, config_from_dict, config_to_dict, field
+from trackrec.ctr.config import CTRConfig
 from trackrec.data.dataset import DataConfig
 from trackrec.errors import ConfigError
 from trackrec.features.config import FeaturesConfig
 from trackrec.llm.config import LLMConfig
-from trackrec.stages.train_ctr import CTRConfig
 
 # Each stage's share of the config: summarize reads only which users, encode only the encoder,
 # publish the whole features section (store, arm); so a new arm re-runs publish alone.

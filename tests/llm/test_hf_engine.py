@@ -5,6 +5,19 @@ import torch
 from trackrec.errors import DataError
 from trackrec.llm.hf_engine import HFEngine
 
+
+@pytest.fixture
+def sharp_lm(tiny_lm):
+    """The tiny model with attention that depends on positions: random q/k weights are too small for
+    rotary positions to move the scores, so a wrong position id would go unnoticed."""
+    model, tokenizer = tiny_lm
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "q_proj" in name or "k_proj" in name:
+                parameter.mul_(30)
+    return model, tokenizer
+
+
 PROMPTS = ["Here is a list of movies.", "The user likes Action movies and dislikes Horror movies a lot.", "Yes or No?"]
 
 
@@ -21,10 +34,10 @@ def test_sample_computes_each_prompt_once_for_its_n_completions(tiny_lm):
     assert out == engine.sample(PROMPTS, n=4, temperature=1.0, top_p=0.9, max_new_tokens=6, seed=1)
 
 
-def test_shared_prompt_cache_gives_the_unshared_next_token(tiny_lm):
+def test_shared_prompt_cache_gives_the_unshared_next_token(sharp_lm):
     """Prompts of different lengths (left padding), cache repeated n = 2 times: the last prompt token
     over the shared cache gives the logits of each prompt computed alone, unpadded."""
-    model, tokenizer = tiny_lm
+    model, tokenizer = sharp_lm
     engine = HFEngine(model, tokenizer, progress=False)
     batch = engine._encode(PROMPTS, 1)
     cache = engine._prefill(batch, 2)
@@ -51,19 +64,35 @@ def test_greedy_does_not_depend_on_batching(tiny_lm):
     assert batched == engine.greedy(PROMPTS, max_new_tokens=5)
 
 
-def test_yes_no_probs_is_one_forward_matching_unpadded_scoring(tiny_lm):
-    model, tokenizer = tiny_lm
+def test_yes_no_probs_share_common_prefixes_and_match_unpadded_scoring(sharp_lm):
+    model, tokenizer = sharp_lm
     engine = HFEngine(model, tokenizer, batch_size=8, progress=False)
-    calls = []
-    model.register_forward_hook(lambda *_: calls.append(1))
-    probs = engine.yes_no_probs(PROMPTS)
-    assert probs.shape == (3, 2) and len(calls) == 1 and (probs > 0).all()
+    history = "Here is a list of movies. The user likes Action movies and dislikes Horror movies a lot. "
+    prompts = [history + ending for ending in ("Yes", "No.", "Action and Comedy")] + PROMPTS  # one group of 3
+    tokens = []
+
+    def count(_, args, kwargs):  # real tokens each forward computes
+        tokens.append(int(kwargs["attention_mask"][:, -kwargs["input_ids"].shape[1] :].sum()))
+
+    hook = model.register_forward_pre_hook(count, with_kwargs=True)
+    probs = engine.yes_no_probs(prompts)
+    hook.remove()
+    full = sum(len(ids) for ids in tokenizer(engine.render(prompts), add_special_tokens=False)["input_ids"])
+    assert probs.shape == (6, 2) and len(tokens) == 2 and sum(tokens) < full  # the shared history once
     yes, no = (tokenizer.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
-    for prompt, row in zip(PROMPTS, probs, strict=True):
+    for prompt, row in zip(prompts, probs, strict=True):
         ids = tokenizer(engine.render([prompt])[0], return_tensors="pt", add_special_tokens=False).input_ids
         with torch.no_grad():
             expected = torch.softmax(model(ids).logits[0, -1], -1)[[yes, no]].numpy()
         np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_prompts_group_by_the_prefix_they_share():
+    from trackrec.llm.hf_engine import shared_prefixes
+
+    a, b = [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 9]
+    assert shared_prefixes([a, b, [7, 8], [1, 2, 3, 4, 5, 6]]) == [(0, 4), (2, 1), (3, 5)]
+    assert shared_prefixes([a, a]) == [(0, 5)]  # equal prompts still keep their last token each
 
 
 def test_prompt_longer_than_context_is_explained(tiny_lm):

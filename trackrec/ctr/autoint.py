@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trackrec.ctr.config import ModelConfig
 from trackrec.ctr.features import FeatureSpec
 from trackrec.ctr.layers import MLP, FieldEmbedder
-from trackrec.ctr.model_config import ModelConfig
 
 
 class InteractingLayer(nn.Module):

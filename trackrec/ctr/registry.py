@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from trackrec.ctr.autoint import AutoInt
+from trackrec.ctr.config import ModelConfig
 from trackrec.ctr.dcn import DCN
 from trackrec.ctr.deepfm import DeepFM
 from trackrec.ctr.dien import DIEN
@@ -12,7 +13,6 @@ from trackrec.ctr.din import DIN
 from trackrec.ctr.features import FeatureSpec
 from trackrec.ctr.fibinet import FiBiNET
 from trackrec.ctr.fignn import FiGNN
-from trackrec.ctr.model_config import ModelConfig
 
 BACKBONES: dict[str, type[nn.Module]] = {
     "din": DIN,

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from trackrec.config import Config, field
+from trackrec.ctr.config import TrainConfig
 from trackrec.ctr.metrics import ctr_metrics
-
-
-@dataclass
-class TrainConfig(Config):
-    batch_size: int = field(256, help="samples per step")
-    lr: float = field(1e-3, help="Adam learning rate")
-    weight_decay: float = field(1e-5, help="L2 on every parameter (embeddings overfit fast on small data)")
-    max_epochs: int = field(20, help="upper bound on epochs")
-    patience: int = field(2, help="epochs without a better validation AUC before stopping")
-    seed: int = field(2023, help="seed for initialisation and shuffling")
-
-    def problems(self) -> list[str]:
-        return self.at_least(1, "batch_size", "max_epochs", "patience") + self.positive("lr")
 
 
 def _batches(data: dict[str, torch.Tensor], size: int, order: torch.Tensor | None = None):

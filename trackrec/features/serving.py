@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 
 from trackrec.config import config_from_dict
+from trackrec.ctr.config import ModelConfig
 from trackrec.ctr.features import FeatureSpec, item_side_tables, samples_to_tensors
-from trackrec.ctr.model_config import ModelConfig
 from trackrec.ctr.registry import build_model
 from trackrec.ctr.train import predict
 from trackrec.data.dataset import Dataset

@@ -58,9 +58,10 @@ class VLLMConfig(Config):
     gpu_memory_utilization: float = field(0.85, help="share of each GPU's memory vLLM may take")
     max_model_len: int | None = field(None, help="context the KV cache is sized for; none: the model's")
     max_lora_rank: int = field(64, help="largest LoRA rank the engine serves")
+    cpu_kv_cache_gib: int = field(1, help="CPU only: GiB of host memory for the KV cache (else vLLM takes most of RAM)")
 
     def problems(self) -> list[str]:
-        problems = self.at_least(0, "tensor_parallel_size") + self.at_least(1, "max_lora_rank")
+        problems = self.at_least(0, "tensor_parallel_size") + self.at_least(1, "max_lora_rank", "cpu_kv_cache_gib")
         if not 0 < self.gpu_memory_utilization <= 1:
             problems.append(f"gpu_memory_utilization: must be in (0, 1], got {self.gpu_memory_utilization}")
         return problems

