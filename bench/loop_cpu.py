@@ -14,8 +14,8 @@
 - Stages: sample, score, align, greedy, rectune and evaluate called in-process on the demo's inputs
   (--config's data and llm sections, fresh adapters as G and V), each wall time against the compute
   bound of what it did: FLOPs / the matmul rate, FLOPs = 2 x non-embedding parameters per token
-  forwarded (prompt once per sample, generated tokens, the LM head where logits are read), training
-  adds the reference forward (align) and a backward over the adapted layers' span.
+  forwarded (a prompt once per sample, a shared Rec-prompt prefix once per group, generated
+  tokens), training counts the reference forward (align) and the backward as one forward each.
 Each measurement runs in a fresh process, so its peak memory (max RSS) is its own. Run it alone on
 the machine: a second busy process halves every number on 2 cores.
 Writes results.json and a bar chart (throughput.png) to --out.
@@ -197,6 +197,19 @@ def _forwarded(tokenizer, texts) -> int:
     return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
 
 
+def _forwarded_shared(tokenizer, texts) -> int:
+    """Tokens of prompts whose shared prefixes are computed once (HFEngine.yes_no_probs)."""
+    from trackrec.llm.hf_engine import shared_prefixes
+
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    groups = shared_prefixes(ids)
+    starts = [start for start, _ in groups] + [len(ids)]
+    own = sum(
+        len(ids[i]) - shared for (start, shared), end in zip(groups, starts[1:], strict=True) for i in range(start, end)
+    )
+    return own + sum(shared for _, shared in groups)
+
+
 def stages(model_ref, args) -> dict:
     """Each LLM stage function in-process on the demo's inputs; wall seconds and tokens it processed."""
     import pandas as pd
@@ -258,7 +271,7 @@ def stages(model_ref, args) -> dict:
             + _forwarded(tokenizer, sum(sampled.reccots.map(list), [])),
             1,
         ),
-        "score": (_forwarded(tokenizer, render(rec_scored)), 1),
+        "score": (_forwarded_shared(tokenizer, render(rec_scored)), 1),
         "align": (preference_tokens, 3),  # reference forward, policy forward, backward
         "greedy": (_forwarded(tokenizer, render(greedy_prompts)) + _forwarded(tokenizer, reccots.reccot), 1),
         "rectune": (_forwarded(tokenizer, render(rec_train)), 2),

@@ -24,25 +24,17 @@ from trackrec.llm.engine import Completion
 from trackrec.llm.hf_engine import answer_token_ids
 from trackrec.llm.sdpo_trainer import chat_prompt_ids
 
-# On a CPU the sampler's seeded generator cannot continue a prefill across steps of more tokens than
-# this ("CPU Generator does not use offset"): longer prefills are chunked into steps of this size.
-CPU_PREFILL_STEP = 4096
-
 
 def cpu_engine_settings(config: VLLMConfig) -> dict:
     """vLLM's CPU build: float32 (bfloat16 is emulated, 4-12x slower on CPUs without it), eager (no
-    minutes of compilation for a short stage), a KV cache of a set size, prefills chunked so seeded
-    sampling survives long prompts, and its OpenMP threads bound to every CPU this task may use (its
+    minutes of compilation for a short stage), a KV cache of a set size, whole prefills (a prompt
+    prefilled in chunks makes the scheduler rewind its seeded generator, which only CUDA generators
+    can: "CPU Generator does not use offset"), and OpenMP bound to every CPU this task may use (its
     default keeps one core for the scheduler: half of a 2-core machine)."""
     cpus = sorted(os.sched_getaffinity(0))[: available_cpus()]
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(config.cpu_kv_cache_gib))
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cpus)))
-    return {
-        "dtype": "float32",
-        "enforce_eager": True,
-        "enable_chunked_prefill": True,
-        "max_num_batched_tokens": CPU_PREFILL_STEP,
-    }
+    return {"dtype": "float32", "enforce_eager": True, "enable_chunked_prefill": False}
 
 
 class VLLMEngine:
