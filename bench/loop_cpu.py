@@ -301,7 +301,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.job == "engines-vllm":
         result = engines(args.model, args, "vllm")
-        print(json.dumps(result | {"peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+        print(json.dumps(result))
         return
     from trackrec.llm.base_model import resolve_model
 
@@ -311,7 +311,8 @@ def main() -> None:
     for job in ("flop_bound", "sampling", "scoring", "sdpo", "engines", "engines_vllm", "stages"):
         with context.Pool(1) as pool:
             value, peak = pool.apply(_measure, (job, args.model, args))
-        results[job] = value | {"peak_gib": peak}
+        # vLLM's model lives in its worker processes, whose memory this process does not see
+        results[job] = value | {"peak_gib": None if job == "engines_vllm" else peak}
         print(f"{job}: {results[job]}", flush=True)
     bound = results["flop_bound"]["gflops"] * 1e9 / (2 * results["sampling"]["params"])
     table = Table(title=f"LLM loop on this CPU ({args.model}, {args.prompt_tokens}-token prompts)")
@@ -376,7 +377,7 @@ def engine_table(results: dict, bound: float) -> Table:
             f"{rate:.0f}",
             f"{rate / bound:.0%}",
             f"{row['score_prompts_per_s']:.1f}",
-            f"{row['peak_gib']:.2f}",
+            "n/a (workers)" if row["peak_gib"] is None else f"{row['peak_gib']:.2f}",
         )
     return table
 
