@@ -40,7 +40,8 @@ def test_shared_prompt_cache_gives_the_unshared_next_token(sharp_lm):
     model, tokenizer = sharp_lm
     engine = HFEngine(model, tokenizer, progress=False)
     batch = engine._encode(PROMPTS, 1)
-    cache = engine._prefill(batch, 2)
+    cache = engine._cache_of(batch["input_ids"][:, :-1], batch["attention_mask"][:, :-1])
+    cache.batch_repeat_interleave(2)
     mask = batch["attention_mask"].repeat_interleave(2, dim=0)
     with torch.no_grad():
         shared = model(

@@ -48,15 +48,17 @@ class HFEngine:
         template = self.tokenizer.apply_chat_template
         return [template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
 
-    def _encode(self, prompts: Sequence[str], new_tokens: int) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(self.render(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-        longest = int(batch["attention_mask"].sum(1).max())
+    def _check_context(self, longest: int, new_tokens: int) -> None:
         if self.context is not None and longest + new_tokens > self.context:
             raise DataError(
                 "prompt",
                 f"{longest} prompt tokens + {new_tokens} new tokens exceed the model's context of {self.context}; "
                 "lower the history token budget",
             )
+
+    def _encode(self, prompts: Sequence[str], new_tokens: int) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(self.render(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        self._check_context(int(batch["attention_mask"].sum(1).max()), new_tokens)
         return {k: v.to(self.model.device) for k, v in batch.items()}
 
     def _chunks(self, prompts: Sequence[str], desc: str):
@@ -72,7 +74,9 @@ class HFEngine:
         stop_ids = torch.tensor(stop if isinstance(stop, list) else [stop])
         for chunk in self._chunks(prompts, "generate"):
             batch = self._encode(chunk, max_new_tokens)
-            cache = self._prefill(batch, n)
+            # the prompt's cache once (all but its last token, which generate feeds itself), repeated n times
+            cache = self._cache_of(batch["input_ids"][:, :-1], batch["attention_mask"][:, :-1])
+            cache.batch_repeat_interleave(n)
             tokens = self.model.generate(
                 input_ids=batch["input_ids"].repeat_interleave(n, dim=0),
                 attention_mask=batch["attention_mask"].repeat_interleave(n, dim=0),
@@ -88,17 +92,14 @@ class HFEngine:
             out.extend(completions[i * n : (i + 1) * n] for i in range(len(chunk)))
         return out
 
-    def _prefill(self, batch: dict[str, torch.Tensor], n: int) -> DynamicCache:
-        """The prompts' key/value cache (all but the last token, which generate feeds itself), computed
-        once and repeated for each of the n completions: sampling n per prompt costs one prompt forward."""
-        ids, mask = batch["input_ids"][:, :-1], batch["attention_mask"][:, :-1]
+    def _cache_of(self, ids: torch.Tensor, mask: torch.Tensor) -> DynamicCache:
+        """The key/value cache of left-padded token rows, to be continued by later tokens."""
         cache = DynamicCache(config=self.model.config)
         if ids.shape[1] > 0:
             positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding: as generate numbers them
             self.model(
                 input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, logits_to_keep=1
             )
-        cache.batch_repeat_interleave(n)
         return cache
 
     def sample(
@@ -115,12 +116,7 @@ class HFEngine:
         rows = []
         for chunk in self._chunks(prompts, "score"):
             ids = self.tokenizer(self.render(chunk), add_special_tokens=False)["input_ids"]
-            longest = max(map(len, ids))
-            if self.context is not None and longest + 1 > self.context:
-                raise DataError(
-                    "prompt",
-                    f"{longest} prompt tokens exceed the model's context of {self.context}; lower the history budget",
-                )
+            self._check_context(max(map(len, ids)), 1)
             logits = self._last_logits(ids, shared_prefixes(ids)).float()
             rows.append(torch.softmax(logits, dim=-1)[:, [self.yes_id, self.no_id]].cpu())
         return torch.cat(rows).numpy()
@@ -138,13 +134,7 @@ class HFEngine:
         prefixes = [ids[start][:shared] for start, shared in groups]
         suffixes = [prompt[groups[g][1] :] for prompt, g in zip(ids, member_of, strict=True)]
         prefix_ids, prefix_mask = self._left_padded(prefixes)
-        cache = DynamicCache(config=self.model.config)
-        if prefix_ids.shape[1] > 0:
-            positions = (prefix_mask.cumsum(1) - 1).clamp(min=0)
-            self.model(
-                input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, past_key_values=cache,
-                logits_to_keep=1,
-            )  # fmt: skip
+        cache = self._cache_of(prefix_ids, prefix_mask)
         members = torch.tensor(member_of, device=device)
         cache.reorder_cache(members)
         suffix_ids, suffix_mask = self._left_padded(suffixes)
@@ -161,10 +151,8 @@ class HFEngine:
         width = max(map(len, sequences))
         ids = [[self.tokenizer.pad_token_id] * (width - len(s)) + s for s in sequences]
         mask = [[0] * (width - len(s)) + [1] * len(s) for s in sequences]
-        device = self.model.device
-        return torch.tensor(ids, device=device).view(len(ids), width), torch.tensor(mask, device=device).view(
-            len(ids), width
-        )
+        shape = (len(sequences), width)  # also when every row is empty
+        return tuple(torch.tensor(rows, dtype=torch.long, device=self.model.device).view(shape) for rows in (ids, mask))
 
 
 def shared_prefixes(ids: Sequence[Sequence[int]], share: float = 0.5) -> list[tuple[int, int]]:
