@@ -199,14 +199,11 @@ def _forwarded(tokenizer, texts) -> int:
 
 def _forwarded_shared(tokenizer, texts) -> int:
     """Tokens of prompts whose shared prefixes are computed once (HFEngine.yes_no_probs)."""
-    from trackrec.llm.hf_engine import shared_prefixes
+    from trackrec.llm.hf_engine import group_of_each, shared_prefixes
 
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     groups = shared_prefixes(ids)
-    starts = [start for start, _ in groups] + [len(ids)]
-    own = sum(
-        len(ids[i]) - shared for (start, shared), end in zip(groups, starts[1:], strict=True) for i in range(start, end)
-    )
+    own = sum(len(prompt) - groups[g][1] for prompt, g in zip(ids, group_of_each(groups, len(ids)), strict=True))
     return own + sum(shared for _, shared in groups)
 
 

@@ -127,10 +127,7 @@ class HFEngine:
         group's cached keys and values. Both parts are left-padded, so every row's last position is
         real and the only one whose logits are computed."""
         device = self.model.device
-        starts = [start for start, _ in groups] + [len(ids)]
-        member_of = [
-            g for g, (start, end) in enumerate(zip(starts, starts[1:], strict=False)) for _ in range(start, end)
-        ]
+        member_of = group_of_each(groups, len(ids))
         prefixes = [ids[start][:shared] for start, shared in groups]
         suffixes = [prompt[groups[g][1] :] for prompt, g in zip(ids, member_of, strict=True)]
         prefix_ids, prefix_mask = self._left_padded(prefixes)
@@ -170,6 +167,12 @@ def shared_prefixes(ids: Sequence[Sequence[int]], share: float = 0.5) -> list[tu
                 continue
         groups.append([i, len(prompt) - 1])
     return [(start, shared) for start, shared in groups]
+
+
+def group_of_each(groups: Sequence[tuple[int, int]], count: int) -> list[int]:
+    """The index in `groups` (from `shared_prefixes`) of each of the `count` prompts."""
+    starts = [start for start, _ in groups] + [count]
+    return [g for g, (start, end) in enumerate(zip(starts, starts[1:], strict=False)) for _ in range(start, end)]
 
 
 def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
