@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 from datasets import Dataset
-from peft import LoraConfig
+from peft import LoraConfig, get_peft_model
 from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
@@ -88,6 +88,35 @@ def test_precomputed_reference_log_probs(tiny_lm, tmp_path):
     batch = first_batch(t)
     assert batch["ref_rejected_logps"].shape == (2, 2)
     assert t.compute_loss(t.model, batch).item() == pytest.approx(math.log(3), abs=1e-5)
+
+
+def test_precomputed_reference_follows_the_adapter_not_a_cached_one(tiny_lm, tmp_path):
+    """Ranks share one file-backed dataset and trl caches the reference log-probs beside it: the cache
+    key must change with the adapter (G(t-1) differs each iteration), or a later align trains against
+    an earlier G."""
+    model, tokenizer = tiny_lm
+    Dataset.from_list(ROWS).save_to_disk(tmp_path / "rows")
+    policy = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    precomputed = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for name, p in policy.named_parameters():
+                if "lora_B" in name:
+                    p.copy_(torch.randn_like(p))
+        t = SDPOTrainer(
+            model=policy,
+            args=config(tmp_path / str(seed), precompute_ref_log_probs=True),
+            train_dataset=Dataset.load_from_disk(str(tmp_path / "rows")),
+            processing_class=tokenizer,
+        )
+        batch = first_batch(t)
+        on_the_fly = t.compute_ref_log_probs(t.model, batch)
+        torch.testing.assert_close(batch["ref_chosen_logps"], on_the_fly[0])
+        torch.testing.assert_close(batch["ref_rejected_logps"], on_the_fly[1])
+        precomputed.append(batch["ref_chosen_logps"])
+        policy.delete_adapter("ref")  # trl copies the adapter to "ref" each time it is handed a peft model
+    assert not torch.allclose(*precomputed)
 
 
 def chosen_logratio(t):
