@@ -33,6 +33,7 @@ from rich.table import Table  # noqa: E402
 from pipelines.local import latest_run  # noqa: E402
 from trackrec.config import load_config  # noqa: E402
 from trackrec.features.encoder import EncoderConfig  # noqa: E402
+from trackrec.features.vectors import random_unit_vectors  # noqa: E402
 from trackrec.run_config import RunConfig  # noqa: E402
 from trackrec.stages.encode import encode  # noqa: E402
 from trackrec.stages.summarize import summarize  # noqa: E402
@@ -46,16 +47,6 @@ def encoded(run: RunConfig, data: Path, adapter: Path, iteration: int, users: in
     if not (folder / "embeddings").exists():
         encode(folder / "reccots", run.features.encoder if run.features else EncoderConfig(), folder / "embeddings")
     return folder / "embeddings" / "embeddings.parquet"
-
-
-def random_vectors(like: Path, output: Path, seed: int) -> Path:
-    table = pd.read_parquet(like)
-    rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((len(table), len(table.embedding.iloc[0]))).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # the same scale as the normalised encoder's
-    output.parent.mkdir(parents=True, exist_ok=True)
-    table.assign(embedding=list(vectors), reccot="").to_parquet(output)
-    return output
 
 
 def main() -> None:
@@ -73,7 +64,7 @@ def main() -> None:
         "G0": encoded(run, data, paths["distilled"] / "adapter", 0, args.users, args.out / "g0"),
         f"G({t})": encoded(run, data, paths["generator"] / "adapter", t, args.users, args.out / f"g{t}"),
     }
-    vectors["random"] = random_vectors(vectors["G0"], args.out / "random" / "embeddings.parquet", seed=0)
+    vectors["random"] = random_unit_vectors(vectors["G0"], args.out / "random" / "embeddings.parquet", seed=0)
     results = {}
     for backbone in args.backbones:
         for name, path in vectors.items():

@@ -21,7 +21,18 @@ def write_run_config(tmp_path, root, backbone="din"):
 def test_data_stats_prints_counts(collm_root):
     result = runner.invoke(app, ["data", "stats", "--root", str(collm_root)])
     assert result.exit_code == 0, result.output
-    assert "216" in result.output and "13" in result.output  # 12 users x 18 train rows; 12 users + pad
+    header = next(line for line in result.output.splitlines() if "train_rows" in line)
+    row = result.output.splitlines()[result.output.splitlines().index(header) + 2]  # below the rule
+    names = [cell.strip() for cell in header.strip("┃ ").split("┃")]
+    values = [int(cell.strip().replace(",", "")) for cell in row.strip("│ ").split("│")]
+    # 12 users x 18 / 6 / 6 rows; users and items are max id + 1 (padding id 0)
+    assert dict(zip(names, values, strict=True)) == {
+        "train_rows": 216,
+        "valid_rows": 72,
+        "test_rows": 72,
+        "users": 13,
+        "items": 41,
+    }
 
 
 def test_user_error_is_one_clear_line(tmp_path):

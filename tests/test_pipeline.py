@@ -164,3 +164,41 @@ def test_each_iteration_starts_after_the_last_evaluate_so_the_report_grows_as_th
     t = load_config(CLUSTER, RunConfig).llm.iterations
     assert len(waiting) == t + 1 and len(evaluates) == t + 1
     assert all(len(after & evaluates) == 1 for after in waiting.values())
+
+
+def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
+    """T = 2: G(t-1) samples, V(t-1) scores, align makes G(t) from G(t-1), V(t) is Rec-tuned from
+    V(t-1) on G(t)'s greedy RecCoTs and evaluated on them; the features come from G(T)."""
+    _, pipeline, _ = compiled(tmp_path, config="configs/local.yaml")
+    tasks = pipeline["root"]["dag"]["tasks"]
+    display = {key: task["taskInfo"]["name"] for key, task in tasks.items()}
+    models = ("generator", "validator", "reccots", "scored", "sampled")
+    reads = {
+        display[key]: {
+            name: display[artifact["taskOutputArtifact"]["producerTask"]]
+            for name, artifact in task.get("inputs", {}).get("artifacts", {}).items()
+            if name in models
+        }
+        for key, task in tasks.items()
+    }
+    expected = {
+        "greedy 0": {"generator": "distill G0"},
+        "rectune V0": {"reccots": "greedy 0"},
+        "evaluate 0": {"reccots": "greedy 0", "validator": "rectune V0"},
+        "sample 1": {"generator": "distill G0"},
+        "score 1": {"sampled": "sample 1", "validator": "rectune V0"},
+        "align G1": {"generator": "distill G0", "scored": "score 1"},
+        "greedy 1": {"generator": "align G1"},
+        "rectune V1": {"reccots": "greedy 1", "validator": "rectune V0"},
+        "evaluate 1": {"reccots": "greedy 1", "validator": "rectune V1", "scored": "score 1"},
+        "sample 2": {"generator": "align G1"},
+        "score 2": {"sampled": "sample 2", "validator": "rectune V1"},
+        "align G2": {"generator": "align G1", "scored": "score 2"},
+        "greedy 2": {"generator": "align G2"},
+        "rectune V2": {"reccots": "greedy 2", "validator": "rectune V1"},
+        "evaluate 2": {"reccots": "greedy 2", "validator": "rectune V2", "scored": "score 2"},
+        "summarize users": {"generator": "align G2"},
+        "encode": {"reccots": "summarize users"},
+    }
+    assert {name: reads[name] for name in expected} == expected
+    assert not any(reads[name] for name in set(reads) - set(expected))  # no other task reads a model

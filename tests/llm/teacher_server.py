@@ -1,7 +1,8 @@
 """A small OpenAI-compatible /v1/chat/completions server on 127.0.0.1 for teacher tests.
 
 `answer(prompt)` decides the reply; `mode` makes it misbehave: "garbage" (not a chat completion),
-"slow" (answers after `delay` seconds), "flaky" (503 for the first `failures` requests).
+"slow" (answers after `delay` seconds), "flaky" (503 for the first `failures` requests), "denied"
+(401 for every request, after `delay` seconds).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class TeacherServer:
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True  # a slow answer must not hold up shutdown
+        self.server.handle_error = lambda request, address: None  # a client that gave up: expected here
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def _handler(self):
@@ -45,6 +47,9 @@ class TeacherServer:
                     return self._send(404, b"{}")
                 if outer.mode == "garbage":
                     return self._send(200, b"<html>upstream proxy error</html>", "text/html")
+                if outer.mode == "denied":
+                    time.sleep(outer.delay)
+                    return self._send(401, b'{"error": "invalid api key"}')
                 if outer.mode == "flaky" and count <= outer.failures:
                     return self._send(503, b'{"error": "overloaded"}')
                 if outer.mode == "slow":

@@ -7,18 +7,22 @@ the right word as summary, so it learns to read the summary and its reward judge
 is distilled from a few users and then writes one word for everyone. One round of sample ->
 score -> align against this fixed V must raise the reward of G's greedy RecCoT on held-out users.
 
-Flipping the sign of the S-DPO margins (trackrec/llm/sdpo_loss.py) makes this test fail: checked
-by hand (see issue 3's note).
+The negative control is the same round with the S-DPO loss negated (gradient ascent on eq. 4): the
+reward must fall instead (on this task it falls a little, 0.500 -> 0.488: G0 writes one word for
+everyone and most of a user's N samples repeat it, so the pushes on chosen and rejected copies of
+the same text cancel; the gain of the true loss is +0.2 and more).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.llm.conftest import save_tiny_lm
 from tests.llm.teacher_server import TeacherServer
 from trackrec.config import config_from_dict
+from trackrec.llm import sdpo_trainer
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.prompts import HistoryItem, rec_prompt, reccot_prompt
 from trackrec.stages.align import align
@@ -41,6 +45,7 @@ def users(rng: np.random.Generator, count: int, first_id: int, history_like: flo
         history = rng.random(8) < (like if history_like is None else history_like)
         rows.append(
             {
+                "user_id": uid,
                 "history_titles": [f"Film {rng.integers(1, 30)} (1990)" for _ in history],
                 "history_labels": history.astype(int).tolist(),
                 "history_ratings": None,
@@ -91,7 +96,11 @@ def loop_config(tmp_path) -> LLMConfig:
     return config_from_dict(LLMConfig, raw)
 
 
-def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path):
+@pytest.mark.parametrize("loss_sign", [1, -1], ids=["eq4", "eq4-negated"])
+def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path, monkeypatch, loss_sign):
+    if loss_sign < 0:
+        eq4 = sdpo_trainer.sdpo_loss
+        monkeypatch.setattr(sdpo_trainer, "sdpo_loss", lambda chosen, rejected, beta: -eq4(chosen, rejected, beta))
     rng = np.random.default_rng(0)
     validator_users = users(rng, 64, 0, history_like=0.5)
     aligned_users, held_out, distilled = users(rng, 64, 1000), users(rng, 64, 2000), users(rng, 16, 3000)
@@ -126,5 +135,8 @@ def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path):
     after = evaluate(g_samples, tmp_path / "greedy1", validator, llm, tmp_path / "eval1", progress=False)
 
     assert stats["mean_chosen_reward"] > stats["mean_reward"] + 0.2  # V tells the N RecCoTs apart
-    assert after["mean_reward"] > before["mean_reward"] + 0.2, (before, after)
-    assert after["auc"] > 0.8, after
+    if loss_sign > 0:
+        assert after["mean_reward"] > before["mean_reward"] + 0.2, (before, after)
+        assert after["auc"] > 0.8, after
+    else:
+        assert after["mean_reward"] < before["mean_reward"], (before, after)

@@ -43,7 +43,7 @@ def test_samples_whose_reccots_tie_state_no_preference(tmp_path, tiny_lm_dir, pr
     from trackrec.stages.select_samples import select_samples
 
     llm = LLMConfig(base=str(tiny_lm_dir))
-    select_samples(prepared, SubsetConfig(train_samples=2, eval_samples=2), tmp_path / "samples")
+    select_samples(prepared, SubsetConfig(train_samples=2, eval_users=2), tmp_path / "samples")
     train = pd.read_parquet(tmp_path / "samples" / "train.parquet")
     sampled = tmp_path / "sampled"
     sampled.mkdir()
@@ -79,7 +79,7 @@ def _selected(prepared, tmp_path, train=6, eval=4):
     from trackrec.llm.config import SubsetConfig
     from trackrec.stages.select_samples import select_samples
 
-    select_samples(prepared, SubsetConfig(train_samples=train, eval_samples=eval), tmp_path / "samples")
+    select_samples(prepared, SubsetConfig(train_samples=train, eval_users=eval), tmp_path / "samples")
     return tmp_path / "samples"
 
 

@@ -24,7 +24,7 @@ def loop_config(tmp_path, data_root, model, teacher_url, **extra):
         "llm": {
             "base": str(model),
             "iterations": 1,
-            "subset": {"train_samples": 6, "eval_samples": 6, "distill_fraction": 0.5},
+            "subset": {"train_samples": 6, "eval_users": 6, "distill_fraction": 0.5},
             "generation": {"history_tokens": 250, "max_new_tokens": 8, "samples": 3, "batch_size": 4},
             "teacher": {"kind": "openai", "endpoint": teacher_url, "model": "t", "cache_dir": str(tmp_path / "tc")},
             "lora": {"r": 4, "target_modules": ["q_proj", "v_proj"]},

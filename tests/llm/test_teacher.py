@@ -53,6 +53,13 @@ def test_unreachable_endpoint_names_it(tmp_path):
         OpenAITeacher(config, progress=False).complete(["a"])
 
 
+def test_a_fatal_answer_stops_the_batch_before_the_queued_prompts_are_sent(tmp_path):
+    with TeacherServer(echo, mode="denied", delay=0.05) as server:
+        with pytest.raises(TeacherError, match=r"HTTP 401"):
+            teacher(server, tmp_path, concurrency=2).complete([f"user {i}" for i in range(40)])
+        assert len(server.requests) <= 4  # those in flight, not the 40 queued
+
+
 def test_config_needs_an_http_endpoint():
     with pytest.raises(ConfigError, match="endpoint: required when kind is openai"):
         config_from_dict(TeacherConfig, {"model": "m"})

@@ -73,12 +73,16 @@ class VLLMConfig(Config):
 @dataclass
 class SubsetConfig(Config):
     train_samples: int = field(64, help="train-split samples for alignment and Rec-tuning (one per user)")
-    eval_samples: int = field(64, help="test-split samples of held-out users for evaluation")
+    eval_users: int = field(64, help="held-out users (not drawn for train) whose test samples evaluate V")
+    eval_per_user: int = field(1, help="latest test samples per held-out user (more: tighter AUC, same users)")
     distill_fraction: float = field(0.05, help="fraction of train users whose latest history goes to the teacher")
+    balanced: bool = field(
+        True, help="train users drawn half with a liked, half with a disliked target (else V learns the like-rate)"
+    )
     seed: int = field(0, help="which users are drawn")
 
     def problems(self) -> list[str]:
-        problems = self.at_least(1, "train_samples", "eval_samples")
+        problems = self.at_least(1, "train_samples", "eval_users", "eval_per_user")
         if not 0 <= self.distill_fraction <= 1:
             problems.append(f"distill_fraction: must be in [0, 1], got {self.distill_fraction}")
         return problems
@@ -112,7 +116,9 @@ class LLMConfig(Config):
     lora: LoRAConfig = field(factory=LoRAConfig, help="adapter shape of G and V")
     subset: SubsetConfig = field(factory=SubsetConfig, help="which samples the loop reads")
     generation: GenerationConfig = field(factory=GenerationConfig, help="prompts and decoding")
-    teacher: TeacherConfig = field(factory=lambda: TeacherConfig(kind="hf", model=SMOLLM2), help="distillation teacher")
+    teacher: TeacherConfig = field(
+        factory=lambda: TeacherConfig(kind="profile"), help="distillation teacher (default: the offline stand-in)"
+    )
     preference: PreferenceMode = field(PreferenceMode.SDPO, help="sdpo: best vs the N-1 others; dpo: best vs worst")
     beta: float = field(0.1, help="S-DPO temperature")
     distill_train: TrainingConfig = field(factory=TrainingConfig, help="SFT of G0 on the teacher's RecCoTs")

@@ -38,6 +38,14 @@ class PromptBuilder:
         where = f"{self.source}, row {row.Index}"
         return fit_history(history_items(row), reccot_prompt, self._count, self.budget, where)
 
+    def kept_histories(self, frame: pd.DataFrame) -> list[tuple[list[HistoryItem], list[int]]]:
+        """Each row's kept history items (those its prompts show) with their item ids."""
+        histories = []
+        for row in frame.itertuples():
+            kept = self._kept(row)
+            histories.append((kept, [int(i) for i in row.history_item_ids[len(row.history_item_ids) - len(kept) :]]))
+        return histories
+
     def reccot(self, frame: pd.DataFrame) -> list[str]:
         return [reccot_prompt(self._kept(row)) for row in frame.itertuples()]
 

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from trackrec.atomic import atomic_file  # noqa: E402
 
 CURVES = (
-    ("V as recommender (held-out users)", ("auc", "acc")),
+    ("V as recommender (held-out users)", ("auc", "prior_auc", "acc")),
     ("reward under V", ("mean_reward", "sampled_mean_reward", "sampled_chosen_reward")),
     ("greedy RecCoT length (tokens)", ("reccot_tokens",)),
 )
@@ -32,6 +32,9 @@ def _figure(rows: list[dict]) -> str:
             points = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o", label=key)
+            if key == "auc" and all(r.get("auc_low") is not None for r in rows):  # its 95% interval
+                ax.fill_between([r["iteration"] for r in rows], [r["auc_low"] for r in rows],
+                                [r["auc_high"] for r in rows], alpha=0.2)  # fmt: skip
         ax.set_title(title)
         ax.set_xlabel("iteration")
         ax.set_xticks([r["iteration"] for r in rows])
@@ -54,19 +57,40 @@ def _cell(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else html.escape("" if value is None else str(value))
 
 
+def caveats(rows: list[dict]) -> list[str]:
+    """What a reader must know before trusting V's AUC: below chance, or no better than the prior."""
+    notes = []
+    for r in rows:
+        if r.get("auc_high") is None:
+            continue
+        where = f"Iteration {r['iteration']}: V's AUC {r['auc']:.3f} [{r['auc_low']:.3f}, {r['auc_high']:.3f}]"
+        if r["auc_high"] < 0.5:
+            notes.append(f"{where} is below chance with its whole interval: V ranks the held-out samples backwards.")
+        elif r["auc_low"] <= 0.5:
+            notes.append(f"{where} includes chance: {r.get('users')} held-out users are too few to tell V from a coin.")
+        if r.get("prior_auc") is not None and r["auc_high"] < r["prior_auc"]:
+            notes.append(
+                f"{where} is below the like-rate prior's {r['prior_auc']:.3f}: V has not learnt what the history says."
+            )
+    return notes
+
+
 def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec loop") -> Path:
     """metrics.json and report.html in `folder`; `rows` are one dict per iteration (key 'iteration')."""
     folder = Path(folder)
     with atomic_file(folder / "metrics.json") as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
+    notes = "".join(f"<p><b>Caveat.</b> {html.escape(note)}</p>" for note in caveats(rows))
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><img alt='curves' src='data:image/png;base64,{_figure(rows)}'>"
-        f"<h2>Per iteration</h2>{_table(rows)}"
+        f"<h2>Per iteration</h2>{_table(rows)}{notes}"
         "<p>Iteration 0: G0 from distillation, V0 Rec-tuned on G0's greedy RecCoTs. "
-        "Sampled rewards are V(t-1)'s rewards of the N RecCoTs drawn from G(t-1).</p></body></html>"
+        "Sampled rewards are V(t-1)'s rewards of the N RecCoTs drawn from G(t-1). "
+        "auc_low / auc_high: V's AUC's 95% bootstrap interval over held-out users; prior_auc: the "
+        "users' like-rate in their history as the score.</p></body></html>"
     )
     with atomic_file(folder / "report.html") as tmp:
         tmp.write_text(page)

@@ -1,4 +1,5 @@
-"""The distillation teacher: any OpenAI-compatible /v1/chat/completions endpoint, or a local HF model.
+"""The distillation teacher: any OpenAI-compatible /v1/chat/completions endpoint, a local HF model,
+or (`profile`) the offline stand-in that writes from item metadata (`trackrec.llm.profile_teacher`).
 
 The HTTP client retries (connection errors, timeouts, 429 and 5xx, with backoff), keeps at most
 `concurrency` requests in flight, and caches every answer on disk by (model, prompt, sampling),
@@ -13,7 +14,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,7 +37,11 @@ class TeacherError(TrackRecError):
 
 @dataclass
 class TeacherConfig(Config):
-    kind: Literal["openai", "hf"] = field("openai", help="openai: an OpenAI-compatible server; hf: a local model")
+    kind: Literal["openai", "hf", "profile"] = field(
+        "openai",
+        help="openai: an OpenAI-compatible server; hf: a local model; profile: the offline stand-in that "
+        "writes each RecCoT from the history's genres, years and likes (no LLM)",
+    )
     model: str = field("gpt-4o", help="model name the endpoint serves, or (hf) a base model reference")
     endpoint: str | None = field(None, help="base URL up to /v1, e.g. http://vllm:8000/v1 (kind openai)")
     api_key_env: str = field("TRACKREC_TEACHER_API_KEY", help="environment variable holding the API key, if any")
@@ -133,12 +138,20 @@ class OpenAITeacher:
         return answer
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
+        """Answers in the order of `prompts`; the first fatal answer (a 4xx, retries exhausted, not a
+        chat completion) stops the batch: queued prompts are never sent, only those in flight finish."""
         answers = [self.cache.get(p) for p in prompts]
         missing = [i for i, a in enumerate(answers) if a is None]
-        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
-            futures = {i: pool.submit(self._ask, i, prompts[i]) for i in missing}
-            for i in tqdm(missing, desc="teacher", unit="prompt", disable=not self.progress):
-                answers[i] = futures[i].result()
+        pool = ThreadPoolExecutor(max_workers=self.config.concurrency)
+        try:
+            futures = {pool.submit(self._ask, i, prompts[i]): i for i in missing}
+            done = tqdm(
+                as_completed(futures), total=len(missing), desc="teacher", unit="prompt", disable=not self.progress
+            )
+            for future in done:
+                answers[futures[future]] = future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return answers
 
 
@@ -157,4 +170,7 @@ class HFTeacher:
 
 
 def make_teacher(config: TeacherConfig, progress: bool = True):
+    """A teacher that answers RecCoT prompts (the profile teacher reads rows: `ProfileTeacher`)."""
+    if config.kind == "profile":
+        raise ValueError("the profile teacher writes from history rows, not prompts: use ProfileTeacher")
     return OpenAITeacher(config, progress) if config.kind == "openai" else HFTeacher(config, progress=progress)

@@ -9,10 +9,22 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.llm.adapters import load_model, load_tokenizer
 from trackrec.llm.config import LLMConfig, check_context
+from trackrec.llm.profile_teacher import ProfileTeacher
+from trackrec.llm.records import PromptBuilder
 from trackrec.llm.teacher import make_teacher
 from trackrec.llm.training import last_loss, sft, sft_dataset
 from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
 from trackrec.timing import work_begins
+
+
+def teacher_reccots(llm: LLMConfig, builder: PromptBuilder, frame: pd.DataFrame, samples_dir, progress=True):
+    """The configured teacher's RecCoT for each row of `frame`."""
+    if frame.empty:
+        return []
+    if llm.teacher.kind == "profile":
+        items = pd.read_parquet(Path(samples_dir) / "items.parquet")
+        return ProfileTeacher(items).complete_histories(builder.kept_histories(frame))
+    return make_teacher(llm.teacher, progress).complete(builder.reccot(frame))
 
 
 def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> dict:
@@ -21,8 +33,9 @@ def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progres
     frame = read_samples(samples_dir, "distill")
     tokenizer = load_tokenizer(llm.base)
     work_begins()  # the teacher's answers are work, even from a local model
-    prompts = prompt_builder(llm, tokenizer, "distill samples").reccot(frame)
-    reccots = make_teacher(llm.teacher, progress).complete(prompts) if prompts else []
+    builder = prompt_builder(llm, tokenizer, "distill samples")
+    prompts = builder.reccot(frame)
+    reccots = teacher_reccots(llm, builder, frame, samples_dir, progress)
     model = load_model(llm.base, lora=llm.lora, trainable=True)
     history = []
     if prompts:

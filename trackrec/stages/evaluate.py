@@ -9,6 +9,7 @@ import numpy as np
 from trackrec.atomic import atomic_dir
 from trackrec.ctr.metrics import ctr_metrics
 from trackrec.errors import DataError
+from trackrec.intervals import auc_of, bootstrap, like_rate
 from trackrec.llm.adapters import load_tokenizer
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import reward
@@ -24,21 +25,29 @@ def evaluate(
     output: str | Path,
     progress=True,
 ) -> dict:
-    """Writes metrics.json: AUC, ACC, LogLoss of p_yes / (p_yes + p_no); mean reward; RecCoT length in tokens."""
+    """Writes metrics.json: AUC (with a 95% bootstrap interval over users), ACC, LogLoss of
+    p_yes / (p_yes + p_no); the like-rate prior's AUC on the same samples (what V must beat); mean
+    reward; RecCoT length in tokens."""
     frame = read_samples(samples_dir, "eval")
     labels = frame.label.to_numpy()
     if len(set(labels)) < 2:
         raise DataError(
             str(samples_dir),
-            f"all {len(frame)} eval samples have label {labels[0]}: AUC is undefined; raise eval_samples",
+            f"all {len(frame)} eval samples have label {labels[0]}: AUC is undefined; raise eval_users",
         )
     reccots = read_reccots(greedy_dir, "eval", frame)
     probs = validator_probs(llm, validator, frame, reccots, "eval samples", progress)
     tokenizer = load_tokenizer(llm.base)
     p_yes = probs[:, 0] / probs.sum(1)
     lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in reccots]
+    users = frame.user_id.to_numpy()
+    interval = bootstrap(auc_of(labels, p_yes), users)
     metrics = {
         **ctr_metrics(labels, p_yes),
+        "auc_low": interval["ci_low"],
+        "auc_high": interval["ci_high"],
+        "prior_auc": ctr_metrics(labels, like_rate(frame.history_labels))["auc"],
+        "users": len(set(users)),
         "mean_reward": float(reward(probs[:, 0], probs[:, 1], labels).mean()),
         "reccot_tokens": float(np.mean(lengths)),
         "samples": len(frame),

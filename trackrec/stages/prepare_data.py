@@ -12,13 +12,17 @@ from trackrec.timing import work_begins
 
 def _fetched(config: DataConfig, folder: Path) -> DataConfig:
     """`config` with its s3:// data folder or log downloaded (checked) under `folder`."""
+    remote_root = bool(config.root and config.root.startswith("s3://"))
+    remote_log = bool(config.path and config.path.startswith("s3://"))
+    if not (remote_root or remote_log):
+        return config  # local files: boto3 is not even imported
     from trackrec.artifacts.s3 import client, download, download_dir  # endpoint and keys from AWS_* variables
 
     changes = {}
-    if config.root and config.root.startswith("s3://"):
+    if remote_root:
         download_dir(client(), config.root, folder / "root")
         changes["root"] = str(folder / "root")
-    if config.path and config.path.startswith("s3://"):
+    if remote_log:
         download(client(), config.path, folder / "log.parquet")
         changes["path"] = str(folder / "log.parquet")
     return dataclasses.replace(config, **changes)

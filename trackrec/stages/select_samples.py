@@ -1,8 +1,11 @@
 """Stage select_samples: the users and samples the LLM loop reads.
 
-train: one train-split sample per drawn user (the latest, so the history is longest);
-eval: one test-split sample per user not drawn for train (held-out users);
-distill: the latest train sample of `distill_fraction` of the train users (the teacher's prompts).
+train: one train-split sample per drawn user (the latest, so the history is longest), half of them
+with a liked and half with a disliked target when `balanced` (as many as there are of the rarer);
+eval: the latest `eval_per_user` test-split samples of each of `eval_users` users not drawn for
+train (held-out users);
+distill: the latest train sample of `distill_fraction` of the train users (the teacher's prompts);
+items: the item table (the offline profile teacher reads genres and years).
 Samples with an empty history are skipped: there is nothing to summarise.
 """
 
@@ -20,14 +23,23 @@ from trackrec.llm.config import SubsetConfig
 from trackrec.timing import work_begins
 
 
-def _latest_per_user(frame: pd.DataFrame) -> pd.DataFrame:
+def _latest_per_user(frame: pd.DataFrame, count: int = 1) -> pd.DataFrame:
     frame = frame[frame.history_titles.map(len) > 0]
-    return frame.sort_values(["user_id", "timestamp"], kind="stable").groupby("user_id").tail(1)
+    return frame.sort_values(["user_id", "timestamp"], kind="stable").groupby("user_id").tail(count)
 
 
 def _draw(frame: pd.DataFrame, count: int, rng: np.random.Generator) -> pd.DataFrame:
     chosen = rng.choice(len(frame), size=min(count, len(frame)), replace=False)
     return frame.iloc[np.sort(chosen)]
+
+
+def _draw_balanced(frame: pd.DataFrame, count: int, rng: np.random.Generator) -> pd.DataFrame:
+    """count // 2 rows of each label, as many as the rarer label has where it runs short."""
+    per_label = min(count // 2, *((frame.label == label).sum() for label in (0, 1)))
+    if per_label == 0:
+        return _draw(frame, count, rng)
+    halves = [_draw(frame[frame.label == label], per_label, rng) for label in (0, 1)]
+    return pd.concat(halves).sort_index()
 
 
 def select_samples(dataset_dir: str | Path, config: SubsetConfig, output: str | Path) -> dict[str, int]:
@@ -37,9 +49,11 @@ def select_samples(dataset_dir: str | Path, config: SubsetConfig, output: str | 
     train_pool = _latest_per_user(dataset.samples["train"])
     if train_pool.empty:
         raise DataError(str(dataset_dir), "no train sample has a history to summarise")
-    train = _draw(train_pool, config.train_samples, rng)
-    test_pool = _latest_per_user(dataset.samples["test"])
-    held_out = _draw(test_pool[~test_pool.user_id.isin(train.user_id)], config.eval_samples, rng)
+    train = (_draw_balanced if config.balanced else _draw)(train_pool, config.train_samples, rng)
+    test_pool = _latest_per_user(dataset.samples["test"], config.eval_per_user)
+    test_pool = test_pool[~test_pool.user_id.isin(train.user_id)]
+    users = rng.permutation(test_pool.user_id.unique())[: config.eval_users]
+    held_out = test_pool[test_pool.user_id.isin(users)].sort_index()
     if held_out.empty:
         raise DataError(str(dataset_dir), "no test sample of a held-out user; lower subset.train_samples")
     n_distill = round(config.distill_fraction * train_pool.user_id.nunique())
@@ -48,4 +62,5 @@ def select_samples(dataset_dir: str | Path, config: SubsetConfig, output: str | 
     with atomic_dir(output) as tmp:
         for name, frame in splits.items():
             frame.to_parquet(tmp / f"{name}.parquet")
+        dataset.items.to_parquet(tmp / "items.parquet")
     return {name: len(frame) for name, frame in splits.items()}
