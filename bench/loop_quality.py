@@ -56,7 +56,7 @@ from trackrec.stages.llm_common import prompt_builder, read_samples, validator_p
 from trackrec.stages.prepare_data import prepare_data  # noqa: E402
 from trackrec.stages.rectune import rectune  # noqa: E402
 from trackrec.stages.sample import sample  # noqa: E402
-from trackrec.stages.score import score  # noqa: E402
+from trackrec.stages.score import preference_table, score  # noqa: E402
 from trackrec.stages.select_samples import select_samples  # noqa: E402
 from trackrec.stages.summarize import cutoff_histories, summarize  # noqa: E402
 from trackrec.stages.train_ctr import train_ctr  # noqa: E402
@@ -196,17 +196,7 @@ def shuffled_preferences(scored: Path, sampled: Path, llm, folder: Path, seed: i
         )
     ]
     folder.mkdir()
-    pd.DataFrame(
-        {
-            "prompt": [p.prompt for p in prefs],
-            "chosen": [p.chosen for p in prefs],
-            "rejected": [list(p.rejected) for p in prefs],
-            "chosen_finished": [p.chosen_finished for p in prefs],
-            "rejected_finished": [list(p.rejected_finished) for p in prefs],
-            "rewards": list(table.rewards),
-        },
-        index=table.index,
-    ).to_parquet(folder / "preferences.parquet")
+    preference_table(prefs, table.rewards, table.index).to_parquet(folder / "preferences.parquet")
 
 
 def plot(name: str, rows: dict[str, dict], out: Path, reference: float | None = None) -> None:

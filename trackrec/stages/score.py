@@ -47,22 +47,28 @@ def score(
         for prompt, texts, r, done in zip(kept.prompt, kept.reccots, rewards[informative], kept.finished, strict=True)
     ]
     stats = score_stats(rewards, len(prefs))
-    table = pd.DataFrame(
+    table = preference_table(prefs, rewards[informative], frame.index[informative])
+    with atomic_dir(output) as tmp:
+        table.to_parquet(tmp / "preferences.parquet")
+        pd.DataFrame({"rewards": list(map(list, rewards))}, index=frame.index).to_parquet(tmp / "rewards.parquet")
+        write_json(tmp / "stats.json", stats)
+    return stats
+
+
+def preference_table(prefs: list, rewards, index: pd.Index) -> pd.DataFrame:
+    """preferences.parquet's rows: what align reads (prompt, chosen, rejected, finish flags) and the
+    N rewards each preference came from."""
+    return pd.DataFrame(
         {
             "prompt": [p.prompt for p in prefs],
             "chosen": [p.chosen for p in prefs],
             "rejected": [list(p.rejected) for p in prefs],
             "chosen_finished": [p.chosen_finished for p in prefs],
             "rejected_finished": [list(p.rejected_finished) for p in prefs],
-            "rewards": [list(map(float, r)) for r in rewards[informative]],
+            "rewards": [list(map(float, r)) for r in rewards],
         },
-        index=frame.index[informative],
+        index=index,
     )
-    with atomic_dir(output) as tmp:
-        table.to_parquet(tmp / "preferences.parquet")
-        pd.DataFrame({"rewards": list(map(list, rewards))}, index=frame.index).to_parquet(tmp / "rewards.parquet")
-        write_json(tmp / "stats.json", stats)
-    return stats
 
 
 def score_stats(rewards: np.ndarray, preferences: int) -> dict:
