@@ -251,6 +251,26 @@ def write_results(out: Path, results: dict, settings: dict, started: float) -> d
     return written
 
 
+def print_results(results: dict, users: np.ndarray, out: Path) -> None:
+    held_out = f"{len(set(users))} held-out users, {len(users)} samples"
+    table = Table(title=f"loop quality: {held_out}, 95% paired bootstrap over users ({RESAMPLES} resamples)")
+    for column in ("experiment", "measure", "estimate", "95% interval"):
+        table.add_column(column, justify="right" if column in ("estimate", "95% interval") else "left")
+    for experiment, rows in results.items():
+        if experiment == "wall_s":
+            continue
+        for measure, value in rows.items():
+            if measure not in ("settings", "auc"):
+                table.add_row(
+                    experiment,
+                    measure,
+                    f"{value['estimate']:+.4f}",
+                    f"[{value['ci_low']:+.4f}, {value['ci_high']:+.4f}]",
+                )
+    Console().print(table)
+    print(f"wall {results['wall_s']:.0f} s; results in {out / 'results.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/local.yaml"))
@@ -316,10 +336,12 @@ def main() -> None:
     )
     plot("E0_validator", e0, args.out, reference=0.5)
     results = {"E0_validator": {"auc": e0["V, teacher RecCoT"], **e0}}
-    write_results(args.out, results, settings(args, llm, train_labels, labels, users), started)
-
     if args.only_e0:
+        print_results(
+            write_results(args.out, results, settings(args, llm, train_labels, labels, users), started), users, args.out
+        )
         return
+    write_results(args.out, results, settings(args, llm, train_labels, labels, users), started)
     g0 = work.step("distill", lambda out: distill(samples, llm, out)) / "adapter"
     g0_reccots = work.step("reccots-g0", lambda out: greedy(samples, g0, llm, out))
 
@@ -374,21 +396,7 @@ def main() -> None:
         plot(f"E3_ctr_{backbone}", {k: v for k, v in rows.items() if k != "auc_none"}, args.out, reference=0.0)
     results["E3_ctr"] = {f"{b}.{k}": v for b, rows in e3.items() for k, v in rows.items()}
     results = write_results(args.out, results, settings(args, llm, train_labels, labels, users), started)
-    held_out = f"{len(set(users))} held-out users, {len(users)} samples"
-    table = Table(title=f"loop quality: {held_out}, 95% paired bootstrap over users ({RESAMPLES} resamples)")
-    for column in ("experiment", "measure", "estimate", "95% interval"):
-        table.add_column(column, justify="right" if column in ("estimate", "95% interval") else "left")
-    for experiment in ("E0_validator", "E1_channel", "E2_alignment", "E3_ctr"):
-        for measure, value in results[experiment].items():
-            if measure not in ("settings", "auc"):
-                table.add_row(
-                    experiment,
-                    measure,
-                    f"{value['estimate']:+.4f}",
-                    f"[{value['ci_low']:+.4f}, {value['ci_high']:+.4f}]",
-                )
-    Console().print(table)
-    print(f"wall {results['wall_s']:.0f} s; results in {args.out / 'results.json'}")
+    print_results(results, users, args.out)
 
 
 if __name__ == "__main__":
