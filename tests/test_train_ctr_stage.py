@@ -89,6 +89,16 @@ def test_bad_vectors_fail_before_anything_is_written(prepared, tmp_path, mutate,
     assert not (tmp_path / "ctr").exists()
 
 
+def test_a_split_of_one_label_is_named_before_anything_is_written(prepared, tmp_path):
+    """A clicks-only log (every label 1) crashed training with a raw TypeError."""
+    dataset = Dataset.load(prepared)
+    dataset.samples["valid"] = dataset.samples["valid"].assign(label=1)
+    dataset.save(tmp_path / "clicks-only")
+    with pytest.raises(DataError, match=r"clicks-only/valid, field 'label': only label 1: a CTR model needs"):
+        train_ctr(tmp_path / "clicks-only", CTRConfig(train=FAST), tmp_path / "ctr", progress=False)
+    assert not (tmp_path / "ctr").exists()
+
+
 def test_unknown_backbone_in_config():
     with pytest.raises(
         ConfigError,

@@ -28,10 +28,22 @@ def load_user_vectors(config: CTRConfig, n_users: int):
     return user_vector_matrix(pd.read_parquet(path), n_users, config.dense_dim, str(path))
 
 
+def check_both_classes(dataset: Dataset, source: str) -> None:
+    """A split of one label (a clicks-only log, say) has no AUC and nothing to rank: say so first."""
+    for split, frame in dataset.samples.items():
+        labels = sorted(int(label) for label in frame["label"].unique())
+        if labels != [0, 1]:
+            found = f"only label {labels[0]}" if labels else "no samples"
+            raise DataError(
+                f"{source}/{split}", f"{found}: a CTR model needs positives and negatives in every split", field="label"
+            )
+
+
 def train_ctr(dataset_dir: str | Path, config: CTRConfig, output: str | Path, progress: bool = True) -> dict:
     """Train on train, stop early on valid, evaluate on test; write model.pt and metrics.json to `output`."""
     work_begins()
     dataset = Dataset.load(dataset_dir)
+    check_both_classes(dataset, str(dataset_dir))
     vectors = load_user_vectors(config, dataset.n_users)
     genres, years = item_side_tables(dataset.items, dataset.n_items)
     spec = FeatureSpec(dataset.n_users, dataset.n_items, config.history_len, genres, years, config.dense_dim)
