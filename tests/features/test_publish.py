@@ -134,8 +134,9 @@ def test_a_published_version_is_never_overwritten(tmp_path):
         (embeddings([1, 2], seed=1).assign(embedding=[np.full(DIM, np.nan, np.float32)] * 2), "NaN"),
         (embeddings([1, 2, 1], seed=1), "row 2, field 'user_id': duplicate user_id 1"),
         (embeddings([1], seed=1).drop(columns="reccot"), "missing column 'reccot'"),
+        (embeddings([1], seed=1).iloc[:0], "emb.parquet: no rows: a version must hold at least one user's vector"),
     ],
-    ids=["wrong-size", "nan", "duplicate-user", "missing-column"],
+    ids=["wrong-size", "nan", "duplicate-user", "missing-column", "empty"],
 )
 def test_bad_vectors_are_refused_before_anything_is_written(tmp_path, table, message):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)

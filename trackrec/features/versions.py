@@ -49,6 +49,8 @@ def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str) -
     for column in _COLUMNS:
         if column not in table.columns:
             raise DataError(source, f"missing column '{column}'", field=column)
+    if table.empty:  # a complete version of nobody: every reader of the arm would silently get zeros
+        raise DataError(source, "no rows: a version must hold at least one user's vector")
     vectors = checked_vectors(table, config.dim, source)
     return pd.DataFrame(
         {
