@@ -74,8 +74,12 @@ class Work:
     def step(self, name: str, run: Callable[[Path], object]) -> Path:
         folder = self.root / name
         if not folder.exists():
+            # written under another name and renamed when done: a step killed half-way is re-run
+            partial = self.root / f"{name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
             start = time.perf_counter()
-            run(folder)
+            run(partial)
+            partial.rename(folder)
             print(f"[bench] {name}: {time.perf_counter() - start:.0f} s", flush=True)
         return folder
 

@@ -97,3 +97,45 @@ def test_missing_s3_credentials_are_named_before_any_transfer(monkeypatch, tmp_p
     with pytest.raises(ArtifactError, match="no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
         prepare_data(DataConfig(root="s3://data/collm"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_s3_hashes_the_uploaded_bytes_single_and_multipart(server, tmp_path, monkeypatch):
+    import base64
+    import hashlib
+
+    from boto3.s3.transfer import TransferConfig
+
+    from trackrec.artifacts import s3 as artifacts
+
+    part = 5 * 1024 * 1024  # S3's smallest part: a 12 MiB file goes up in three
+    monkeypatch.setattr(artifacts, "_PART", part)
+    monkeypatch.setattr(artifacts, "_TRANSFER", TransferConfig(multipart_threshold=part, multipart_chunksize=part))
+    s3 = client(server.endpoint)
+    s3.create_bucket(Bucket="artifacts")
+    for name, size in (("small", 1024 * 1024 + 3), ("large", 12 * 1024 * 1024 + 5)):
+        source = tmp_path / name
+        source.write_bytes(os.urandom(size))
+        upload(s3, source, f"s3://artifacts/{name}")
+        reported = s3.head_object(Bucket="artifacts", Key=name, ChecksumMode="ENABLED")["ChecksumSHA256"]
+        data = source.read_bytes()
+        if name == "small":  # the server's own hash of the bytes it stored
+            assert reported == base64.b64encode(hashlib.sha256(data).digest()).decode()
+        else:
+            parts = b"".join(hashlib.sha256(data[i : i + part]).digest() for i in range(0, size, part))
+            assert reported.split("-")[0] == base64.b64encode(hashlib.sha256(parts).digest()).decode()
+
+
+@pytest.mark.parametrize("key", ["model/../../outside", "model//etc/passwd", "model/./x", "model/a/../../../up"])
+def test_a_key_that_would_land_outside_the_folder_is_refused(server, tmp_path, key):
+    from trackrec.artifacts.s3 import download_dir
+
+    s3 = client(server.endpoint)
+    s3.create_bucket(Bucket="artifacts")
+    s3.put_object(Bucket="artifacts", Key="model/config.json", Body=b"{}")
+    s3.put_object(Bucket="artifacts", Key=key, Body=b"payload")
+    listed = [item["Key"] for item in s3.list_objects_v2(Bucket="artifacts")["Contents"]]
+    assert key in listed  # the server kept the key as written
+    destination = tmp_path / "a" / "b" / "dest"
+    with pytest.raises(ArtifactError, match="would be written outside"):
+        download_dir(s3, "s3://artifacts/model", destination)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing written, inside or out
