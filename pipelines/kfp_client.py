@@ -1,7 +1,14 @@
-"""Upload the compiled pipeline to a KFP server, start a run, schedule the recurring one."""
+"""Upload the compiled pipeline to a KFP server, start a run, schedule the recurring one.
+
+Multi-user Kubeflow puts an auth proxy in front of the API and one profile namespace per team: a
+call carries a bearer token (given, or the in-cluster ServiceAccount token projected for KFP's
+audience) and names the namespace. Before any call, one GET of the health endpoint (redirects not
+followed) turns a login redirect, a 401 or a 403 into one line that says what to set.
+"""
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +18,52 @@ import urllib3
 from trackrec.errors import TrackRecError
 
 CRON_FIELDS = 6  # KFP's cron: seconds first
+API = "/apis/v2beta1"
+# Where a pod finds the token projected for KFP's audience (kfp's own convention and variable)
+SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+SA_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
+TO_SET = "pass --token (or KF_PIPELINES_TOKEN), or run in a pod with a projected KFP token, and --namespace"
 
 
 class KFPError(TrackRecError):
     """A KFP endpoint that cannot be reached or refuses a call."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """Where the KFP API is and how a call proves who makes it."""
+
+    host: str
+    token: str | None = None
+    token_file: str | None = None  # re-read on each call: projected tokens rotate
+    namespace: str | None = None
+    ca_bundle: str | None = None
+    service_account: str | None = None  # the runs' pods run as this ServiceAccount
+
+    def bearer(self) -> str | None:
+        if self.token:
+            return self.token
+        if self.token_file:
+            try:
+                return Path(self.token_file).read_text().strip()
+            except OSError as error:
+                raise KFPError(f"KFP token file {self.token_file}: {error.strerror}") from error
+        return None
+
+
+def access(
+    host: str,
+    token: str | None = None,
+    token_file: str | None = None,
+    namespace: str | None = None,
+    ca_bundle: str | None = None,
+    service_account: str | None = None,
+) -> Access:
+    """An Access whose token is the one given, else the projected ServiceAccount token if the pod has one."""
+    if not token and not token_file:
+        projected = os.environ.get(SA_TOKEN_PATH_ENV, SA_TOKEN_PATH)
+        token_file = projected if Path(projected).is_file() else None
+    return Access(host.rstrip("/"), token or None, token_file, namespace or None, ca_bundle, service_account)
 
 
 @dataclass(frozen=True)
@@ -24,25 +73,68 @@ class Uploaded:
     version_name: str
 
 
-def connect(host: str):
-    """A kfp.Client for `host`; an unreachable one is reported by the first call."""
-    import kfp
+def preflight(where: Access) -> None:
+    """One health call that names what is missing: a login redirect, a refused token, a namespace."""
+    token = where.bearer()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    http = urllib3.PoolManager(ca_certs=where.ca_bundle) if where.ca_bundle else urllib3.PoolManager()
+    try:
+        answer = http.request(
+            "GET", f"{where.host}{API}/healthz", headers=headers, redirect=False, retries=False, timeout=15
+        )
+    except urllib3.exceptions.HTTPError as error:
+        raise KFPError(f"KFP endpoint {where.host} is unreachable: {error}") from error
+    status = answer.status
+    if status in (301, 302, 303, 307, 308):
+        login = answer.headers.get("Location", "?")
+        raise KFPError(f"KFP endpoint {where.host} redirected to a login page ({login}): {TO_SET}")
+    if status == 401:
+        said = "refused the token" if token else "needs a token"
+        raise KFPError(f"KFP endpoint {where.host} {said} (HTTP 401): {TO_SET}")
+    if status == 403:
+        raise KFPError(f"KFP endpoint {where.host} forbids this token (HTTP 403): {TO_SET}")
+    if status != 200:
+        raise KFPError(f"KFP endpoint {where.host} answered HTTP {status} to its health check")
+    try:
+        multi_user = json.loads(answer.data).get("multi_user", False)
+    except ValueError as error:
+        raise KFPError(f"KFP endpoint {where.host} answered its health check with something not JSON") from error
+    if multi_user and not where.namespace:
+        raise KFPError(f"KFP at {where.host} is multi-user: pass --namespace (your Kubeflow profile's namespace)")
 
-    return _call(host, "the connection", kfp.Client, host)
+
+def connect(where: Access):
+    """A kfp.Client for `where`, after the preflight."""
+    import kfp
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+    preflight(where)
+    credentials = None if where.token or not where.token_file else ServiceAccountTokenVolumeCredentials(where.token_file)
+    return _call(
+        where.host,
+        "the connection",
+        kfp.Client,
+        where.host,
+        namespace=where.namespace or "kubeflow",
+        existing_token=where.token,
+        credentials=credentials,
+        ssl_ca_cert=where.ca_bundle,
+    )
 
 
 def _call(host: str, what: str, function, *args, **kwargs):
     """Run one client call; an unreachable host or an API error becomes a KFPError naming both."""
-    from kfp_server_api.exceptions import ApiException
+    from kfp_server_api.exceptions import ApiException, OpenApiException
 
     try:
         return function(*args, **kwargs)
     except urllib3.exceptions.HTTPError as error:
         raise KFPError(f"KFP endpoint {host} is unreachable ({what}): {error}") from error
     except ApiException as error:
-        raise KFPError(
-            f"KFP endpoint {host} refused {what}: HTTP {error.status} {error.reason}: {error.body}"
-        ) from error
+        hint = f": {TO_SET}" if error.status in (401, 403) else f": {error.body}"
+        raise KFPError(f"KFP endpoint {host} refused {what}: HTTP {error.status} {error.reason}{hint}") from error
+    except OpenApiException as error:  # e.g. an auth proxy's HTML page where JSON was expected
+        raise KFPError(f"KFP endpoint {host} answered {what} with something that is not KFP's API: {TO_SET}") from error
 
 
 def upload(client, host: str, package: str | Path, name: str) -> Uploaded:
@@ -76,11 +168,14 @@ def ui_link(host: str, run_id: str) -> str:
     return f"{host.rstrip('/')}/#/runs/details/{run_id}"
 
 
-def submit(host: str, package: str | Path, params: dict, experiment: str, name: str = "trackrec") -> dict:
+def submit(where: Access, package: str | Path, params: dict, experiment: str, name: str = "trackrec") -> dict:
     """Upload (or reuse) the pipeline version and start one run in `experiment`; returns ids and the UI link."""
-    client = connect(host)
+    client = connect(where)
+    host = where.host
     uploaded = upload(client, host, package, name)
-    experiment_id = _call(host, "the experiment", client.create_experiment, experiment).experiment_id
+    experiment_id = _call(
+        host, "the experiment", client.create_experiment, experiment, namespace=where.namespace
+    ).experiment_id
     run = _call(
         host,
         "the run",
@@ -90,6 +185,7 @@ def submit(host: str, package: str | Path, params: dict, experiment: str, name: 
         params=params,
         pipeline_id=uploaded.pipeline_id,
         version_id=uploaded.version_id,
+        service_account=where.service_account,
     )
     return {
         "pipeline_id": uploaded.pipeline_id,
@@ -110,7 +206,7 @@ def check_cron(cron: str) -> str:
 
 
 def schedule(
-    host: str,
+    where: Access,
     package: str | Path,
     params: dict,
     experiment: str,
@@ -118,18 +214,23 @@ def schedule(
     job: str = "trackrec-active-users",
     name: str = "trackrec",
 ) -> dict:
-    """Create the recurring run `job` (replacing one of that name): `cron`, one run at a time, no
-    catch-up of missed runs."""
+    """Create the recurring run `job`: `cron`, one run at a time, no catch-up of missed runs; then
+    remove the earlier ones of that name (a failed create leaves the old schedule running)."""
     check_cron(cron)
-    client = connect(host)
+    client = connect(where)
+    host = where.host
     uploaded = upload(client, host, package, name)
-    experiment_id = _call(host, "the experiment", client.create_experiment, experiment).experiment_id
-    replaced = []
-    listed = _call(host, "the recurring-run listing", client.list_recurring_runs, experiment_id=experiment_id)
-    for existing in listed.recurring_runs or []:
-        if existing.display_name == job:
-            _call(host, "the recurring-run deletion", client.delete_recurring_run, existing.recurring_run_id)
-            replaced.append(existing.recurring_run_id)
+    experiment_id = _call(
+        host, "the experiment", client.create_experiment, experiment, namespace=where.namespace
+    ).experiment_id
+    listed = _call(
+        host,
+        "the recurring-run listing",
+        client.list_recurring_runs,
+        experiment_id=experiment_id,
+        namespace=where.namespace,
+    )
+    earlier = [run.recurring_run_id for run in listed.recurring_runs or [] if run.display_name == job]
     created = _call(
         host,
         "the recurring run",
@@ -142,5 +243,8 @@ def schedule(
         params=params,
         pipeline_id=uploaded.pipeline_id,
         version_id=uploaded.version_id,
+        service_account=where.service_account,
     )
-    return {"recurring_run_id": created.recurring_run_id, "version_id": uploaded.version_id, "replaced": replaced}
+    for recurring_run_id in earlier:
+        _call(host, "the recurring-run deletion", client.delete_recurring_run, recurring_run_id)
+    return {"recurring_run_id": created.recurring_run_id, "version_id": uploaded.version_id, "replaced": earlier}

@@ -108,6 +108,9 @@ class PipelineSettings(Config):
     stages: dict[str, StageOverride] = field(factory=dict, help=f"per-stage overrides; stages: {list(STAGES)}")
     s3: S3Access = field(factory=S3Access, help="how the pods reach S3")
     redis: RedisAccess = field(factory=RedisAccess, help="how the publish stage authenticates to Redis")
+    service_account: str = field(
+        "trackrec-pipeline-runner", help="the ServiceAccount every pod of a run runs as (the chart's, least privilege)"
+    )
 
     def problems(self) -> list[str]:
         problems = [

@@ -1,6 +1,11 @@
 """A small KFP v2beta1 REST server on 127.0.0.1 that records every request and keeps just enough
 state (pipelines, versions, experiments, recurring runs) for the client's calls to succeed.
 
+With `token` it acts as multi-user Kubeflow behind an auth proxy: a request without that bearer
+token is answered 302 to a login page (`login_redirect`) or 401, and with `namespace` the
+namespaced calls (experiments, recurring-run listings not by experiment) must name it or get 403. `failing` holds
+"METHOD /path" routes that answer 500.
+
 No KFP server can run here; the client's requests are what the tests check.
 """
 
@@ -18,7 +23,14 @@ API = "/apis/v2beta1"
 
 
 class KFPApiServer:
-    def __init__(self):
+    def __init__(
+        self,
+        token: str | None = None,
+        namespace: str | None = None,
+        login_redirect: bool = False,
+        failing: tuple[str, ...] = (),
+    ):
+        self.token, self.namespace, self.login_redirect, self.failing = token, namespace, login_redirect, failing
         self.requests: list[dict] = []
         self.pipelines: dict[str, dict] = {}
         self.versions: dict[str, list[dict]] = {}
@@ -42,10 +54,24 @@ class KFPApiServer:
     def _new_id(self, kind: str) -> str:
         return f"{kind}-{next(self.ids)}"
 
+    def _refusal(self, method: str, path: str, query: dict, body: dict, headers) -> tuple[int, dict] | None:
+        """What an auth proxy and KFP's namespace check answer instead of the route, if anything."""
+        if self.token and headers.get("Authorization") != f"Bearer {self.token}":
+            return (302, {}) if self.login_redirect else (401, {"error": "missing or invalid token"})
+        namespaced = (method == "POST" and path == "/experiments") or (
+            method == "GET" and (path == "/experiments" or (path == "/recurringruns" and "experiment_id" not in query))
+        )
+        asked = body.get("namespace") if method == "POST" else (query.get("namespace") or [None])[0]
+        if self.namespace and namespaced and asked != self.namespace:
+            return 403, {"error": f"PermissionDenied: namespace {asked!r}"}
+        if f"{method} {path}" in self.failing:
+            return 500, {"error": "internal"}
+        return None
+
     def _route(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
         name = (query.get("name") or [None])[0]
         if path == "/healthz":
-            return 200, {"multi_user": False}
+            return 200, {"multi_user": self.namespace is not None}
         if method == "GET" and path == "/pipelines":
             wanted = _filtered_name(query)
             return 200, {"pipelines": [p for p in self.pipelines.values() if wanted in (None, p["display_name"])]}
@@ -95,10 +121,13 @@ class KFPApiServer:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body, upload = _body(self.headers.get("Content-Type", ""), raw)
                 record = {"method": method, "path": url.path, "query": urllib.parse.parse_qs(url.query)}
-                owner.requests.append(record | {"body": body, "upload": upload})
-                status, answer = owner._route(method, url.path.removeprefix(API), record["query"], body)
+                owner.requests.append(record | {"body": body, "upload": upload, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                route = (method, url.path.removeprefix(API), record["query"], body)
+                status, answer = owner._refusal(*route, self.headers) or owner._route(*route)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
+                if status == 302:
+                    self.send_header("Location", "/dex/auth?client_id=kubeflow-oidc-authservice")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

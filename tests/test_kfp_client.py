@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.compile import COMPILED
-from pipelines.kfp_client import KFPError, check_cron, submit
+from pipelines.kfp_client import KFPError, access, check_cron, submit
 from tests.conftest import free_port
 from tests.kfp_api_server import KFPApiServer
 from trackrec.cli import app
@@ -55,6 +55,66 @@ def test_schedule_makes_one_recurring_run_for_active_users_and_replaces_it():
         assert len(kfp.calls("DELETE", f"/recurringruns/{first}")) == 1
         (remaining,) = kfp.recurring.values()
         assert remaining["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * *"
+        order = [(r["method"], r["path"].split("/")[-1]) for r in kfp.requests]
+        created_again = len(order) - 1 - order[::-1].index(("POST", "recurringruns"))
+        assert created_again < order.index(("DELETE", first))  # the new one is made, then the old removed
+
+
+def test_a_failed_create_leaves_the_old_schedule():
+    with KFPApiServer() as kfp:
+        assert cli("schedule", "--host", kfp.url, "--cron", "0 0 3 * * *")[0] == 0
+        before = dict(kfp.recurring)
+        kfp.failing = ("POST /recurringruns",)
+        code, output = cli("schedule", "--host", kfp.url, "--cron", "0 30 2 * * *")
+        assert code == 2 and "refused the recurring run: HTTP 500" in output
+        assert kfp.recurring == before and kfp.calls("DELETE", f"/recurringruns/{next(iter(before))}") == []
+
+
+MULTI_USER = {"token": "s3cr3t-token", "namespace": "team-a"}
+
+
+def test_multi_user_kfp_gets_the_token_namespace_and_service_account_on_every_call(monkeypatch):
+    monkeypatch.setenv("KF_PIPELINES_TOKEN", MULTI_USER["token"])
+    with KFPApiServer(**MULTI_USER, login_redirect=True) as kfp:
+        code, output = cli("submit", "--host", kfp.url, "--namespace", "team-a")
+        assert code == 0, output
+        code, output = cli("schedule", "--host", kfp.url, "--namespace", "team-a", "--cron", "0 0 3 * * *")
+        assert code == 0, output
+        assert all(r["headers"].get("authorization") == "Bearer s3cr3t-token" for r in kfp.requests)
+        (experiment,) = kfp.calls("POST", "/experiments")
+        assert experiment["body"]["namespace"] == "team-a"
+        (run,), (recurring,) = kfp.calls("POST", "/runs"), kfp.calls("POST", "/recurringruns")
+        assert run["body"]["service_account"] == recurring["body"]["service_account"] == "trackrec-pipeline-runner"
+
+
+def test_the_projected_service_account_token_is_used_in_a_pod(monkeypatch, tmp_path):
+    token = tmp_path / "token"
+    token.write_text(MULTI_USER["token"] + "\n")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    monkeypatch.delenv("KF_PIPELINES_TOKEN", raising=False)
+    with KFPApiServer(**MULTI_USER) as kfp:
+        code, output = cli("schedule", "--host", kfp.url, "--namespace", "team-a", "--cron", "0 0 3 * * *")
+        assert code == 0, output
+        assert {r["headers"].get("authorization") for r in kfp.requests} == {"Bearer s3cr3t-token"}
+
+
+@pytest.mark.parametrize(
+    ("server", "args", "said"),
+    [
+        ({"login_redirect": True}, [], "redirected to a login page (/dex/auth"),
+        ({}, [], "needs a token (HTTP 401)"),
+        ({}, ["--token", "wrong"], "refused the token (HTTP 401)"),
+        ({}, ["--token", MULTI_USER["token"]], "is multi-user: pass --namespace"),
+        ({}, ["--token", MULTI_USER["token"], "--namespace", "team-b"], "refused the experiment: HTTP 403"),
+    ],
+)
+def test_what_multi_user_kfp_refuses_is_one_line_naming_what_to_set(server, args, said, monkeypatch):
+    monkeypatch.delenv("KF_PIPELINES_TOKEN", raising=False)
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", "/nonexistent/token")
+    with KFPApiServer(**MULTI_USER, **server) as kfp:
+        code, output = cli("submit", "--host", kfp.url, *args)
+        assert code == 2 and said in output and "Traceback" not in output, output
+        assert kfp.calls("POST", "/runs") == []
 
 
 @pytest.mark.parametrize("cron", ["0 3 * * *", "every day", "0 0 3 * * * *"])
@@ -75,6 +135,6 @@ def test_bad_parameters_fail_before_any_request():
 def test_an_unreachable_endpoint_is_named():
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(KFPError, match=f"KFP endpoint {url} is unreachable"):
-        submit(url, COMPILED, {}, "trackrec")
+        submit(access(url), COMPILED, {}, "trackrec")
     code, output = cli("submit", "--host", url)
     assert code == 2 and "is unreachable" in output and "Traceback" not in output

@@ -35,7 +35,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except TrackRecError as e:
-            console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from e
 
     return wrapper
@@ -129,6 +129,28 @@ Package = Annotated[Path, typer.Option("--package", help="compiled pipeline YAML
 Host = Annotated[str, typer.Option("--host", envvar="KF_PIPELINES_ENDPOINT", help="KFP API endpoint")]
 Params = Annotated[list[str] | None, typer.Option("--param", "-p", help="run parameter name=value (repeatable)")]
 Experiment = Annotated[str, typer.Option(help="KFP experiment")]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        envvar="KF_PIPELINES_TOKEN",
+        help="bearer token for multi-user KFP (default: the pod's projected KFP ServiceAccount token, if any)",
+    ),
+]
+Namespace = Annotated[
+    str | None, typer.Option(envvar="KF_PIPELINES_NAMESPACE", help="your Kubeflow profile namespace (multi-user)")
+]
+CABundle = Annotated[Path | None, typer.Option(envvar="KF_PIPELINES_CA_BUNDLE", help="CA bundle of a TLS endpoint")]
+
+
+def _kfp_access(host: str, token: str | None, namespace: str | None, ca_bundle: Path | None, settings: Path | None):
+    """The KFP endpoint and identity; the runs' ServiceAccount comes from the cluster settings."""
+    from pipelines.kfp_client import access
+    from pipelines.settings import PipelineSettings
+
+    cluster = PipelineSettings() if settings is None else load_config(settings, PipelineSettings)
+    return access(
+        host, token, None, namespace, None if ca_bundle is None else str(ca_bundle), cluster.service_account
+    )
 
 
 @app.command("compile")
@@ -159,12 +181,17 @@ def submit(
     package: Package = Path("pipelines/trackrec.yaml"),
     param: Params = None,
     experiment: Experiment = "trackrec",
+    token: Token = None,
+    namespace: Namespace = None,
+    ca_bundle: CABundle = None,
+    settings: ClusterSettings = None,
 ):
     """Upload the pipeline (or a new version of it), start a run, print its link in KFP's UI."""
     from pipelines.compile import parse_parameters
     from pipelines.kfp_client import submit as submit_run
 
-    result = submit_run(host, package, parse_parameters(package, param or []), experiment)
+    params = parse_parameters(package, param or [])
+    result = submit_run(_kfp_access(host, token, namespace, ca_bundle, settings), package, params, experiment)
     console.print(result)
 
 
@@ -180,6 +207,10 @@ def schedule(
     job: Annotated[str, typer.Option(help="the recurring run's name (an existing one is replaced)")] = (
         "trackrec-active-users"
     ),
+    token: Token = None,
+    namespace: Namespace = None,
+    ca_bundle: CABundle = None,
+    settings: ClusterSettings = None,
 ):
     """Create (or replace) the recurring run that refreshes and publishes the active users' features."""
     from pipelines.compile import parse_parameters
@@ -188,7 +219,8 @@ def schedule(
     params = parse_parameters(package, [*(param or []), f"active_within_days={active_within_days}"])
     if params["active_within_days"] < 1:
         raise TrackRecError("--active-within-days: must be >= 1 for a recurring refresh of active users")
-    console.print(schedule_run(host, package, params, experiment, cron, job))
+    where = _kfp_access(host, token, namespace, ca_bundle, settings)
+    console.print(schedule_run(where, package, params, experiment, cron, job))
 
 
 @features_app.command("encode")
