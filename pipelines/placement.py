@@ -1,4 +1,12 @@
-"""Apply the settings to one task: pool, resources, accelerator, /dev/shm, timeout, S3 access."""
+"""Apply the settings to one task: pool, resources, accelerator, /dev/shm, scratch disk, timeout,
+identity, retries, S3 access.
+
+KFP's spec has no per-task ServiceAccount (a run's pods all run as the run's: `submit` and
+`schedule` set the settings' one) and no ephemeral-storage resource: the scratch disk at /cache is
+a generic ephemeral volume (a PVC sized by the pool) on GPU stages, where the base model goes, and
+a size-limited emptyDir on CPU stages; the chart's LimitRange gives every container of the run's
+namespace ephemeral-storage requests and limits.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,8 @@ from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
 from pipelines.settings import GPU_STAGES, PipelineSettings, Pool, StageOverride
+
+CACHE = "/cache"  # the images' TRACKREC_CACHE: the base model, the encoder, the teacher's answers
 
 
 def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> PipelineTask:
@@ -21,6 +31,17 @@ def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> Pipelin
             task, key=toleration.key, operator=toleration.operator, value=toleration.value, effect=toleration.effect
         )
     kubernetes.set_timeout(task, override.timeout_s or pool.timeout_s)
+    # uid and gid; KFP's backend adds no-privilege-escalation, all capabilities dropped, seccomp RuntimeDefault
+    uid = settings.run_as_user
+    kubernetes.set_security_context(task, run_as_user=uid, run_as_group=uid, run_as_non_root=True)
+    # every task moves its artifacts through S3; a restarting S3, Redis or teacher is waited out
+    task.set_retry(settings.retries, backoff_duration="60s", backoff_factor=2, backoff_max_duration="3600s")
+    if gpu:
+        kubernetes.add_ephemeral_volume(
+            task, volume_name="cache", mount_path=CACHE, access_modes=["ReadWriteOnce"], size=pool.scratch
+        )
+    else:
+        kubernetes.empty_dir_mount(task, volume_name="cache", mount_path=CACHE, size_limit=pool.scratch)
     if gpu:
         gpus = override.gpus or settings.gpu_pool.gpus
         task.set_accelerator_type(settings.gpu_pool.accelerator).set_accelerator_limit(gpus)

@@ -48,6 +48,7 @@ class Pool(Config):
     tolerations: tuple[Toleration, ...] = field((), help="taints of the pool's nodes that its pods tolerate")
     cpu: str = field("2", help="CPU request and limit of each pod")
     memory: str = field("8Gi", help="memory request and limit of each pod")
+    scratch: str = field("20Gi", help="disk at /cache (base model, caches): its size request and limit")
     timeout_s: int = field(3600, help="a pod running longer is stopped")
 
     def problems(self) -> list[str]:
@@ -70,6 +71,7 @@ def _gpu_pool() -> GPUPool:
         tolerations=(Toleration(),),
         cpu="8",
         memory="64Gi",
+        scratch="200Gi",
         timeout_s=6 * 3600,
     )
 
@@ -111,9 +113,12 @@ class PipelineSettings(Config):
     service_account: str = field(
         "trackrec-pipeline-runner", help="the ServiceAccount every pod of a run runs as (the chart's, least privilege)"
     )
+    run_as_user: int = field(10001, help="the non-root uid (and gid) of every task's container; the images' USER")
+    retries: int = field(2, help="retries, with backoff, of the tasks that reach S3, Redis or the teacher")
 
     def problems(self) -> list[str]:
-        problems = [
+        problems = self.at_least(1, "run_as_user") + self.at_least(0, "retries")
+        problems += [
             f"stages.{name}: unknown stage (known: {list(STAGES)})" for name in self.stages if name not in STAGES
         ]
         problems += [

@@ -75,8 +75,63 @@ def test_gpu_resources_tolerations_and_shm_only_on_gpu_stages(tmp_path):
         else:
             assert stage in CPU_STAGES
             assert "accelerator" not in resources, name
-            assert "tolerations" not in k8s and "emptyDirMounts" not in k8s and "nodeSelector" not in k8s
+            assert "tolerations" not in k8s and "nodeSelector" not in k8s and "genericEphemeralVolume" not in k8s
+            assert [m["mountPath"] for m in k8s["emptyDirMounts"]] == ["/cache"], name  # no /dev/shm
         assert resources["resourceCpuLimit"] and resources["resourceMemoryLimit"] and resources["resourceCpuRequest"]
+
+
+def pipeline_pod(executor: dict, k8s: dict) -> dict:
+    """The Pod KFP's backend makes of one task: the compiled resources, volumes and identity, plus
+    what KFP 2.17's backend always adds to a task's container (no privilege escalation, all
+    capabilities dropped, seccomp RuntimeDefault; `kfp.kubernetes.set_security_context`)."""
+    resources = executor["container"]["resources"]
+    identity = {camel: int(k8s["securityContext"][camel]) for camel in ("runAsUser", "runAsGroup")}
+    mounts = [{"name": m["volumeName"], "mountPath": m["mountPath"]} for m in k8s.get("emptyDirMounts", [])]
+    volumes = [
+        {"name": m["volumeName"], "emptyDir": {"sizeLimit": m["sizeLimit"]} | {"medium": m.get("medium", "")}}
+        for m in k8s.get("emptyDirMounts", [])
+    ]
+    for volume in k8s.get("genericEphemeralVolume", []):
+        mounts.append({"name": volume["volumeName"], "mountPath": volume["mountPath"]})
+        claim = {"accessModes": volume["accessModes"], "resources": {"requests": {"storage": volume["size"]}}}
+        volumes.append({"name": volume["volumeName"], "ephemeral": {"volumeClaimTemplate": {"spec": claim}}})
+    container = {
+        "name": "main",
+        "image": executor["container"]["image"],
+        "resources": {
+            "requests": {"cpu": resources["resourceCpuRequest"], "memory": resources["resourceMemoryRequest"]},
+            "limits": {"cpu": resources["resourceCpuLimit"], "memory": resources["resourceMemoryLimit"]},
+        },
+        "securityContext": identity
+        | {
+            "runAsNonRoot": k8s["securityContext"]["runAsNonRoot"],
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+    pod_security = identity | {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    spec = {"containers": [container], "volumes": volumes, "securityContext": pod_security}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "task"}, "spec": spec}
+
+
+def test_every_task_is_restricted_non_root_has_scratch_disk_and_retries(tmp_path):
+    from tests.deploy.manifests import check_all
+
+    _, pipeline, platform = compiled(tmp_path)
+    executors = pipeline["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        k8s = platform[name]
+        assert k8s["securityContext"] == {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True}, name
+        check_all(yaml.safe_dump(pipeline_pod(executor, k8s)), name)  # schema-valid and Pod Security "restricted"
+        scratch = [m for m in k8s.get("emptyDirMounts", []) + k8s.get("genericEphemeralVolume", [])]
+        (cache,) = [m for m in scratch if m["mountPath"] == "/cache"]
+        assert cache.get("sizeLimit", cache.get("size")) == ("200Gi" if executor_stage(name) in GPU_STAGES else "20Gi")
+    for stage, tasks in tasks_by_stage(pipeline).items():
+        for task in tasks:
+            policy = task["retryPolicy"]
+            assert policy["maxRetryCount"] == 2 and policy["backoffDuration"] == "60s", stage
 
 
 def test_s3_credentials_come_from_a_secret_and_no_value_is_in_the_yaml(tmp_path, monkeypatch):
