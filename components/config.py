@@ -6,10 +6,12 @@ from typing import NamedTuple
 def split_config(config: str, iterations: int, features: bool) -> NamedTuple(
     "Sections", data=str, llm=str, users=str, encoder=str, features=str, ctr=str
 ):
-    """Check the run config against the pipeline's shape; hand each stage its own section."""
+    """Check the run config against the pipeline's shape and what the deployment lets a run reach;
+    hand each stage its own section."""
     from collections import namedtuple
 
+    from trackrec.reach import from_env
     from trackrec.run_config import SECTIONS, split_sections
 
-    sections = split_sections(config, iterations, features)
+    sections = split_sections(config, iterations, features, from_env())
     return namedtuple("Sections", SECTIONS)(**sections)

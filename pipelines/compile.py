@@ -8,8 +8,11 @@ from kfp import compiler
 
 from pipelines.settings import PipelineSettings
 from pipelines.trackrec_pipeline import build_pipeline
-from trackrec.config import config_to_dict
+from trackrec.config import config_from_dict, config_to_dict
 from trackrec.errors import ConfigError
+from trackrec.reach import ENV as REACH_ENV
+from trackrec.reach import Reach
+from trackrec.reach import problems as reach_problems
 from trackrec.run_config import RunConfig
 
 COMPILED = Path(__file__).with_name("trackrec.yaml")  # checked in: compiled from configs/cluster.yaml
@@ -37,6 +40,16 @@ def pipeline_parameters(package: str | Path) -> dict[str, str]:
     return {name: value["parameterType"] for name, value in inputs.items()}
 
 
+def package_reach(package: str | Path) -> Reach | None:
+    """The Reach compiled into a pipeline (its first task's environment), if any."""
+    spec = next(yaml.safe_load_all(Path(package).read_text()))
+    for executor in spec["deploymentSpec"]["executors"].values():
+        for variable in executor.get("container", {}).get("env", []):
+            if variable["name"] == REACH_ENV:
+                return config_from_dict(Reach, json.loads(variable["value"]), REACH_ENV)
+    return None
+
+
 def parse_parameters(package: str | Path, assignments: list[str]) -> dict:
     """`name=value` strings -> typed run parameters; unknown names, bad values and a shard count
     below 1 are reported together."""
@@ -53,6 +66,11 @@ def parse_parameters(package: str | Path, assignments: list[str]) -> dict:
                 params[name] = _READERS[known[name]](value)
             except ValueError:
                 problems.append(f"{name}: {value!r} is not a {known[name].lower()}")
+    if "config" in params and (reach := package_reach(package)) is not None:
+        try:
+            problems += [f"config: {problem}" for problem in reach_problems(json.loads(params["config"]), reach)]
+        except (ValueError, AttributeError):
+            problems.append("config: not a JSON object")
     for name in ("shards", "active_within_days"):
         minimum = 1 if name == "shards" else 0
         if name in params and params[name] < minimum:

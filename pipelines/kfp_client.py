@@ -109,7 +109,9 @@ def connect(where: Access):
     from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
 
     preflight(where)
-    credentials = None if where.token or not where.token_file else ServiceAccountTokenVolumeCredentials(where.token_file)
+    credentials = (
+        None if where.token or not where.token_file else ServiceAccountTokenVolumeCredentials(where.token_file)
+    )
     return _call(
         where.host,
         "the connection",

@@ -68,7 +68,9 @@ def run_local(config: RunConfig, shards: int = 1, active_within_days: int = 0) -
         cache_root=str(run_dir / "cache"),
     )
     iterations = None if config.llm is None else config.llm.iterations
-    pipeline = build_pipeline(iterations, config.features is not None, PipelineSettings(pipeline_root=str(root)))
+    pipeline = build_pipeline(
+        iterations, config.features is not None, PipelineSettings(pipeline_root=str(root), reach=None)
+    )
     clock = TaskClock(run_dir / "task-timing.json")
     logging.getLogger().addFilter(clock)
     os.environ[TIMING_ENV] = str(clock.record)  # the task processes inherit it

@@ -14,6 +14,7 @@ from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
 from pipelines.settings import GPU_STAGES, PipelineSettings, Pool, StageOverride
+from trackrec import reach
 
 CACHE = "/cache"  # the images' TRACKREC_CACHE: the base model, the encoder, the teacher's answers
 
@@ -61,6 +62,8 @@ def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> Pipelin
         )
     if s3.endpoint:
         task.set_env_variable("AWS_ENDPOINT_URL", s3.endpoint)
+    if stage == "split_config" and settings.reach is not None:  # the first task checks the run config
+        task.set_env_variable(reach.ENV, reach.to_env(settings.reach))
     if stage == "publish":  # the one stage that writes to Redis: the NetworkPolicy lets this label in
         kubernetes.add_pod_label(task, label_key="trackrec.io/redis-client", label_value="true")
         if settings.redis.secret:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trackrec.config import Config, field
+from trackrec.reach import Reach, Teacher
 
 GPU_STAGES = ("distill", "sample", "score", "align", "greedy", "rectune", "evaluate", "summarize")
 CPU_STAGES = (
@@ -101,6 +102,15 @@ class RedisAccess(Config):
     key: str = field("password", help="its key; the publish stage reads it as REDIS_PASSWORD")
 
 
+def _default_reach() -> Reach:
+    """The default deployment's: the chart's Redis and bucket, the teacher of configs/cluster.yaml."""
+    return Reach(
+        redis=("redis.trackrec.svc:6379",),
+        buckets=("trackrec",),
+        teachers=(Teacher("http://teacher.trackrec.svc:8000/v1", "TRACKREC_TEACHER_API_KEY"),),
+    )
+
+
 @dataclass
 class PipelineSettings(Config):
     pipeline_root: str = field("s3://trackrec/pipeline-root", help="where KFP keeps the runs' artifacts")
@@ -115,6 +125,9 @@ class PipelineSettings(Config):
     )
     run_as_user: int = field(10001, help="the non-root uid (and gid) of every task's container; the images' USER")
     retries: int = field(2, help="retries, with backoff, of the tasks that reach S3, Redis or the teacher")
+    reach: Reach | None = field(
+        factory=_default_reach, help="what a run may reach (hosts, buckets, the teacher); none: unchecked (a local run)"
+    )
 
     def problems(self) -> list[str]:
         problems = self.at_least(1, "run_as_user") + self.at_least(0, "retries")

@@ -121,7 +121,10 @@ class KFPApiServer:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body, upload = _body(self.headers.get("Content-Type", ""), raw)
                 record = {"method": method, "path": url.path, "query": urllib.parse.parse_qs(url.query)}
-                owner.requests.append(record | {"body": body, "upload": upload, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                owner.requests.append(
+                    record
+                    | {"body": body, "upload": upload, "headers": {k.lower(): v for k, v in self.headers.items()}}
+                )
                 route = (method, url.path.removeprefix(API), record["query"], body)
                 status, answer = owner._refusal(*route, self.headers) or owner._route(*route)
                 data = json.dumps(answer).encode()

@@ -148,9 +148,7 @@ def _kfp_access(host: str, token: str | None, namespace: str | None, ca_bundle: 
     from pipelines.settings import PipelineSettings
 
     cluster = PipelineSettings() if settings is None else load_config(settings, PipelineSettings)
-    return access(
-        host, token, None, namespace, None if ca_bundle is None else str(ca_bundle), cluster.service_account
-    )
+    return access(host, token, None, namespace, None if ca_bundle is None else str(ca_bundle), cluster.service_account)
 
 
 @app.command("compile")

@@ -15,6 +15,8 @@ from trackrec.data.dataset import DataConfig
 from trackrec.errors import ConfigError
 from trackrec.features.config import FeaturesConfig
 from trackrec.llm.config import LLMConfig
+from trackrec.reach import Reach
+from trackrec.reach import problems as reach_problems
 
 # Each stage's share of the config: summarize reads only which users, encode only the encoder,
 # publish the whole features section (store, arm); so a new arm re-runs publish alone.
@@ -39,9 +41,10 @@ class RunConfig(Config):
         return []
 
 
-def split_sections(text: str, iterations: int, features: bool) -> dict[str, str]:
-    """Check a run config (JSON) against the pipeline's compiled shape and split it into sections
-    (JSON each; "null" for an absent one). Raises ConfigError naming every problem."""
+def split_sections(text: str, iterations: int, features: bool, reach: Reach | None = None) -> dict[str, str]:
+    """Check a run config (JSON) against the pipeline's compiled shape and what the deployment lets a
+    run reach (none: unchecked), and split it into sections (JSON each; "null" for an absent one).
+    Raises ConfigError naming every problem."""
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
@@ -56,6 +59,9 @@ def split_sections(text: str, iterations: int, features: bool) -> dict[str, str]
     if shape:
         raise ConfigError("config", shape + ["compile a pipeline of the config's shape: trackrec compile --config"])
     plain = config_to_dict(config)
+    outside = [] if reach is None else reach_problems(plain, reach)
+    if outside:
+        raise ConfigError("config", outside + ["what a run may reach is set by the deployment's settings"])
     features = plain["features"] or {}
     plain["users"] = {k: features[k] for k in ("users", "seed")} if features else None
     plain["encoder"] = features.get("encoder")

@@ -17,6 +17,7 @@ import yaml
 from trackrec.atomic import atomic_file
 from trackrec.config import Config, field
 from trackrec.errors import TrackRecError
+from trackrec.reach import PASSWORD, redis_parts
 
 ONLINE_KINDS = ("sqlite", "redis")
 
@@ -56,16 +57,19 @@ class StoreConfig(Config):
 def _check_redis(connection: str) -> None:
     import redis
 
-    # Feast's form: host:port[,password=...][,ssl=true]; ${VAR}s are read from the environment, as Feast does
-    address, *options = os.path.expandvars(connection).split(",")
+    # Feast's form: host:port[,password=...][,ssl=true]; the password may be ${REDIS_PASSWORD}, read
+    # from the environment (a Secret) as Feast does; nothing else is expanded
+    address, options = redis_parts(connection)
     host, _, port = address.partition(":")
-    settings = dict(option.split("=", 1) for option in options if "=" in option)
+    password = options.get("password")
+    if password == PASSWORD:
+        password = os.environ.get("REDIS_PASSWORD")
     try:
         redis.Redis(
             host=host,
             port=int(port or 6379),
-            password=settings.get("password"),
-            ssl=settings.get("ssl", "").lower() == "true",
+            password=password,
+            ssl=options.get("ssl", "").lower() == "true",
             socket_connect_timeout=2,
             socket_timeout=2,
         ).ping()
