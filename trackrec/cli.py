@@ -332,3 +332,22 @@ def features_score(
     latest = samples[samples.user_id == user].tail(1)
     history = ([], []) if latest.empty else (latest.history_item_ids.iloc[0], latest.history_labels.iloc[0])
     console.print(RequestScorer(paths["ctr_model"], paths["dataset"], repo, arm).score(user, item, *history))
+
+
+@features_app.command("read-only-front")
+@user_errors
+def features_read_only_front(
+    upstream: Annotated[str, typer.Option(help="the feature server, listening on loopback")] = "http://127.0.0.1:6567",
+    host: Annotated[str, typer.Option(help="address readers reach")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="port readers reach")] = 6566,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="its PEM key")] = None,
+):
+    """Serve only the feature server's online reads (everything else: 403), for reader namespaces."""
+    from trackrec.features.read_only import front
+
+    if (tls_cert is None) != (tls_key is None):
+        raise TrackRecError("--tls-cert and --tls-key go together")
+    server = front(host, port, upstream, tls_cert and str(tls_cert), tls_key and str(tls_key))
+    console.print(f"read-only front on {host}:{port} -> {upstream}")
+    server.serve_forever()
