@@ -11,15 +11,18 @@ VLLM_PINS := -e 's/^transformers==.*/transformers==5.19.0/' -e 's/^fastapi==.*/f
 	-e 's/^numpy==.*/numpy==2.3.5/'
 export TRACKREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup redis demo test bench lock clean
+.PHONY: setup debian demo test bench lock clean
 
-setup: $(VENV)/.installed redis
+setup: $(VENV)/.installed debian
 
-# Debian's redis-server for the Redis online-store tests (they skip without it, outside CI).
-redis:
-	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || \
-		echo "redis-server is not installed and this is not root: the Redis tests will skip"
+# Debian's redis-server (the Redis online-store tests) and kubectl (its kustomize renders k8s/);
+# their tests skip without them, outside CI.
+DEBIAN_TOOLS := redis-server kubectl
+debian:
+	@missing="$$(for t in $(DEBIAN_TOOLS); do command -v $$t >/dev/null || echo $$t; done)"; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+		echo "not installed and not root: $$missing (their tests will skip)"
 
 # torch first, from the CPU build on local disk, so nothing pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) Makefile
@@ -48,8 +51,8 @@ demo: setup
 	$(BIN)/trackrec run --config configs/local.yaml
 
 test: setup $(VLLM_VENV)/.installed
-	$(BIN)/ruff check trackrec components pipelines tests bench
-	$(BIN)/ruff format --check trackrec components pipelines tests bench
+	$(BIN)/ruff check trackrec components pipelines tests bench k8s
+	$(BIN)/ruff format --check trackrec components pipelines tests bench k8s
 	$(BIN)/pytest -q
 	$(VLLM_VENV)/bin/pytest -q --confcutdir=tests/llm tests/llm/test_vllm_engine.py  # tests/conftest.py needs the dev extra
 

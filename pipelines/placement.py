@@ -32,6 +32,7 @@ def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> Pipelin
             task, key=toleration.key, operator=toleration.operator, value=toleration.value, effect=toleration.effect
         )
     kubernetes.set_timeout(task, override.timeout_s or pool.timeout_s)
+    kubernetes.add_pod_label(task, label_key="trackrec.io/pipeline", label_value="true")  # the egress policy's
     # uid and gid; KFP's backend adds no-privilege-escalation, all capabilities dropped, seccomp RuntimeDefault
     uid = settings.run_as_user
     kubernetes.set_security_context(task, run_as_user=uid, run_as_group=uid, run_as_non_root=True)

@@ -74,14 +74,20 @@ def s3(monkeypatch):
         yield client
 
 
+def required_tool(name: str) -> str:
+    """The path of a Debian tool `make setup` installs; CI must have it, elsewhere its tests skip."""
+    binary = shutil.which(name)
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; make setup installs it with apt-get")
+        pytest.skip(f"{name} is not installed (apt-get install {name})")
+    return binary
+
+
 @pytest.fixture
 def redis_url():
     """Debian's redis-server on 127.0.0.1, no persistence; CI must have it, elsewhere it may skip."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; .ci/run installs it with apt-get")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    binary = required_tool("redis-server")
     port = free_port()
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

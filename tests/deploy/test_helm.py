@@ -1,5 +1,7 @@
 """The Helm chart, rendered and linted offline with helm-python-sdk (no helm binary): every render
-validates; the values schema rejects bad types; the GPU pool settings reach the pipeline."""
+validates and every Pod is restricted; the values schema rejects bad types and untagged images; the
+GPU pool, the runs' ServiceAccount and what a run may reach go from the values into the pipeline;
+multi-user Kubeflow gets its RBAC in the profile namespace; each identity holds only what it uses."""
 
 import pytest
 import yaml
@@ -12,8 +14,20 @@ CHART = "helm/trackrec"
 PROD = yaml.safe_load(open(f"{CHART}/values-prod.yaml"))
 
 
+MULTI_USER = {"kfp": {"namespace": "team-a"}}
+
+
 def render(values=None) -> dict[str, str]:
     return helm.Chart.load(CHART).render(values, name="trackrec", namespace="trackrec", is_install=True)
+
+
+def manifests_of(values=None) -> dict[tuple[str, str, str], dict]:
+    """(kind, namespace, name) -> manifest, each checked (schema, restricted Pods, no secret value)."""
+    text = "\n---\n".join(t for p, t in render(values).items() if p.endswith(".yaml"))
+    return {
+        (m["kind"], m["metadata"].get("namespace", "trackrec"), m["metadata"]["name"]): m
+        for m in check_all(text, "chart")
+    }
 
 
 @pytest.mark.parametrize("values", [None, PROD], ids=["default", "prod"])
@@ -26,8 +40,6 @@ def test_chart_lints_and_every_render_validates(values):
     assert {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service", "Job"} <= kinds
     (job,) = [m for m in manifests if m["kind"] == "Job"]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
-    command = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
-    assert "trackrec compile" in command and "trackrec schedule" in command and "--cron" in command
     assert ("redis" in {m["metadata"]["name"] for m in manifests if m["kind"] == "Deployment"}) == (values is None)
     assert "feast-feature-server" in rendered["trackrec/templates/NOTES.txt"]
 
@@ -66,3 +78,91 @@ def test_gpu_pool_values_reach_the_pipelines_scheduling(tmp_path):
     summarize = next(name for name in executors if name.startswith("exec-summarize"))
     assert executors[summarize]["container"]["resources"]["accelerator"]["resourceCount"] == "1"
     assert pipeline["defaultPipelineRoot"] == "s3://ml-trackrec/pipeline-root"
+
+
+@pytest.mark.parametrize("values", [None, MULTI_USER], ids=["single-user", "multi-user"])
+def test_the_register_job_runs_exec_form_with_a_projected_kfp_token(values):
+    job = manifests_of(values)[("Job", "trackrec", "trackrec-register")]["spec"]["template"]["spec"]
+    (compile_,), (schedule,) = job["initContainers"], job["containers"]
+    assert compile_["command"] == ["trackrec", "compile"] and schedule["command"] == ["trackrec", "schedule"]
+    assert "--cron=0 0 3 * * *" in schedule["args"] and "--settings=/etc/trackrec/settings.yaml" in schedule["args"]
+    assert ("--namespace=team-a" in schedule["args"]) == (values is not None)
+    assert job["serviceAccountName"] == "trackrec-register" and job["automountServiceAccountToken"] is False
+    (token,) = [v for v in job["volumes"] if v["name"] == "kfp-token"]
+    (source,) = token["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+    mounts = {m["name"]: m["mountPath"] for m in schedule["volumeMounts"]}
+    assert mounts["kfp-token"] == "/var/run/secrets/kubeflow/pipelines"  # where `trackrec schedule` reads it
+
+
+def test_a_registry_with_a_port_and_digests_are_accepted_and_untagged_images_refused():
+    chart = helm.Chart.load(CHART)
+    digest = "@sha256:" + "a" * 64
+    for image in ("registry.local:5000/team/cpu:1.0", "ghcr.io/trackrec/cpu:0.1.0" + digest, "redis:7.4.2-alpine"):
+        chart.validate_schema({"images": {"cpu": image}})
+    for image in ("ghcr.io/trackrec/cpu", "registry.local:5000/team/cpu", "cpu:latest", "cpu" + digest):
+        with pytest.raises(helm.HelmValuesError, match="/images/cpu"):
+            chart.validate_schema({"images": {"cpu": image}})
+
+
+@pytest.mark.parametrize("values", [None, MULTI_USER], ids=["single-user", "multi-user"])
+def test_the_runs_namespace_gets_the_runner_identity_least_privilege_storage_and_egress(values):
+    manifests = manifests_of(values)
+    runs = "team-a" if values else "trackrec"
+    role = manifests[("Role", runs, "trackrec-pipeline-runner")]
+    assert role["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    ]
+    binding = manifests[("RoleBinding", runs, "trackrec-pipeline-runner")]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "trackrec-pipeline-runner", "namespace": runs}]
+    assert ("ServiceAccount", runs, "trackrec-pipeline-runner") in manifests
+    limits = manifests[("LimitRange", runs, "trackrec-run-storage")]["spec"]["limits"][0]
+    assert set(limits["default"]) == set(limits["defaultRequest"]) == {"ephemeral-storage"}
+    egress = manifests[("NetworkPolicy", runs, "trackrec-pipeline-egress")]["spec"]
+    assert egress["podSelector"]["matchLabels"] == {"trackrec.io/pipeline": "true"} and egress["policyTypes"] == [
+        "Egress"
+    ]
+    assert not [m for key, m in manifests.items() if key[0] in ("ClusterRole", "ClusterRoleBinding")]
+    kfp_edit = ("RoleBinding", "team-a", "trackrec-register-kfp-edit")
+    assert (kfp_edit in manifests) == (values is not None)
+    if values:
+        assert manifests[kfp_edit]["subjects"][0] == {
+            "kind": "ServiceAccount",
+            "name": "trackrec-register",
+            "namespace": "trackrec",
+        }
+
+
+def test_the_feature_server_listens_on_loopback_behind_the_read_only_front():
+    manifests = manifests_of(PROD)
+    pod = manifests[("Deployment", "trackrec", "feast-feature-server")]["spec"]["template"]["spec"]
+    feast, front = pod["containers"]
+    assert feast["command"][-4:] == ["--host", "127.0.0.1", "--port", "6567"] and "ports" not in feast
+    assert (
+        front["command"] == ["trackrec", "features", "read-only-front"] and "--tls-cert=/tls/tls.crt" in front["args"]
+    )
+    assert front["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert pod["serviceAccountName"] == "trackrec-feature-server" and pod["automountServiceAccountToken"] is False
+    service = manifests[("Service", "trackrec", "feast-feature-server")]["spec"]
+    assert service["ports"][0]["targetPort"] == "http" and front["ports"][0] == {"name": "http", "containerPort": 6566}
+
+
+def test_what_a_run_may_reach_comes_from_the_values(tmp_path):
+    from pipelines.compile import compile_pipeline, package_reach
+    from pipelines.settings import PipelineSettings
+    from trackrec.config import config_from_dict, config_to_dict, load_config
+    from trackrec.reach import problems
+    from trackrec.run_config import RunConfig
+
+    data = yaml.safe_load(render(PROD)["trackrec/templates/pipeline-settings.yaml"])["data"]
+    (tmp_path / "overrides.yaml").write_text(data["overrides.yaml"])
+    settings = config_from_dict(PipelineSettings, yaml.safe_load(data["settings.yaml"]), "settings.yaml")
+    assert settings.service_account == "trackrec-pipeline-runner"
+    config = load_config("configs/cluster.yaml", RunConfig, tmp_path / "overrides.yaml")
+    reach = package_reach(compile_pipeline(config, settings, tmp_path / "p.yaml"))
+    assert reach.redis == ("redis.prod.internal:6380",) and reach.buckets == ("ml-trackrec",)
+    assert reach.s3_endpoint == "http://minio.minio.svc.cluster.local:9000"
+    assert [(t.endpoint, t.api_key_env) for t in reach.teachers] == [
+        ("https://llm-gateway.prod.internal/v1", "TRACKREC_TEACHER_API_KEY")
+    ]
+    assert problems(config_to_dict(config), reach) == []  # the deployment's own config is within its reach

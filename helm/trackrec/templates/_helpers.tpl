@@ -43,3 +43,61 @@ capabilities:
   value: {{ . | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* Where pipeline runs execute: the Kubeflow profile namespace in multi-user mode, else the release's. */}}
+{{- define "trackrec.runNamespace" -}}
+{{ .Values.kfp.namespace | default .Release.Namespace }}
+{{- end -}}
+
+{{/* host:port of the online store, without options: what a run may reach. */}}
+{{- define "trackrec.redisAddress" -}}
+{{ include "trackrec.redisConnection" . | splitList "," | first }}
+{{- end -}}
+
+{{/* Egress to DNS: every pod that names a host needs it. */}}
+{{- define "trackrec.egressDNS" -}}
+- to:
+    - namespaceSelector:
+        matchLabels: {kubernetes.io/metadata.name: {{ .Values.egress.dns.namespace }}}
+      podSelector:
+        matchLabels: {{ .Values.egress.dns.podLabels | toJson }}
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- end -}}
+
+{{/* Egress rules for a list of {cidr | namespace (+ podLabels)}, ports. */}}
+{{- define "trackrec.egressTo" -}}
+{{- range . }}
+- to:
+    {{- if .cidr }}
+    - ipBlock: {cidr: {{ .cidr }}}
+    {{- else }}
+    - namespaceSelector:
+        matchLabels: {kubernetes.io/metadata.name: {{ .namespace }}}
+      {{- with .podLabels }}
+      podSelector:
+        matchLabels: {{ . | toJson }}
+      {{- end }}
+    {{- end }}
+  ports:
+    {{- range .ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Egress to the in-cluster Redis, or to the external one's addresses. */}}
+{{- define "trackrec.egressRedis" -}}
+{{- if .Values.redis.enabled }}
+- to:
+    - namespaceSelector:
+        matchLabels: {kubernetes.io/metadata.name: {{ .Release.Namespace }}}
+      podSelector:
+        matchLabels: {app.kubernetes.io/name: redis}
+  ports:
+    - {port: 6379, protocol: TCP}
+{{- else }}
+{{- include "trackrec.egressTo" .Values.egress.redis }}
+{{- end }}
+{{- end -}}
