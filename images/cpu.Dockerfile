@@ -1,6 +1,7 @@
 # CPU image: prepare_data, select_samples, encode, publish, train_ctr, the Feast feature server,
 # and the Helm job that registers the pipeline. torch's CPU build, feast, the encoder, the CTR models.
-FROM python:3.11.13-slim-bookworm
+# tag for humans, digest for pulls
+FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HOME=/home/trackrec TRACKREC_CACHE=/cache
 

@@ -1,5 +1,6 @@
 # Training image: align, rectune, distill (GPU). CUDA runtime + torch + trl + peft + deepspeed + trackrec.
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# tag for humans, digest for pulls
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04@sha256:ac55d124da4882b497f732d8dfd9a702d5447a5f29d08d56da6f64f0a1eb34bc
 
 ARG TORCH_VERSION=2.13.0
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 \

@@ -166,3 +166,14 @@ def test_what_a_run_may_reach_comes_from_the_values(tmp_path):
         ("https://llm-gateway.prod.internal/v1", "TRACKREC_TEACHER_API_KEY")
     ]
     assert problems(config_to_dict(config), reach) == []  # the deployment's own config is within its reach
+
+
+def test_the_compiled_pipelines_default_images_are_the_charts():
+    """values.yaml names every deployed image; the settings' defaults (the checked-in compiled
+    pipeline's) must be the same references."""
+    from pipelines.settings import Images
+
+    values = yaml.safe_load(open(f"{CHART}/values.yaml"))["images"]
+    assert {name: getattr(Images(), name) for name in ("train", "infer", "cpu")} == {
+        name: values[name] for name in ("train", "infer", "cpu")
+    }

@@ -31,7 +31,8 @@ def test_base_image_is_pinned_and_copied_files_exist(path):
     for op, args in steps:
         if op == "FROM":
             image = args.split()[0]
-            assert re.search(r":v?\d+\.\d+\.\d+|@sha256:[0-9a-f]{64}", image), f"{path}: {image} is not pinned"
+            # a tag for humans and the digest that pins it
+            assert re.search(r":v?\d+\.\d+\.\d+[^@]*@sha256:[0-9a-f]{64}$", image), f"{path}: {image} is not pinned"
         if op == "COPY":
             *sources, _ = args.split()
             for source in sources:
