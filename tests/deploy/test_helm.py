@@ -108,7 +108,7 @@ def test_a_registry_with_a_port_and_digests_are_accepted_and_untagged_images_ref
 @pytest.mark.parametrize("values", [None, MULTI_USER], ids=["single-user", "multi-user"])
 def test_the_runs_namespace_gets_the_runner_identity_least_privilege_storage_and_egress(values):
     manifests = manifests_of(values)
-    runs = "team-a" if values else "trackrec"
+    runs = "team-a" if values else "kubeflow"  # standalone KFP runs every workflow in its own namespace
     role = manifests[("Role", runs, "trackrec-pipeline-runner")]
     assert role["rules"] == [
         {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}

@@ -44,9 +44,10 @@ capabilities:
 {{- end }}
 {{- end -}}
 
-{{/* Where pipeline runs execute: the Kubeflow profile namespace in multi-user mode, else the release's. */}}
+{{/* Where pipeline runs execute: the profile namespace of a multi-user Kubeflow, else standalone
+KFP's own namespace (where it runs every workflow). */}}
 {{- define "trackrec.runNamespace" -}}
-{{ .Values.kfp.namespace | default .Release.Namespace }}
+{{ .Values.kfp.namespace | default .Values.kfp.apiNamespace }}
 {{- end -}}
 
 {{/* host:port of the online store, without options: what a run may reach. */}}
