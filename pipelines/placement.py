@@ -16,6 +16,7 @@ from kfp.dsl import PipelineTask
 from pipelines.settings import GPU_STAGES, PipelineSettings, Pool, StageOverride
 from trackrec import reach
 
+TEACHER_KEY = "api-key"  # the key of a teacher's Secret
 CACHE = "/cache"  # the images' TRACKREC_CACHE: the base model, the encoder, the teacher's answers
 
 
@@ -65,6 +66,12 @@ def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> Pipelin
         task.set_env_variable("AWS_ENDPOINT_URL", s3.endpoint)
     if stage == "split_config" and settings.reach is not None:  # the first task checks the run config
         task.set_env_variable(reach.ENV, reach.to_env(settings.reach))
+    if stage == "distill" and settings.reach is not None:  # the one stage that asks the teacher
+        for teacher in settings.reach.teachers:
+            if teacher.secret:
+                kubernetes.use_secret_as_env(
+                    task, secret_name=teacher.secret, secret_key_to_env={TEACHER_KEY: teacher.api_key_env}
+                )
     if stage == "publish":  # the one stage that writes to Redis: the NetworkPolicy lets this label in
         kubernetes.add_pod_label(task, label_key="trackrec.io/redis-client", label_value="true")
         if settings.redis.secret:

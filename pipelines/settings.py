@@ -107,7 +107,7 @@ def _default_reach() -> Reach:
     return Reach(
         redis=("redis.trackrec.svc:6379",),
         buckets=("trackrec",),
-        teachers=(Teacher("http://teacher.trackrec.svc:8000/v1", "TRACKREC_TEACHER_API_KEY"),),
+        teachers=(Teacher("http://teacher.trackrec.svc:8000/v1", "TRACKREC_TEACHER_API_KEY", "trackrec-teacher"),),
     )
 
 

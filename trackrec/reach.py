@@ -24,7 +24,8 @@ _VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
 @dataclass
 class Teacher(Config):
     endpoint: str = field(help="base URL up to /v1 of an allowed teacher server")
-    api_key_env: str = field("TRACKREC_TEACHER_API_KEY", help="the variable holding its key (from a Secret)")
+    api_key_env: str = field("TRACKREC_TEACHER_API_KEY", help="the variable holding its key")
+    secret: str | None = field(None, help="the Kubernetes Secret (key `api-key`) the distill pods read it from")
 
 
 @dataclass
@@ -56,12 +57,11 @@ def problems(config: dict, reach: Reach) -> list[str]:
                 found.append(f"features.store.redis: {key}= may not name a variable (only password={PASSWORD})")
     teacher = ((config.get("llm") or {}).get("teacher")) or {}
     if teacher.get("kind") == "openai":
-        chosen = Teacher(teacher.get("endpoint") or "", teacher.get("api_key_env", ""))
-        if chosen not in reach.teachers:
-            allowed = [(t.endpoint, t.api_key_env) for t in reach.teachers]
+        chosen = (teacher.get("endpoint") or "", teacher.get("api_key_env", ""))
+        allowed = [(t.endpoint, t.api_key_env) for t in reach.teachers]
+        if chosen not in allowed:
             found.append(
-                f"llm.teacher: endpoint {chosen.endpoint!r} with key variable {chosen.api_key_env!r} is not an "
-                f"allowed pair {allowed}"
+                f"llm.teacher: endpoint {chosen[0]!r} with key variable {chosen[1]!r} is not an allowed pair {allowed}"
             )
     for where, text in _strings(config):
         if where in ("features.store.redis", "llm.teacher.endpoint"):
