@@ -75,6 +75,8 @@ def test_gpu_pool_values_reach_the_pipelines_scheduling(tmp_path):
     assert {"key": "dedicated", "operator": "Equal", "value": "ml-training", "effect": "NoSchedule"} in k8s[
         "executors"
     ][align]["tolerations"]
+    (scratch,) = k8s["executors"][align]["genericEphemeralVolume"]
+    assert scratch["mountPath"] == "/cache" and scratch["size"] == "200Gi"
     summarize = next(name for name in executors if name.startswith("exec-summarize"))
     assert executors[summarize]["container"]["resources"]["accelerator"]["resourceCount"] == "1"
     assert pipeline["defaultPipelineRoot"] == "s3://ml-trackrec/pipeline-root"
