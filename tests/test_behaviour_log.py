@@ -61,3 +61,96 @@ def test_split_dates_required():
 def test_empty_split_is_explained(log_path):
     with pytest.raises(DataError, match=r"no events fall in the \['test'\] split"):
         build_dataset(config(log_path, test_start="2030-01-01"))
+
+
+def written(tmp_path, log: pd.DataFrame, name="log.parquet"):
+    path = tmp_path / name
+    log.to_parquet(path)
+    return path
+
+
+def test_parquet_timestamps_of_any_unit_and_zone_read_as_the_same_seconds(log_path, tmp_path):
+    log = pd.read_parquet(log_path)
+    reference = build_dataset(config(log_path)).samples["test"]
+    for unit in ("ms", "us", "s"):  # Spark, BigQuery and pyarrow write these
+        other = log.assign(timestamp=log.timestamp.dt.tz_localize(None).astype(f"datetime64[{unit}]"))
+        same = build_dataset(config(written(tmp_path, other, f"{unit}.parquet"))).samples["test"]
+        pd.testing.assert_frame_equal(same, reference)
+    paris = log.assign(timestamp=log.timestamp.dt.tz_convert("Europe/Paris"))  # the same instants
+    pd.testing.assert_frame_equal(
+        build_dataset(config(written(tmp_path, paris, "tz.parquet"))).samples["test"], reference
+    )
+    seconds = log.assign(timestamp=log.timestamp.astype("int64") // 10**9)
+    pd.testing.assert_frame_equal(
+        build_dataset(config(written(tmp_path, seconds, "s.parquet"))).samples["test"], reference
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            lambda log: log.assign(timestamp=log.timestamp.where(log.index != 3)),
+            r"row 3, field 'timestamp': missing timestamp \(NaT\)",
+        ),
+        (
+            lambda log: log.assign(timestamp=log.timestamp.astype("int64") // 10**6),
+            r"row 0, field 'timestamp': .*milliseconds",
+        ),
+        (lambda log: log.assign(rating=["4", "x", "3", "5", "1", "2"]), r"row 1, field 'rating': not a number: 'x'"),
+    ],
+    ids=["NaT", "milliseconds as seconds", "non-numeric rating"],
+)
+def test_bad_values_are_named_with_row_and_field(log_path, tmp_path, change, said):
+    with pytest.raises(DataError, match=said):
+        build_dataset(config(written(tmp_path, change(pd.read_parquet(log_path)))))
+
+
+def test_a_csv_named_parquet_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "log.parquet"
+    path.write_text("user_id,item_id,timestamp,label\n1,2,3,1\n")
+    with pytest.raises(DataError, match=r"log\.parquet: not a readable parquet file"):
+        build_dataset(config(path))
+
+
+def test_repeated_events_are_dropped_and_counted_so_a_target_is_never_its_own_history(log_path, tmp_path):
+    log = pd.read_parquet(log_path)
+    doubled = pd.concat([log, log.iloc[[5]]], ignore_index=True)  # ann's test event exported twice
+    dataset = build_dataset(config(written(tmp_path, doubled)))
+    assert dataset.meta["dropped_duplicates"] == 1
+    (ann,) = [row for row in dataset.samples["test"].itertuples() if row.user_id == 1]  # one sample, not two
+    assert list(ann.history_titles) == ["Nine", "Seven", "Five"]  # not "Nine" again from the copy
+
+
+def test_missing_titles_fall_back_to_the_item_id_and_long_ones_are_capped(log_path, tmp_path):
+    from trackrec.data.behaviour_log import TITLE_MAX
+
+    log = pd.read_parquet(log_path)
+    log["title"] = [None, "Nine", "Seven", "x" * 5000, "Seven", None]
+    items = build_dataset(config(written(tmp_path, log))).items
+    assert "sku9" in set(items.title) and "None" not in set(items.title)
+    assert items.title.str.len().max() == TITLE_MAX
+
+
+def test_dense_ids_survive_a_reordered_export_and_a_grown_log_with_the_id_map(log_path, tmp_path):
+    log = pd.read_parquet(log_path)
+    first = build_dataset(config(log_path, id_map=str(tmp_path / "ids")))
+    shuffled = log.sample(frac=1, random_state=3).reset_index(drop=True)
+    again = build_dataset(config(written(tmp_path, shuffled, "shuffled.parquet")))
+    for split in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(again.samples[split], first.samples[split])  # no map needed for a re-export
+    from trackrec.stages.prepare_data import prepare_data
+
+    prepare_data(config(log_path, id_map=str(tmp_path / "ids")), tmp_path / "run1")
+    newcomer = pd.DataFrame(  # a user who comes first in time, and in the file
+        {"user_id": ["cat"], "item_id": ["sku1"], "timestamp": pd.to_datetime(["2024-12-01"], utc=True),
+         "label": [1], "title": ["One"], "genres": [["a"]]}
+    )  # fmt: skip
+    grown = pd.concat([newcomer, shuffled], ignore_index=True)
+    run2 = prepare_data(
+        config(written(tmp_path, grown, "grown.parquet"), id_map=str(tmp_path / "ids")), tmp_path / "run2"
+    )
+    users = run2.id_maps["user"].set_index("raw_id")["id"]
+    assert (users["ann"], users["bob"], users["cat"]) == (1, 2, 3)  # known ids kept, the newcomer appended
+    items = first.id_maps["item"].set_index("raw_id")["id"]
+    assert (run2.id_maps["item"].set_index("raw_id")["id"].loc[items.index] == items).all()

@@ -37,6 +37,11 @@ class DataConfig(Config):
     max_history: int = field(50, help="most recent history items kept per sample")
     valid_start: str | None = field(None, help="behaviour-log: first day of the valid split (ISO date, UTC)")
     test_start: str | None = field(None, help="behaviour-log: first day of the test split (ISO date, UTC)")
+    id_map: str | None = field(
+        None,
+        help="behaviour-log: folder (or s3:// prefix) of the raw->dense id maps that every run reads and "
+        "extends, so a user keeps its id (and its feature rows) across runs; none: ids from this log alone",
+    )
 
     def problems(self) -> list[str]:
         problems = self.at_least(1, "max_history")
@@ -56,11 +61,13 @@ class DataConfig(Config):
 
 @dataclass
 class Dataset:
-    """samples: split name -> canonical frame; items: ITEM_COLUMNS; meta: provenance and sizes."""
+    """samples: split name -> canonical frame; items: ITEM_COLUMNS; meta: provenance and sizes;
+    id_maps: "user"/"item" -> (raw_id, id) of a behaviour log (saved beside the samples)."""
 
     samples: dict[str, pd.DataFrame]
     items: pd.DataFrame
     meta: dict = dataclasses.field(default_factory=dict)
+    id_maps: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
 
     @property
     def n_users(self) -> int:
@@ -76,6 +83,7 @@ class Dataset:
             for split, frame in self.samples.items():
                 frame.to_parquet(tmp / f"{split}.parquet", index=False)
             self.items.to_parquet(tmp / "items.parquet", index=False)
+            save_id_maps(self.id_maps, tmp)
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2))
         return Path(folder)
 
@@ -92,7 +100,26 @@ class Dataset:
             samples[split] = validate_samples(pd.read_parquet(path), str(path))
         items = pd.read_parquet(folder / "items.parquet")
         require_columns(items, ITEM_COLUMNS, str(folder / "items.parquet"))
-        return cls(samples, items, json.loads((folder / "meta.json").read_text()))
+        return cls(samples, items, json.loads((folder / "meta.json").read_text()), load_id_maps(folder))
+
+
+ID_MAP_FILES = {"user": "user_ids.parquet", "item": "item_ids.parquet"}
+
+
+def save_id_maps(id_maps: dict[str, pd.DataFrame], folder: Path) -> None:
+    for kind, frame in id_maps.items():
+        frame.to_parquet(folder / ID_MAP_FILES[kind], index=False)
+
+
+def load_id_maps(folder: Path) -> dict[str, pd.DataFrame]:
+    """The id maps saved in `folder` (none where it has none)."""
+    maps = {}
+    for kind, name in ID_MAP_FILES.items():
+        if (folder / name).exists():
+            frame = pd.read_parquet(folder / name)
+            require_columns(frame, ("raw_id", "id"), str(folder / name))
+            maps[kind] = frame.astype({"raw_id": str, "id": "int64"})
+    return maps
 
 
 def _day_start(value: str) -> int:
@@ -112,8 +139,10 @@ def build_dataset(config: DataConfig) -> Dataset:
         events = collm_recipe_events(read_ratings(root / ML1M_FOLDER / "ratings.dat"), movies)
         items = item_table(events, movies.rename(columns={"movie_id": "raw_item_id"}), on="raw_item_id")
     else:
-        events = behaviour_log_events(
-            read_behaviour_log(Path(config.path)), _day_start(config.valid_start), _day_start(config.test_start)
+        log = read_behaviour_log(Path(config.path))
+        known = load_id_maps(Path(config.id_map)) if config.id_map else {}
+        events, id_maps = behaviour_log_events(
+            log, _day_start(config.valid_start), _day_start(config.test_start), known
         )
         items = item_table(events)
     samples = samples_from_events(events, config.history, config.max_history)
@@ -126,4 +155,7 @@ def build_dataset(config: DataConfig) -> Dataset:
         "config": config_to_dict(config),
         "rows": {split: len(frame) for split, frame in samples.items()},
     }
-    return Dataset(samples, items, meta)
+    if config.source != "behaviour-log":
+        return Dataset(samples, items, meta)
+    meta["dropped_duplicates"] = log.attrs["dropped_duplicates"]
+    return Dataset(samples, items, meta, id_maps)

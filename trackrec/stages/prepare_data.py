@@ -6,26 +6,46 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from trackrec.data.dataset import DataConfig, Dataset, build_dataset
+from trackrec.atomic import atomic_dir
+from trackrec.data.dataset import DataConfig, Dataset, build_dataset, save_id_maps
 from trackrec.timing import work_begins
 
 
+def _remote(uri: str | None) -> bool:
+    return bool(uri and uri.startswith("s3://"))
+
+
 def _fetched(config: DataConfig, folder: Path) -> DataConfig:
-    """`config` with its s3:// data folder or log downloaded (checked) under `folder`."""
-    remote_root = bool(config.root and config.root.startswith("s3://"))
-    remote_log = bool(config.path and config.path.startswith("s3://"))
-    if not (remote_root or remote_log):
+    """`config` with its s3:// data folder, log or id maps downloaded (checked) under `folder`."""
+    if not (_remote(config.root) or _remote(config.path) or _remote(config.id_map)):
         return config  # local files: boto3 is not even imported
     from trackrec.artifacts.s3 import client, download, download_dir  # endpoint and keys from AWS_* variables
 
     changes = {}
-    if remote_root:
+    if _remote(config.root):
         download_dir(client(), config.root, folder / "root")
         changes["root"] = str(folder / "root")
-    if remote_log:
+    if _remote(config.path):
         download(client(), config.path, folder / "log.parquet")
         changes["path"] = str(folder / "log.parquet")
+    if _remote(config.id_map):
+        download_dir(client(), config.id_map, folder / "id_map")  # none yet on a first run
+        changes["id_map"] = str(folder / "id_map")
     return dataclasses.replace(config, **changes)
+
+
+def _keep_id_maps(dataset: Dataset, destination: str) -> None:
+    """Write the extended id maps back where the next run reads them (before the dataset that uses
+    them: maps that run ahead only hold more users)."""
+    if _remote(destination):
+        from trackrec.artifacts.s3 import client, upload_dir
+
+        with tempfile.TemporaryDirectory(prefix="trackrec-ids-") as folder:
+            save_id_maps(dataset.id_maps, Path(folder))
+            upload_dir(client(), folder, destination)
+        return
+    with atomic_dir(destination) as tmp:
+        save_id_maps(dataset.id_maps, tmp)
 
 
 def prepare_data(config: DataConfig, output: str | Path) -> Dataset:
@@ -33,5 +53,7 @@ def prepare_data(config: DataConfig, output: str | Path) -> Dataset:
     work_begins()
     with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
         dataset = build_dataset(_fetched(config, Path(folder)))
+    if config.id_map and dataset.id_maps:
+        _keep_id_maps(dataset, config.id_map)
     dataset.save(output)
     return dataset
