@@ -84,27 +84,47 @@ def required_tool(name: str) -> str:
     return binary
 
 
-@pytest.fixture
-def redis_url():
-    """Debian's redis-server on 127.0.0.1, no persistence; CI must have it, elsewhere it may skip."""
-    binary = required_tool("redis-server")
-    port = free_port()
-    args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+class RedisServer:
+    """Debian's redis-server on 127.0.0.1, no persistence (as the chart's was): `kill` loses every
+    row, `start` brings up an empty one on the same port."""
+
+    def __init__(self):
+        self.binary, self.port, self.process = required_tool("redis-server"), free_port(), None
+        self.url = f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        if server.process.poll() is None:
+            server.process.terminate()
+            server.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    return redis_server.url
 
 
 def local_runs(run_dir: Path) -> set[Path]:

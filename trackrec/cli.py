@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trackrec.config import load_config
@@ -277,12 +278,51 @@ def features_promote(store: StorePath, source: str = "candidate", target: str = 
 
 @features_app.command("rollback")
 @user_errors
-def features_rollback(store: StorePath, arm: str = "control"):
-    """The arm reads the version it read before its last change."""
+def features_rollback(
+    store: StorePath,
+    arm: str = "control",
+    to: Annotated[str | None, typer.Option(help="a version the arm read earlier (default: the one before)")] = None,
+):
+    """The arm reads the version it read before its last change (repeat to go further back), or `--to`."""
     from trackrec.features.store import StoreConfig
     from trackrec.features.versions import rollback
 
-    console.print(rollback(load_config(store, StoreConfig), arm))
+    console.print(rollback(load_config(store, StoreConfig), arm, to))
+
+
+@features_app.command("history")
+@user_errors
+def features_history(store: StorePath, arm: str = "control"):
+    """Every change of an arm: which version, how, when, by whom, from which data version."""
+    from trackrec.features.store import StoreConfig
+    from trackrec.features.versions import history
+
+    table = Table(title=f"arm {arm}, oldest first")
+    for column in ("version", "action", "at", "by", "data version"):
+        table.add_column(column)
+    for entry in history(load_config(store, StoreConfig), arm):
+        table.add_row(*(escape(str(entry.get(k, ""))) for k in ("version", "action", "at", "by", "data_version")))
+    console.print(table)
+
+
+@features_app.command("restore")
+@user_errors
+def features_restore(store: StorePath, version: Annotated[str, typer.Option(help="a complete version")]):
+    """Rebuild a version's online rows from its offline parquet (after the online store lost them)."""
+    from trackrec.features.store import StoreConfig
+    from trackrec.features.versions import restore
+
+    console.print(restore(load_config(store, StoreConfig), version))
+
+
+@features_app.command("prune")
+@user_errors
+def features_prune(store: StorePath, keep: Annotated[int, typer.Option(help="newest complete versions kept")] = 5):
+    """Delete older versions (views, online rows), never one an arm reads or can roll back to."""
+    from trackrec.features.store import StoreConfig
+    from trackrec.features.versions import prune
+
+    console.print({"deleted": prune(load_config(store, StoreConfig), keep)})
 
 
 @features_app.command("get")

@@ -56,7 +56,7 @@ def test_a_candidate_version_leaves_the_control_arm_unchanged(store_config):
     candidate = versions.read(store, [7], arm="candidate")
     assert candidate.model_version[0] == "v2" and candidate.reccot[0] == "user 7 summary 2"
 
-    assert versions.promote(store_config) == {"arm": "control", "version": "v2", "previous": "v1"}
+    assert versions.promote(store_config) == {"arm": "control", "version": "v2", "previous": "v1", "changed": True}
     assert versions.read(store, [7]).model_version[0] == "v2"
     versions.rollback(store_config)
     np.testing.assert_array_equal(vectors(store, [1, 7, 50]), before)
@@ -202,11 +202,13 @@ def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_ref
     assert refreshed["rows"] == 10 and refreshed["carried"] == 8
     assert refreshed["arm"] == {
         "arm": "control",
-        "version": content_version(folders["active"]),
+        "version": content_version(folders["active"], base=first["version"]),  # named by content and base
         "previous": first["version"],
+        "changed": True,
     }
     store = open_repo(tmp_path / "repo")
     np.testing.assert_array_equal(vectors(store, [2, 3]), np.stack(embeddings([2, 3], seed=2).embedding))
     np.testing.assert_array_equal(vectors(store, [7])[0], embeddings(range(1, 11), seed=1).embedding.iloc[6])
     again = publish(folders["active"], config, tmp_path / "out3", partial=True)  # a re-run: nothing new
     assert again["already_published"] and again["version"] == refreshed["version"]
+    assert not again["arm"]["changed"] and versions.history(config.store, "control")[-1]["version"] == again["version"]

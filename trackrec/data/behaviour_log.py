@@ -26,7 +26,10 @@ from trackrec.errors import DataError
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "label")
 TITLE_MAX = 200  # characters of an item title kept: titles are untrusted text in every prompt
-EARLIEST, LATEST = pd.Timestamp("1970-01-01"), pd.Timestamp("2200-01-01")  # a Unix-seconds epoch out of these is a unit error
+EARLIEST, LATEST = (
+    pd.Timestamp("1970-01-01"),
+    pd.Timestamp("2200-01-01"),
+)  # a Unix-seconds epoch out of these is a unit error
 _log = logging.getLogger(__name__)
 
 
@@ -123,7 +126,9 @@ def dense_ids(raw: pd.Series, timestamps: pd.Series, known: pd.DataFrame | None)
     time, then raw id (independent of the file's row order)."""
     first = pd.DataFrame({"raw_id": raw.astype(str), "t": timestamps}).groupby("raw_id", sort=False)["t"].min()
     order = first.reset_index().sort_values(["t", "raw_id"], kind="stable")["raw_id"]
-    known = known if known is not None else pd.DataFrame({"raw_id": pd.Series(dtype=str), "id": pd.Series(dtype="int64")})
+    known = (
+        known if known is not None else pd.DataFrame({"raw_id": pd.Series(dtype=str), "id": pd.Series(dtype="int64")})
+    )
     new = order[~order.isin(known["raw_id"])]
     start = int(known["id"].max()) + 1 if len(known) else 1
     added = pd.DataFrame({"raw_id": new.to_numpy(), "id": np.arange(start, start + len(new), dtype="int64")})
@@ -139,9 +144,7 @@ def behaviour_log_events(
         raise DataError("behaviour log", f"valid_start ({valid_start}) is after test_start ({test_start})")
     id_maps = id_maps or {}
     log = log.reset_index(drop=True)
-    maps = {
-        kind: dense_ids(log[f"{kind}_id"], log["timestamp"], id_maps.get(kind)) for kind in ("user", "item")
-    }
+    maps = {kind: dense_ids(log[f"{kind}_id"], log["timestamp"], id_maps.get(kind)) for kind in ("user", "item")}
     dense = {kind: log[f"{kind}_id"].astype(str).map(maps[kind].set_index("raw_id")["id"]) for kind in maps}
     split = np.where(log["timestamp"] < valid_start, "train", np.where(log["timestamp"] < test_start, "valid", "test"))
     events = pd.DataFrame(

@@ -17,6 +17,11 @@ class FeaturesConfig(Config):
     encoder: EncoderConfig = field(factory=EncoderConfig, help="encode stage")
     store: StoreConfig = field(factory=StoreConfig, help="Feast store the version is published to")
     arm: str | None = field("control", help="arm that reads the new version once it is complete; none: no arm")
+    max_drop: float = field(0.1, help="refuse a version missing more than this share of the users the arm reads")
+    force: bool = field(False, help="publish even past max_drop")
 
     def problems(self) -> list[str]:
-        return self.at_least(1, "users") if self.users is not None else []
+        problems = self.at_least(1, "users") if self.users is not None else []
+        if not 0 <= self.max_drop <= 1:
+            problems.append(f"max_drop: a share in [0, 1], got {self.max_drop}")
+        return problems

@@ -3,11 +3,12 @@
 A version's FeatureView `reccot_<version>` has its own offline file and its own online rows, so
 publishing one never touches another. The FeatureService `reccot_<version>` is applied last, as
 the mark that the version is complete; an arm's service `ctr_<arm>` names the version that arm's
-CTR model reads, with the version it replaced in its tags (for rollback).
+CTR model reads, with the versions it can roll back through and its change log in its tags.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from feast.types import Array, Float32, Int64, String
 from trackrec.errors import ConfigError
 
 USER = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="dense TrackRec user id")
+HISTORY = 200  # changes of an arm kept in its log
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,62}$")
 
 
@@ -57,10 +59,14 @@ def version_view(version: str, path: str, s3_endpoint: str | None) -> FeatureVie
     )
 
 
-def version_service(view: FeatureView, rows: int) -> FeatureService:
-    return FeatureService(name=view.name, features=[view], tags={"version": view.tags["version"], "rows": str(rows)})
+def version_service(view: FeatureView, rows: int, provenance: dict[str, str]) -> FeatureService:
+    """A version's completion mark; `provenance`: when it was published, from which data version."""
+    tags = {"version": view.tags["version"], "rows": str(rows)} | provenance
+    return FeatureService(name=view.name, features=[view], tags=tags)
 
 
-def arm_service(arm: str, view: FeatureView, previous: str | None) -> FeatureService:
-    tags = {"version": view.tags["version"]} | ({"previous": previous} if previous else {})
+def arm_service(arm: str, view: FeatureView, stack: list[str], log: list[dict]) -> FeatureService:
+    """What an arm reads: `view`, the versions it can roll back through (`stack`, its top is the
+    one read now) and every change made to it (`log`, the latest HISTORY entries)."""
+    tags = {"version": view.tags["version"], "stack": json.dumps(stack), "log": json.dumps(log[-HISTORY:])}
     return FeatureService(name=arm_service_name(arm), features=[view], tags=tags)

@@ -1,12 +1,19 @@
-"""Versioned publishing for A/B arms: publish, assign an arm, promote, roll back, read.
+"""Versioned publishing for A/B arms: publish, assign an arm, promote, roll back (any number of
+steps), read, restore online rows, prune old versions.
 
 Readers only ever go through a complete version: an arm's service moves to a version after that
 version's service (its completion mark) exists. A publish killed midway leaves its view half
-written but unnamed by any arm or completion mark; publishing the same version again completes it.
+written but unnamed by any arm or completion mark; publishing the same version again removes that
+attempt, online rows included, and writes it whole.
 """
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
+import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -75,11 +82,18 @@ def publish(
     carry_from: str | None = None,
     source: str = "embeddings",
     progress: bool = True,
+    data_version: str | None = None,
+    guard: Guard | None = None,
+    content: str | None = None,
 ) -> dict:
     """Publish `table` (user_id, reccot, iteration, embedding) as `version`.
 
     carry_from: an earlier complete version whose rows for users absent from `table` are carried
-    over (the recurring job re-summarises only active users). Everything is checked first.
+    over (the recurring job re-summarises only active users). content: the digest of the table it
+    was published from (kept in its tags, with the base). guard: refuse a version that would
+    drop more than a share of the users an arm reads. A killed attempt at `version` (its view
+    without its completion mark) is removed, online rows included, before writing. Everything is
+    checked before anything is written.
     """
     view_name = definitions.view_name(version)
     rows = _rows(table, config, version, source)
@@ -93,16 +107,86 @@ def publish(
             model_version=version, event_timestamp=rows.event_timestamp[0]
         )
         rows = pd.concat([rows, kept[rows.columns]], ignore_index=True)
+    if guard is not None:
+        _check_drop(store, config, guard, rows.user_id)
+    killed = _view(store, view_name)
+    if killed is not None:
+        store.apply([], objects_to_delete=[killed], partial=False)
     view = definitions.version_view(version, _write_offline(rows, config, version), config.s3_endpoint)
     store.apply([definitions.USER, view])
-    for start in tqdm(range(0, len(rows), CHUNK), desc=f"publish {version}", disable=not progress, unit="chunk"):
-        store.write_to_online_store(view_name, rows.iloc[start : start + CHUNK])
-    store.apply([definitions.version_service(view, len(rows))])  # the completion mark, last
+    _write_online(store, view_name, rows, f"publish {version}", progress)
+    provenance = {"published_at": _now(), "data_version": data_version or "unknown"}
+    provenance |= {"content": content or "unknown", "base": carry_from or ""}
+    store.apply([definitions.version_service(view, len(rows), provenance)])  # the completion mark, last
     return {"version": version, "rows": len(rows), "carried": len(rows) - len(table), "offline": view.batch_source.path}
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Refuse a version that would drop more than `max_drop` of the users `arm` reads, unless `force`."""
+
+    arm: str
+    max_drop: float
+    force: bool = False
+
+
+def _check_drop(store, config: StoreConfig, guard: Guard, user_ids: pd.Series) -> None:
+    current = arm_version(store, guard.arm)
+    if current is None or guard.force:
+        return
+    path = _require_complete(store, current).batch_source.path
+    reading = pd.Index(read_parquet(path, config.s3_endpoint).user_id.unique())
+    dropped = reading.difference(pd.Index(user_ids.unique()))
+    if len(dropped) > guard.max_drop * len(reading):
+        raise StoreError(
+            f"the new version would drop {len(dropped)} of the {len(reading)} users arm {guard.arm!r} reads "
+            f"(over {guard.max_drop:.0%}): publish with force to accept"
+        )
+
+
+def _write_online(store, view_name: str, rows: pd.DataFrame, what: str, progress: bool) -> None:
+    for start in tqdm(range(0, len(rows), CHUNK), desc=what, disable=not progress, unit="chunk"):
+        store.write_to_online_store(view_name, rows.iloc[start : start + CHUNK])
+
+
+def _view(store, name: str):
+    from feast.errors import FeatureViewNotFoundException
+
+    try:
+        return store.get_feature_view(name)
+    except FeatureViewNotFoundException:
+        return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")  # orders versions published in one second
+
+
+def version_tags(store, version: str) -> dict[str, str]:
+    """A complete version's tags: rows, published_at, data_version, content, base."""
+    return dict(_version_service(store, version).tags)
 
 
 def is_published(config: StoreConfig, version: str) -> bool:
     return _service(open_store(config), definitions.view_name(version)) is not None
+
+
+def online_missing(config: StoreConfig, version: str, sample: int = 5) -> bool:
+    """Whether some of a complete version's users read nothing online (a Redis that lost its rows)."""
+    store = open_store(config)
+    view = _require_complete(store, version)
+    users = read_parquet(view.batch_source.path, config.s3_endpoint).user_id
+    probe = sorted(set(users.iloc[:sample]) | set(users.iloc[-sample:]))
+    return bool(read(store, probe, version=version).model_version.isna().any())
+
+
+def restore(config: StoreConfig, version: str, progress: bool = True) -> dict:
+    """Rebuild a complete version's online rows from its offline parquet (after Redis lost them)."""
+    store = open_store(config)
+    view = _require_complete(store, version)
+    rows = read_parquet(view.batch_source.path, config.s3_endpoint)
+    _write_online(store, view.name, rows, f"restore {version}", progress)
+    return {"version": version, "rows": len(rows)}
 
 
 def arm_version(store, arm: str) -> str | None:
@@ -110,16 +194,39 @@ def arm_version(store, arm: str) -> str | None:
     return None if service is None else service.tags["version"]
 
 
+def _arm_state(store, arm: str) -> tuple[list[str], list[dict]]:
+    """The versions `arm` can roll back through (the last is read now) and its change log."""
+    service = _service(store, definitions.arm_service_name(arm))
+    if service is None:
+        return [], []
+    return json.loads(service.tags.get("stack", "[]")), json.loads(service.tags.get("log", "[]"))
+
+
+def _actor() -> str:
+    """Who changes an arm: TRACKREC_ACTOR (a pipeline run sets its run), else user@host."""
+    return os.environ.get("TRACKREC_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _point(store, arm: str, version: str, stack: list[str], log: list[dict], action: str) -> dict:
+    view = _require_complete(store, version)
+    data_version = _version_service(store, version).tags.get("data_version", "unknown")
+    entry = {"version": version, "action": action, "at": _now(), "by": _actor(), "data_version": data_version}
+    store.apply([definitions.arm_service(arm, view, stack, [*log, entry])])
+    return {"arm": arm, "version": version, "previous": stack[-2] if len(stack) > 1 else None, "changed": True}
+
+
 def assign(config: StoreConfig, arm: str, version: str) -> dict:
-    """Point `arm` at a complete `version`; its former version is kept for rollback."""
+    """Point `arm` at a complete `version`; the versions it read before stay for rollback. Assigning
+    the version it reads changes nothing."""
     return _assign(open_store(config), arm, version)
 
 
-def _assign(store, arm: str, version: str) -> dict:
-    view = _require_complete(store, version)
-    previous = arm_version(store, arm)
-    store.apply([definitions.arm_service(arm, view, previous)])
-    return {"arm": arm, "version": version, "previous": previous}
+def _assign(store, arm: str, version: str, action: str = "assign") -> dict:
+    stack, log = _arm_state(store, arm)
+    if stack and stack[-1] == version:
+        _require_complete(store, version)
+        return {"arm": arm, "version": version, "previous": stack[-2] if len(stack) > 1 else None, "changed": False}
+    return _point(store, arm, version, [*stack, version], log, action)
 
 
 def promote(config: StoreConfig, source_arm: str = "candidate", target_arm: str = "control") -> dict:
@@ -127,15 +234,50 @@ def promote(config: StoreConfig, source_arm: str = "candidate", target_arm: str 
     version = arm_version(store, source_arm)
     if version is None:
         raise StoreError(f"arm {source_arm!r} reads no version; assign one first")
-    return _assign(store, target_arm, version)
+    return _assign(store, target_arm, version, action=f"promote from {source_arm}")
 
 
-def rollback(config: StoreConfig, arm: str = "control") -> dict:
+def rollback(config: StoreConfig, arm: str = "control", to: str | None = None) -> dict:
+    """Point `arm` back at the version it read before (or at `to`, one it read earlier)."""
     store = open_store(config)
-    service = _service(store, definitions.arm_service_name(arm))
-    if service is None or "previous" not in service.tags:
-        raise StoreError(f"arm {arm!r} has no earlier version to roll back to")
-    return _assign(store, arm, service.tags["previous"])
+    stack, log = _arm_state(store, arm)
+    if to is None:
+        if len(stack) < 2:
+            raise StoreError(f"arm {arm!r} has no earlier version to roll back to")
+        kept = stack[:-1]
+    elif to in stack[:-1]:
+        kept = stack[: len(stack) - 1 - stack[::-1].index(to, 1) + 1]
+    else:
+        raise StoreError(f"arm {arm!r} never read version {to!r} before: see `trackrec features history`")
+    return _point(store, arm, kept[-1], kept, log, "rollback")
+
+
+def history(config: StoreConfig, arm: str) -> list[dict]:
+    """Every change of `arm`, oldest first: version, action, when, by whom, from which data version."""
+    store = open_store(config)
+    if _service(store, definitions.arm_service_name(arm)) is None:
+        raise StoreError(f"arm {arm!r} reads no version")
+    return _arm_state(store, arm)[1]
+
+
+def prune(config: StoreConfig, keep: int) -> list[str]:
+    """Delete all but the `keep` newest complete versions (view, service, online rows), never one an
+    arm reads or can roll back to; returns the deleted versions."""
+    if keep < 1:
+        raise StoreError(f"keep: must be >= 1, got {keep}")
+    store = open_store(config)
+    services = [s for s in store.list_feature_services() if s.name == definitions.view_name(s.tags.get("version", "-"))]
+    protected = {
+        v for s in store.list_feature_services() if s.name.startswith("ctr_") for v in _arm_state(store, s.name[4:])[0]
+    }
+    newest_first = sorted(services, key=lambda s: s.tags.get("published_at", ""), reverse=True)
+    deleted = []
+    for service in newest_first[keep:]:
+        version = service.tags["version"]
+        if version not in protected:
+            store.apply([], objects_to_delete=[service, store.get_feature_view(service.name)], partial=False)
+            deleted.append(version)
+    return deleted
 
 
 def read(store, user_ids: list[int], version: str | None = None, arm: str = "control") -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,32 +11,71 @@ import pandas as pd
 from trackrec.artifacts.s3 import sha256_of
 from trackrec.atomic import atomic_dir
 from trackrec.features.config import FeaturesConfig
-from trackrec.features.store import open_store
-from trackrec.features.versions import arm_version, assign, is_published
+from trackrec.features.store import StoreError, open_store
+from trackrec.features.versions import (
+    Guard,
+    arm_version,
+    assign,
+    is_published,
+    online_missing,
+    restore,
+    version_tags,
+)
 from trackrec.features.versions import publish as publish_version
 from trackrec.timing import work_begins
 
 
-def content_version(embeddings_dir: str | Path) -> str:
-    """The version name of an embeddings table: new whenever its content changes, the same on a re-run."""
-    return "emb_" + sha256_of(Path(embeddings_dir) / "embeddings.parquet")[:12]
+def content_version(embeddings_dir: str | Path, base: str | None = None) -> str:
+    """The version name of an embeddings table (and, for an incremental publish, of the version its
+    other users are carried from): new whenever either changes, the same on a re-run."""
+    digest = sha256_of(Path(embeddings_dir) / "embeddings.parquet")
+    if base is not None:
+        digest = hashlib.sha256(f"{digest} on {base}".encode()).hexdigest()
+    return "emb_" + digest[:12]
 
 
-def publish(embeddings_dir: str | Path, config: FeaturesConfig, output: str | Path, partial: bool = False) -> dict:
-    """Publish embeddings.parquet as a new version (unless that version is complete: a re-run that
-    only changed the arm), point `config.arm` at it; writes summary.json.
+def _base(config: FeaturesConfig, content: str) -> tuple[str | None, str | None]:
+    """(the version to carry the other users from, the version this table already became): a re-run
+    finds the arm on the version it published from this same table and publishes nothing."""
+    current = arm_version(open_store(config.store), config.arm) if config.arm else None
+    if current is None:
+        raise StoreError(
+            f"an incremental publish (active users only) needs a complete version to carry the others from, "
+            f"and arm {config.arm!r} reads none: run once with active_within_days=0"
+        )
+    tags = version_tags(open_store(config.store), current)
+    if tags.get("content") == content:
+        return tags["base"] or None, current
+    return current, None
+
+
+def publish(
+    embeddings_dir: str | Path,
+    config: FeaturesConfig,
+    output: str | Path,
+    partial: bool = False,
+    data_version: str | None = None,
+) -> dict:
+    """Publish embeddings.parquet as a new version (unless that version is complete and its online
+    rows are there: a re-run that only changed the arm), point `config.arm` at it; writes summary.json.
 
     partial: the table holds only some users (the active ones); the others' rows are carried over
-    from the version the arm reads now."""
+    from the version the arm reads now, which must exist."""
     work_begins()
     source = Path(embeddings_dir) / "embeddings.parquet"
-    version = content_version(embeddings_dir)
+    content = sha256_of(source)
+    base, became = _base(config, content) if partial else (None, None)
+    version = became or content_version(embeddings_dir, base)
     if is_published(config.store, version):
         summary = {"version": version, "already_published": True}
+        if online_missing(config.store, version):  # the registry says complete, Redis lost the rows
+            summary["restored"] = restore(config.store, version, progress=False)
     else:
-        carry_from = arm_version(open_store(config.store), config.arm) if partial and config.arm else None
+        guard = Guard(config.arm, config.max_drop, config.force) if config.arm else None
         table = pd.read_parquet(source)
-        summary = publish_version(table, version, config.store, carry_from=carry_from, source=str(source))
+        summary = publish_version(
+            table, version, config.store, base, str(source), data_version=data_version, guard=guard, content=content
+        )
     if config.arm is not None:
         summary["arm"] = assign(config.store, config.arm, version)
     with atomic_dir(output) as tmp:

@@ -1,0 +1,121 @@
+"""An arm's history on a real Feast store: every change logged, rollback any number of steps or
+to a named version, a no-op re-assign, the drop guard, a killed attempt removed before a re-run,
+online rows restored after Redis lost them, old versions pruned but never one an arm may need."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.features.test_publish import DIM, embeddings, vectors
+from trackrec.features import versions
+from trackrec.features.store import StoreConfig, StoreError, open_repo
+
+
+def published(config: StoreConfig, *names: str) -> None:
+    for seed, name in enumerate(names, start=1):
+        versions.publish(embeddings(range(1, 6), seed=seed), name, config, progress=False, data_version=f"d{seed}")
+
+
+def test_rollback_walks_back_through_the_arms_history_and_to_a_named_version(tmp_path):
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    published(config, "v1", "v2", "v3")
+    for name in ("v1", "v2", "v3"):
+        versions.assign(config, "control", name)
+    assert versions.assign(config, "control", "v3")["changed"] is False  # what it reads: nothing changes
+    assert versions.rollback(config)["version"] == "v2"
+    assert versions.rollback(config)["version"] == "v1"  # two levels: not back to v3
+    with pytest.raises(StoreError, match="no earlier version"):
+        versions.rollback(config)
+    for name in ("v2", "v3"):
+        versions.assign(config, "control", name)
+    assert versions.rollback(config, to="v1")["version"] == "v1"
+    with pytest.raises(StoreError, match="never read version 'v3' before"):
+        versions.rollback(config, to="v3")
+    log = versions.history(config, "control")
+    assert [(e["version"], e["action"]) for e in log] == [
+        ("v1", "assign"), ("v2", "assign"), ("v3", "assign"), ("v2", "rollback"), ("v1", "rollback"),
+        ("v2", "assign"), ("v3", "assign"), ("v1", "rollback"),
+    ]  # fmt: skip
+    assert log[0]["data_version"] == "d1" and log[2]["data_version"] == "d3" and log[0]["at"] and log[0]["by"]
+    store = open_repo(config.repo)
+    np.testing.assert_array_equal(vectors(store, [1]), vectors(store, [1], version="v1"))
+
+
+def test_a_version_dropping_too_many_of_the_arms_users_is_refused_unless_forced(tmp_path):
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    versions.publish(embeddings(range(1, 11), seed=1), "v1", config, progress=False)
+    versions.assign(config, "control", "v1")
+    guard = versions.Guard("control", max_drop=0.1)
+    with pytest.raises(StoreError, match="would drop 8 of the 10 users arm 'control' reads"):
+        versions.publish(embeddings([1, 2], seed=2), "v2", config, progress=False, guard=guard)
+    assert not versions.is_published(config, "v2")
+    forced = versions.Guard("control", max_drop=0.1, force=True)
+    assert versions.publish(embeddings([1, 2], seed=2), "v2", config, progress=False, guard=forced)["rows"] == 2
+
+
+def test_an_incremental_publish_without_a_complete_base_is_refused(tmp_path):
+    from trackrec.features.config import FeaturesConfig
+    from trackrec.stages.publish import publish
+
+    (tmp_path / "active").mkdir()
+    embeddings([2, 3], seed=2).to_parquet(tmp_path / "active" / "embeddings.parquet")
+    config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM))
+    with pytest.raises(StoreError, match="needs a complete version to carry the others from"):
+        publish(tmp_path / "active", config, tmp_path / "out", partial=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_rerunning_a_killed_version_removes_the_killed_attempts_rows_first(tmp_path):
+    from trackrec.features import definitions
+    from trackrec.features.store import open_store
+
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    attempt = embeddings([1, 2, 3], seed=1)  # written online, then killed before its completion mark
+    store = open_store(config)
+    rows = versions._rows(attempt, config, "v2", "attempt")
+    view = definitions.version_view("v2", versions._write_offline(rows, config, "v2"), None)
+    store.apply([definitions.USER, view])
+    store.write_to_online_store(view.name, rows)
+    versions.publish(embeddings([4, 5], seed=2), "v2", config, progress=False)
+    read = versions.read(open_repo(config.repo), [1, 4], version="v2")
+    assert read.model_version.tolist() == [None, "v2"]  # user 1 was only in the killed attempt
+
+
+def test_after_redis_loses_its_rows_restore_brings_back_the_arms_reads_bit_identical(tmp_path, redis_server):
+    from trackrec.features.config import FeaturesConfig
+    from trackrec.stages.publish import publish
+
+    config = StoreConfig(repo=str(tmp_path / "repo"), online="redis", redis=redis_server.url, dim=DIM)
+    (tmp_path / "emb").mkdir()
+    embeddings(range(1, 41), seed=1).to_parquet(tmp_path / "emb" / "embeddings.parquet")
+    first = publish(tmp_path / "emb", FeaturesConfig(store=config), tmp_path / "out1")
+    users = list(range(1, 41))
+    before = versions.read(open_repo(config.repo), users)
+    redis_server.kill()
+    redis_server.start()  # an empty Redis: the registry still says complete
+    assert versions.read(open_repo(config.repo), users).model_version.isna().all()
+    assert versions.online_missing(config, first["version"])
+    assert versions.restore(config, first["version"], progress=False)["rows"] == 40
+    after = versions.read(open_repo(config.repo), users)
+    assert after.drop(columns="embedding").equals(before.drop(columns="embedding"))
+    assert all(
+        np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(after.embedding, before.embedding, strict=True)
+    )
+    redis_server.kill()
+    redis_server.start()
+    again = publish(tmp_path / "emb", FeaturesConfig(store=config), tmp_path / "out2")  # publish checks Redis too
+    assert again["already_published"] and again["restored"]["rows"] == 40
+    assert not versions.read(open_repo(config.repo), users).model_version.isna().any()
+
+
+def test_prune_keeps_the_newest_and_every_version_an_arm_may_need(tmp_path):
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    published(config, "v1", "v2", "v3", "v4", "v5")
+    versions.assign(config, "control", "v1")
+    versions.assign(config, "control", "v2")  # v1 stays reachable by rollback
+    versions.assign(config, "candidate", "v3")
+    assert sorted(versions.prune(config, keep=1)) == ["v4"]  # v5 newest; v1-v3 read or reachable
+    assert not versions.is_published(config, "v4")
+    assert versions.read(open_repo(config.repo), [1], version="v5").model_version.tolist() == ["v5"]
+    assert versions.rollback(config)["version"] == "v1"
