@@ -12,7 +12,7 @@ from collections.abc import Callable
 from kfp import dsl
 
 from components.config import split_config
-from components.data import prepare_data, select_samples
+from components.data import data_version, prepare_data, select_samples
 from components.features import encode, publish, train_ctr
 from components.generator import align, distill, greedy, sample, summarize
 from components.shards import gather, plan_shards
@@ -23,6 +23,7 @@ CATALOG: dict[str, tuple[Callable, str]] = {
     "split_config": (split_config, "cpu"),
     "plan_shards": (plan_shards, "cpu"),
     "gather": (gather, "cpu"),
+    "data_version": (data_version, "cpu"),
     "prepare_data": (prepare_data, "cpu"),
     "select_samples": (select_samples, "cpu"),
     "distill": (distill, "train"),

@@ -12,15 +12,17 @@ def encode(reccots: Input[Dataset], encoder: str, embeddings: Output[Dataset]):
     run(reccots.path, section(EncoderConfig, encoder, "features.encoder"), embeddings.path)
 
 
-def publish(embeddings: Input[Dataset], features: str, active_within_days: int, summary: Output[Artifact]):
+def publish(
+    embeddings: Input[Dataset], features: str, active_within_days: int, data_version: str, summary: Output[Artifact]
+):
     """A new Feast feature version (the other users' rows carried over when only active users were
-    refreshed), read by the configured A/B arm once complete."""
+    refreshed), read by the configured A/B arm once complete; it records the data version."""
     from trackrec.features.config import FeaturesConfig
     from trackrec.run_config import section
     from trackrec.stages.publish import publish as run
 
     config = section(FeaturesConfig, features, "features")
-    run(embeddings.path, config, summary.path, partial=active_within_days > 0)
+    run(embeddings.path, config, summary.path, partial=active_within_days > 0, data_version=data_version)
 
 
 def train_ctr(

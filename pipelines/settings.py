@@ -17,6 +17,7 @@ CPU_STAGES = (
     "split_config",
     "plan_shards",
     "gather",
+    "data_version",
     "prepare_data",
     "select_samples",
     "encode",

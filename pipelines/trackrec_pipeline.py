@@ -36,7 +36,8 @@ def build_pipeline(
     def trackrec(config: str = default_config, shards: int = 1, active_within_days: int = 0):
         sections = task("split_config", "check config", config=config, iterations=iterations or 0, features=features)
         data, llm = sections.outputs["data"], sections.outputs["llm"]
-        dataset = task("prepare_data", "prepare data", data=data).outputs["dataset"]
+        version = task("data_version", "identify data", data=data).set_caching_options(False)  # the log may grow
+        dataset = task("prepare_data", "prepare data", data=data, data_version=version.output).outputs["dataset"]
         embeddings = None
         if iterations:
 
@@ -76,7 +77,7 @@ def build_pipeline(
                 embeddings = task("encode", "encode", reccots=reccots, encoder=encoder).outputs["embeddings"]
                 published = task(
                     "publish", "publish to Feast", embeddings=embeddings, features=wanted,
-                    active_within_days=active_within_days,
+                    active_within_days=active_within_days, data_version=version.output,
                 )  # fmt: skip
                 published.set_caching_options(False)  # it checks the store itself: cheap, and the store may change
         optional_embeddings = {} if embeddings is None else {"embeddings": embeddings}

@@ -122,7 +122,8 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
 
 
 def test_a_rerun_that_changes_only_the_arm_runs_only_the_config_split_and_publish(first_run):
-    """Every task from the cache but the config split and publish (which checks the store itself):
+    """Every task from the cache but the config split, the data's identity and publish (which checks
+    the store itself):
     the same version, now read by the candidate arm too; the teacher is not asked again. (Two shards
     through ParallelFor cost five more task start-ups; shard = unsharded is pinned at the stage level
     in test_loop_stages, the fan-out's shape in test_pipeline.)"""
@@ -131,13 +132,48 @@ def test_a_rerun_that_changes_only_the_arm_runs_only_the_config_split_and_publis
 
     config = first_run["config"]
     config.features.arm = "candidate"
-    assert run_tasks(config)[1] == {"split-config", "publish"}
+    assert run_tasks(config)[1] == {"split-config", "data-version", "publish"}
     assert len(first_run["server"].requests) == 6
     (embeddings,) = (first_run["folder"] / "run" / "artifacts").glob("*/encode/embeddings/embeddings.parquet")
     users = pd.read_parquet(embeddings).user_id.tolist()[:1]
     repo = open_repo(first_run["folder"] / "feast")
     control, candidate = (read(repo, users, arm=arm) for arm in ("control", "candidate"))
     assert candidate.model_version[0] == control.model_version[0] is not None
+
+
+@pytest.fixture(scope="module")
+def grown(first_run):
+    """The recurring path on one machine: the data on S3 grows in place (12 users, then 16; the first
+    12 unchanged), the pipeline runs again for every user and the control arm, then once more on the
+    same data."""
+    config = first_run["config"]
+    config.features.arm, config.features.users = "control", None
+    upload_dir(client(), write_collm(first_run["folder"] / "grown", collm_rows(n_users=16)), "s3://trackrec/data")
+    return {"config": config, "runs": [run_tasks(config), run_tasks(config)]}
+
+
+def test_a_grown_log_is_prepared_again_and_its_new_users_published(grown):
+    from trackrec.features.store import open_repo
+    from trackrec.features.versions import history, read
+
+    (_, executed), (_, unchanged) = grown["runs"]
+    assert {"prepare-data", "distill", "publish"} <= executed  # new data: not the cache's
+    assert unchanged == {"data-version", "publish"}  # the same data and config: answered from the cache
+    store = grown["config"].features.store
+    log = history(store, "control")
+    assert len(log) == 2 and log[0]["data_version"] != log[1]["data_version"]
+    rows = read(open_repo(store.repo), list(range(1, 17)))
+    assert rows.model_version.notna().all() and set(rows.model_version) == {log[1]["version"]}  # users 13-16 too
+
+
+def test_rollback_returns_the_arm_to_the_first_runs_version(grown):
+    from trackrec.features.store import open_repo
+    from trackrec.features.versions import history, read, rollback
+
+    store = grown["config"].features.store
+    first_version = history(store, "control")[0]["version"]
+    assert rollback(store, "control")["version"] == first_version
+    assert read(open_repo(store.repo), [16]).model_version.tolist() == [None]  # not in the first run's data
 
 
 def test_missing_model_is_a_config_error_before_any_task(tmp_path, collm_root):

@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 
 from trackrec.atomic import atomic_dir
+from trackrec.data.identity import data_identity
+from trackrec.paths import data_dir
 from trackrec.data.dataset import DataConfig, Dataset, build_dataset, save_id_maps
 from trackrec.timing import work_begins
 
@@ -48,11 +50,21 @@ def _keep_id_maps(dataset: Dataset, destination: str) -> None:
         save_id_maps(dataset.id_maps, tmp)
 
 
-def prepare_data(config: DataConfig, output: str | Path) -> Dataset:
-    """Build the dataset (from local files or s3://) and write it to `output` whole or not at all."""
+def data_version(config: DataConfig) -> str:
+    """The identity of the data `config` reads (the log, or the source's folder), by content."""
+    if config.source == "behaviour-log":
+        return data_identity([config.path])
+    root = config.root or str(data_dir(None))
+    return data_identity([root if not _remote(root) else root.rstrip("/") + "/"])
+
+
+def prepare_data(config: DataConfig, output: str | Path, version: str | None = None) -> Dataset:
+    """Build the dataset (from local files or s3://) and write it to `output` whole or not at all;
+    `version`: the data's identity, recorded in the dataset's meta."""
     work_begins()
     with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
         dataset = build_dataset(_fetched(config, Path(folder)))
+    dataset.meta["data_version"] = version or data_version(config)
     if config.id_map and dataset.id_maps:
         _keep_id_maps(dataset, config.id_map)
     dataset.save(output)
