@@ -179,3 +179,14 @@ def test_the_compiled_pipelines_default_images_are_the_charts():
     assert {name: getattr(Images(), name) for name in ("train", "infer", "cpu")} == {
         name: values[name] for name in ("train", "infer", "cpu")
     }
+
+
+def test_the_charts_redis_is_durable_and_never_evicts():
+    manifests = manifests_of()
+    redis = manifests[("Deployment", "trackrec", "redis")]["spec"]
+    args = redis["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--appendonly") + 1] == "yes" and args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    (data,) = redis["template"]["spec"]["volumes"]
+    claim = manifests[("PersistentVolumeClaim", "trackrec", data["persistentVolumeClaim"]["claimName"])]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert redis["strategy"] == {"type": "Recreate"}
