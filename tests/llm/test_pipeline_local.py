@@ -164,6 +164,8 @@ def test_a_grown_log_is_prepared_again_and_its_new_users_published(grown):
     assert len(log) == 2 and log[0]["data_version"] != log[1]["data_version"]
     rows = read(open_repo(store.repo), list(range(1, 17)))
     assert rows.model_version.notna().all() and set(rows.model_version) == {log[1]["version"]}  # users 13-16 too
+    report = json.loads((latest_run(grown["config"].run_dir)["curves"].parent / "report" / "metrics.json").read_text())
+    assert {row["data_version"] for row in report} == {log[1]["data_version"]}  # the report names its data
 
 
 def test_rollback_returns_the_arm_to_the_first_runs_version(grown):

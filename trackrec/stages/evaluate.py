@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,12 @@ from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import reward
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import read_samples, validator_probs, write_json
+
+
+def data_version_of(samples_dir: str | Path) -> str | None:
+    """The data version the selected samples came from (the report names it)."""
+    meta = Path(samples_dir) / "meta.json"
+    return json.loads(meta.read_text()).get("data_version") if meta.is_file() else None
 
 
 def evaluate(
@@ -51,6 +58,7 @@ def evaluate(
         "mean_reward": float(reward(probs[:, 0], probs[:, 1], labels).mean()),
         "reccot_tokens": float(np.mean(lengths)),
         "samples": len(frame),
+        "data_version": data_version_of(samples_dir),
     }
     with atomic_dir(output) as tmp:
         write_json(tmp / "metrics.json", metrics)

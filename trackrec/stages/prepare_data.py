@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 
 from trackrec.atomic import atomic_dir
+from trackrec.data.dataset import DataConfig, Dataset, build_dataset, save_id_maps
 from trackrec.data.identity import data_identity
 from trackrec.paths import data_dir
-from trackrec.data.dataset import DataConfig, Dataset, build_dataset, save_id_maps
 from trackrec.timing import work_begins
 
 

@@ -11,6 +11,7 @@ Samples with an empty history are skipped: there is nothing to summarise.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -63,4 +64,5 @@ def select_samples(dataset_dir: str | Path, config: SubsetConfig, output: str | 
         for name, frame in splits.items():
             frame.to_parquet(tmp / f"{name}.parquet")
         dataset.items.to_parquet(tmp / "items.parquet")
+        (tmp / "meta.json").write_text(json.dumps({"data_version": dataset.meta.get("data_version")}))
     return {name: len(frame) for name, frame in splits.items()}
