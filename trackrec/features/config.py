@@ -19,9 +19,13 @@ class FeaturesConfig(Config):
     arm: str | None = field("control", help="arm that reads the new version once it is complete; none: no arm")
     max_drop: float = field(0.1, help="refuse a version missing more than this share of the users the arm reads")
     force: bool = field(False, help="publish even past max_drop")
+    keep_versions: int | None = field(
+        None, help="after publishing, prune to this many newest versions (never one an arm may need); none: keep all"
+    )
 
     def problems(self) -> list[str]:
         problems = self.at_least(1, "users") if self.users is not None else []
+        problems += self.at_least(1, "keep_versions") if self.keep_versions is not None else []
         if not 0 <= self.max_drop <= 1:
             problems.append(f"max_drop: a share in [0, 1], got {self.max_drop}")
         return problems

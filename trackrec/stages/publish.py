@@ -18,6 +18,7 @@ from trackrec.features.versions import (
     assign,
     is_published,
     online_missing,
+    prune,
     restore,
     version_tags,
 )
@@ -78,6 +79,8 @@ def publish(
         )
     if config.arm is not None:
         summary["arm"] = assign(config.store, config.arm, version)
+    if config.keep_versions is not None:
+        summary["pruned"] = prune(config.store, config.keep_versions)
     with atomic_dir(output) as tmp:
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
