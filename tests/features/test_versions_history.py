@@ -119,3 +119,16 @@ def test_prune_keeps_the_newest_and_every_version_an_arm_may_need(tmp_path):
     assert not versions.is_published(config, "v4")
     assert versions.read(open_repo(config.repo), [1], version="v5").model_version.tolist() == ["v5"]
     assert versions.rollback(config)["version"] == "v1"
+
+
+def test_the_publish_stage_prunes_to_the_configured_number_of_versions(tmp_path):
+    from trackrec.features.config import FeaturesConfig
+    from trackrec.stages.publish import publish
+
+    config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM), keep_versions=1, max_drop=1.0)
+    published(config.store, "old1", "old2")
+    (tmp_path / "emb").mkdir()
+    embeddings(range(1, 6), seed=9).to_parquet(tmp_path / "emb" / "embeddings.parquet")
+    summary = publish(tmp_path / "emb", config, tmp_path / "out")
+    assert sorted(summary["pruned"]) == ["old1", "old2"]  # the new version is read by control: kept
+    assert versions.is_published(config.store, summary["version"])
