@@ -170,14 +170,18 @@ def ui_link(host: str, run_id: str) -> str:
     return f"{host.rstrip('/')}/#/runs/details/{run_id}"
 
 
+def _uploaded_into(where: Access, package: str | Path, name: str, experiment: str) -> tuple:
+    """A client, the pipeline version of `package`, and the id of `experiment` in the namespace."""
+    client = connect(where)
+    uploaded = upload(client, where.host, package, name)
+    found = _call(where.host, "the experiment", client.create_experiment, experiment, namespace=where.namespace)
+    return client, uploaded, found.experiment_id
+
+
 def submit(where: Access, package: str | Path, params: dict, experiment: str, name: str = "trackrec") -> dict:
     """Upload (or reuse) the pipeline version and start one run in `experiment`; returns ids and the UI link."""
-    client = connect(where)
+    client, uploaded, experiment_id = _uploaded_into(where, package, name, experiment)
     host = where.host
-    uploaded = upload(client, host, package, name)
-    experiment_id = _call(
-        host, "the experiment", client.create_experiment, experiment, namespace=where.namespace
-    ).experiment_id
     run = _call(
         host,
         "the run",
@@ -219,12 +223,8 @@ def schedule(
     """Create the recurring run `job`: `cron`, one run at a time, no catch-up of missed runs; then
     remove the earlier ones of that name (a failed create leaves the old schedule running)."""
     check_cron(cron)
-    client = connect(where)
+    client, uploaded, experiment_id = _uploaded_into(where, package, name, experiment)
     host = where.host
-    uploaded = upload(client, host, package, name)
-    experiment_id = _call(
-        host, "the experiment", client.create_experiment, experiment, namespace=where.namespace
-    ).experiment_id
     listed = _call(
         host,
         "the recurring-run listing",
