@@ -68,9 +68,12 @@ def parse_parameters(package: str | Path, assignments: list[str]) -> dict:
                 problems.append(f"{name}: {value!r} is not a {known[name].lower()}")
     if "config" in params and (reach := package_reach(package)) is not None:
         try:
-            problems += [f"config: {problem}" for problem in reach_problems(json.loads(params["config"]), reach)]
-        except (ValueError, AttributeError):
-            problems.append("config: not a JSON object")
+            plain = config_to_dict(config_from_dict(RunConfig, json.loads(params["config"]), "config"))
+            problems += [f"config: {problem}" for problem in reach_problems(plain, reach)]
+        except ValueError:
+            problems.append("config: not JSON")
+        except ConfigError as error:
+            problems += error.problems
     for name in ("shards", "active_within_days"):
         minimum = 1 if name == "shards" else 0
         if name in params and params[name] < minimum:

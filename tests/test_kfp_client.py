@@ -138,3 +138,9 @@ def test_an_unreachable_endpoint_is_named():
         submit(access(url), COMPILED, {}, "trackrec")
     code, output = cli("submit", "--host", url)
     assert code == 2 and "is unreachable" in output and "Traceback" not in output
+
+
+def test_untrusted_text_in_an_error_is_printed_as_written_not_as_markup():
+    with KFPApiServer() as kfp:
+        code, output = cli("submit", "--host", kfp.url, "--param", "[red]boom[/red]=1")
+        assert code == 2 and "[red]boom[/red]: unknown parameter" in output

@@ -36,7 +36,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except TrackRecError as e:
-            console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from e
 
     return wrapper
