@@ -57,13 +57,13 @@ def run_cli(config, run_dir) -> set[str]:
 
 def test_run_then_rerun_is_cached_then_a_config_change_reruns_only_its_stage(collm_root, tmp_path):
     config, run_dir = write_run_config(tmp_path, collm_root), tmp_path / "run"
-    assert run_cli(config, run_dir) == {"split-config", "prepare-data", "train-ctr"}
+    assert run_cli(config, run_dir) == {"split-config", "data-version", "prepare-data", "train-ctr"}
     paths = json.loads((run_dir / "latest.json").read_text())["paths"]
     metrics = json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())
     assert metrics["backbone"] == "din" and set(metrics["test"]) == {"auc", "acc", "logloss"}
-    assert run_cli(config, run_dir) == set()  # every task answered from KFP's cache
+    assert run_cli(config, run_dir) == {"data-version"}  # the rest from KFP's cache: the data is unchanged
     changed = write_run_config(tmp_path, collm_root, "dcn")
-    assert run_cli(changed, run_dir) == {"split-config", "train-ctr"}  # the prepared data is reused
+    assert run_cli(changed, run_dir) == {"split-config", "data-version", "train-ctr"}  # the prepared data is reused
     paths = json.loads((run_dir / "latest.json").read_text())["paths"]
     assert json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())["backbone"] == "dcn"
 
