@@ -49,8 +49,10 @@ def evaluate(
     curves: Output[HTML],
     previous: Input[Artifact] = None,
     scored: Input[Dataset] = None,
+    fixed_validator: Input[Model] = None,
 ):
-    """V(t) as recommender on held-out users; the report so far (rows, curves) for KFP's UI."""
+    """V(t) as recommender on held-out users, and G(t)'s reward under the fixed V0 (`fixed_validator`;
+    none: V(t) is V0); the report so far (rows, curves) for KFP's UI."""
     import shutil
     from pathlib import Path
 
@@ -62,7 +64,9 @@ def evaluate(
 
     folder = Path(report.path)
     adapter = Path(validator.path) / "adapter"
-    result = run(samples.path, reccots.path, adapter, section(LLMConfig, llm, "llm"), folder / "evaluation")
+    fixed = None if fixed_validator is None else Path(fixed_validator.path) / "adapter"
+    config = section(LLMConfig, llm, "llm")
+    result = run(samples.path, reccots.path, adapter, config, folder / "evaluation", fixed_validator=fixed)
     rows = loop_rows(previous and previous.path, iteration, result, scored and scored.path)
     shutil.copyfile(write_report(rows, folder), curves.path)
     log_metrics(metrics, rows[-1])

@@ -47,7 +47,7 @@ def build_pipeline(
 
             samples = task("select_samples", "select samples", dataset=dataset, llm=llm).outputs["samples"]
             g = g0 = task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
-            v = report = scored = evaluation = None
+            v = v0 = report = scored = evaluation = None
             for t in range(iterations + 1):
                 if t > 0:
                     # after evaluate(t-1): the report grows while the loop runs (kfp.local would
@@ -61,7 +61,10 @@ def build_pipeline(
                 optional_v = {} if v is None else {"validator": v}
                 v = task("rectune", f"rectune V{t}", samples=samples, reccots=reccots, llm=llm, **optional_v)
                 v = v.outputs["tuned"]
-                previous = {} if report is None else {"previous": report, "scored": scored}
+                if v0 is None:
+                    v0 = v
+                # after the first: the report so far, the scoring round and V0, which judges G(t) fixed
+                previous = {} if report is None else {"previous": report, "scored": scored, "fixed_validator": v0}
                 evaluation = task(
                     "evaluate", f"evaluate {t}", samples=samples, reccots=reccots, validator=v, llm=llm, iteration=t,
                     **previous,

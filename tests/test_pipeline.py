@@ -231,7 +231,7 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
     _, pipeline, _ = compiled(tmp_path, config="configs/local.yaml")
     tasks = pipeline["root"]["dag"]["tasks"]
     display = {key: task["taskInfo"]["name"] for key, task in tasks.items()}
-    models = ("generator", "validator", "reccots", "scored", "sampled")
+    models = ("generator", "validator", "reccots", "scored", "sampled", "fixed_validator")
     reads = {
         display[key]: {
             name: display[artifact["taskOutputArtifact"]["producerTask"]]
@@ -249,13 +249,23 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
         "align G1": {"generator": "distill G0", "scored": "score 1"},
         "greedy 1": {"generator": "align G1"},
         "rectune V1": {"reccots": "greedy 1", "validator": "rectune V0"},
-        "evaluate 1": {"reccots": "greedy 1", "validator": "rectune V1", "scored": "score 1"},
+        "evaluate 1": {
+            "reccots": "greedy 1",
+            "validator": "rectune V1",
+            "scored": "score 1",
+            "fixed_validator": "rectune V0",
+        },
         "sample 2": {"generator": "align G1"},
         "score 2": {"sampled": "sample 2", "validator": "rectune V1"},
         "align G2": {"generator": "align G1", "scored": "score 2"},
         "greedy 2": {"generator": "align G2"},
         "rectune V2": {"reccots": "greedy 2", "validator": "rectune V1"},
-        "evaluate 2": {"reccots": "greedy 2", "validator": "rectune V2", "scored": "score 2"},
+        "evaluate 2": {
+            "reccots": "greedy 2",
+            "validator": "rectune V2",
+            "scored": "score 2",
+            "fixed_validator": "rectune V0",
+        },
         "summarize users": {"generator": "align G2"},
         "encode": {"reccots": "summarize users"},
     }

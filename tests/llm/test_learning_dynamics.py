@@ -138,5 +138,10 @@ def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path, monkeypatch,
     if loss_sign > 0:
         assert after["mean_reward"] > before["mean_reward"] + 0.2, (before, after)
         assert after["auc"] > 0.8, after
+        # G1's reward under a fixed V: judged by V while another adapter (G0's) is the evaluated V(t)
+        other = evaluate(g_samples, tmp_path / "greedy1", g0, llm, tmp_path / "eval2", False, fixed_validator=validator)
+        assert other["reward_fixed_v"] == pytest.approx(after["mean_reward"], abs=1e-6) == after["reward_fixed_v"]
+        assert other["reward_fixed_v_low"] < other["reward_fixed_v"] < other["reward_fixed_v_high"]
+        assert abs(other["mean_reward"] - other["reward_fixed_v"]) > 0.05  # so the two Vs did differ
     else:
         assert after["mean_reward"] < before["mean_reward"], (before, after)

@@ -92,6 +92,7 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     rows = json.loads((paths["curves"].parent / "report" / "metrics.json").read_text())
     assert [row["iteration"] for row in rows] == [0, 1]
     assert 0 < rows[1]["sampled_mean_reward"] <= rows[1]["sampled_chosen_reward"] < 1
+    assert rows[0]["reward_fixed_v"] == rows[0]["mean_reward"] and 0 < rows[1]["reward_fixed_v"] < 1  # under V0
     for adapter in ("generator", "distilled"):
         assert (paths[adapter] / "adapter" / "adapter_config.json").is_file()
 

@@ -20,9 +20,13 @@ from trackrec.atomic import atomic_file  # noqa: E402
 
 CURVES = (
     ("V as recommender (held-out users)", ("auc", "prior_auc", "acc")),
-    ("reward under V", ("mean_reward", "sampled_mean_reward", "sampled_chosen_reward")),
+    ("reward under V(t)", ("mean_reward", "sampled_mean_reward", "sampled_chosen_reward")),
+    ("G(t)'s reward under the fixed V0", ("reward_fixed_v",)),
     ("greedy RecCoT length (tokens)", ("reccot_tokens",)),
 )
+
+
+BANDS = {"auc": "auc", "reward_fixed_v": "reward_fixed_v"}  # curve -> the prefix of its interval's keys
 
 
 def _figure(rows: list[dict]) -> str:
@@ -32,9 +36,9 @@ def _figure(rows: list[dict]) -> str:
             points = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o", label=key)
-            if key == "auc" and all(r.get("auc_low") is not None for r in rows):  # its 95% interval
-                ax.fill_between([r["iteration"] for r in rows], [r["auc_low"] for r in rows],
-                                [r["auc_high"] for r in rows], alpha=0.2)  # fmt: skip
+            if key in BANDS and all(r.get(f"{BANDS[key]}_low") is not None for r in rows):  # its 95% interval
+                ax.fill_between([r["iteration"] for r in rows], [r[f"{BANDS[key]}_low"] for r in rows],
+                                [r[f"{BANDS[key]}_high"] for r in rows], alpha=0.2)  # fmt: skip
         ax.set_title(title)
         ax.set_xlabel("iteration")
         ax.set_xticks([r["iteration"] for r in rows])
@@ -90,7 +94,9 @@ def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec lo
         "<p>Iteration 0: G0 from distillation, V0 Rec-tuned on G0's greedy RecCoTs. "
         "Sampled rewards are V(t-1)'s rewards of the N RecCoTs drawn from G(t-1). "
         "auc_low / auc_high: V's AUC's 95% bootstrap interval over held-out users; prior_auc: the "
-        "users' like-rate in their history as the score.</p></body></html>"
+        "users' like-rate in their history as the score. reward_fixed_v: the held-out reward of G(t)'s "
+        "greedy RecCoTs under V0, which stays fixed (the reward under V(t) also moves when V does), "
+        "with its 95% interval over users.</p></body></html>"
     )
     with atomic_file(folder / "report.html") as tmp:
         tmp.write_text(page)

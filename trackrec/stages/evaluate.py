@@ -10,7 +10,7 @@ import numpy as np
 from trackrec.atomic import atomic_dir
 from trackrec.ctr.metrics import ctr_metrics
 from trackrec.errors import DataError
-from trackrec.intervals import auc_of, bootstrap, like_rate
+from trackrec.intervals import auc_of, bootstrap, like_rate, mean_of
 from trackrec.llm.adapters import load_tokenizer
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import reward
@@ -31,10 +31,12 @@ def evaluate(
     llm: LLMConfig,
     output: str | Path,
     progress=True,
+    fixed_validator: str | Path | None = None,
 ) -> dict:
     """Writes metrics.json: AUC (with a 95% bootstrap interval over users), ACC, LogLoss of
     p_yes / (p_yes + p_no); the like-rate prior's AUC on the same samples (what V must beat); mean
-    reward; RecCoT length in tokens."""
+    reward; the mean reward of these RecCoTs under the fixed V0 (`fixed_validator`; none: `validator`
+    is V0) with its interval, which moves only when G does; RecCoT length in tokens."""
     frame = read_samples(samples_dir, "eval")
     labels = frame.label.to_numpy()
     if len(set(labels)) < 2:
@@ -49,6 +51,8 @@ def evaluate(
     lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in reccots]
     users = frame.user_id.to_numpy()
     interval = bootstrap(auc_of(labels, p_yes), users)
+    fixed = probs if fixed_validator is None else validator_probs(llm, fixed_validator, frame, reccots, "V0", progress)
+    under_v0 = bootstrap(mean_of(reward(fixed[:, 0], fixed[:, 1], labels)), users)
     metrics = {
         **ctr_metrics(labels, p_yes),
         "auc_low": interval["ci_low"],
@@ -56,6 +60,9 @@ def evaluate(
         "prior_auc": ctr_metrics(labels, like_rate(frame.history_labels))["auc"],
         "users": len(set(users)),
         "mean_reward": float(reward(probs[:, 0], probs[:, 1], labels).mean()),
+        "reward_fixed_v": under_v0["estimate"],
+        "reward_fixed_v_low": under_v0["ci_low"],
+        "reward_fixed_v_high": under_v0["ci_high"],
         "reccot_tokens": float(np.mean(lengths)),
         "samples": len(frame),
         "data_version": data_version_of(samples_dir),
