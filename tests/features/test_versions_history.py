@@ -109,6 +109,22 @@ def test_after_redis_loses_its_rows_restore_brings_back_the_arms_reads_bit_ident
     assert not versions.read(open_repo(config.repo), users).model_version.isna().any()
 
 
+def test_an_arm_rolls_back_through_its_last_versions_only_so_older_ones_can_be_pruned(tmp_path):
+    from trackrec.features.definitions import ROLLBACK_DEPTH
+
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    names = [f"v{i}" for i in range(ROLLBACK_DEPTH + 2)]
+    published(config, *names)
+    for name in names:
+        versions.assign(config, "control", name)
+    assert sorted(versions.prune(config, keep=1)) == names[:2]  # beyond the rollback depth
+    for _ in range(ROLLBACK_DEPTH - 1):
+        versions.rollback(config)
+    with pytest.raises(StoreError, match="no earlier version"):
+        versions.rollback(config)
+    assert len(versions.history(config, "control")) == len(names) + ROLLBACK_DEPTH - 1  # the log keeps all
+
+
 def test_prune_keeps_the_newest_and_every_version_an_arm_may_need(tmp_path):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
     published(config, "v1", "v2", "v3", "v4", "v5")

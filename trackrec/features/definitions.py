@@ -19,6 +19,7 @@ from trackrec.errors import ConfigError
 
 USER = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="dense TrackRec user id")
 HISTORY = 200  # changes of an arm kept in its log
+ROLLBACK_DEPTH = 5  # versions an arm can roll back through: older ones may be pruned
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,62}$")
 
 
@@ -67,6 +68,10 @@ def version_service(view: FeatureView, rows: int, provenance: dict[str, str]) ->
 
 def arm_service(arm: str, view: FeatureView, stack: list[str], log: list[dict]) -> FeatureService:
     """What an arm reads: `view`, the versions it can roll back through (`stack`, its top is the
-    one read now) and every change made to it (`log`, the latest HISTORY entries)."""
-    tags = {"version": view.tags["version"], "stack": json.dumps(stack), "log": json.dumps(log[-HISTORY:])}
+    one read now, at most ROLLBACK_DEPTH) and every change made to it (`log`, the latest HISTORY)."""
+    tags = {
+        "version": view.tags["version"],
+        "stack": json.dumps(stack[-ROLLBACK_DEPTH:]),
+        "log": json.dumps(log[-HISTORY:]),
+    }
     return FeatureService(name=arm_service_name(arm), features=[view], tags=tags)

@@ -203,7 +203,8 @@ def _arm_state(store, arm: str) -> tuple[list[str], list[dict]]:
 
 
 def _actor() -> str:
-    """Who changes an arm: TRACKREC_ACTOR (a pipeline run sets its run), else user@host."""
+    """Who changes an arm: TRACKREC_ACTOR if set, else user@host (in a pipeline pod the host is the
+    pod's name, which names the run's workflow)."""
     return os.environ.get("TRACKREC_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
