@@ -181,10 +181,12 @@ def with_labels(samples: Path, folder: Path, labels: np.ndarray) -> None:
 
 
 def with_train_subset(samples: Path, folder: Path, count: int) -> None:
-    """A copy of the selected samples with the first `count` train users only."""
+    """A copy of the selected samples with the first `count` train users only, who are also the
+    one alignment round's."""
     shutil.copytree(samples, folder)
-    train = pd.read_parquet(folder / "train.parquet")
-    train.iloc[:count].to_parquet(folder / "train.parquet")
+    train = pd.read_parquet(folder / "train.parquet").iloc[:count]
+    train.to_parquet(folder / "train.parquet")
+    train.assign(round=1).to_parquet(folder / "align.parquet")
 
 
 def shuffled_preferences(scored: Path, sampled: Path, llm, folder: Path, seed: int) -> None:

@@ -24,9 +24,10 @@ def prepare_data(data: str, data_version: str, dataset: Output[Dataset]):
 
 
 def select_samples(dataset: Input[Dataset], llm: str, samples: Output[Dataset]):
-    """The users and samples the LLM loop reads."""
+    """The users and samples the LLM loop reads; alignment samples drawn anew for each iteration."""
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.select_samples import select_samples as run
 
-    run(dataset.path, section(LLMConfig, llm, "llm").subset, samples.path)
+    config = section(LLMConfig, llm, "llm")
+    run(dataset.path, config.subset, samples.path, rounds=config.iterations)

@@ -33,7 +33,7 @@ def sample(
     config = section(LLMConfig, llm, "llm")
     adapter = Path(generator.path) / "adapter"
     seed = config.generation.seed + iteration
-    run(samples.path, adapter, config, sampled.path, seed, shard=Shard(shard, shards))
+    run(samples.path, adapter, config, sampled.path, seed, shard=Shard(shard, shards), iteration=iteration)
 
 
 def align(scored: Input[Dataset], generator: Input[Model], llm: str, aligned: Output[Model]):

@@ -25,6 +25,30 @@ def test_train_users_are_label_balanced_and_held_out_users_are_disjoint(prepared
     assert (tmp_path / "samples" / "items.parquet").is_file()  # the profile teacher's genres
 
 
+def test_each_iteration_aligns_on_a_new_balanced_draw_of_users_never_held_out(prepared, tmp_path, tiny_lm_dir):
+    from trackrec.llm.config import LLMConfig
+    from trackrec.stages.llm_common import alignment_samples
+
+    config = SubsetConfig(train_samples=2, eval_users=3)  # 12 users: three disjoint rounds fit
+    select_samples(prepared, config, tmp_path / "samples", rounds=3)
+    train = pd.read_parquet(tmp_path / "samples" / "train.parquet")
+    held_out = set(pd.read_parquet(tmp_path / "samples" / "eval.parquet").user_id)
+    rounds = [alignment_samples(tmp_path / "samples", t) for t in (1, 2, 3)]
+    assert rounds[0].equals(train)  # round 1: V's train samples
+    users = [set(r.user_id) for r in rounds]
+    assert not users[0] & users[1] and not (users[0] | users[1]) & users[2]  # new users while the pool lasts
+    assert all(not u & held_out for u in users)
+    assert all(r.label.value_counts().to_dict() == {0: 1, 1: 1} for r in rounds)
+    # the sample stage reads its iteration's round, and score the same rows
+    from trackrec.stages.sample import sample
+
+    llm = LLMConfig(base=str(tiny_lm_dir))
+    llm.generation.samples, llm.generation.max_new_tokens, llm.generation.history_tokens = 2, 2, 200
+    sample(tmp_path / "samples", None, llm, tmp_path / "sampled", seed=0, progress=False, iteration=2)
+    sampled = pd.read_parquet(tmp_path / "sampled" / "samples.parquet")
+    assert list(sampled.index) == list(rounds[1].index) and set(sampled["round"]) == {2}
+
+
 def test_unbalanced_draw_keeps_the_like_rate(prepared, tmp_path):
     select_samples(prepared, SubsetConfig(train_samples=9, eval_users=1, balanced=False), tmp_path / "samples")
     train = pd.read_parquet(tmp_path / "samples" / "train.parquet")

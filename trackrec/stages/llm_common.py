@@ -23,6 +23,14 @@ def read_samples(samples_dir: str | Path, split: str, shard: Shard = WHOLE) -> p
     return shard.of(pd.read_parquet(path))
 
 
+def alignment_samples(samples_dir: str | Path, iteration: int, shard: Shard = WHOLE) -> pd.DataFrame:
+    """The samples round `iteration` aligns G on (selected samples without rounds: the train ones)."""
+    if not (Path(samples_dir) / "align.parquet").is_file():
+        return read_samples(samples_dir, "train", shard)
+    frame = read_samples(samples_dir, "align", shard)
+    return frame[frame["round"] == iteration].drop(columns="round")
+
+
 def prompt_builder(llm: LLMConfig, tokenizer, source: str) -> PromptBuilder:
     return PromptBuilder(tokenizer, llm.generation.history_tokens, source)
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.llm.config import LLMConfig
-from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples
+from trackrec.stages.llm_common import alignment_samples, open_engine, prompt_builder
 from trackrec.stages.shards import WHOLE, Shard
 
 
@@ -20,9 +20,11 @@ def sample(
     seed: int,
     progress=True,
     shard: Shard = WHOLE,
+    iteration: int = 1,
 ) -> int:
-    """Writes samples.parquet: the train samples' index, RecCoT prompt, N RecCoTs and whether each finished."""
-    frame = read_samples(samples_dir, "train", shard)
+    """Writes samples.parquet: the index of round `iteration`'s alignment samples, their round, RecCoT
+    prompt, N RecCoTs and whether each finished."""
+    frame = alignment_samples(samples_dir, iteration, shard)
     prompts, drawn = [], []
     if not frame.empty:  # a shard may hold no user
         engine = open_engine(llm, generator, progress)
@@ -34,6 +36,7 @@ def sample(
             "prompt": prompts,
             "reccots": [[c.text for c in row] for row in drawn],
             "finished": [[c.finished for c in row] for row in drawn],
+            "round": iteration,
         },
         index=frame.index,
     )

@@ -10,7 +10,7 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import preference, reward
-from trackrec.stages.llm_common import read_samples, validator_probs, write_json
+from trackrec.stages.llm_common import alignment_samples, validator_probs, write_json
 from trackrec.stages.shards import WHOLE, Shard
 
 TIE = 1e-6  # rewards closer than this are equal
@@ -28,8 +28,10 @@ def score(
     """Writes preferences.parquet (prompt, chosen, rejected, rewards) of samples with a preference,
     rewards.parquet (every sample's N rewards: what stats are computed from when shards are gathered)
     and stats.json."""
-    frame = read_samples(samples_dir, "train", shard)
-    sampled = pd.read_parquet(Path(sampled_dir) / "samples.parquet").loc[frame.index]
+    sampled = pd.read_parquet(Path(sampled_dir) / "samples.parquet")
+    iteration = int(sampled["round"].iloc[0]) if "round" in sampled and len(sampled) else 1
+    frame = alignment_samples(samples_dir, iteration, shard)
+    sampled = sampled.loc[frame.index]
     rewards = np.empty((0, llm.generation.samples))
     if not frame.empty:  # a shard may hold no user
         n = len(sampled.reccots.iloc[0])

@@ -5,6 +5,10 @@ with a liked and half with a disliked target when `balanced` (as many as there a
 eval: the latest `eval_per_user` test-split samples of each of `eval_users` users not drawn for
 train (held-out users);
 distill: the latest train sample of `distill_fraction` of the train users (the teacher's prompts);
+align: the alignment samples of each round (iteration) t = 1..rounds, column `round`: round 1 is the
+train samples, each later round a new balanced draw of as many users, disjoint from the earlier
+rounds while the pool lasts (Algorithm 2 aligns on all samples; we redraw per iteration) and never
+a held-out user;
 items: the item table (the offline profile teacher reads genres and years).
 Samples with an empty history are skipped: there is nothing to summarise.
 """
@@ -43,7 +47,23 @@ def _draw_balanced(frame: pd.DataFrame, count: int, rng: np.random.Generator) ->
     return pd.concat(halves).sort_index()
 
 
-def select_samples(dataset_dir: str | Path, config: SubsetConfig, output: str | Path) -> dict[str, int]:
+def _alignment_rounds(
+    pool: pd.DataFrame, train: pd.DataFrame, held_out: pd.DataFrame, config: SubsetConfig, rounds: int, rng
+) -> pd.DataFrame:
+    pool = pool[~pool.user_id.isin(held_out.user_id)]
+    drawn, used = [train.assign(round=1)], set(train.user_id)
+    for t in range(2, rounds + 1):
+        fresh = pool[~pool.user_id.isin(used)]
+        source = fresh if len(fresh) >= min(config.train_samples, len(pool)) else pool  # reuse once exhausted
+        draw = (_draw_balanced if config.balanced else _draw)(source, config.train_samples, rng)
+        drawn.append(draw.assign(round=t))
+        used |= set(draw.user_id)
+    return pd.concat(drawn)
+
+
+def select_samples(
+    dataset_dir: str | Path, config: SubsetConfig, output: str | Path, rounds: int = 1
+) -> dict[str, int]:
     work_begins()
     dataset = Dataset.load(dataset_dir)
     rng = np.random.default_rng(config.seed)
@@ -59,7 +79,8 @@ def select_samples(dataset_dir: str | Path, config: SubsetConfig, output: str | 
         raise DataError(str(dataset_dir), "no test sample of a held-out user; lower subset.train_samples")
     n_distill = round(config.distill_fraction * train_pool.user_id.nunique())
     distill = _draw(train_pool, n_distill, rng)
-    splits = {"train": train, "eval": held_out, "distill": distill}
+    align = _alignment_rounds(train_pool, train, held_out, config, rounds, rng)
+    splits = {"train": train, "eval": held_out, "distill": distill, "align": align}
     with atomic_dir(output) as tmp:
         for name, frame in splits.items():
             frame.to_parquet(tmp / f"{name}.parquet")
