@@ -22,9 +22,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from trackrec.atomic import atomic_file
 from trackrec.errors import TrackRecError
+from trackrec.hashing import sha256_of
 
 ATTEMPTS = 3  # whole transfers, on an integrity mismatch
-_CHUNK = 8 * 1024 * 1024
 _PART = 64 * 1024 * 1024  # multipart part size, fixed so that the per-part (composite) checksum is ours to compute
 _TRANSFER = TransferConfig(multipart_threshold=_PART, multipart_chunksize=_PART)
 
@@ -47,14 +47,6 @@ def split_uri(uri: str) -> tuple[str, str]:
         raise ArtifactError(f"{uri!r} is not s3://bucket/key")
     bucket, key = uri[5:].split("/", 1)
     return bucket, key
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _failed(action: str, uri: str, error: Exception) -> ArtifactError:

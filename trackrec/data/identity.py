@@ -12,25 +12,18 @@ import hashlib
 from pathlib import Path
 
 from trackrec.errors import DataError
-
-_CHUNK = 8 * 1024 * 1024
-
-
-def _file_digest(path: Path, digest) -> None:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+from trackrec.hashing import update_from_file
 
 
 def _local(location: Path, digest) -> None:
     if location.is_file():
-        _file_digest(location, digest)
+        update_from_file(digest, location)
         return
     if not location.is_dir():
         raise DataError(str(location), "not found")
     for path in sorted(p for p in location.rglob("*") if p.is_file()):
         digest.update(f"{path.relative_to(location).as_posix()}\0".encode())
-        _file_digest(path, digest)
+        update_from_file(digest, path)
 
 
 def _s3(uri: str, digest) -> None:

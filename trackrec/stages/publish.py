@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from trackrec.artifacts.s3 import sha256_of
 from trackrec.atomic import atomic_dir
 from trackrec.features.config import FeaturesConfig
 from trackrec.features.store import StoreError, open_store
@@ -23,15 +22,18 @@ from trackrec.features.versions import (
     version_tags,
 )
 from trackrec.features.versions import publish as publish_version
+from trackrec.hashing import sha256_of
 from trackrec.timing import work_begins
 
 
 def content_version(embeddings_dir: str | Path, base: str | None = None) -> str:
     """The version name of an embeddings table (and, for an incremental publish, of the version its
     other users are carried from): new whenever either changes, the same on a re-run."""
-    digest = sha256_of(Path(embeddings_dir) / "embeddings.parquet")
-    if base is not None:
-        digest = hashlib.sha256(f"{digest} on {base}".encode()).hexdigest()
+    return _version_name(sha256_of(Path(embeddings_dir) / "embeddings.parquet"), base)
+
+
+def _version_name(content: str, base: str | None) -> str:
+    digest = content if base is None else hashlib.sha256(f"{content} on {base}".encode()).hexdigest()
     return "emb_" + digest[:12]
 
 
@@ -66,7 +68,7 @@ def publish(
     source = Path(embeddings_dir) / "embeddings.parquet"
     content = sha256_of(source)
     base, became = _base(config, content) if partial else (None, None)
-    version = became or content_version(embeddings_dir, base)
+    version = became or _version_name(content, base)
     if is_published(config.store, version):
         summary = {"version": version, "already_published": True}
         if online_missing(config.store, version):  # the registry says complete, Redis lost the rows
