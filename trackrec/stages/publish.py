@@ -40,13 +40,14 @@ def _version_name(content: str, base: str | None) -> str:
 def _base(config: FeaturesConfig, content: str) -> tuple[str | None, str | None]:
     """(the version to carry the other users from, the version this table already became): a re-run
     finds the arm on the version it published from this same table and publishes nothing."""
-    current = arm_version(open_store(config.store), config.arm) if config.arm else None
+    store = open_store(config.store)
+    current = arm_version(store, config.arm) if config.arm else None
     if current is None:
         raise StoreError(
             f"an incremental publish (active users only) needs a complete version to carry the others from, "
             f"and arm {config.arm!r} reads none: run once with active_within_days=0"
         )
-    tags = version_tags(open_store(config.store), current)
+    tags = version_tags(store, current)
     if tags.get("content") == content:
         return tags["base"] or None, current
     return current, None
