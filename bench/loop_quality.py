@@ -58,7 +58,7 @@ from trackrec.stages.rectune import rectune  # noqa: E402
 from trackrec.stages.sample import sample  # noqa: E402
 from trackrec.stages.score import preference_table, score  # noqa: E402
 from trackrec.stages.select_samples import select_samples  # noqa: E402
-from trackrec.stages.summarize import cutoff_histories, summarize  # noqa: E402
+from trackrec.stages.summarize import cutoff_samples, summarize  # noqa: E402
 from trackrec.stages.train_ctr import train_ctr  # noqa: E402
 
 ANSWER = {1: "The user will like the target movie.", 0: "The user will not like the target movie."}
@@ -125,7 +125,8 @@ def ctr_lift(work: Work, config, data: Path, samples: Path, generators: dict, ar
     llm = work.llm
 
     def teacher_table(folder: Path) -> None:
-        frame = cutoff_histories(Dataset.load(data))
+        dataset = Dataset.open(data)
+        frame = dataset.with_histories(cutoff_samples(dataset))
         builder = prompt_builder(llm, load_tokenizer(llm.base), "user histories")
         folder.mkdir()
         reccots = teacher_reccots(llm, builder, frame, samples)

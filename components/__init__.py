@@ -2,7 +2,8 @@
 
 KFP ships a component's source in the pipeline YAML and runs it in its image, so each wrapper
 imports what it needs inside its body. `build(images)` makes the components for a set of images
-(named in one place: `pipelines.settings.Images`).
+(named in one place: `pipelines.settings.Images`), with the TrainJob passthrough on the training
+stages that run over several nodes.
 """
 
 from __future__ import annotations
@@ -40,9 +41,27 @@ CATALOG: dict[str, tuple[Callable, str]] = {
 }
 
 
-def build(images) -> dict[str, Callable]:
-    """stage -> KFP component running in its image; the images' own packages include kfp."""
+# A training task that launches a TrainJob hands it the task's GPU pool (resources, tolerations,
+# node selector: then not applied to the task's own pod, which only waits) and shares its
+# environment and volumes (the run's workspace among them) with it.
+TRAINJOB_PASSTHROUGHS = [
+    dsl.TaskConfigField.RESOURCES,
+    dsl.TaskConfigField.KUBERNETES_TOLERATIONS,
+    dsl.TaskConfigField.KUBERNETES_NODE_SELECTOR,
+    dsl.TaskConfigPassthrough(field=dsl.TaskConfigField.ENV, apply_to_task=True),
+    dsl.TaskConfigPassthrough(field=dsl.TaskConfigField.KUBERNETES_VOLUMES, apply_to_task=True),
+]
+
+
+def build(images, trainjob_stages: tuple[str, ...] = ()) -> dict[str, Callable]:
+    """stage -> KFP component running in its image; the images' own packages include kfp.
+    trainjob_stages: the training stages compiled to launch a TrainJob (multi-node settings)."""
     return {
-        name: dsl.component(function, base_image=getattr(images, image), install_kfp_package=False)
+        name: dsl.component(
+            function,
+            base_image=getattr(images, image),
+            install_kfp_package=False,
+            task_config_passthroughs=TRAINJOB_PASSTHROUGHS if name in trainjob_stages else None,
+        )
         for name, (function, image) in CATALOG.items()
     }

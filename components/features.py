@@ -3,13 +3,14 @@
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 
-def encode(reccots: Input[Dataset], encoder: str, embeddings: Output[Dataset]):
-    """The users' RecCoTs as vectors (BERT-family encoder)."""
+def encode(reccots: Input[Dataset], encoder: str, shard: int, shards: int, embeddings: Output[Dataset]):
+    """One user shard's RecCoTs as vectors (BERT-family encoder), in bounded chunks."""
     from trackrec.features.encoder import EncoderConfig
     from trackrec.run_config import section
     from trackrec.stages.encode import encode as run
+    from trackrec.stages.shards import Shard
 
-    run(reccots.path, section(EncoderConfig, encoder, "features.encoder"), embeddings.path)
+    run(reccots.path, section(EncoderConfig, encoder, "features.encoder"), embeddings.path, shard=Shard(shard, shards))
 
 
 def publish(

@@ -1,7 +1,7 @@
 """Components of G's stages: distill, sample, align, greedy, summarize. Models travel as LoRA
 adapters (`<artifact>/adapter`) over the base named in the llm section."""
 
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import Dataset, Input, Model, Output, TaskConfig
 
 
 def distill(samples: Input[Dataset], llm: str, generator: Output[Model]):
@@ -36,14 +36,24 @@ def sample(
     run(samples.path, adapter, config, sampled.path, seed, shard=Shard(shard, shards), iteration=iteration)
 
 
-def align(scored: Input[Dataset], generator: Input[Model], llm: str, aligned: Output[Model]):
-    """G(t): S-DPO of G(t-1) on the scored preferences (one process per GPU of the pod)."""
+def align(
+    scored: Input[Dataset],
+    generator: Input[Model],
+    llm: str,
+    aligned: Output[Model],
+    task_config: TaskConfig,
+    nodes: str = "",
+    workspace: str = "",
+):
+    """G(t): S-DPO of G(t-1) on the scored preferences (one process per GPU of the pod, or a
+    TrainJob over `nodes` when the settings ask for several)."""
     import os
 
-    from trackrec.llm.distributed import run_training_stage
+    from trackrec.stages.launch import run_training_stage
 
     adapter = os.path.join(generator.path, "adapter")
-    run_training_stage("align", {"scored_dir": scored.path, "generator": adapter, "llm": llm, "output": aligned.path})
+    arguments = {"scored_dir": scored.path, "generator": adapter, "llm": llm, "output": aligned.path}
+    run_training_stage("align", arguments, nodes, workspace, task_config, aligned.path)
 
 
 def greedy(

@@ -1,6 +1,6 @@
 """Components of V's stages: score, rectune, evaluate."""
 
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output, TaskConfig
 
 
 def score(
@@ -25,17 +25,24 @@ def score(
 
 
 def rectune(
-    samples: Input[Dataset], reccots: Input[Dataset], llm: str, tuned: Output[Model], validator: Input[Model] = None
+    samples: Input[Dataset],
+    reccots: Input[Dataset],
+    llm: str,
+    tuned: Output[Model],
+    task_config: TaskConfig,
+    validator: Input[Model] = None,
+    nodes: str = "",
+    workspace: str = "",
 ):
     """V(t): SFT of V(t-1) (a fresh adapter at iteration 0) on the Rec prompt with G(t)'s RecCoTs
-    (one process per GPU of the pod)."""
+    (one process per GPU of the pod, or a TrainJob over `nodes` when the settings ask for several)."""
     import os
 
-    from trackrec.llm.distributed import run_training_stage
+    from trackrec.stages.launch import run_training_stage
 
     adapter = None if validator is None else os.path.join(validator.path, "adapter")
     arguments = {"samples_dir": samples.path, "greedy_dir": reccots.path, "validator": adapter, "output": tuned.path}
-    run_training_stage("rectune", arguments | {"llm": llm})
+    run_training_stage("rectune", arguments | {"llm": llm}, nodes, workspace, task_config, tuned.path)
 
 
 def evaluate(

@@ -48,4 +48,8 @@ def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph
             active_within_days=active_within_days,
         )  # fmt: skip
 
-    return {"sample": sample, "score": score, "greedy": greedy, "summarize": summarize}
+    @dsl.pipeline(name="encode-shards")
+    def encode(reccots: Input[Dataset], encoder: str, shards: int) -> Dataset:
+        return fan_out("encode", "embeddings", shards, reccots=reccots, encoder=encoder)
+
+    return {"sample": sample, "score": score, "greedy": greedy, "summarize": summarize, "encode": encode}

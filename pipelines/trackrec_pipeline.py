@@ -1,11 +1,13 @@
 """Algorithm 2 as a KFP v2 pipeline: distill once, T alternating iterations unrolled in Python
 (KFP v2 has no loops), then the RecCoT features -> Feast -> the CTR model.
 
-The inference stages (sample, score, greedy, summarize) fan out over user shards with
+The inference stages (sample, score, greedy, summarize) and encode fan out over user shards with
 ParallelFor and are gathered into one folder. The same pipeline runs on a cluster and, through
 `kfp.local`, on one machine (`trackrec run`).
 """
 
+import dataclasses
+import json
 from typing import NamedTuple
 
 from kfp import dsl
@@ -13,8 +15,9 @@ from kfp.dsl import HTML, Dataset, Metrics, Model
 
 import components
 from pipelines.placement import place
-from pipelines.settings import PipelineSettings
+from pipelines.settings import TRAINJOB_STAGES, PipelineSettings
 from pipelines.sharded import sharded_stages
+from trackrec.stages.launch import Nodes
 
 NAME = "trackrec"
 
@@ -26,9 +29,11 @@ def build_pipeline(
     only) and with or without the feature stages (which need the loop)."""
     if features and not iterations:
         raise ValueError("the feature stages need the LLM loop (iterations >= 1)")
-    ops = components.build(settings.images)
+    multi_node = settings.training.nodes > 1
+    ops = components.build(settings.images, TRAINJOB_STAGES if multi_node else ())
 
     def task(stage: str, name: str, **inputs) -> dsl.PipelineTask:
+        inputs |= trainjob_inputs(settings, stage) if multi_node and stage in TRAINJOB_STAGES else {}
         return place(ops[stage](**inputs).set_display_name(name), stage, settings)
 
     shards_of = sharded_stages(task)
@@ -76,8 +81,7 @@ def build_pipeline(
                     "summarize", "summarize users", after=evaluation, dataset=dataset, generator=g, llm=llm,
                     users=sections.outputs["users"], active_within_days=active_within_days,
                 )  # fmt: skip
-                encoder = sections.outputs["encoder"]
-                embeddings = task("encode", "encode", reccots=reccots, encoder=encoder).outputs["embeddings"]
+                embeddings = sharded("encode", "encode", reccots=reccots, encoder=sections.outputs["encoder"])
                 published = task(
                     "publish", "publish to Feast", embeddings=embeddings, features=wanted,
                     active_within_days=active_within_days, data_version=version.output,
@@ -96,4 +100,28 @@ def build_pipeline(
     fields |= {"curves": HTML, "generator": Model, "distilled": Model} if iterations else {}
     Outputs = NamedTuple("Outputs", list(fields.items()))
     trackrec.__annotations__["return"] = Outputs
-    return dsl.pipeline(name=NAME, description=__doc__.splitlines()[0], pipeline_root=settings.pipeline_root)(trackrec)
+    workspace = dsl.PipelineConfig(workspace=shared_workspace(settings)) if multi_node else None
+    return dsl.pipeline(
+        name=NAME, description=__doc__.splitlines()[0], pipeline_root=settings.pipeline_root, pipeline_config=workspace
+    )(trackrec)
+
+
+def trainjob_inputs(settings: PipelineSettings, stage: str) -> dict[str, str]:
+    """What a training task needs to launch its TrainJob: the nodes (JSON) and the workspace path."""
+    override = settings.stages.get(stage)
+    nodes = Nodes(
+        nodes=settings.training.nodes,
+        runtime=settings.training.runtime,
+        image=settings.images.train,
+        timeout_s=(override and override.timeout_s) or settings.gpu_pool.timeout_s,
+        run_as_user=settings.run_as_user,
+    )
+    return {"nodes": json.dumps(dataclasses.asdict(nodes)), "workspace": dsl.WORKSPACE_PATH_PLACEHOLDER}
+
+
+def shared_workspace(settings: PipelineSettings) -> dsl.WorkspaceConfig:
+    """The run's workspace PVC, mounted by the training tasks and their TrainJobs' nodes: ReadWriteMany."""
+    spec = {"accessModes": ["ReadWriteMany"]}
+    if settings.training.storage_class:
+        spec["storageClassName"] = settings.training.storage_class
+    return dsl.WorkspaceConfig(size=settings.training.workspace, kubernetes=dsl.KubernetesWorkspaceConfig(spec))

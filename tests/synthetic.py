@@ -70,3 +70,20 @@ def write_collm(root: Path, splits: dict[str, list[dict]], n_items: int = 40) ->
             handle.writelines(json.dumps(row) + "\n" for row in rows)
     write_movies(root / "ml-1m" / "movies.dat", n_items)
     return root
+
+
+def sample_rows(events, mode, max_len: int) -> dict:
+    """Split name -> sample rows with list histories, built from an event log as prepare_data does."""
+    from trackrec.data.dataset import Dataset
+    from trackrec.data.history import samples_from_events
+    from trackrec.data.items import item_table
+    from trackrec.data.schema import SPLITS
+
+    samples, history = samples_from_events(events, mode, max_len)
+    dataset = Dataset.built(samples, history, item_table(events), {}, max_len, "events")
+    return {split: split_rows(dataset, split) for split in SPLITS}
+
+
+def split_rows(dataset, split: str):
+    """A split's sample rows with list histories (what the LLM stages read)."""
+    return dataset.with_histories(dataset.samples(split))

@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from trackrec.data.dataset import DataConfig, build_dataset
+from tests.synthetic import split_rows
+from trackrec.data.sources import DataConfig, build_dataset
 from trackrec.errors import ConfigError, DataError
 
 
@@ -38,7 +39,7 @@ def config(path, **overrides):
 
 def test_time_split_dense_ids_and_histories(log_path):
     dataset = build_dataset(config(log_path))
-    train, valid, test = (dataset.samples[s] for s in ("train", "valid", "test"))
+    train, valid, test = (split_rows(dataset, s) for s in ("train", "valid", "test"))
     assert len(train) == 3 and len(valid) == 1 and len(test) == 2
     assert list(test["user_id"]) == [1, 2]  # ann -> 1, bob -> 2 (first appearance)
     ann_test = test.iloc[0]
@@ -71,18 +72,18 @@ def written(tmp_path, log: pd.DataFrame, name="log.parquet"):
 
 def test_parquet_timestamps_of_any_unit_and_zone_read_as_the_same_seconds(log_path, tmp_path):
     log = pd.read_parquet(log_path)
-    reference = build_dataset(config(log_path)).samples["test"]
+    reference = split_rows(build_dataset(config(log_path)), "test")
     for unit in ("ms", "us", "s"):  # Spark, BigQuery and pyarrow write these
         other = log.assign(timestamp=log.timestamp.dt.tz_localize(None).astype(f"datetime64[{unit}]"))
-        same = build_dataset(config(written(tmp_path, other, f"{unit}.parquet"))).samples["test"]
+        same = split_rows(build_dataset(config(written(tmp_path, other, f"{unit}.parquet"))), "test")
         pd.testing.assert_frame_equal(same, reference)
     paris = log.assign(timestamp=log.timestamp.dt.tz_convert("Europe/Paris"))  # the same instants
     pd.testing.assert_frame_equal(
-        build_dataset(config(written(tmp_path, paris, "tz.parquet"))).samples["test"], reference
+        split_rows(build_dataset(config(written(tmp_path, paris, "tz.parquet"))), "test"), reference
     )
     seconds = log.assign(timestamp=log.timestamp.astype("int64") // 10**9)
     pd.testing.assert_frame_equal(
-        build_dataset(config(written(tmp_path, seconds, "s.parquet"))).samples["test"], reference
+        split_rows(build_dataset(config(written(tmp_path, seconds, "s.parquet"))), "test"), reference
     )
 
 
@@ -118,7 +119,7 @@ def test_repeated_events_are_dropped_and_counted_so_a_target_is_never_its_own_hi
     doubled = pd.concat([log, log.iloc[[5]]], ignore_index=True)  # ann's test event exported twice
     dataset = build_dataset(config(written(tmp_path, doubled)))
     assert dataset.meta["dropped_duplicates"] == 1
-    (ann,) = [row for row in dataset.samples["test"].itertuples() if row.user_id == 1]  # one sample, not two
+    (ann,) = [row for row in split_rows(dataset, "test").itertuples() if row.user_id == 1]  # one sample, not two
     assert list(ann.history_titles) == ["Nine", "Seven", "Five"]  # not "Nine" again from the copy
 
 
@@ -138,7 +139,9 @@ def test_dense_ids_survive_a_reordered_export_and_a_grown_log_with_the_id_map(lo
     shuffled = log.sample(frac=1, random_state=3).reset_index(drop=True)
     again = build_dataset(config(written(tmp_path, shuffled, "shuffled.parquet")))
     for split in ("train", "valid", "test"):
-        pd.testing.assert_frame_equal(again.samples[split], first.samples[split])  # no map needed for a re-export
+        pd.testing.assert_frame_equal(
+            split_rows(again, split), split_rows(first, split)
+        )  # no map needed for a re-export
     from trackrec.stages.prepare_data import prepare_data
 
     prepare_data(config(log_path, id_map=str(tmp_path / "ids")), tmp_path / "run1")
@@ -154,3 +157,33 @@ def test_dense_ids_survive_a_reordered_export_and_a_grown_log_with_the_id_map(lo
     assert (users["ann"], users["bob"], users["cat"]) == (1, 2, 3)  # known ids kept, the newcomer appended
     items = first.id_maps["item"].set_index("raw_id")["id"]
     assert (run2.id_maps["item"].set_index("raw_id")["id"].loc[items.index] == items).all()
+
+
+def write_parts(log: pd.DataFrame, folder, parts: int = 3):
+    """The log as a folder of parquet parts, rows shuffled across them, with Spark's `_SUCCESS`."""
+    folder.mkdir()
+    shuffled = log.sample(frac=1, random_state=0).reset_index(drop=True)
+    for index in range(parts):
+        shuffled.iloc[index::parts].to_parquet(folder / f"part-{index:05d}.parquet", index=False)
+    (folder / "_SUCCESS").touch()
+    return folder
+
+
+def test_a_folder_of_parts_prepares_the_same_dataset_as_the_single_file(log_path, tmp_path):
+    whole = build_dataset(config(log_path))
+    parted = build_dataset(config(write_parts(pd.read_parquet(log_path), tmp_path / "parts")))
+    for name in ("samples", "history"):
+        pd.testing.assert_frame_equal(parted.tables[name], whole.tables[name])
+    pd.testing.assert_frame_equal(parted.items, whole.items)
+
+
+def test_only_the_log_columns_we_use_are_read(log_path, tmp_path):
+    """Column projection: a wide log's other columns (here one that no parquet reader could even
+    turn into pandas without the extension type) never leave the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(log_path).append_column("payload", pa.array([b"x" * 10] * 6, pa.binary()))
+    pq.write_table(table, tmp_path / "wide.parquet")
+    dataset = build_dataset(config(tmp_path / "wide.parquet"))
+    pd.testing.assert_frame_equal(dataset.tables["samples"], build_dataset(config(log_path)).tables["samples"])

@@ -1,13 +1,13 @@
 import gzip
 import json
 
-import pandas as pd
 import pytest
 
-from tests.synthetic import write_collm
+from tests.synthetic import sample_rows, write_collm
 from trackrec.data.collm import collm_events, collm_stats, read_collm, split_file
-from trackrec.data.dataset import DataConfig, Dataset, build_dataset
-from trackrec.data.history import HistoryMode, samples_from_events
+from trackrec.data.dataset import Dataset
+from trackrec.data.history import HistoryMode
+from trackrec.data.sources import DataConfig, build_dataset
 from trackrec.errors import DataError
 from trackrec.stages.prepare_data import prepare_data
 
@@ -45,7 +45,7 @@ def hand_root(tmp_path):
 
 
 def test_full_history_rebuilt_across_splits_in_order(hand_root):
-    samples = samples_from_events(collm_events(read_collm(hand_root)), HistoryMode.FULL, max_len=50)
+    samples = sample_rows(collm_events(read_collm(hand_root)), HistoryMode.FULL, max_len=50)
     test_user1 = samples["test"].iloc[0]
     assert list(test_user1["history_item_ids"]) == [1, 2, 3, 4]
     assert list(test_user1["history_labels"]) == [1, 0, 1, 0]
@@ -56,13 +56,13 @@ def test_full_history_rebuilt_across_splits_in_order(hand_root):
 
 def test_liked_history_matches_collm_his(hand_root):
     raw = read_collm(hand_root)
-    samples = samples_from_events(collm_events(raw), HistoryMode.LIKED, max_len=50)
+    samples = sample_rows(collm_events(raw), HistoryMode.LIKED, max_len=50)
     for split, frame in raw.items():
         assert [list(h) for h in samples[split]["history_item_ids"]] == [h[1:] for h in frame["his"]]
 
 
 def test_max_history_keeps_most_recent(hand_root):
-    samples = samples_from_events(collm_events(read_collm(hand_root)), HistoryMode.FULL, max_len=2)
+    samples = sample_rows(collm_events(read_collm(hand_root)), HistoryMode.FULL, max_len=2)
     assert list(samples["test"].iloc[0]["history_item_ids"]) == [3, 4]
 
 
@@ -116,7 +116,7 @@ def test_rerun_after_failure_works(collm_root, tmp_path):
         prepare_data(DataConfig(root=str(collm_root)), out)
     rewrite_split(collm_root, "test", lambda r: r.__setitem__(slice(None), rows["orig"]))
     prepare_data(DataConfig(root=str(collm_root)), out)
-    assert len(Dataset.load(out).samples["test"]) == len(rows["orig"])
+    assert len(Dataset.open(out).samples("test")) == len(rows["orig"])
 
 
 def test_missing_data_folder_says_how_to_fix(tmp_path):
@@ -125,6 +125,7 @@ def test_missing_data_folder_says_how_to_fix(tmp_path):
 
 
 def test_dataset_roundtrip(prepared):
-    dataset = Dataset.load(prepared)
-    assert set(dataset.samples) == {"train", "valid", "test"}
-    assert isinstance(dataset.samples["train"], pd.DataFrame) and dataset.n_items == 41
+    dataset = Dataset.open(prepared)
+    assert set(dataset.samples()["split"]) == {"train", "valid", "test"}
+    assert dataset.meta["rows"] == {split: len(dataset.samples(split)) for split in ("train", "valid", "test")}
+    assert dataset.n_items == 41

@@ -7,7 +7,7 @@ import torch
 from trackrec.ctr.config import ModelConfig, TrainConfig
 from trackrec.ctr.features import FeatureSpec
 from trackrec.ctr.registry import BACKBONES, build_model
-from trackrec.ctr.train import evaluate, fit
+from trackrec.ctr.train import TensorBatches, evaluate, fit
 
 N_USERS, N_ITEMS, L = 30, 50, 6
 
@@ -75,12 +75,12 @@ def test_learns_a_planted_user_item_interaction(name):
     model = build_model(name, spec(), ModelConfig(embedding_dim=8, hidden_units=(32,), dropout=0.0))
     log = fit(
         model,
-        planted(3000, 1),
-        planted(500, 2),
+        TensorBatches(planted(3000, 1), 128),
+        TensorBatches(planted(500, 2)),
         TrainConfig(batch_size=128, lr=2e-2, max_epochs=15, patience=5, weight_decay=0.0),
         progress=False,
     )
-    auc = evaluate(model, planted(1000, 3))["auc"]
+    auc = evaluate(model, TensorBatches(planted(1000, 3)))["auc"]
     assert auc > 0.85, f"{name}: test AUC {auc:.3f} after {log['best_epoch']} epochs"
 
 
@@ -94,14 +94,34 @@ def test_connector_carries_information():
         return d
 
     model = build_model("din", spec(4), ModelConfig(embedding_dim=8, hidden_units=(32,)))
-    fit(model, data(1), data(2), TrainConfig(batch_size=128, lr=5e-3, max_epochs=8), progress=False)
-    assert evaluate(model, data(3))["auc"] > 0.9
+    fit(model, TensorBatches(data(1), 128), TensorBatches(data(2)), TrainConfig(lr=5e-3, max_epochs=8), progress=False)
+    assert evaluate(model, TensorBatches(data(3)))["auc"] > 0.9
 
 
 def test_early_stopping_restores_best_epoch():
     torch.manual_seed(0)
     model = build_model("deepfm", spec(), ModelConfig())
-    log = fit(model, planted(800, 1), planted(300, 2), TrainConfig(max_epochs=10, patience=1, lr=5e-2), progress=False)
+    train, valid = TensorBatches(planted(800, 1), 256), TensorBatches(planted(300, 2))
+    log = fit(model, train, valid, TrainConfig(max_epochs=10, patience=1, lr=5e-2), progress=False)
     aucs = [e["valid_auc"] for e in log["epochs"]]
     assert log["best_valid_auc"] == max(aucs) and log["best_epoch"] == int(np.argmax(aucs)) + 1
-    assert evaluate(model, planted(300, 2))["auc"] == pytest.approx(max(aucs))
+    assert evaluate(model, valid)["auc"] == pytest.approx(max(aucs))
+
+
+def test_sparse_id_tables_learn_the_planted_interaction_and_touch_only_the_batch_rows():
+    """sparse_ids on (what `auto` picks for large tables): lazy Adam on the user and item tables
+    still learns; a step's gradient holds only the rows the batch read."""
+    from trackrec.ctr.train import optimizer_step, sparse_ids
+
+    torch.manual_seed(0)
+    model = build_model("deepfm", spec(), ModelConfig(embedding_dim=8, hidden_units=(32,), dropout=0.0))
+    config = TrainConfig(batch_size=128, lr=2e-2, max_epochs=15, patience=5, weight_decay=0.0, sparse_ids="on")
+    fit(model, TensorBatches(planted(3000, 1), 128), TensorBatches(planted(500, 2)), config, progress=False)
+    assert evaluate(model, TensorBatches(planted(1000, 3)))["auc"] > 0.85
+    assert sparse_ids(model, "on") and not sparse_ids(model, "auto")  # the test tables are small
+    sparse_ids(model, "on")
+    batch = {k: v[:4] for k, v in planted(16, 4).items()}
+    step = optimizer_step(model, config)
+    step(batch, model(batch)["logit"].sum())
+    grad = model.embed.user.weight.grad
+    assert grad.is_sparse and set(grad.coalesce().indices()[0].tolist()) == set(batch["user"].tolist())

@@ -1,6 +1,7 @@
 import pytest
 
-from trackrec.data.dataset import DataConfig, build_dataset
+from tests.synthetic import split_rows
+from trackrec.data.sources import DataConfig, build_dataset
 from trackrec.errors import DataError
 
 # 2000-04 anchors slot 0; then train (2001-06), valid (2002-04), test (2002-09), dropped (2003-02).
@@ -27,7 +28,7 @@ def ml1m_root(tmp_path):
 
 def test_collm_recipe_from_raw_ratings(ml1m_root):
     dataset = build_dataset(DataConfig(source="ml1m-raw", root=str(ml1m_root)))
-    train, valid, test = (dataset.samples[s] for s in ("train", "valid", "test"))
+    train, valid, test = (split_rows(dataset, s) for s in ("train", "valid", "test"))
     # Users renumbered by raw id (5 -> 1, 7 -> 2; 9 only rated in a dropped slot). Items by first
     # appearance after sorting: 10 -> 1, 20 -> 2, 30 -> 3. The tie at 992563300 follows the items'
     # first positions in ratings.dat (10 before 20), not the file order of the tied rows.
@@ -47,7 +48,7 @@ def test_collm_recipe_from_raw_ratings(ml1m_root):
 
 def test_liked_only_history_from_raw(ml1m_root):
     dataset = build_dataset(DataConfig(source="ml1m-raw", root=str(ml1m_root), history="liked"))
-    assert list(dataset.samples["valid"]["history_item_ids"].iloc[0]) == [1]
+    assert list(split_rows(dataset, "valid")["history_item_ids"].iloc[0]) == [1]
 
 
 def test_malformed_ratings_line_is_named(ml1m_root):

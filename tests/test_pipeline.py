@@ -51,7 +51,8 @@ def test_iteration_stages_are_unrolled_t_times(tmp_path):
     assert counts["distill"] == 1
     assert counts["align"] == t and counts["sample"] == t and counts["score"] == t
     assert counts["greedy"] == counts["rectune"] == counts["evaluate"] == t + 1  # iteration 0 too
-    assert counts["plan_shards"] == counts["gather"] == 3 * t + 1 + 1  # sample, score, greedy x T, greedy 0, summarize
+    # sample, score, greedy x T, greedy 0, summarize, encode
+    assert counts["plan_shards"] == counts["gather"] == 3 * t + 1 + 1 + 1
     for stage in ("prepare_data", "encode", "publish", "train_ctr", "summarize"):
         assert counts[stage] == 1
 

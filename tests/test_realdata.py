@@ -1,7 +1,8 @@
 """Checks on the licensed CoLLM ML-1M files; skipped with a reason where they are absent."""
 
+from tests.synthetic import sample_rows
 from trackrec.data.collm import collm_events, collm_stats, read_collm
-from trackrec.data.history import HistoryMode, samples_from_events
+from trackrec.data.history import HistoryMode
 
 
 def test_table1_counts(real_data):
@@ -12,7 +13,7 @@ def test_table1_counts(real_data):
 def test_rebuilt_liked_history_equals_collm_his(real_data):
     """Our event order reproduces CoLLM's own `his` lists row for row, ties included."""
     raw = read_collm(real_data)
-    samples = samples_from_events(collm_events(raw), HistoryMode.LIKED, max_len=1000)
+    samples = sample_rows(collm_events(raw), HistoryMode.LIKED, max_len=1000)
     for split, frame in raw.items():
         rebuilt = [list(h) for h in samples[split]["history_item_ids"]]
         # Samples come out in (user, time) order; CoLLM's files are in the same order.

@@ -73,20 +73,21 @@ def test_missing_credentials_are_named_before_any_transfer(server, tmp_path, mon
 
 
 def test_prepare_data_reads_its_source_from_s3_like_from_a_folder(s3, collm_root, tmp_path):
-    from trackrec.data.dataset import DataConfig, Dataset
+    from trackrec.data.dataset import Dataset
+    from trackrec.data.sources import DataConfig
     from trackrec.stages.prepare_data import prepare_data
 
     s3.create_bucket(Bucket="data")
     upload_dir(client(), collm_root, "s3://data/collm")
     prepare_data(DataConfig(root="s3://data/collm"), tmp_path / "from-s3")
     prepare_data(DataConfig(root=str(collm_root)), tmp_path / "from-folder")
-    from_s3, local = Dataset.load(tmp_path / "from-s3"), Dataset.load(tmp_path / "from-folder")
-    for split, frame in local.samples.items():
-        pd.testing.assert_frame_equal(from_s3.samples[split], frame)
+    from_s3, local = Dataset.open(tmp_path / "from-s3"), Dataset.open(tmp_path / "from-folder")
+    pd.testing.assert_frame_equal(from_s3.samples(), local.samples())
+    assert from_s3.meta["tables"] == local.meta["tables"]  # the same bytes
 
 
 def test_missing_s3_credentials_are_named_before_any_transfer(monkeypatch, tmp_path):
-    from trackrec.data.dataset import DataConfig
+    from trackrec.data.sources import DataConfig
     from trackrec.stages.prepare_data import prepare_data
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
@@ -139,3 +140,27 @@ def test_a_key_that_would_land_outside_the_folder_is_refused(server, tmp_path, k
     with pytest.raises(ArtifactError, match="would be written outside"):
         download_dir(s3, "s3://artifacts/model", destination)
     assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing written, inside or out
+
+
+def test_an_s3_prefix_of_log_parts_prepares_the_same_dataset_as_the_local_file(s3, tmp_path):
+    from tests.test_behaviour_log import config, write_parts
+    from trackrec.data.dataset import Dataset
+    from trackrec.stages.prepare_data import prepare_data
+
+    log = pd.DataFrame(
+        {
+            "user_id": [1, 2, 1, 3, 2, 1, 3, 2],
+            "item_id": [10, 10, 11, 12, 11, 12, 10, 12],
+            "timestamp": [100, 200, 300, 400, 5_000_000, 5_000_100, 9_000_000, 9_000_100],
+            "label": [1, 0, 1, 1, 0, 1, 0, 1],
+        }
+    )
+    log.to_parquet(tmp_path / "log.parquet", index=False)
+    s3.create_bucket(Bucket="logs")
+    upload_dir(client(), write_parts(log, tmp_path / "parts"), "s3://logs/events/")
+    dates = {"valid_start": "1970-02-01", "test_start": "1970-04-01"}
+    prepare_data(config("s3://logs/events/", **dates), tmp_path / "from-s3")
+    prepare_data(config(tmp_path / "log.parquet", **dates), tmp_path / "from-file")
+    from_s3, local = Dataset.open(tmp_path / "from-s3"), Dataset.open(tmp_path / "from-file")
+    pd.testing.assert_frame_equal(from_s3.samples(), local.samples())
+    assert from_s3.meta["rows"] == local.meta["rows"] == {"train": 4, "valid": 2, "test": 2}

@@ -5,13 +5,14 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.synthetic import collm_rows, write_collm
+from tests.synthetic import collm_rows, split_rows, write_collm
 from trackrec.config import config_from_dict
 from trackrec.ctr.config import CTRConfig, TrainConfig
-from trackrec.ctr.features import FeatureSpec, item_side_tables, samples_to_tensors
+from trackrec.ctr.features import FeatureSpec, item_side_tables, rows_to_batch
 from trackrec.ctr.registry import build_model
 from trackrec.ctr.train import predict
-from trackrec.data.dataset import DataConfig, Dataset
+from trackrec.data.dataset import Dataset
+from trackrec.data.sources import DataConfig
 from trackrec.errors import ConfigError, DataError
 from trackrec.stages.prepare_data import prepare_data
 from trackrec.stages.train_ctr import load_user_vectors, train_ctr
@@ -42,8 +43,8 @@ def test_learns_the_users_taste_and_writes_metrics(tmp_path):
 
 
 def test_user_vectors_reach_their_users_and_move_their_predictions(prepared, tmp_path):
-    dataset = Dataset.load(prepared)
-    users = sorted(dataset.samples["train"]["user_id"].unique())
+    dataset = Dataset.open(prepared)
+    users = sorted(split_rows(dataset, "train")["user_id"].unique())
     path = write_vectors(tmp_path / "v.parquet", users, 8)
     config = CTRConfig(user_vectors=str(path), dense_dim=8, train=FAST)
     train_ctr(prepared, config, tmp_path / "ctr", progress=False)
@@ -54,11 +55,11 @@ def test_user_vectors_reach_their_users_and_move_their_predictions(prepared, tmp
     spec = FeatureSpec(dataset.n_users, dataset.n_items, config.history_len, genres, years, config.dense_dim)
     model = build_model(config.backbone, spec, config.model)
     model.load_state_dict(torch.load(tmp_path / "ctr" / "model.pt"))
-    test, user = dataset.samples["test"], users[0]
+    test, user = split_rows(dataset, "test"), users[0]
     without_user = vectors.copy()
     without_user[user] = 0
-    before = predict(model, samples_to_tensors(test, config.history_len, vectors))
-    after = predict(model, samples_to_tensors(test, config.history_len, without_user))
+    before = predict(model, [rows_to_batch(test, config.history_len, vectors)])[0]
+    after = predict(model, [rows_to_batch(test, config.history_len, without_user)])[0]
     moved = ~np.isclose(before, after, rtol=0, atol=1e-7)
     of_user = test.user_id.to_numpy() == user
     assert of_user.any() and moved[of_user].all() and not moved[~of_user].any()
@@ -91,9 +92,11 @@ def test_bad_vectors_fail_before_anything_is_written(prepared, tmp_path, mutate,
 
 def test_a_split_of_one_label_is_named_before_anything_is_written(prepared, tmp_path):
     """A clicks-only log (every label 1) crashed training with a raw TypeError."""
-    dataset = Dataset.load(prepared)
-    dataset.samples["valid"] = dataset.samples["valid"].assign(label=1)
-    dataset.save(tmp_path / "clicks-only")
+    dataset = Dataset.open(prepared)
+    samples = dataset.samples()
+    samples.loc[samples.split == "valid", "label"] = 1
+    history = dataset.history_rows(0, dataset.meta["tables"]["history"]["rows"])
+    Dataset.built(samples, history, dataset.items, dataset.meta, 50, "t").save(tmp_path / "clicks-only")
     with pytest.raises(DataError, match=r"clicks-only/valid, field 'label': only label 1: a CTR model needs"):
         train_ctr(tmp_path / "clicks-only", CTRConfig(train=FAST), tmp_path / "ctr", progress=False)
     assert not (tmp_path / "ctr").exists()

@@ -66,7 +66,7 @@ def data_stats(
 @user_errors
 def data_prepare(config: ConfigPath, output: Annotated[Path, typer.Option(help="output folder")]):
     """Write canonical train/valid/test samples and the item table."""
-    from trackrec.data.dataset import DataConfig
+    from trackrec.data.sources import DataConfig
     from trackrec.stages.prepare_data import prepare_data
 
     dataset = prepare_data(load_config(config, DataConfig), output)
@@ -368,8 +368,8 @@ def features_score(
     from trackrec.features.serving import RequestScorer
 
     paths = latest_run(run_dir)
-    samples = Dataset.load(paths["dataset"]).samples["test"]
-    latest = samples[samples.user_id == user].tail(1)
+    dataset = Dataset.open(paths["dataset"])
+    latest = dataset.with_histories(dataset.samples("test", users=(user, user + 1)).tail(1))
     history = ([], []) if latest.empty else (latest.history_item_ids.iloc[0], latest.history_labels.iloc[0])
     console.print(RequestScorer(paths["ctr_model"], paths["dataset"], repo, arm).score(user, item, *history))
 

@@ -190,3 +190,31 @@ def test_the_charts_redis_is_durable_and_never_evicts():
     claim = manifests[("PersistentVolumeClaim", "trackrec", data["persistentVolumeClaim"]["claimName"])]
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert redis["strategy"] == {"type": "Recreate"}
+
+
+def test_multi_node_training_values_reach_the_settings_the_runner_role_and_the_trainer_egress(tmp_path):
+    values = {"training": {"nodes": 4, "storageClass": "nfs-rwx"}}
+    manifests = manifests_of(values)
+    rules = manifests[("Role", "kubeflow", "trackrec-pipeline-runner")]["rules"]
+    assert {
+        "apiGroups": ["trainer.kubeflow.org"],
+        "resources": ["trainjobs"],
+        "verbs": ["create", "get", "delete"],
+    } in (rules)
+    trainers = manifests[("NetworkPolicy", "kubeflow", "trackrec-trainjob-egress")]["spec"]
+    assert trainers["podSelector"]["matchLabels"] == {"trackrec.io/trainjob": "true"}
+    assert [rule["to"] for rule in trainers["egress"]][-1] == [
+        {"podSelector": {"matchLabels": {"trackrec.io/trainjob": "true"}}}
+    ]
+    data = yaml.safe_load(render(values)["trackrec/templates/pipeline-settings.yaml"])["data"]
+    from pipelines.settings import PipelineSettings
+    from trackrec.config import config_from_dict
+
+    settings = config_from_dict(PipelineSettings, yaml.safe_load(data["settings.yaml"]), "settings.yaml")
+    assert (settings.training.nodes, settings.training.storage_class) == (4, "nfs-rwx")
+    single = manifests_of()  # one node: no TrainJob rights, no trainer policy
+    assert all(
+        r["apiGroups"] != ["trainer.kubeflow.org"]
+        for r in single[("Role", "kubeflow", "trackrec-pipeline-runner")]["rules"]
+    )
+    assert ("NetworkPolicy", "kubeflow", "trackrec-trainjob-egress") not in single

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.synthetic import split_rows
 from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
 from trackrec.features.encoder import EncoderConfig
 from trackrec.stages.encode import encode
-from trackrec.stages.summarize import active_users, cutoff_histories
+from trackrec.stages.summarize import active_users, cutoff_samples
 
 
 def write_reccots(folder, texts):
@@ -43,10 +46,10 @@ def test_encode_names_a_missing_column_and_writes_nothing(tmp_path):
 
 
 def test_cutoff_histories_hold_every_train_event_and_nothing_later(prepared):
-    dataset = Dataset.load(prepared)
-    histories = cutoff_histories(dataset)
-    train = dataset.samples["train"].sort_values(["user_id", "timestamp"], kind="stable")
-    later_users = set(dataset.samples["valid"].user_id) | set(dataset.samples["test"].user_id)
+    dataset = Dataset.open(prepared)
+    histories = dataset.with_histories(cutoff_samples(dataset))
+    train = split_rows(dataset, "train").sort_values(["user_id", "timestamp"], kind="stable")
+    later_users = set(split_rows(dataset, "valid").user_id) | set(split_rows(dataset, "test").user_id)
     assert histories.user_id.is_unique and len(histories) == train.user_id.nunique()
     for row in histories.itertuples():
         items = train[train.user_id == row.user_id].target_item_id.tolist()
@@ -55,11 +58,37 @@ def test_cutoff_histories_hold_every_train_event_and_nothing_later(prepared):
 
 
 def test_active_users_are_exactly_those_with_behaviour_in_the_last_k_days(prepared):
-    dataset = Dataset.load(prepared)
-    events = pd.concat(list(dataset.samples.values()))
+    dataset = Dataset.open(prepared)
+    events = dataset.samples()
     last_seen = events.groupby("user_id").timestamp.max()
     whole_log = int((events.timestamp.max() - events.timestamp.min()) // 86_400) + 1
     assert set(active_users(dataset, whole_log)) == set(last_seen.index)
     recent = set(active_users(dataset, 1))
     assert recent == set(last_seen.index[last_seen >= events.timestamp.max() - 86_400])
     assert 0 < len(recent) < len(last_seen)  # the synthetic log has users quiet on its last day
+
+
+def test_encode_in_chunks_and_shards_gathers_into_the_whole_tables_vectors(tmp_path, monkeypatch):
+    """Chunked, sharded encoding changes nothing but the row order: each user's vector is the one the
+    whole-table encode gives, and a shard holds only the users of its id range."""
+    import trackrec.stages.encode as stage
+    from trackrec.stages.gather import gather
+    from trackrec.stages.shards import Shard
+
+    texts = [f"The user watches {genre} films on {day}." for genre in ("war", "noir", "anime") for day in "MTWF"]
+    reccots = write_reccots(tmp_path / "r", texts)
+    encode(reccots, EncoderConfig(), tmp_path / "whole", progress=False)
+    monkeypatch.setattr(stage, "CHUNK", 5)
+    parts = [tmp_path / f"part{i}" for i in range(3)]
+    for index, part in enumerate(parts):
+        encode(reccots, EncoderConfig(), part, progress=False, shard=Shard(index, 3))
+        users = pd.read_parquet(part / "embeddings.parquet").user_id
+        low, high = Shard(index, 3).users(len(texts) + 1)
+        assert len(users) and users.between(low, high - 1).all()
+    gather(parts, tmp_path / "gathered")
+    meta = json.loads((tmp_path / "gathered" / "meta.json").read_text())
+    assert meta == {"encoder": "all-minilm-l6-v2", "dim": 384, "users": len(texts)}  # what train_ctr reads
+    whole = pd.read_parquet(tmp_path / "whole" / "embeddings.parquet").set_index("user_id")
+    gathered = pd.read_parquet(tmp_path / "gathered" / "embeddings.parquet").set_index("user_id")
+    assert sorted(gathered.index) == sorted(whole.index) and gathered.reccot.equals(whole.reccot[gathered.index])
+    np.testing.assert_allclose(np.stack(gathered.embedding), np.stack(whole.embedding[gathered.index]), atol=1e-5)

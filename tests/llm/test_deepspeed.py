@@ -66,7 +66,7 @@ def test_align_on_two_ranks_with_zero3_writes_one_whole_adapter(tiny_lm_dir, tmp
 
     from trackrec.config import config_to_dict
     from trackrec.llm.config import LLMConfig
-    from trackrec.llm.distributed import run_training_stage
+    from trackrec.stages.launch import run_training_stage
 
     monkeypatch.setenv("TRACKREC_GPUS", "2")
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
@@ -85,5 +85,6 @@ def test_align_on_two_ranks_with_zero3_writes_one_whole_adapter(tiny_lm_dir, tmp
     saved = load_file(tmp_path / "g1" / "adapter" / "adapter_model.safetensors")
     initial = load_file(g0 / "adapter_model.safetensors")
     assert saved.keys() == initial.keys() and all(saved[k].shape == initial[k].shape for k in saved)
+    assert any(not torch.equal(saved[k], initial[k]) for k in saved)  # trained: not G0 written back
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no rank left a stray folder
     assert json.loads((tmp_path / "g1" / "log.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 from pipelines.local import latest_run, run_local
 from tests.conftest import local_runs, moto_s3, tasks_executed
 from tests.llm.teacher_server import TeacherServer
-from tests.synthetic import collm_rows, write_collm
+from tests.synthetic import collm_rows, split_rows, write_collm
 from trackrec.artifacts.s3 import client, upload_dir
 from trackrec.config import config_from_dict
 from trackrec.errors import ConfigError
@@ -73,7 +73,8 @@ def first_run(tmp_path_factory, tiny_lm_dir):
 
 
 def test_pipeline_runs_end_to_end_on_s3(first_run):
-    from trackrec.ctr.features import samples_to_tensors, user_vector_matrix
+    from trackrec.ctr.features import user_vector_matrix
+    from trackrec.ctr.stream import SplitStream
     from trackrec.ctr.train import predict
     from trackrec.data.dataset import Dataset
     from trackrec.features.serving import RequestScorer
@@ -97,7 +98,7 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
         assert (paths[adapter] / "adapter" / "adapter_config.json").is_file()
 
     # Features: readable from the local Feast store, the offline rows on S3, the same for both arms.
-    (embeddings,) = (tmp_path / "run" / "artifacts").glob("*/encode/embeddings/embeddings.parquet")
+    (embeddings,) = (tmp_path / "run" / "artifacts").glob("*/for-loop-*/encode/embeddings/embeddings.parquet")
     table = pd.read_parquet(embeddings)
     assert len(table) == 5 and set(table.iteration) == {1}
     published = read(open_repo(tmp_path / "feast"), table.user_id.tolist())
@@ -107,17 +108,18 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     assert [o["Key"] for o in listed] == [f"features/{published.model_version[0]}.parquet"]
 
     # A request scored with online features gets exactly the offline (training-path) prediction.
-    dataset = Dataset.load(paths["dataset"])
+    dataset = Dataset.open(paths["dataset"])
     scorer = RequestScorer(paths["ctr_model"], paths["dataset"], tmp_path / "feast")
-    test = dataset.samples["test"]
-    matrix = user_vector_matrix(table, dataset.n_users, 384, "embeddings")  # zeros for users without
+    test = split_rows(dataset, "test")
+    matrix = user_vector_matrix(table.user_id.to_numpy(), np.stack(table.embedding), dataset.n_users, "embeddings")
+    offline, _ = predict(scorer.model, SplitStream(dataset, "test", 10, 4096, matrix))
     with_features = int(table.user_id.iloc[0])
     without = int(next(u for u in test.user_id if u not in set(table.user_id)))
     for user in (with_features, without):
-        sample = test[test.user_id == user].iloc[[0]]
-        history = sample[["history_item_ids", "history_labels"]].iloc[0]
-        answer = scorer.score(user, int(sample.target_item_id.iloc[0]), *history)
-        expected = predict(scorer.model, samples_to_tensors(sample, 10, matrix))[0]
+        position = int(np.flatnonzero(test.user_id.to_numpy() == user)[0])
+        sample = test.iloc[position]
+        answer = scorer.score(user, int(sample.target_item_id), sample.history_item_ids, sample.history_labels)
+        expected = offline[position]
         assert abs(answer["p_click"] - expected) < 1e-6
         assert answer["features"] == (None if user == without else published.model_version[0])
 
@@ -135,7 +137,9 @@ def test_a_rerun_that_changes_only_the_arm_runs_only_the_config_split_and_publis
     config.features.arm = "candidate"
     assert run_tasks(config)[1] == {"split-config", "data-version", "publish"}
     assert len(first_run["server"].requests) == 6
-    (embeddings,) = (first_run["folder"] / "run" / "artifacts").glob("*/encode/embeddings/embeddings.parquet")
+    (embeddings,) = (first_run["folder"] / "run" / "artifacts").glob(
+        "*/for-loop-*/encode/embeddings/embeddings.parquet"
+    )
     users = pd.read_parquet(embeddings).user_id.tolist()[:1]
     repo = open_repo(first_run["folder"] / "feast")
     control, candidate = (read(repo, users, arm=arm) for arm in ("control", "candidate"))

@@ -4,6 +4,7 @@ offline profile teacher."""
 import pandas as pd
 import pytest
 
+from trackrec.data.dataset import Dataset
 from trackrec.errors import ConfigError
 from trackrec.llm.config import SubsetConfig
 from trackrec.llm.profile_teacher import ProfileTeacher, profile_reccot
@@ -20,7 +21,7 @@ def test_train_users_are_label_balanced_and_held_out_users_are_disjoint(prepared
     assert train.user_id.is_unique
     assert not set(held_out.user_id) & set(train.user_id)
     assert held_out.user_id.nunique() == 3 and held_out.groupby("user_id").size().eq(2).all()
-    latest = pd.read_parquet(prepared / "test.parquet").sort_values("timestamp").groupby("user_id").tail(2)
+    latest = Dataset.open(prepared).samples("test").sort_values("timestamp").groupby("user_id").tail(2)
     assert set(held_out.index) <= set(latest.index)  # each user's latest test samples
     assert (tmp_path / "samples" / "items.parquet").is_file()  # the profile teacher's genres
 

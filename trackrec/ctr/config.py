@@ -4,8 +4,11 @@ fields it needs) and its training. Plain dataclasses: reading the config imports
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from trackrec.config import Config, field
+
+SPARSE_FROM = 200_000  # user + item rows from which `sparse_ids: auto` trains the id tables sparsely
 
 
 @dataclass
@@ -51,6 +54,11 @@ class TrainConfig(Config):
     batch_size: int = field(256, help="samples per step")
     lr: float = field(1e-3, help="Adam learning rate")
     weight_decay: float = field(1e-5, help="L2 on every parameter (embeddings overfit fast on small data)")
+    sparse_ids: Literal["auto", "on", "off"] = field(
+        "auto",
+        help="user and item tables trained sparsely (a step costs the same at any table size; lazy Adam) or "
+        f"densely (Adam decays every row every step: better on small data); auto: sparse from {SPARSE_FROM:,} rows",
+    )
     max_epochs: int = field(20, help="upper bound on epochs")
     patience: int = field(2, help="epochs without a better validation AUC before stopping")
     seed: int = field(2023, help="seed for initialisation and shuffling")

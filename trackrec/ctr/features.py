@@ -18,7 +18,6 @@ import pandas as pd
 import torch
 
 from trackrec.errors import DataError
-from trackrec.features.vectors import checked_vectors
 
 
 @dataclass(frozen=True)
@@ -54,39 +53,62 @@ def item_side_tables(items: pd.DataFrame, n_items: int) -> tuple[torch.Tensor, t
     return torch.from_numpy(genres), torch.from_numpy(years)
 
 
-def _right_aligned(lists: pd.Series, length: int, offset: int = 0) -> np.ndarray:
-    """Last `length` entries of each list, right-aligned in a zero-padded matrix (+offset where set)."""
+def right_aligned(lists, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values, present): the last `length` entries of each list, right-aligned, zero-padded."""
     out = np.zeros((len(lists), length), dtype=np.int64)
+    present = np.zeros((len(lists), length), dtype=bool)
     for row, values in enumerate(lists):
         tail = np.asarray(values[-length:], dtype=np.int64) if len(values) else np.empty(0, np.int64)
         if tail.size:
-            out[row, length - tail.size :] = tail + offset
-    return out
+            out[row, length - tail.size :] = tail
+            present[row, length - tail.size :] = True
+    return out, present
 
 
-def user_vector_matrix(vectors: pd.DataFrame, n_users: int, dense_dim: int, source: str) -> np.ndarray:
-    """(n_users, D) matrix from a frame of user_id + embedding; users without a row read zeros."""
-    rows = checked_vectors(vectors, dense_dim, source)
-    matrix = np.zeros((n_users, dense_dim), dtype=np.float32)
-    for row, user in enumerate(vectors["user_id"]):
-        if not 0 < user < n_users:
-            raise DataError(
-                source, f"user_id {user} is outside the dataset (1..{n_users - 1})", row=row, field="user_id"
-            )
-        matrix[user] = rows[row]
+def user_vector_matrix(ids: np.ndarray, rows: np.ndarray, n_users: int, source: str) -> np.ndarray:
+    """(n_users, D) matrix of checked vectors (`rows`, one per id); users without a row read zeros."""
+    outside = ~((ids > 0) & (ids < n_users))
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise DataError(
+            source, f"user_id {ids[row]} is outside the dataset (1..{n_users - 1})", row=row, field="user_id"
+        )
+    matrix = np.zeros((n_users, rows.shape[1]), dtype=np.float32)
+    matrix[ids] = rows
     return matrix
 
 
-def samples_to_tensors(
-    samples: pd.DataFrame, history_len: int, user_vectors: np.ndarray | None = None
+def batch_of(
+    users: np.ndarray,
+    items: np.ndarray,
+    labels: np.ndarray,
+    hist_items: np.ndarray,
+    hist_labels: np.ndarray,
+    user_vectors: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
+    """A batch from arrays (hist_labels: 1 liked, 0 disliked, -1 padding); the user's vector is looked
+    up here, per batch, never copied into every sample."""
     batch = {
-        "user": torch.from_numpy(samples["user_id"].to_numpy(np.int64)),
-        "item": torch.from_numpy(samples["target_item_id"].to_numpy(np.int64)),
-        "hist_items": torch.from_numpy(_right_aligned(samples["history_item_ids"], history_len)),
-        "hist_labels": torch.from_numpy(_right_aligned(samples["history_labels"], history_len, offset=1)),
-        "label": torch.from_numpy(samples["label"].to_numpy(np.float32)),
+        "user": torch.from_numpy(np.asarray(users, np.int64)),
+        "item": torch.from_numpy(np.asarray(items, np.int64)),
+        "hist_items": torch.from_numpy(np.asarray(hist_items, np.int64)),
+        "hist_labels": torch.from_numpy(np.asarray(hist_labels, np.int64) + 1),
+        "label": torch.from_numpy(np.asarray(labels, np.float32)),
     }
     if user_vectors is not None:
-        batch["dense"] = torch.from_numpy(user_vectors[samples["user_id"].to_numpy()])
+        batch["dense"] = torch.from_numpy(user_vectors[batch["user"].numpy()])
     return batch
+
+
+def rows_to_batch(rows: pd.DataFrame, history_len: int, user_vectors: np.ndarray | None = None) -> dict:
+    """A batch from sample rows whose histories are lists (a serving request, LLM-side rows)."""
+    hist_items, present = right_aligned(rows["history_item_ids"], history_len)
+    hist_labels, _ = right_aligned(rows["history_labels"], history_len)
+    return batch_of(
+        rows["user_id"].to_numpy(),
+        rows["target_item_id"].to_numpy(),
+        rows["label"].to_numpy(),
+        hist_items,
+        np.where(present, hist_labels, -1),
+        user_vectors,
+    )

@@ -79,6 +79,18 @@ class FieldEmbedder(nn.Module):
             with torch.no_grad():
                 table.weight[0].zero_()  # padding rows stay zero
 
+    @property
+    def id_tables(self) -> tuple[nn.Embedding, nn.Embedding]:
+        """The tables that grow with the users and the items (trained sparsely at scale)."""
+        return self.user, self.item
+
+    def batch_l2(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Half the squared norm of the id-table rows `batch` reads, each row once: L2 on the sparse
+        tables applied where they are used (DIN's mini-batch aware regularisation)."""
+        users = torch.unique(batch["user"])
+        items = torch.unique(torch.cat([batch["item"], batch["hist_items"].reshape(-1)]))
+        return 0.5 * (self.user(users).pow(2).sum() + self.item(items).pow(2).sum())
+
     def item_parts(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(..., E) each: item id, mean genre, year embeddings."""
         genre_ids = self.item_genres[ids]  # ... x G

@@ -1,4 +1,5 @@
-"""Adapter for the production input: a behaviour-log parquet, one row per user-item event.
+"""Adapter for the production input: a behaviour log in parquet (one file, or a folder of parts as
+Spark writes them), one row per user-item event.
 
 Required columns: `user_id` (int or string), `item_id` (int or string), `timestamp` (Unix seconds,
 or a datetime of any unit; zone-aware ones are converted to UTC, naive ones are taken as UTC),
@@ -25,6 +26,8 @@ from trackrec.data.schema import check_binary, first_bad_row, plain, require_col
 from trackrec.errors import DataError
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "label")
+OPTIONAL_COLUMNS = ("title", "rating", "genres")
+SORT_BLOCK = 65_536  # events per block of the canonical sort (cache-sized)
 TITLE_MAX = 200  # characters of an item title kept: titles are untrusted text in every prompt
 EARLIEST, LATEST = (
     pd.Timestamp("1970-01-01"),
@@ -72,21 +75,30 @@ def _unix_seconds(values: pd.Series, source: str) -> pd.Series:
 
 
 def _read_parquet(path: Path, source: str) -> pd.DataFrame:
+    """The columns we use, from a parquet file or a folder of parts (Spark's `_SUCCESS` and hidden
+    files skipped); text columns arrive dictionary-encoded (categorical): a title or a string id
+    repeated across millions of events is stored once."""
     import pyarrow as pa
+    import pyarrow.dataset as ds
 
     try:
-        return pd.read_parquet(path)
+        parts = ds.dataset(path, format="parquet")
+        wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in parts.schema.names]
+        table = parts.to_table(columns=wanted)
     except (pa.ArrowException, OSError, ValueError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(source, f"not a readable parquet file ({first})") from error
+        raise DataError(source, f"not a readable parquet file or folder of parquet files ({first})") from error
+    for name in ("user_id", "item_id", "title"):
+        if name in table.column_names and pa.types.is_string(table.schema.field(name).type):
+            table = table.set_column(table.column_names.index(name), name, table[name].dictionary_encode())
+    return table.to_pandas()
 
 
 def read_behaviour_log(path: Path) -> pd.DataFrame:
-    """The log, checked: ids present, labels binary, timestamps as Unix seconds, ratings numeric,
-    repeated events dropped (their count in `.attrs["dropped_duplicates"]`)."""
+    """The log, checked: ids present, labels binary, timestamps as Unix seconds, ratings numeric."""
     source = str(path)
     if not Path(path).exists():
-        raise DataError(source, "file not found")
+        raise DataError(source, "file or folder not found")
     log = _read_parquet(Path(path), source)
     require_columns(log, REQUIRED_COLUMNS, source)
     if log.empty:
@@ -95,7 +107,6 @@ def read_behaviour_log(path: Path) -> pd.DataFrame:
         if log[field].isna().any():
             raise DataError(source, "missing id", row=first_bad_row(log[field].isna().to_numpy()), field=field)
     check_binary(log["label"], source, "label")
-    log = log.copy()
     log["timestamp"] = _unix_seconds(log["timestamp"], source)
     if "rating" in log.columns:
         ratings = pd.to_numeric(log["rating"], errors="coerce")
@@ -104,63 +115,104 @@ def read_behaviour_log(path: Path) -> pd.DataFrame:
             row = first_bad_row(bad)
             raise DataError(source, f"not a number: {plain(log['rating'].iloc[row])!r}", row=row, field="rating")
         log["rating"] = ratings
-    repeated = log.duplicated(["user_id", "item_id", "timestamp"], keep="last").to_numpy()
-    if repeated.any():
-        _log.warning("%s: dropped %d repeated events (same user, item and timestamp)", source, repeated.sum())
-    log = log[~repeated].reset_index(drop=True)
-    log.attrs["dropped_duplicates"] = int(repeated.sum())
     return log
 
 
-def _titles(log: pd.DataFrame) -> pd.Series:
-    """Per-row titles: the item id where missing, capped at TITLE_MAX characters."""
-    ids = log["item_id"].astype(str)
-    if "title" not in log.columns:
-        return ids
-    titles = log["title"].where(log["title"].notna(), ids).astype(str)
-    return titles.where(titles.str.strip() != "", ids).str.slice(0, TITLE_MAX)
+def _clean_titles(titles: pd.Series, raw_ids: pd.Series) -> pd.Series:
+    """Item titles: the raw item id where missing or blank, capped at TITLE_MAX characters."""
+    text = titles.astype(object).where(titles.notna(), None)
+    cleaned = pd.Series([None if t is None else str(t)[:TITLE_MAX] for t in text], index=titles.index, dtype=object)
+    usable = cleaned.notna() & (cleaned.fillna("").str.strip() != "")
+    return cleaned.where(usable, raw_ids.astype(str))
 
 
-def dense_ids(raw: pd.Series, timestamps: pd.Series, known: pd.DataFrame | None) -> pd.DataFrame:
-    """raw_id (as text) -> dense id: `known` ones kept, new ones appended in order of first event
-    time, then raw id (independent of the file's row order)."""
-    first = pd.DataFrame({"raw_id": raw.astype(str), "t": timestamps}).groupby("raw_id", sort=False)["t"].min()
-    order = first.reset_index().sort_values(["t", "raw_id"], kind="stable")["raw_id"]
+def dense_ids(raw: pd.Series, timestamps: pd.Series, known: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """(raw_id (as text) -> dense id map, each row's dense id): `known` ids kept, new ones appended in
+    order of first event time, then raw id (by value for integer ids, as text otherwise), so the
+    file's row order changes nothing."""
+    codes, uniques = pd.factorize(raw)
+    first = np.full(len(uniques), np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, timestamps.to_numpy(np.int64))
+    values = np.asarray(uniques)
+    names = values.astype(str)
+    numeric = np.issubdtype(values.dtype, np.integer)
+    order = np.lexsort((values if numeric else names, first))
     known = (
         known if known is not None else pd.DataFrame({"raw_id": pd.Series(dtype=str), "id": pd.Series(dtype="int64")})
     )
-    new = order[~order.isin(known["raw_id"])]
+    id_of_code = pd.Series(known["id"].to_numpy(), index=known["raw_id"].to_numpy()).reindex(names).to_numpy()
+    new = order[np.isnan(id_of_code[order])]
     start = int(known["id"].max()) + 1 if len(known) else 1
-    added = pd.DataFrame({"raw_id": new.to_numpy(), "id": np.arange(start, start + len(new), dtype="int64")})
-    return pd.concat([known[["raw_id", "id"]], added], ignore_index=True)
+    id_of_code[new] = np.arange(start, start + len(new))
+    added = pd.DataFrame({"raw_id": names[new], "id": np.arange(start, start + len(new), dtype="int64")})
+    mapping = pd.concat([known[["raw_id", "id"]], added], ignore_index=True)
+    return mapping, id_of_code.astype(np.int64)[codes]
 
 
 def behaviour_log_events(
     log: pd.DataFrame, valid_start: int, test_start: int, id_maps: dict[str, pd.DataFrame] | None = None
-) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Dense ids, time split, canonical order (user, timestamp, item: no file order); and the id maps used
-    ("user", "item": raw_id -> id), the given ones extended by the new raw ids."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(events, item rows, id maps). events: dense ids, time split, canonical order (user, timestamp,
+    item: no file order), repeated events dropped (their count in `.attrs["dropped_duplicates"]`);
+    item rows: each item's first event in that order with its cleaned title (and genres), what the
+    item table is built from; id maps: "user", "item": raw_id -> id, the given ones extended."""
     if valid_start > test_start:
         raise DataError("behaviour log", f"valid_start ({valid_start}) is after test_start ({test_start})")
     id_maps = id_maps or {}
-    log = log.reset_index(drop=True)
-    maps = {kind: dense_ids(log[f"{kind}_id"], log["timestamp"], id_maps.get(kind)) for kind in ("user", "item")}
-    dense = {kind: log[f"{kind}_id"].astype(str).map(maps[kind].set_index("raw_id")["id"]) for kind in maps}
-    split = np.where(log["timestamp"] < valid_start, "train", np.where(log["timestamp"] < test_start, "valid", "test"))
+    log = log if isinstance(log.index, pd.RangeIndex) and log.index.start == 0 else log.reset_index(drop=True)
+    maps, dense = {}, {}
+    for kind in ("user", "item"):
+        maps[kind], dense[kind] = dense_ids(log[f"{kind}_id"], log["timestamp"], id_maps.get(kind))
+    stamps = log["timestamp"].to_numpy(np.int64)
+    order = canonical_order(dense["user"], stamps, dense["item"])
+    users, times, items = dense["user"][order], stamps[order], dense["item"][order]
+    repeated = np.zeros(len(order), bool)  # stable sort: repeats in file order, only the last is kept
+    repeated[:-1] = (users[1:] == users[:-1]) & (times[1:] == times[:-1]) & (items[1:] == items[:-1])
+    if repeated.any():
+        _log.warning("dropped %d repeated events (same user, item and timestamp)", repeated.sum())
+    kept = order[~repeated]
+    split_code = np.searchsorted([valid_start, test_start], stamps[kept], side="right").astype(np.int8)
     events = pd.DataFrame(
         {
-            "user_id": dense["user"].astype("int64"),
-            "item_id": dense["item"].astype("int64"),
-            "title": _titles(log),
-            "label": log["label"].astype("int8"),
-            "rating": log["rating"].astype("float64") if "rating" in log.columns else np.nan,
-            "timestamp": log["timestamp"],
-            "split": split,
-            "raw_user_id": log["user_id"],
-            "raw_item_id": log["item_id"],
+            "user_id": users[~repeated],
+            "item_id": items[~repeated],
+            "label": log["label"].to_numpy()[kept].astype(np.int8),
+            "rating": log["rating"].to_numpy(np.float64)[kept] if "rating" in log.columns else np.nan,
+            "timestamp": times[~repeated],
+            "split": pd.Categorical.from_codes(split_code, ["train", "valid", "test"]),
         }
     )
+    events.attrs["dropped_duplicates"] = int(repeated.sum())
+    return events, _item_rows(log, events, kept), maps
+
+
+def canonical_order(users: np.ndarray, stamps: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Indices that sort events by (user, timestamp, item), stably. Events are first bucketed into
+    blocks of consecutive users (a linear radix pass) and each block, small enough for the caches, is
+    sorted on its own: the cost grows linearly with the log, not as n log n over memory."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    blocks = min(max(1, len(users) // SORT_BLOCK), 65_535)
+    block = (users * blocks // (int(users.max()) + 1)).astype(np.uint16)  # 16-bit keys: numpy's radix sort
+    bucketed = np.argsort(block, kind="stable")
+    bounds = np.searchsorted(block[bucketed], np.arange(blocks + 1))
+    keys = [("u", "ascending"), ("t", "ascending"), ("i", "ascending")]
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        part = bucketed[start:stop]
+        table = pa.table({"u": users[part], "t": stamps[part], "i": items[part]})
+        bucketed[start:stop] = part[pc.sort_indices(table, keys).to_numpy()]
+    return bucketed
+
+
+def _item_rows(log: pd.DataFrame, events: pd.DataFrame, kept: np.ndarray) -> pd.DataFrame:
+    """Each item's first event (in canonical order): its dense id, cleaned title and genres."""
+    first = np.flatnonzero(~pd.Series(events["item_id"].to_numpy()).duplicated().to_numpy())
+    rows = kept[first]
+    titles = log["title"].iloc[rows] if "title" in log.columns else pd.Series([None] * len(rows))
+    raw_ids = log["item_id"].iloc[rows].reset_index(drop=True)
+    out = pd.DataFrame({"item_id": events["item_id"].to_numpy()[first]})
+    out["title"] = _clean_titles(titles.reset_index(drop=True), raw_ids).to_numpy()
     if "genres" in log.columns:
-        events["genres"] = log["genres"]
-    ordered = events.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
-    return ordered.reset_index(drop=True), maps
+        out["genres"] = log["genres"].iloc[rows].to_numpy()
+    return out

@@ -1,4 +1,11 @@
-"""A prepared dataset: canonical samples per split plus the item table, saved whole or not at all."""
+"""A prepared dataset: the sample and history tables (trackrec/data/schema.py), the item table and
+the id maps, written whole or not at all, and read in parts.
+
+Tables are parquet in row groups of ROW_GROUP rows. The samples are grouped by user, so a reader
+that asks for a range of user ids reads only the row groups that hold them, and a run of samples
+needs only the run of history rows its offsets name. Validation runs once, when the dataset is
+written; a reader checks what is cheap (schema, row counts and content hashes against meta.json).
+"""
 
 from __future__ import annotations
 
@@ -6,104 +13,224 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from trackrec.atomic import atomic_dir
-from trackrec.config import Config, config_to_dict, field
-from trackrec.data.behaviour_log import behaviour_log_events, read_behaviour_log
-from trackrec.data.collm import collm_events, read_collm
-from trackrec.data.history import HistoryMode, samples_from_events
-from trackrec.data.items import ITEM_COLUMNS, item_table
-from trackrec.data.movielens import ML1M_FOLDER, collm_recipe_events, read_movies, read_ratings
-from trackrec.data.schema import SPLITS, require_columns, validate_samples
+from trackrec.data.items import ITEM_COLUMNS
+from trackrec.data.schema import HISTORY_TYPES, ROW_COLUMNS, SAMPLE_TYPES, require_columns, validate_tables
 from trackrec.errors import DataError
-from trackrec.paths import data_dir
+from trackrec.hashing import sha256_of
 
-
-@dataclass
-class DataConfig(Config):
-    source: Literal["collm-ml1m", "ml1m-raw", "behaviour-log"] = field(
-        "collm-ml1m",
-        help="collm-ml1m: CoLLM's processed splits; ml1m-raw: rebuild them from ratings.dat; "
-        "behaviour-log: a production parquet log (see README)",
-    )
-    root: str | None = field(None, help="data folder; default $TRACKREC_DATA_DIR or ../shared/data")
-    path: str | None = field(None, help="behaviour-log parquet path (source: behaviour-log)")
-    history: HistoryMode = field(
-        HistoryMode.FULL, help="full: liked and disliked earlier items; liked: CoLLM's liked-only"
-    )
-    max_history: int = field(50, help="most recent history items kept per sample")
-    valid_start: str | None = field(None, help="behaviour-log: first day of the valid split (ISO date, UTC)")
-    test_start: str | None = field(None, help="behaviour-log: first day of the test split (ISO date, UTC)")
-    id_map: str | None = field(
-        None,
-        help="behaviour-log: folder (or s3:// prefix) of the raw->dense id maps that every run reads and "
-        "extends, so a user keeps its id (and its feature rows) across runs; none: ids from this log alone",
-    )
-
-    def problems(self) -> list[str]:
-        problems = self.at_least(1, "max_history")
-        if self.source == "behaviour-log":
-            for name in ("path", "valid_start", "test_start"):
-                if getattr(self, name) is None:
-                    problems.append(f"{name}: required when source is behaviour-log")
-            for name in ("valid_start", "test_start"):
-                value = getattr(self, name)
-                if value is not None:
-                    try:
-                        pd.Timestamp(value)
-                    except ValueError:
-                        problems.append(f"{name}: {value!r} is not an ISO date")
-        return problems
+ROW_GROUP = 65_536
+TABLE_FILES = {"samples": "samples.parquet", "history": "history.parquet", "items": "items.parquet"}
+ID_MAP_FILES = {"user": "user_ids.parquet", "item": "item_ids.parquet"}
 
 
 @dataclass
 class Dataset:
-    """samples: split name -> canonical frame; items: ITEM_COLUMNS; meta: provenance and sizes;
-    id_maps: "user"/"item" -> (raw_id, id) of a behaviour log (saved beside the samples)."""
+    """meta: provenance, sizes (`n_users`, `rows` per split) and, once written, each table's row count
+    and hash; id_maps: "user"/"item" -> (raw_id, id) of a behaviour log. Built in memory (`tables`
+    holds the samples and history frames) or opened from `folder` (tables read on demand)."""
 
-    samples: dict[str, pd.DataFrame]
     items: pd.DataFrame
-    meta: dict = dataclasses.field(default_factory=dict)
+    meta: dict
     id_maps: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] | None = None
+    folder: Path | None = None
+
+    @classmethod
+    def built(
+        cls,
+        samples: pd.DataFrame,
+        history: pd.DataFrame,
+        items: pd.DataFrame,
+        meta: dict,
+        max_len: int,
+        source: str,
+        id_maps: dict[str, pd.DataFrame] | None = None,
+    ) -> Dataset:
+        """A dataset from freshly built tables, validated (the one full check it gets)."""
+        validate_tables(samples, history, max_len, source)
+        samples, history = _typed(samples, SAMPLE_TYPES), _typed(history, HISTORY_TYPES)
+        meta = {
+            **meta,
+            "n_users": int(samples["user_id"].max()) + 1,
+            "latest_timestamp": int(samples["timestamp"].max()),
+            "rows": samples["split"].value_counts().reindex(("train", "valid", "test"), fill_value=0).to_dict(),
+        }
+        meta["rows"] = {split: int(count) for split, count in meta["rows"].items()}
+        return cls(items, meta, id_maps or {}, {"samples": samples, "history": history})
 
     @property
     def n_users(self) -> int:
         """Embedding table size: max user id + 1 (0 is padding)."""
-        return int(max(frame["user_id"].max() for frame in self.samples.values())) + 1
+        return int(self.meta["n_users"])
 
     @property
     def n_items(self) -> int:
         return int(self.items["item_id"].max()) + 1
 
+    # --- writing and opening ---------------------------------------------------------------------
+
     def save(self, folder: str | Path) -> Path:
         with atomic_dir(folder) as tmp:
-            for split, frame in self.samples.items():
-                frame.to_parquet(tmp / f"{split}.parquet", index=False)
-            self.items.to_parquet(tmp / "items.parquet", index=False)
+            tables = {"samples": self._table("samples"), "history": self._table("history"), "items": self.items}
+            meta = {**self.meta, "tables": {}}
+            for name, frame in tables.items():
+                path = tmp / TABLE_FILES[name]
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                # ids and offsets do not repeat: dictionary-encode only the text columns
+                text = [c for c in ("split", "title") if c in frame.columns]
+                pq.write_table(table, path, row_group_size=ROW_GROUP, use_dictionary=text)
+                meta["tables"][name] = {"rows": len(frame), "sha256": sha256_of(path)}
             save_id_maps(self.id_maps, tmp)
-            (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2))
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: str | Path) -> Dataset:
+    def open(cls, folder: str | Path) -> Dataset:
+        """The dataset in `folder`, its tables checked against meta.json (schema, rows, hash), not read."""
         folder = Path(folder)
         if not (folder / "meta.json").exists():
             raise DataError(str(folder), "not a prepared dataset (no meta.json); run `trackrec data prepare` first")
-        samples = {}
-        for split in SPLITS:
-            path = folder / f"{split}.parquet"
-            if not path.exists():
-                raise DataError(str(path), "split file missing")
-            samples[split] = validate_samples(pd.read_parquet(path), str(path))
-        items = pd.read_parquet(folder / "items.parquet")
-        require_columns(items, ITEM_COLUMNS, str(folder / "items.parquet"))
-        return cls(samples, items, json.loads((folder / "meta.json").read_text()), load_id_maps(folder))
+        meta = json.loads((folder / "meta.json").read_text())
+        if "tables" not in meta:
+            raise DataError(str(folder), "written by an older trackrec (no table list in meta.json); prepare it again")
+        columns = {"samples": tuple(SAMPLE_TYPES), "history": tuple(HISTORY_TYPES), "items": ITEM_COLUMNS}
+        for name, expected in meta["tables"].items():
+            _check_table(folder / TABLE_FILES[name], columns[name], expected)
+        items = pd.read_parquet(folder / TABLE_FILES["items"])
+        return cls(items, meta, load_id_maps(folder), folder=folder)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _table(self, name: str) -> pd.DataFrame:
+        if self.tables is not None:
+            return self.tables[name]
+        return pq.read_table(
+            self.folder / TABLE_FILES[name], read_dictionary=["split"] * (name == "samples")
+        ).to_pandas()
+
+    def samples(
+        self, split: str | None = None, columns: list[str] | None = None, users: tuple[int, int] | None = None
+    ) -> pd.DataFrame:
+        """Sample rows of `split` (every split: None) with user ids in [users[0], users[1]); from a
+        folder, only the row groups that can hold them are read."""
+        wanted = list(columns or SAMPLE_TYPES)
+        if self.tables is not None:
+            frame = self.tables["samples"]
+        else:
+            handle = pq.ParquetFile(self.folder / TABLE_FILES["samples"], read_dictionary=["split"])
+            read = list(dict.fromkeys([*wanted, "split", "user_id"]))
+            frame = handle.read_row_groups(user_groups(handle, users), columns=read).to_pandas()
+        keep = np.ones(len(frame), bool)
+        if split:
+            keep &= (frame["split"] == split).to_numpy()
+        if users:
+            ids = frame["user_id"].to_numpy()
+            keep &= (ids >= users[0]) & (ids < users[1])
+        return frame.loc[keep, wanted].reset_index(drop=True)
+
+    def sample_groups(self) -> int:
+        """How many row groups the sample table has (read one at a time by `sample_group`)."""
+        if self.tables is not None:
+            return max(1, -(-len(self.tables["samples"]) // ROW_GROUP))
+        return pq.ParquetFile(self.folder / TABLE_FILES["samples"]).num_row_groups
+
+    def sample_group(self, index: int, columns: list[str]) -> pd.DataFrame:
+        if self.tables is not None:
+            return self.tables["samples"].iloc[index * ROW_GROUP : (index + 1) * ROW_GROUP][columns]
+        handle = pq.ParquetFile(self.folder / TABLE_FILES["samples"], read_dictionary=["split"])
+        return handle.read_row_group(index, columns=columns).to_pandas()
+
+    def history_rows(self, start: int, stop: int) -> pd.DataFrame:
+        """History rows [start, stop): only the row groups that hold them are read."""
+        if self.tables is not None:
+            return self.tables["history"].iloc[start:stop].reset_index(drop=True)
+        handle = pq.ParquetFile(self.folder / TABLE_FILES["history"])
+        sizes = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
+        bounds = np.concatenate(([0], np.cumsum(sizes)))
+        groups = [i for i in range(len(sizes)) if bounds[i] < stop and bounds[i + 1] > start]
+        if not groups or stop <= start:
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in HISTORY_TYPES.items()})
+        frame = handle.read_row_groups(groups).to_pandas()
+        offset = start - bounds[groups[0]]
+        return frame.iloc[offset : offset + (stop - start)].reset_index(drop=True)
+
+    def history_matrix(self, samples: pd.DataFrame, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, labels) of each sample's last `length` history entries, right-aligned and
+        zero-padded: shape (len(samples), length)."""
+        start, end = samples["history_start"].to_numpy(), samples["history_end"].to_numpy()
+        if len(samples) == 0:
+            return np.zeros((0, length), np.int64), np.zeros((0, length), np.int64)
+        low = int(start.min())
+        rows = self.history_rows(low, int(end.max()))
+        positions = end[:, None] - length + np.arange(length)[None, :]
+        present = positions >= start[:, None]
+        index = np.where(present, positions - low, 0)
+        items = rows["item_id"].to_numpy(np.int64)
+        labels = rows["label"].to_numpy(np.int64)
+        if len(rows) == 0:
+            return np.zeros(positions.shape, np.int64), np.zeros(positions.shape, np.int64)
+        return np.where(present, items[index], 0), np.where(present, labels[index], -1)
+
+    def with_histories(self, samples: pd.DataFrame) -> pd.DataFrame:
+        """Sample rows with their histories as lists (ROW_COLUMNS): what LLM prompts are built from.
+        Meant for the rows an LLM reads (a draw, one shard's users), not for every event."""
+        titles = pd.Series(self.items["title"].to_numpy(), index=self.items["item_id"].to_numpy())
+        out = samples.copy()
+        out["target_title"] = titles.reindex(samples["target_item_id"]).to_numpy()
+        start, end = samples["history_start"].to_numpy(), samples["history_end"].to_numpy()
+        low = int(start.min()) if len(samples) else 0
+        rows = self.history_rows(low, int(end.max()) if len(samples) else 0)
+        item_ids = rows["item_id"].to_numpy(np.int64)
+        item_titles = titles.reindex(item_ids).to_numpy()
+        labels, ratings = rows["label"].to_numpy(np.int8), rows["rating"].to_numpy(np.float32)
+        spans = [slice(s - low, e - low) for s, e in zip(start, end, strict=True)]
+        out["history_item_ids"] = [item_ids[s].tolist() for s in spans]
+        out["history_titles"] = [item_titles[s].tolist() for s in spans]
+        out["history_labels"] = [labels[s].tolist() for s in spans]
+        out["history_ratings"] = [ratings[s].tolist() for s in spans]
+        return out[[*ROW_COLUMNS, *[c for c in out.columns if c not in ROW_COLUMNS]]]
 
 
-ID_MAP_FILES = {"user": "user_ids.parquet", "item": "item_ids.parquet"}
+def user_groups(handle: pq.ParquetFile, users: tuple[int, int] | None) -> list[int]:
+    """The row groups whose user_id statistics overlap [users[0], users[1]) (every group: None)."""
+    groups = range(handle.num_row_groups)
+    if users is None:
+        return list(groups)
+    column = handle.schema_arrow.get_field_index("user_id")
+    overlapping = []
+    for index in groups:
+        stats = handle.metadata.row_group(index).column(column).statistics
+        if stats is None or not stats.has_min_max or (stats.min < users[1] and stats.max >= users[0]):
+            overlapping.append(index)
+    return overlapping
+
+
+def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    """`frame`'s columns in `types`, converting only those of another type (no copy of the rest)."""
+    wrong = {column: kind for column, kind in types.items() if str(frame[column].dtype) != kind}
+    return (frame.astype(wrong) if wrong else frame)[list(types)]
+
+
+def _check_table(path: Path, columns, expected: dict) -> None:
+    """Schema, row count and content hash of one table against what meta.json recorded."""
+    if not path.exists():
+        raise DataError(str(path), "table missing from the prepared dataset")
+    metadata = pq.read_metadata(path)
+    found = metadata.schema.to_arrow_schema().names
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise DataError(str(path), f"missing column '{missing[0]}' (expected {list(columns)}, found {found})")
+    if metadata.num_rows != expected["rows"]:
+        raise DataError(str(path), f"holds {metadata.num_rows} rows, meta.json says {expected['rows']}")
+    if sha256_of(path) != expected["sha256"]:
+        raise DataError(str(path), "content differs from the hash in meta.json (changed or truncated after writing)")
 
 
 def save_id_maps(id_maps: dict[str, pd.DataFrame], folder: Path) -> None:
@@ -120,42 +247,3 @@ def load_id_maps(folder: Path) -> dict[str, pd.DataFrame]:
             require_columns(frame, ("raw_id", "id"), str(folder / name))
             maps[kind] = frame.astype({"raw_id": str, "id": "int64"})
     return maps
-
-
-def _day_start(value: str) -> int:
-    return int(pd.Timestamp(value, tz="UTC").timestamp())
-
-
-def build_dataset(config: DataConfig) -> Dataset:
-    """Read the configured source and return validated canonical samples and the item table."""
-    root = data_dir(config.root)
-    if config.source == "collm-ml1m":
-        events = collm_events(read_collm(root))
-        movies_path = root / ML1M_FOLDER / "movies.dat"
-        metadata = read_movies(movies_path) if movies_path.exists() else None
-        items = item_table(events, metadata, on="title")
-    elif config.source == "ml1m-raw":
-        movies = read_movies(root / ML1M_FOLDER / "movies.dat")
-        events = collm_recipe_events(read_ratings(root / ML1M_FOLDER / "ratings.dat"), movies)
-        items = item_table(events, movies.rename(columns={"movie_id": "raw_item_id"}), on="raw_item_id")
-    else:
-        log = read_behaviour_log(Path(config.path))
-        known = load_id_maps(Path(config.id_map)) if config.id_map else {}
-        events, id_maps = behaviour_log_events(
-            log, _day_start(config.valid_start), _day_start(config.test_start), known
-        )
-        items = item_table(events)
-    samples = samples_from_events(events, config.history, config.max_history)
-    missing = [split for split in SPLITS if split not in samples]
-    if missing:
-        raise DataError(config.source, f"no events fall in the {missing} split(s); check the split dates")
-    samples = {split: validate_samples(samples[split], f"{config.source}:{split}") for split in SPLITS}
-    meta = {
-        "source": config.source,
-        "config": config_to_dict(config),
-        "rows": {split: len(frame) for split, frame in samples.items()},
-    }
-    if config.source != "behaviour-log":
-        return Dataset(samples, items, meta)
-    meta["dropped_duplicates"] = log.attrs["dropped_duplicates"]
-    return Dataset(samples, items, meta, id_maps)

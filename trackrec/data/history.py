@@ -1,17 +1,25 @@
-"""Turn an ordered event log into samples, each carrying the user's history before it."""
+"""Turn an ordered event log into samples whose histories are windows of one flat history table.
+
+Every event is a sample. Its history is the user's earlier events (all of them, or only the liked
+ones), the most recent `max_len` kept. Events come grouped by user in time order, so a sample's
+history is a contiguous run of rows of the history table (every event, or every liked event, in the
+same order): the sample stores only where that run starts and ends. Memory is a few bytes per event
+instead of a list of up to `max_len` entries per sample, and no Python loop runs per event.
+Histories cross split borders: a test event sees earlier train and valid events of the same user,
+as in CoLLM.
+"""
 
 from __future__ import annotations
 
-from collections import deque
 from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from trackrec.data.schema import SAMPLE_COLUMNS
+from trackrec.data.schema import SPLITS
+from trackrec.errors import DataError
 
-EVENT_COLUMNS = ("user_id", "item_id", "title", "label", "rating", "timestamp", "split")
+EVENT_COLUMNS = ("user_id", "item_id", "label", "rating", "timestamp", "split")
 
 
 class HistoryMode(StrEnum):
@@ -19,41 +27,55 @@ class HistoryMode(StrEnum):
     LIKED = "liked"  # earlier liked items only (CoLLM's `his`)
 
 
-def samples_from_events(events: pd.DataFrame, mode: HistoryMode, max_len: int) -> dict[str, pd.DataFrame]:
-    """Build samples per split from events already sorted in the source's canonical order.
+def user_starts(users: np.ndarray, source: str) -> np.ndarray:
+    """Per row, the index of its user's first row; users must come in contiguous runs."""
+    changes = np.flatnonzero(users[1:] != users[:-1]) + 1
+    firsts = np.concatenate(([0], changes)).astype(np.int64)
+    if len(np.unique(users[firsts])) != len(firsts):
+        raise DataError(source, "events are not grouped by user (a user appears in two separate runs)")
+    lengths = np.diff(np.concatenate((firsts, [len(users)])))
+    return np.repeat(firsts, lengths)
 
-    Each event becomes a sample whose history holds the user's earlier events (all of them, or only
-    the liked ones), the most recent `max_len` kept. Histories cross split borders: a test event
-    sees earlier train and valid events of the same user, as in CoLLM.
+
+def _split_categories(split: pd.Series) -> pd.Categorical:
+    """The split column as a categorical of SPLITS (recoded, not re-hashed, when already one)."""
+    if isinstance(split.dtype, pd.CategoricalDtype):
+        return split.cat.set_categories(list(SPLITS)).array
+    return pd.Categorical(split, categories=list(SPLITS))
+
+
+def samples_from_events(
+    events: pd.DataFrame, mode: HistoryMode, max_len: int, source: str = "events"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(samples, history) from events sorted in the source's canonical order (grouped by user).
+
+    samples: user_id, target_item_id, label, timestamp, split, history_start, history_end (row range of
+    `history`); history: item_id, label, rating of the events a history may show, in event order.
     """
     mode = HistoryMode(mode)
-    has_ratings = events["rating"].notna().any()
-    columns = {c: events[c].to_numpy() for c in EVENT_COLUMNS}
-    rows = {c: [] for c in SAMPLE_COLUMNS}
-    history: dict[int, deque] = {}
-    for i in tqdm(range(len(events)), desc="histories", unit="event", mininterval=2, leave=False):
-        user = int(columns["user_id"][i])
-        past = history.setdefault(user, deque(maxlen=max_len))
-        rows["user_id"].append(user)
-        rows["history_item_ids"].append([p[0] for p in past])
-        rows["history_titles"].append([p[1] for p in past])
-        rows["history_labels"].append([p[2] for p in past])
-        rows["history_ratings"].append([p[3] for p in past] if has_ratings else None)
-        rows["target_item_id"].append(int(columns["item_id"][i]))
-        rows["target_title"].append(str(columns["title"][i]))
-        rows["label"].append(int(columns["label"][i]))
-        rows["timestamp"].append(int(columns["timestamp"][i]))
-        if mode is HistoryMode.FULL or columns["label"][i] == 1:
-            rating = columns["rating"][i]
-            past.append(
-                (
-                    int(columns["item_id"][i]),
-                    str(columns["title"][i]),
-                    int(columns["label"][i]),
-                    None if pd.isna(rating) else float(rating),
-                )
-            )
-    samples = pd.DataFrame(rows)
-    samples["label"] = samples["label"].astype("int8")
-    split = columns["split"]
-    return {name: samples[split == name].reset_index(drop=True) for name in np.unique(split)}
+    users = events["user_id"].to_numpy(np.int64)
+    shown = np.ones(len(events), bool) if mode is HistoryMode.FULL else events["label"].to_numpy() == 1
+    before = np.cumsum(shown) - shown  # history rows that precede each event
+    end = before.astype(np.int64)
+    first = end[user_starts(users, source)]
+    start = np.maximum(first, end - max_len)
+    samples = pd.DataFrame(
+        {
+            "user_id": users,
+            "target_item_id": events["item_id"].to_numpy(np.int64),
+            "label": events["label"].to_numpy().astype(np.int8),
+            "timestamp": events["timestamp"].to_numpy(np.int64),
+            "split": _split_categories(events["split"]),
+            "history_start": start,
+            "history_end": end,
+        }
+    )
+    kept = events.loc[shown]
+    history = pd.DataFrame(
+        {
+            "item_id": kept["item_id"].to_numpy(np.int64),
+            "label": kept["label"].to_numpy().astype(np.int8),
+            "rating": kept["rating"].to_numpy(np.float32),
+        }
+    )
+    return samples, history

@@ -26,5 +26,6 @@ def item_table(events: pd.DataFrame, metadata: pd.DataFrame | None = None, on: s
     else:
         items["genres"] = None
     items["genres"] = items["genres"].map(lambda g: list(g) if isinstance(g, (list, tuple, np.ndarray)) else [])
-    items["year"] = year_from_title(items["title"].astype(str))
+    items["title"] = items["title"].astype(str)
+    items["year"] = year_from_title(items["title"])
     return items.loc[:, list(ITEM_COLUMNS)].sort_values("item_id").reset_index(drop=True)

@@ -1,20 +1,26 @@
-"""The one canonical sample schema every adapter produces and every stage reads.
+"""The canonical tables every adapter produces and every stage reads.
 
-A sample is one (user, target item) event with the user's history as it stood before it:
+A prepared dataset stores every event as a sample, with its history as a row range of one flat
+history table (trackrec/data/history.py):
 
+samples (one row per event, grouped by user, in time order)
 | column            | type           | meaning                                               |
 |-------------------|----------------|-------------------------------------------------------|
 | user_id           | int64 >= 1     | dense user id (0 is padding)                          |
-| history_item_ids  | list<int64>    | earlier items, oldest first, ids >= 1                 |
-| history_titles    | list<string>   | their titles, same length                             |
-| history_labels    | list<int8>     | 1 liked / 0 disliked, same length                     |
-| history_ratings   | list<float>    | raw ratings where the source has them, else null      |
 | target_item_id    | int64 >= 1     | the item shown                                        |
-| target_title      | string         | its title                                             |
 | label             | int8 in {0,1}  | 1 if the user liked / clicked it                      |
 | timestamp         | int64          | Unix seconds of the event                             |
+| split             | string         | train, valid or test                                  |
+| history_start     | int64          | first history row (oldest item)                       |
+| history_end       | int64          | one past the last history row; end - start <= max     |
 
-An empty history is valid (a user's first event); a missing one (null) is not.
+history
+| item_id           | int64 >= 1     | an earlier item                                       |
+| label             | int8 in {0,1}  | 1 liked / 0 disliked                                  |
+| rating            | float32        | raw rating where the source has one, else NaN         |
+
+Stages that prompt an LLM read sample rows with the history as lists (ROW_COLUMNS): the same
+sample, its history's ids, titles (from the item table), labels and ratings, oldest first.
 """
 
 from __future__ import annotations
@@ -24,7 +30,17 @@ import pandas as pd
 
 from trackrec.errors import DataError
 
-SAMPLE_COLUMNS: tuple[str, ...] = (
+SAMPLE_TYPES: dict[str, str] = {
+    "user_id": "int64",
+    "target_item_id": "int64",
+    "label": "int8",
+    "timestamp": "int64",
+    "split": "category",
+    "history_start": "int64",
+    "history_end": "int64",
+}
+HISTORY_TYPES: dict[str, str] = {"item_id": "int64", "label": "int8", "rating": "float32"}
+ROW_COLUMNS: tuple[str, ...] = (
     "user_id",
     "history_item_ids",
     "history_titles",
@@ -36,7 +52,6 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "timestamp",
 )
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
-_LIST_COLUMNS = ("history_item_ids", "history_titles", "history_labels")
 
 
 def require_columns(frame: pd.DataFrame, columns, source: str) -> None:
@@ -75,44 +90,35 @@ def check_positive_ids(values: pd.Series, source: str, field: str) -> None:
         raise DataError(source, f"must be an integer id >= 1, got {plain(values.iloc[row])!r}", row=row, field=field)
 
 
-def _check_history(row: int, ids, titles, labels, ratings, source: str) -> None:
-    for field, value in (("history_item_ids", ids), ("history_titles", titles), ("history_labels", labels)):
-        if value is None or isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-            raise DataError(source, f"history must be a list, got {value!r}", row=row, field=field)
-    n = len(ids)
-    for field, value in (("history_titles", titles), ("history_labels", labels)):
-        if len(value) != n:
-            raise DataError(source, f"has {len(value)} entries but history_item_ids has {n}", row=row, field=field)
-    if ratings is not None and len(ratings) != n:
-        raise DataError(
-            source, f"has {len(ratings)} entries but history_item_ids has {n}", row=row, field="history_ratings"
-        )
-    if n and (np.asarray(ids).min() < 1):
-        raise DataError(source, f"history item ids must be >= 1, got {list(ids)}", row=row, field="history_item_ids")
-    if n and not np.isin(np.asarray(labels), (0, 1)).all():
-        raise DataError(source, f"history labels must be 0 or 1, got {list(labels)}", row=row, field="history_labels")
+def _check(bad: np.ndarray, source: str, field: str, message: str, values) -> None:
+    if bad.any():
+        row = first_bad_row(bad)
+        raise DataError(source, f"{message}, got {plain(values[row])!r}", row=row, field=field)
 
 
-def validate_samples(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check a frame against the canonical schema; return it with canonical dtypes.
-
-    Raises DataError naming `source`, the row and the field of the first problem.
-    """
-    require_columns(frame, SAMPLE_COLUMNS, source)
+def validate_tables(samples: pd.DataFrame, history: pd.DataFrame, max_len: int, source: str) -> None:
+    """Check both tables, vectorised (once, when a dataset is written); raise naming the table, row
+    and field of the first problem."""
+    require_columns(samples, tuple(SAMPLE_TYPES), f"{source}/samples")
+    require_columns(history, tuple(HISTORY_TYPES), f"{source}/history")
     for field in ("user_id", "target_item_id"):
-        check_positive_ids(frame[field], source, field)
-    check_binary(frame["label"], source, "label")
-    timestamps = pd.to_numeric(frame["timestamp"], errors="coerce")
-    if timestamps.isna().any():
-        row = first_bad_row(timestamps.isna().to_numpy())
-        raise DataError(
-            source, f"must be Unix seconds, got {plain(frame['timestamp'].iloc[row])!r}", row=row, field="timestamp"
-        )
-    for row, values in enumerate(zip(*(frame[c] for c in (*_LIST_COLUMNS, "history_ratings")), strict=True)):
-        _check_history(row, *values, source=source)
-    out = frame.loc[:, list(SAMPLE_COLUMNS)].copy()
-    out["user_id"] = out["user_id"].astype("int64")
-    out["target_item_id"] = out["target_item_id"].astype("int64")
-    out["label"] = out["label"].astype("int8")
-    out["timestamp"] = timestamps.astype("int64")
-    return out.reset_index(drop=True)
+        check_positive_ids(samples[field], f"{source}/samples", field)
+    check_binary(samples["label"], f"{source}/samples", "label")
+    _check(
+        ~samples["split"].isin(SPLITS).to_numpy(),
+        f"{source}/samples",
+        "split",
+        f"must be one of {SPLITS}",
+        samples["split"].to_numpy(),
+    )
+    start, end = samples["history_start"].to_numpy(), samples["history_end"].to_numpy()
+    _check(
+        (start < 0) | (end < start) | (end > len(history)),
+        f"{source}/samples",
+        "history_end",
+        f"must lie in 0..{len(history)} and not before history_start",
+        end,
+    )
+    _check(end - start > max_len, f"{source}/samples", "history_end", f"spans more than {max_len} rows", end - start)
+    check_positive_ids(history["item_id"], f"{source}/history", "item_id")
+    check_binary(history["label"], f"{source}/history", "label")

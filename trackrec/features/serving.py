@@ -16,7 +16,7 @@ import torch
 
 from trackrec.config import config_from_dict
 from trackrec.ctr.config import ModelConfig
-from trackrec.ctr.features import FeatureSpec, item_side_tables, samples_to_tensors
+from trackrec.ctr.features import FeatureSpec, item_side_tables, rows_to_batch
 from trackrec.ctr.registry import build_model
 from trackrec.ctr.train import predict
 from trackrec.data.dataset import Dataset
@@ -28,7 +28,7 @@ class RequestScorer:
     def __init__(self, ctr_dir: str | Path, dataset_dir: str | Path, repo: str | Path, arm: str = "control"):
         trained = json.loads((Path(ctr_dir) / "metrics.json").read_text())["config"]
         self.history_len, self.dim, self.arm = trained["history_len"], trained["dense_dim"], arm
-        dataset = Dataset.load(dataset_dir)
+        dataset = Dataset.open(dataset_dir)
         genres, years = item_side_tables(dataset.items, dataset.n_items)
         spec = FeatureSpec(dataset.n_users, dataset.n_items, self.history_len, genres, years, self.dim)
         self.model = build_model(trained["backbone"], spec, config_from_dict(ModelConfig, trained["model"]))
@@ -54,7 +54,7 @@ class RequestScorer:
                 "label": [0],  # unknown at serving time; not read by the model
             }
         )
-        batch = samples_to_tensors(request, self.history_len)
+        batch = rows_to_batch(request, self.history_len)
         version = None
         if self.dim:
             vector, version = self.user_vector(user_id)
@@ -62,6 +62,6 @@ class RequestScorer:
         return {
             "user_id": user_id,
             "item_id": item_id,
-            "p_click": float(predict(self.model, batch)[0]),
+            "p_click": float(predict(self.model, [batch])[0][0]),
             "features": version,
         }

@@ -15,18 +15,47 @@ def checked_vectors(vectors: pd.DataFrame, dim: int, source: str) -> np.ndarray:
     for column in ("user_id", "embedding"):
         if column not in vectors.columns:
             raise DataError(source, f"missing column '{column}'", field=column)
-    matrix = np.zeros((len(vectors), dim), dtype=np.float32)
-    seen = set()
-    for row, (user, vector) in enumerate(zip(vectors["user_id"], vectors["embedding"], strict=True)):
-        vector = np.asarray(vector, dtype=np.float32)
-        if vector.shape != (dim,):
-            raise DataError(source, f"vector has size {vector.size}, expected {dim}", row=row, field="embedding")
-        if not np.isfinite(vector).all():
-            raise DataError(source, "vector holds NaN or infinite values", row=row, field="embedding")
-        if user in seen:
-            raise DataError(source, f"duplicate user_id {user}", row=row, field="user_id")
-        seen.add(user)
-        matrix[row] = vector
+    column = vectors["embedding"]
+    sizes = np.fromiter((np.size(v) if v is not None else 0 for v in column), dtype=np.int64, count=len(column))
+    flat = np.concatenate([np.asarray(v, np.float32).reshape(-1) for v in column if v is not None] or [[]])
+    return _checked(vectors["user_id"].to_numpy(), sizes, flat, dim, source)
+
+
+def read_vectors(path: str | Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(user ids, (n, dim) float32) from a parquet of user_id + embedding, checked as checked_vectors
+    does, read as Arrow arrays: no Python object per vector, no other column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    source = str(path)
+    found = pq.read_schema(path).names
+    for column in ("user_id", "embedding"):
+        if column not in found:
+            raise DataError(source, f"missing column '{column}'", field=column)
+    table = pq.read_table(path, columns=["user_id", "embedding"])
+    column = table["embedding"].combine_chunks() if table.num_rows else pa.array([], pa.list_(pa.float32()))
+    sizes = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32)
+    ids = table["user_id"].to_numpy()
+    return ids, _checked(ids, sizes, flat, dim, source)
+
+
+def _checked(ids: np.ndarray, sizes: np.ndarray, flat: np.ndarray, dim: int, source: str) -> np.ndarray:
+    wrong = sizes != dim
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        raise DataError(source, f"vector has size {sizes[row]}, expected {dim}", row=row, field="embedding")
+    matrix = flat.reshape(len(ids), dim)
+    bad = ~np.isfinite(matrix).all(axis=1)
+    if bad.any():
+        raise DataError(
+            source, "vector holds NaN or infinite values", row=int(np.flatnonzero(bad)[0]), field="embedding"
+        )
+    repeated = pd.Series(ids).duplicated().to_numpy()
+    if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
+        raise DataError(source, f"duplicate user_id {ids[row]}", row=row, field="user_id")
     return matrix
 
 

@@ -1,15 +1,10 @@
-"""Training stages on several GPUs of one pod: `torchrun` starts one process per GPU, DeepSpeed
-(ZeRO-2/3, `*_train.deepspeed`) shards across them, rank 0 alone writes the stage's output.
-
-The training components call `run_training_stage`; with one GPU (or none) it runs in-process.
-"""
+"""What a training process needs to know of its place among several (GPUs of one pod, or nodes of a
+TrainJob: trackrec/stages/launch.py): its device, whether it is rank 0, and how to save an adapter
+that DeepSpeed (ZeRO-2/3, `*_train.deepspeed`) sharded across all of them; rank 0 alone writes."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 GPUS_ENV = "TRACKREC_GPUS"  # set on GPU pods from the settings' GPU count
@@ -39,34 +34,3 @@ def save_adapter(model, folder: str | Path | None) -> None:
                 model.save_pretrained(folder)
     elif folder is not None:
         model.save_pretrained(folder)
-
-
-def run_training_stage(stage: str, arguments: dict) -> None:
-    """`align` or `rectune` with JSON-able arguments: in-process on one GPU, else one process per GPU."""
-    gpus = pod_gpus()
-    if gpus <= 1:
-        _call(stage, arguments)
-        return
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", "-m", __name__, stage]
-    subprocess.run([*command, json.dumps(arguments)], check=True)
-
-
-def _call(stage: str, arguments: dict) -> None:
-    from trackrec.llm.config import LLMConfig
-    from trackrec.run_config import section
-
-    llm = section(LLMConfig, arguments.pop("llm"), "llm")
-    if stage == "align":
-        from trackrec.stages.align import align
-
-        align(llm=llm, **arguments)
-    elif stage == "rectune":
-        from trackrec.stages.rectune import rectune
-
-        rectune(llm=llm, **arguments)
-    else:
-        raise ValueError(f"unknown training stage {stage!r}; known: align, rectune")
-
-
-if __name__ == "__main__":  # one rank of run_training_stage
-    _call(sys.argv[1], json.loads(sys.argv[2]))

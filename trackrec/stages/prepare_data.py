@@ -7,8 +7,9 @@ import tempfile
 from pathlib import Path
 
 from trackrec.atomic import atomic_dir
-from trackrec.data.dataset import DataConfig, Dataset, build_dataset, save_id_maps
+from trackrec.data.dataset import Dataset, save_id_maps
 from trackrec.data.identity import data_identity
+from trackrec.data.sources import DataConfig, build_dataset
 from trackrec.paths import data_dir
 from trackrec.timing import work_begins
 
@@ -27,7 +28,10 @@ def _fetched(config: DataConfig, folder: Path) -> DataConfig:
     if _remote(config.root):
         download_dir(client(), config.root, folder / "root")
         changes["root"] = str(folder / "root")
-    if _remote(config.path):
+    if _remote(config.path) and config.path.endswith("/"):  # a prefix of parquet parts
+        download_dir(client(), config.path, folder / "log")
+        changes["path"] = str(folder / "log")
+    elif _remote(config.path):
         download(client(), config.path, folder / "log.parquet")
         changes["path"] = str(folder / "log.parquet")
     if _remote(config.id_map):

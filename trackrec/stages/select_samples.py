@@ -27,10 +27,13 @@ from trackrec.errors import DataError
 from trackrec.llm.config import SubsetConfig
 from trackrec.timing import work_begins
 
+POOL_COLUMNS = ["user_id", "target_item_id", "label", "timestamp", "history_start", "history_end"]
+
 
 def _latest_per_user(frame: pd.DataFrame, count: int = 1) -> pd.DataFrame:
-    frame = frame[frame.history_titles.map(len) > 0]
-    return frame.sort_values(["user_id", "timestamp"], kind="stable").groupby("user_id").tail(count)
+    """The latest `count` samples of each user with a history (samples come grouped by user in time
+    order)."""
+    return frame[frame.history_end > frame.history_start].groupby("user_id").tail(count)
 
 
 def _draw(frame: pd.DataFrame, count: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -65,13 +68,13 @@ def select_samples(
     dataset_dir: str | Path, config: SubsetConfig, output: str | Path, rounds: int = 1
 ) -> dict[str, int]:
     work_begins()
-    dataset = Dataset.load(dataset_dir)
+    dataset = Dataset.open(dataset_dir)
     rng = np.random.default_rng(config.seed)
-    train_pool = _latest_per_user(dataset.samples["train"])
+    train_pool = _latest_per_user(dataset.samples("train", POOL_COLUMNS))
     if train_pool.empty:
         raise DataError(str(dataset_dir), "no train sample has a history to summarise")
     train = (_draw_balanced if config.balanced else _draw)(train_pool, config.train_samples, rng)
-    test_pool = _latest_per_user(dataset.samples["test"], config.eval_per_user)
+    test_pool = _latest_per_user(dataset.samples("test", POOL_COLUMNS), config.eval_per_user)
     test_pool = test_pool[~test_pool.user_id.isin(train.user_id)]
     users = rng.permutation(test_pool.user_id.unique())[: config.eval_users]
     held_out = test_pool[test_pool.user_id.isin(users)].sort_index()
@@ -83,7 +86,7 @@ def select_samples(
     splits = {"train": train, "eval": held_out, "distill": distill, "align": align}
     with atomic_dir(output) as tmp:
         for name, frame in splits.items():
-            frame.to_parquet(tmp / f"{name}.parquet")
+            dataset.with_histories(frame).to_parquet(tmp / f"{name}.parquet")
         dataset.items.to_parquet(tmp / "items.parquet")
         (tmp / "meta.json").write_text(json.dumps({"data_version": dataset.meta.get("data_version")}))
     return {name: len(frame) for name, frame in splits.items()}

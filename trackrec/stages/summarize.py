@@ -19,23 +19,27 @@ from trackrec.llm.config import LLMConfig
 from trackrec.stages.llm_common import open_engine, prompt_builder
 from trackrec.stages.shards import WHOLE, Shard
 
+CUTOFF_COLUMNS = ["user_id", "target_item_id", "label", "timestamp", "split", "history_start", "history_end"]
 
-def cutoff_histories(dataset: Dataset) -> pd.DataFrame:
-    """One row per user with a non-empty history at the training cut-off, indexed by user_id."""
-    later = pd.concat([dataset.samples["valid"], dataset.samples["test"]])
-    first_later = later.sort_values(["user_id", "timestamp"], kind="stable").groupby("user_id").head(1)
-    train = dataset.samples["train"].sort_values(["user_id", "timestamp"], kind="stable")
-    latest_train = train.groupby("user_id").tail(1)
+
+def cutoff_samples(dataset: Dataset, users: tuple[int, int] | None = None) -> pd.DataFrame:
+    """One sample per user (of ids in `users`, every user: None) with a non-empty history at the
+    training cut-off, indexed by user_id. Samples come grouped by user in time order."""
+    frame = dataset.samples(columns=CUTOFF_COLUMNS, users=users)
+    train = (frame["split"] == "train").to_numpy()
+    first_later = frame[~train].groupby("user_id").head(1)
+    latest_train = frame[train].groupby("user_id").tail(1)
     rows = pd.concat([first_later, latest_train[~latest_train.user_id.isin(first_later.user_id)]])
-    rows = rows[rows.history_titles.map(len) > 0]
+    rows = rows[rows.history_end > rows.history_start]
     return rows.set_index("user_id", drop=False).sort_index()
 
 
-def active_users(dataset: Dataset, within_days: int) -> pd.Index:
+def active_users(dataset: Dataset, within_days: int, users: tuple[int, int] | None = None) -> pd.Index:
     """Users with a sample in the last `within_days` days before the log's latest event (for a live
     log, that is now)."""
-    events = pd.concat(list(dataset.samples.values()))[["user_id", "timestamp"]]
-    start = events.timestamp.max() - within_days * 86_400
+    events = dataset.samples(columns=["user_id", "timestamp"], users=users)
+    latest = dataset.meta["latest_timestamp"]
+    start = latest - within_days * 86_400
     return pd.Index(events.user_id[events.timestamp >= start].unique())
 
 
@@ -51,20 +55,24 @@ def summarize(
     shard: Shard = WHOLE,
     active_within_days: int = 0,
 ) -> int:
-    """Writes reccots.parquet: user_id, reccot, iteration (which G wrote it). `max_users` draws from
-    every user (the same draw in each shard); `active_within_days` > 0 keeps only active users."""
-    dataset = Dataset.load(dataset_dir)
-    frame = cutoff_histories(dataset)
+    """Writes reccots.parquet: user_id, reccot, iteration (which G wrote it). A shard reads only its
+    users' rows. `max_users` (a demo setting) draws from every user, the same draw in each shard, so
+    each shard then reads every user's cut-off; `active_within_days` > 0 keeps only active users."""
+    dataset = Dataset.open(dataset_dir)
+    users = None if max_users is not None else shard.users(dataset.n_users)
+    frame = cutoff_samples(dataset, users)
     if active_within_days > 0:
-        frame = frame[frame.user_id.isin(active_users(dataset, active_within_days))]
+        frame = frame[frame.user_id.isin(active_users(dataset, active_within_days, users))]
     if max_users is not None and max_users < len(frame):
         drawn = np.random.default_rng(seed).choice(len(frame), size=max_users, replace=False)
         frame = frame.iloc[np.sort(drawn)]
-    frame = shard.of(frame)
+    if max_users is not None:
+        frame = frame[frame.user_id.between(*shard.users(dataset.n_users), inclusive="left")]
     reccots = []
     if not frame.empty:
         engine = open_engine(llm, generator, progress)
-        prompt = prompt_builder(llm, engine.tokenizer, "user histories").reccot(frame)
+        rows = dataset.with_histories(frame)
+        prompt = prompt_builder(llm, engine.tokenizer, "user histories").reccot(rows)
         reccots = engine.greedy(prompt, llm.generation.max_new_tokens)
     table = pd.DataFrame({"user_id": frame.user_id.to_numpy(), "reccot": reccots, "iteration": iteration})
     with atomic_dir(output) as tmp:

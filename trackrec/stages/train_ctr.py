@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from trackrec.atomic import atomic_dir
 from trackrec.config import config_to_dict
 from trackrec.ctr.config import CTRConfig
-from trackrec.ctr.features import FeatureSpec, item_side_tables, samples_to_tensors, user_vector_matrix
+from trackrec.ctr.features import FeatureSpec, item_side_tables, user_vector_matrix
 from trackrec.ctr.registry import build_model
+from trackrec.ctr.stream import SplitStream
 from trackrec.ctr.train import evaluate, fit
 from trackrec.data.dataset import Dataset
+from trackrec.data.schema import SPLITS
 from trackrec.errors import DataError
+from trackrec.features.vectors import read_vectors
 from trackrec.timing import work_begins
+
+EVAL_BATCH = 4096  # samples per forward pass when only predicting
 
 
 def load_user_vectors(config: CTRConfig, n_users: int):
@@ -25,13 +29,14 @@ def load_user_vectors(config: CTRConfig, n_users: int):
     path = Path(config.user_vectors)
     if not path.exists():
         raise DataError(str(path), "user vector file not found")
-    return user_vector_matrix(pd.read_parquet(path), n_users, config.dense_dim, str(path))
+    return user_vector_matrix(*read_vectors(path, config.dense_dim), n_users, str(path))
 
 
 def check_both_classes(dataset: Dataset, source: str) -> None:
     """A split of one label (a clicks-only log, say) has no AUC and nothing to rank: say so first."""
-    for split, frame in dataset.samples.items():
-        labels = sorted(int(label) for label in frame["label"].unique())
+    frame = dataset.samples(columns=["split", "label"])
+    for split in SPLITS:
+        labels = sorted(int(label) for label in frame["label"][(frame["split"] == split).to_numpy()].unique())
         if labels != [0, 1]:
             found = f"only label {labels[0]}" if labels else "no samples"
             raise DataError(
@@ -42,12 +47,17 @@ def check_both_classes(dataset: Dataset, source: str) -> None:
 def train_ctr(dataset_dir: str | Path, config: CTRConfig, output: str | Path, progress: bool = True) -> dict:
     """Train on train, stop early on valid, evaluate on test; write model.pt and metrics.json to `output`."""
     work_begins()
-    dataset = Dataset.load(dataset_dir)
+    dataset = Dataset.open(dataset_dir)
     check_both_classes(dataset, str(dataset_dir))
     vectors = load_user_vectors(config, dataset.n_users)
     genres, years = item_side_tables(dataset.items, dataset.n_items)
     spec = FeatureSpec(dataset.n_users, dataset.n_items, config.history_len, genres, years, config.dense_dim)
-    data = {split: samples_to_tensors(frame, config.history_len, vectors) for split, frame in dataset.samples.items()}
+    data = {
+        split: SplitStream(
+            dataset, split, config.history_len, EVAL_BATCH if split != "train" else config.train.batch_size, vectors
+        )
+        for split in SPLITS
+    }
     torch.manual_seed(config.train.seed)
     model = build_model(config.backbone, spec, config.model)
     log = fit(model, data["train"], data["valid"], config.train, progress=progress)

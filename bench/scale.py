@@ -1,0 +1,329 @@
+"""Benchmark (not a test): the data path at 1M, 3M and 10M events, stage by stage.
+
+    python bench/scale.py [--sizes 1000000 3000000 10000000] [--out runs/bench/scale]
+
+A synthetic behaviour log with MovieLens-like statistics (`write_log`) goes, as a folder of parquet
+parts, through prepare_data -> select_samples ->
+summarize's data side (every user's cut-off history as rows, a stand-in RecCoT from its titles) ->
+encode (a tiny random BERT: the encoder's cost is the model's, not the data path's) -> publish
+(Feast, Debian's redis-server on 127.0.0.1) -> train_ctr (DIN, one epoch, the RecCoT vectors as its
+dense input, sparse id tables at every size). Each stage runs in a fresh process: its wall seconds
+(imports excluded) and peak RSS.
+Prints one table, fits time ~ events^k per stage, draws scale.png and writes results.json.
+Run it alone: the machine's other work shows up in every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+STAGES = ("prepare_data", "select_samples", "summarize_data", "encode", "publish", "train_ctr")
+FIXED_USERS = 100_000  # the second series: train_ctr's memory as samples grow and users do not
+DIM = 32  # the tiny encoder's width
+START, END = 1_577_836_800, 1_672_531_200  # 2020-01-01 .. 2023-01-01 UTC
+VALID_START, TEST_START = "2022-05-27", "2022-09-14"  # 80% and 90% of the log's span
+
+
+def write_log(folder: Path, events: int, users: int | None = None, parts: int = 8, seed: int = 0) -> None:
+    """`events` events of `users` users (default events/10; lognormal activity) on events/100 items
+    (Zipf-like popularity), ratings drawn with MovieLens-1M's frequencies, label = rating >= 4,
+    uniform time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = users or events // 10, max(events // 100, 100)
+    activity = rng.lognormal(0.0, 1.0, n_users)
+    users = rng.choice(n_users, size=events, p=activity / activity.sum()) + 1
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    items = rng.choice(n_items, size=events, p=popularity / popularity.sum()) + 1
+    ratings = rng.choice(5, size=events, p=[0.06, 0.11, 0.26, 0.35, 0.22]) + 1
+    stamps = rng.integers(START, END, size=events)
+    titles = pa.array([f"Item {i} ({1950 + i % 70})" for i in range(n_items + 1)])
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for part, rows in enumerate(np.array_split(np.arange(events), parts)):
+        table = pa.table(
+            {
+                "user_id": users[rows],
+                "item_id": items[rows],
+                "timestamp": stamps[rows],
+                "label": (ratings[rows] >= 4).astype(np.int8),
+                "rating": ratings[rows].astype(np.float32),
+                "title": pa.DictionaryArray.from_arrays(pa.array(items[rows].astype(np.int32)), titles),
+            }
+        )
+        pq.write_table(table, tmp / f"part-{part:05d}.parquet")
+    (tmp / "_SUCCESS").touch()  # as Spark leaves it: the reader must skip it
+    tmp.rename(folder)
+
+
+def tiny_encoder(folder: Path) -> Path:
+    """A one-layer, 32-wide BERT with MiniLM's tokenizer, saved as a sentence-transformers folder."""
+    if (folder / "modules.json").exists():
+        return folder
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from trackrec.features.encoder import MINILM, resolve_encoder
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(MINILM))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=DIM, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )  # fmt: skip
+    bert = folder.with_name(folder.name + "-bert")
+    BertModel(config).save_pretrained(bert)
+    tokenizer.save_pretrained(bert)
+    word = models.Transformer(str(bert), max_seq_length=64)
+    SentenceTransformer(modules=[word, models.Pooling(DIM)], device="cpu").save(str(folder))
+    return folder
+
+
+def stage_call(stage: str, work: Path, redis: str):
+    """One stage on `work`'s files, as a call; imports only what that stage needs (its memory is
+    its own, not another stage's libraries)."""
+    if stage == "prepare_data":
+        from trackrec.data.sources import DataConfig
+        from trackrec.stages.prepare_data import prepare_data
+
+        log = str(work.parent / "log")
+        config = DataConfig(source="behaviour-log", path=log, valid_start=VALID_START, test_start=TEST_START)
+        return lambda: prepare_data(config, work / "dataset", version="bench")
+    if stage == "select_samples":
+        from trackrec.llm.config import SubsetConfig
+        from trackrec.stages.select_samples import select_samples
+
+        subset = SubsetConfig(train_samples=1000, eval_users=500, eval_per_user=2, distill_fraction=0.01)
+        return lambda: select_samples(work / "dataset", subset, work / "samples", rounds=3)
+    if stage == "summarize_data":
+        return lambda: stand_in_reccots(work)
+    if stage == "encode":
+        from trackrec.features.encoder import EncoderConfig
+        from trackrec.stages.encode import encode
+
+        config = EncoderConfig(model=str(work.parent.parent / "tiny-encoder"), batch_size=512)
+        return lambda: encode(work / "reccots", config, work / "embeddings", progress=False)
+    if stage == "publish":
+        from trackrec.features.config import FeaturesConfig
+        from trackrec.features.store import StoreConfig
+        from trackrec.stages.publish import publish
+
+        store = StoreConfig(repo=str(work / "feast"), online="redis", redis=redis, dim=DIM)
+        return lambda: publish(work / "embeddings", FeaturesConfig(store=store), work / "published")
+    from trackrec.ctr.config import CTRConfig, TrainConfig
+    from trackrec.stages.train_ctr import train_ctr
+
+    train = TrainConfig(max_epochs=1, batch_size=1024, sparse_ids="on")  # what auto picks from 200k id rows
+    vectors = work / "embeddings" / "embeddings.parquet"
+    config = CTRConfig(backbone="din", user_vectors=str(vectors), dense_dim=DIM, train=train)
+    if not vectors.exists():  # the fixed-users series: ids and histories only
+        config = CTRConfig(backbone="din", train=train)
+    return lambda: train_ctr(work / "dataset", config, work / "ctr", progress=False)
+
+
+def stand_in_reccots(work: Path) -> None:
+    """Summarize's data side: every user's cut-off sample with its history as rows (what the prompts
+    are built from), and a stand-in RecCoT (its last titles) for the encoder to read."""
+    import pandas as pd
+
+    from trackrec.data.dataset import Dataset
+    from trackrec.stages.summarize import cutoff_samples
+
+    dataset = Dataset.open(work / "dataset")
+    rows = dataset.with_histories(cutoff_samples(dataset))
+    reccots = ["; ".join(titles[-5:]) for titles in rows.history_titles]
+    (work / "reccots").mkdir(exist_ok=True)
+    pd.DataFrame({"user_id": rows.user_id.to_numpy(), "reccot": reccots, "iteration": 0}).to_parquet(
+        work / "reccots" / "reccots.parquet", index=False
+    )
+
+
+def child(stage: str, work: Path, redis: str) -> None:
+    call = stage_call(stage, work, redis)
+    before = _status_mb("VmRSS")
+    started = time.perf_counter()
+    call()
+    seconds = time.perf_counter() - started
+    peak = _status_mb("VmHWM")  # not ru_maxrss: Linux carries that over from the parent across exec
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rss_after_imports_mb": before}))
+
+
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: now; VmHWM: this process's peak) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+class Redis:
+    def __init__(self, folder: Path):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        binary = shutil.which("redis-server") or sys.exit("redis-server not found: run `make setup`")
+        args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+                "--dir", str(folder)]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def measure(sizes: list[int], out: Path) -> dict:
+    tiny_encoder(out / "tiny-encoder")
+    results = {"sizes": []}
+    for events in sizes:
+        folder = out / f"events-{events}"
+        if not (folder / "log").exists():
+            print(f"writing a log of {events:,} events", flush=True)
+            write_log(folder / "log", events)
+        work = folder / "work"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        redis = Redis(work)
+        stages = {}
+        try:
+            for stage in STAGES:
+                command = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--redis",
+                           f"127.0.0.1:{redis.port}"]  # fmt: skip
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode:
+                    sys.exit(f"{stage} at {events:,} events failed:\n{done.stderr[-3000:]}")
+                stages[stage] = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"{events:>11,} events  {stage:<15} {stages[stage]['seconds']:8.1f} s "
+                      f"{stages[stage]['peak_rss_mb']:8.0f} MB", flush=True)  # fmt: skip
+        finally:
+            redis.stop()
+        meta = json.loads((work / "dataset" / "meta.json").read_text())
+        results["sizes"].append({"events": events, "users": meta["n_users"] - 1, "stages": stages})
+    results["fixed_users"] = [fixed_users_run(events, out) for events in sizes]
+    largest = results["sizes"][-1]
+    results["prepare_events_per_s"] = largest["events"] / largest["stages"]["prepare_data"]["seconds"]
+    results["growth_exponent"] = {stage: exponent(results["sizes"], stage) for stage in STAGES}
+    return results
+
+
+def fixed_users_run(events: int, out: Path) -> dict:
+    """prepare_data and train_ctr on a log of FIXED_USERS users: what grows is only the samples."""
+    folder = out / f"fixed-users-{events}"
+    if not (folder / "log").exists():
+        print(f"writing a log of {events:,} events of {FIXED_USERS:,} users", flush=True)
+        write_log(folder / "log", events, users=FIXED_USERS)
+    work = folder / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    row = {"events": events, "users": FIXED_USERS}
+    for stage in ("prepare_data", "train_ctr"):
+        command = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--redis", ""]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{stage} at {events:,} events of {FIXED_USERS:,} users failed:\n{done.stderr[-3000:]}")
+        row[stage] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{events:>11,} events of {FIXED_USERS:,} users: train_ctr {row['train_ctr']['seconds']:.1f} s "
+          f"{row['train_ctr']['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
+    return row
+
+
+def exponent(sizes: list[dict], stage: str) -> float | None:
+    """k in seconds ~ events^k, least squares on log-log over every size."""
+    if len(sizes) < 2:
+        return None
+    x = np.log([s["events"] for s in sizes])
+    y = np.log([s["stages"][stage]["seconds"] for s in sizes])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def report(results: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="data path by stage: wall seconds / peak RSS (MB), one process per stage")
+    table.add_column("stage")
+    for size in results["sizes"]:
+        table.add_column(f"{size['events'] / 1e6:g}M events\n{size['users']:,} users", justify="right")
+    table.add_column("k (time ~ events^k)", justify="right")
+    for stage in STAGES:
+        cells = [f"{s['stages'][stage]['seconds']:.1f} s / {s['stages'][stage]['peak_rss_mb']:.0f}" for s in
+                 results["sizes"]]  # fmt: skip
+        k = results["growth_exponent"][stage]
+        table.add_row(stage, *cells, "n/a" if k is None else f"{k:.2f}")
+    console = Console(width=140)
+    console.print(table)
+    fixed = Table(title=f"train_ctr (DIN, one epoch) with the users fixed at {FIXED_USERS:,}: only the samples grow")
+    for column in ("events = samples", "seconds", "peak RSS (MB)"):
+        fixed.add_column(column, justify="right")
+    for row in results["fixed_users"]:
+        fixed.add_row(
+            f"{row['events']:,}", f"{row['train_ctr']['seconds']:.1f}", f"{row['train_ctr']['peak_rss_mb']:.0f}"
+        )
+    console.print(fixed)
+    console.print(f"prepare_data at {results['sizes'][-1]['events']:,} events: "
+                  f"{results['prepare_events_per_s']:,.0f} events/s")  # fmt: skip
+    draw(results, out / "scale.png")
+
+
+def draw(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    events = [s["events"] for s in results["sizes"]]
+    fig, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for stage in STAGES:
+        time_axis.plot(events, [s["stages"][stage]["seconds"] for s in results["sizes"]], "o-", label=stage)
+        memory_axis.plot(events, [s["stages"][stage]["peak_rss_mb"] for s in results["sizes"]], "o-", label=stage)
+    for axis, label in ((time_axis, "wall seconds"), (memory_axis, "peak RSS (MB)")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("events")
+        axis.set_ylabel(label)
+    time_axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/scale"))
+    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # a child process: one stage
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--redis", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        child(args.stage, args.work, args.redis)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = measure(sorted(args.sizes), args.out)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    report(results, args.out)
+
+
+if __name__ == "__main__":
+    main()

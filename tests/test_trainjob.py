@@ -1,0 +1,255 @@
+"""Multi-node training: align and rectune compiled to launch a Kubeflow Trainer TrainJob, the
+TrainJob checked against the Trainer API's own models (kubeflow-trainer-api, generated from its
+CRDs), and the launcher's create / wait / retry against a Kubernetes API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp.dsl import TaskConfig
+
+from pipelines.compile import compile_pipeline
+from pipelines.settings import TRAINJOB_STAGES, PipelineSettings
+from trackrec.config import config_from_dict, load_config
+from trackrec.run_config import RunConfig
+from trackrec.stages.launch import Nodes, TrainJobError, run_on_trainjob, stage_job, trainjob_manifest
+
+MULTI_NODE = {"training": {"nodes": 4, "storage_class": "nfs-rwx"}, "stages": {s: {"gpus": 8} for s in TRAINJOB_STAGES}}
+
+
+@pytest.fixture(scope="module")
+def multi_node(tmp_path_factory):
+    settings = config_from_dict(PipelineSettings, MULTI_NODE)
+    path = tmp_path_factory.mktemp("compiled") / "p.yaml"
+    compile_pipeline(load_config("configs/cluster.yaml", RunConfig), settings, path)
+    pipeline, platform = yaml.safe_load_all(path.read_text())
+    return pipeline, platform["platforms"]["kubernetes"]
+
+
+def training_tasks(pipeline) -> dict[str, dict]:
+    tasks = pipeline["root"]["dag"]["tasks"]
+    return {name: task for name, task in tasks.items() if name.startswith(TRAINJOB_STAGES)}
+
+
+def test_training_tasks_hand_their_gpu_pool_to_a_trainjob_and_share_an_rwx_workspace(multi_node):
+    pipeline, platform = multi_node
+    assert platform["pipelineConfig"]["workspace"]["size"] == "500Gi"
+    claim = platform["pipelineConfig"]["workspace"]["kubernetes"]["pvcSpecPatch"]
+    assert claim == {"accessModes": ["ReadWriteMany"], "storageClassName": "nfs-rwx"}
+    passing = {
+        name.rstrip("-0123456789") for name, c in pipeline["components"].items() if "taskConfigPassthroughs" in c
+    }
+    assert passing == {"comp-align", "comp-rectune"}
+    fields = {
+        p["field"]: p.get("applyToTask", False) for p in pipeline["components"]["comp-align"]["taskConfigPassthroughs"]
+    }
+    # the GPU pool goes to the TrainJob, not the waiting task; environment and volumes to both
+    assert fields == {
+        "RESOURCES": False,
+        "KUBERNETES_TOLERATIONS": False,
+        "KUBERNETES_NODE_SELECTOR": False,
+        "ENV": True,
+        "KUBERNETES_VOLUMES": True,
+    }
+    tasks = training_tasks(pipeline)
+    assert len(tasks) == 3 + 4  # align x T, rectune x (T + 1)
+    for task in tasks.values():
+        parameters = task["inputs"]["parameters"]
+        nodes = json.loads(parameters["nodes"]["runtimeValue"]["constant"])
+        assert nodes == {
+            "nodes": 4,
+            "runtime": "torch-distributed",
+            "image": PipelineSettings().images.train,
+            "timeout_s": 6 * 3600,
+            "run_as_user": 10001,
+        }
+        assert parameters["workspace"]["runtimeValue"]["constant"] == "{{$.workspace_path}}"
+    accelerator = pipeline["deploymentSpec"]["executors"]["exec-align"]["container"]["resources"]["accelerator"]
+    assert accelerator["resourceCount"] == "8"  # forwarded to every TrainJob node
+
+
+def test_single_node_settings_compile_no_trainjob_and_no_workspace(tmp_path):
+    path = compile_pipeline(load_config("configs/cluster.yaml", RunConfig), PipelineSettings(), tmp_path / "p.yaml")
+    pipeline, platform = yaml.safe_load_all(path.read_text())
+    assert "pipelineConfig" not in platform["platforms"]["kubernetes"]
+    assert not any("taskConfigPassthroughs" in c for c in pipeline["components"].values())
+    assert all("nodes" not in t["inputs"]["parameters"] for t in training_tasks(pipeline).values())
+
+
+def kfp_task_config(pipeline, platform) -> TaskConfig:
+    """The TaskConfig KFP's driver hands the align task: its resources, tolerations, node selector,
+    environment and volumes (the workspace PVC among them), in Kubernetes' own JSON."""
+    resources = pipeline["deploymentSpec"]["executors"]["exec-align"]["container"]["resources"]
+    k8s = platform["deploymentSpec"]["executors"]["exec-align"]
+    gpu = resources["accelerator"]
+    limits = {"cpu": resources["resourceCpuLimit"], "memory": resources["resourceMemoryLimit"]}
+    return TaskConfig(
+        resources={
+            "requests": {"cpu": resources["resourceCpuRequest"], "memory": resources["resourceMemoryRequest"]},
+            "limits": limits | {gpu["resourceType"]: gpu["resourceCount"]},
+        },
+        tolerations=k8s["tolerations"],
+        node_selector=k8s["nodeSelector"]["labels"],
+        env=[{"name": "TRACKREC_GPUS", "value": "8"}],
+        volumes=[{"name": "kfp-workspace", "persistentVolumeClaim": {"claimName": "run-1-workspace"}}],
+        volume_mounts=[{"name": "kfp-workspace", "mountPath": "/kfp-workspace"}],
+    )
+
+
+def nodes() -> Nodes:
+    return Nodes(
+        nodes=4, runtime="torch-distributed", image="ghcr.io/trackrec/train:0.1.0", timeout_s=60, run_as_user=10001
+    )
+
+
+def as_the_crd_reads_it(manifest: dict) -> dict:
+    """The manifest through the Trainer API's models: fields it does not define are dropped, wrong
+    types raise; what comes back is what the cluster would store."""
+    from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
+
+    return TrainerV1alpha1TrainJob.from_dict(manifest).to_dict()
+
+
+def test_the_trainjob_matches_the_trainer_api_and_carries_the_gpu_pool(multi_node):
+    config = kfp_task_config(*multi_node)
+    manifest = trainjob_manifest(
+        "trackrec-align-1", "team-a", "align", Path("/kfp-workspace/j/job.json"), nodes(), config
+    )
+    assert as_the_crd_reads_it(manifest) == manifest
+    trainer = manifest["spec"]["trainer"]
+    assert trainer["numNodes"] == 4 and trainer["image"] == "ghcr.io/trackrec/train:0.1.0"
+    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"
+    assert trainer["command"] == ["torchrun", "-m", "trackrec.stages.launch", "--job", "/kfp-workspace/j/job.json"]
+    (patch,) = manifest["spec"]["runtimePatches"]
+    (job,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    pod = job["template"]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"trackrec.io/pool": "gpu"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "kfp-workspace", "mountPath": "/kfp-workspace"}]
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
+    labels = job["template"]["spec"]["template"]["metadata"]["labels"]
+    assert labels == {"trackrec.io/trainjob": "true"}  # the trainer egress policy selects them
+    misspelt = json.loads(json.dumps(manifest))
+    misspelt["spec"]["trainer"]["numNode"] = misspelt["spec"]["trainer"].pop("numNodes")
+    assert as_the_crd_reads_it(misspelt) != misspelt  # the check sees a field the CRD does not have
+
+
+def test_the_job_file_carries_the_inputs_and_the_deepspeed_config_to_the_nodes(tmp_path):
+    scored, generator = tmp_path / "scored", tmp_path / "g0"
+    for folder in (scored, generator):
+        folder.mkdir()
+        (folder / "file").write_text(folder.name)
+    llm = json.dumps({"align_train": {"deepspeed": "configs/deepspeed/zero3.json"}})
+    arguments = {"scored_dir": str(scored), "generator": str(generator), "llm": llm, "output": "/kfp/outputs/aligned"}
+    job = json.loads(stage_job("align", arguments, tmp_path / "ws").read_text())
+    assert job["stage"] == "align"
+    moved = job["arguments"]
+    assert Path(moved["scored_dir"], "file").read_text() == "scored"  # copied into the workspace
+    assert Path(moved["generator"], "file").read_text() == "g0"
+    assert moved["output"] == str(tmp_path / "ws" / "output")  # rank 0 writes here, the task copies it out
+    assert json.loads(moved["llm"])["align_train"]["deepspeed"] == "configs/deepspeed/zero3.json"
+
+
+class FakeKubernetes:
+    """A Kubernetes API on 127.0.0.1 serving TrainJobs as Kubeflow Trainer's controller would
+    leave them: `finish(body)` plays the nodes (writes the adapter) and returns the final condition."""
+
+    def __init__(self, finish):
+        self.jobs, self.requests, self.finish = {}, [], finish
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                server.requests.append(("GET", self.path))
+                name = self.path.rsplit("/", 1)[-1]
+                if name in server.jobs:
+                    self._reply(200, server.jobs[name])
+                else:
+                    self._reply(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+
+            def do_POST(self):
+                server.requests.append(("POST", self.path))
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                condition = server.finish(body)
+                server.jobs[body["metadata"]["name"]] = body | {"status": {"conditions": [condition]}}
+                self._reply(201, body)
+
+            def do_DELETE(self):
+                server.requests.append(("DELETE", self.path))
+                server.jobs.pop(self.path.rsplit("/", 1)[-1], None)
+                self._reply(200, {"kind": "Status", "status": "Success"})
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def api(self):
+        from kubernetes import client
+
+        configuration = client.Configuration()
+        configuration.host = f"http://127.0.0.1:{self.http.server_address[1]}"
+        return client.CustomObjectsApi(client.ApiClient(configuration))
+
+    def close(self):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def finished_by_rank_0(body: dict) -> dict:
+    job = Path(body["spec"]["trainer"]["command"][-1])
+    output = Path(json.loads(job.read_text())["arguments"]["output"])
+    (output / "adapter").mkdir(parents=True)
+    (output / "adapter" / "adapter_model.safetensors").write_text("weights")
+    return {"type": "Complete", "status": "True"}
+
+
+def launch_align(tmp_path, kubernetes, output):
+    scored = tmp_path / "scored"
+    scored.mkdir(exist_ok=True)
+    arguments = {"scored_dir": str(scored), "generator": None, "llm": "{}", "output": str(output)}
+    api = kubernetes.api()
+    run_on_trainjob("align", arguments, nodes(), tmp_path / "ws", TaskConfig(), output, api, "team-a", poll_s=0.05)
+
+
+def test_the_task_creates_the_trainjob_waits_and_copies_rank_0s_adapter(tmp_path):
+    kubernetes = FakeKubernetes(finished_by_rank_0)
+    try:
+        launch_align(tmp_path, kubernetes, tmp_path / "aligned")
+    finally:
+        kubernetes.close()
+    assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").read_text() == "weights"
+    assert [m for m, _ in kubernetes.requests].count("POST") == 1
+    assert all("/namespaces/team-a/trainjobs" in path for _, path in kubernetes.requests)
+
+
+def test_a_failed_trainjob_is_one_line_and_a_retry_replaces_it(tmp_path):
+    outcomes = [{"type": "Failed", "status": "True", "message": "node 2: CUDA out of memory"}]
+
+    def finish(body):
+        return outcomes.pop(0) if outcomes else finished_by_rank_0(body)
+
+    kubernetes = FakeKubernetes(finish)
+    try:
+        with pytest.raises(TrainJobError, match=r"TrainJob team-a/trackrec-align-\w+ \(align\) ended Failed: node 2"):
+            launch_align(tmp_path, kubernetes, tmp_path / "aligned")
+        assert not (tmp_path / "aligned").exists()
+        launch_align(tmp_path, kubernetes, tmp_path / "aligned")  # KFP's retry of the task
+    finally:
+        kubernetes.close()
+    assert [m for m, _ in kubernetes.requests if m != "GET"] == ["POST", "DELETE", "POST"]
+    assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").is_file()

@@ -1,0 +1,63 @@
+"""Batches of one split streamed from a prepared dataset, a row group at a time.
+
+Memory holds a window of row groups and the history rows they point at, never the whole table: it
+does not grow with the number of samples. Training order: row groups in a random order, samples
+shuffled within a window of `window` groups (the buffered shuffle of streaming loaders); for
+MovieLens-sized data the window holds every group, so the order is a full shuffle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from trackrec.ctr.features import batch_of
+from trackrec.data.dataset import Dataset
+
+ARRAYS = ("users", "items", "labels", "hist_items", "hist_labels")  # batch_of's order
+COLUMNS = ["user_id", "target_item_id", "label", "split", "history_start", "history_end"]
+
+
+class SplitStream:
+    def __init__(
+        self,
+        dataset: Dataset,
+        split: str,
+        history_len: int,
+        size: int,
+        user_vectors: np.ndarray | None = None,
+        window: int = 8,
+    ):
+        self.dataset, self.split, self.history_len, self.size = dataset, split, history_len, size
+        self.user_vectors, self.window = user_vectors, window
+
+    def _load(self, index: int) -> dict[str, np.ndarray]:
+        """One row group's samples of this split, histories gathered (compact dtypes)."""
+        frame = self.dataset.sample_group(index, COLUMNS)
+        frame = frame[(frame["split"] == self.split).to_numpy()]
+        hist_items, hist_labels = self.dataset.history_matrix(frame, self.history_len)
+        return {
+            "users": frame["user_id"].to_numpy(np.int64),
+            "items": frame["target_item_id"].to_numpy(np.int64),
+            "labels": frame["label"].to_numpy(np.int8),
+            "hist_items": hist_items.astype(np.int32),
+            "hist_labels": hist_labels.astype(np.int8),
+        }
+
+    def _batches(self, arrays: dict[str, np.ndarray], order: np.ndarray):
+        for start in range(0, len(order), self.size):
+            index = order[start : start + self.size]
+            yield batch_of(*(arrays[k][index] for k in ARRAYS), self.user_vectors)
+
+    def __iter__(self):
+        for index in range(self.dataset.sample_groups()):
+            arrays = self._load(index)
+            yield from self._batches(arrays, np.arange(len(arrays["labels"])))
+
+    def shuffled(self, generator: torch.Generator):
+        count = self.dataset.sample_groups()
+        groups = torch.randperm(count, generator=generator).tolist() if count > 1 else [0]
+        for start in range(0, count, self.window):
+            parts = [self._load(i) for i in groups[start : start + self.window]]
+            arrays = {k: np.concatenate([p[k] for p in parts]) for k in ARRAYS}
+            yield from self._batches(arrays, torch.randperm(len(arrays["labels"]), generator=generator).numpy())

@@ -1,0 +1,249 @@
+"""Where a training stage (align, rectune) runs: in the task's pod, on one GPU or one process per GPU
+(`torchrun`), or, when the settings ask for more than one node, as a Kubeflow Trainer TrainJob that
+the task creates and waits for.
+
+TrainJob path: the task copies its inputs into the run's shared workspace (a ReadWriteMany PVC that
+KFP mounts in the task and, through the task-config passthrough, in every trainer pod), writes the
+stage's arguments there, and creates a TrainJob on the cluster's torch runtime. KFP forwards the
+task's GPU pool (resources, tolerations, node selector) to the TrainJob instead of the task's own
+pod, so the task itself waits on a CPU node. Each trainer node runs `torchrun` (the runtime sets
+its rank and peers); DeepSpeed ZeRO-3 (`*_train.deepspeed`) shards across all of them and global
+rank 0 writes the adapter into the workspace, which the task copies into its output artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trackrec.errors import TrackRecError
+from trackrec.llm.distributed import pod_gpus
+
+GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
+MANAGER = "trackrec.io/launcher"  # owner of the TrainJob's runtime patch
+NODE_CONTAINER = "node"  # the torch runtime's trainer job and container
+TRAINER_LABEL = "trackrec.io/trainjob"  # on every trainer pod: they reach each other and DNS, nothing else
+PATH_ARGUMENTS = {"align": ("scored_dir", "generator"), "rectune": ("samples_dir", "greedy_dir", "validator")}
+
+
+class TrainJobError(TrackRecError):
+    """A TrainJob that could not be created or did not complete."""
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """The multi-node settings a training task is compiled with (`PipelineSettings.training`)."""
+
+    nodes: int
+    runtime: str
+    image: str
+    timeout_s: int
+    run_as_user: int
+
+    @classmethod
+    def from_json(cls, text: str) -> Nodes:
+        return cls(**json.loads(text))
+
+
+def run_training_stage(
+    stage: str, arguments: dict, nodes: str = "", workspace: str = "", task_config=None, output: str = ""
+) -> None:
+    """`align` or `rectune` with JSON-able arguments. nodes: the compiled Nodes (JSON; empty: this
+    pod); workspace, task_config: what KFP gives a task with the task-config passthrough."""
+    if nodes:
+        run_on_trainjob(stage, arguments, Nodes.from_json(nodes), Path(workspace), task_config, Path(output))
+        return
+    gpus = pod_gpus()
+    if gpus <= 1:
+        call_stage(stage, arguments)
+        return
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", "-m", __name__, stage]
+    subprocess.run([*command, json.dumps(arguments)], check=True)
+
+
+def call_stage(stage: str, arguments: dict) -> None:
+    from trackrec.llm.config import LLMConfig
+    from trackrec.run_config import section
+
+    llm = section(LLMConfig, arguments.pop("llm"), "llm")
+    if stage == "align":
+        from trackrec.stages.align import align
+
+        align(llm=llm, **arguments)
+    elif stage == "rectune":
+        from trackrec.stages.rectune import rectune
+
+        rectune(llm=llm, **arguments)
+    else:
+        raise ValueError(f"unknown training stage {stage!r}; known: {list(PATH_ARGUMENTS)}")
+
+
+# --- the TrainJob path -----------------------------------------------------------------------------
+
+
+def job_name(stage: str, output: Path) -> str:
+    """One name per task output: a retried task finds the TrainJob it created."""
+    return f"trackrec-{stage}-{hashlib.sha256(str(output).encode()).hexdigest()[:12]}"
+
+
+def stage_job(stage: str, arguments: dict, folder: Path) -> Path:
+    """Copy the stage's input files and folders into `folder` (in the workspace), point the arguments
+    at the copies and at `folder/output`; returns the job file the nodes read."""
+    moved = dict(arguments)
+    for name in PATH_ARGUMENTS[stage]:
+        source = arguments.get(name)
+        if source is None:
+            continue
+        target = folder / "inputs" / name
+        (shutil.copytree if Path(source).is_dir() else shutil.copy2)(source, target)
+        moved[name] = str(target)
+    moved["output"] = str(folder / "output")
+    job = folder / "job.json"
+    job.write_text(json.dumps({"stage": stage, "arguments": moved}))
+    return job
+
+
+def trainjob_manifest(name: str, namespace: str, stage: str, job: Path, nodes: Nodes, task_config) -> dict:
+    """The TrainJob: `nodes.nodes` nodes of the task's GPU pool (KFP's passthrough), the train image,
+    the workspace mounted, non-root, each node running this module under torchrun."""
+    container = {"name": NODE_CONTAINER, "volumeMounts": task_config.volume_mounts or []}
+    container["securityContext"] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    pod = {
+        "nodeSelector": task_config.node_selector or {},
+        "tolerations": task_config.tolerations or [],
+        "volumes": task_config.volumes or [],
+        "containers": [container],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": nodes.run_as_user,
+            "runAsGroup": nodes.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    cache = {"name": "TRACKREC_CACHE", "value": str(job.parent.parent / "cache")}  # the base model, once per run
+    template = {"metadata": {"labels": {TRAINER_LABEL: "true"}}, "spec": pod}  # the chart's egress policy
+    patch = {"spec": {"replicatedJobs": [{"name": NODE_CONTAINER, "template": {"spec": {"template": template}}}]}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainJob",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"trackrec.io/pipeline": "true", "trackrec.io/stage": stage},
+        },
+        "spec": {
+            "runtimeRef": {"name": nodes.runtime},
+            "trainer": {
+                "image": nodes.image,
+                "numNodes": nodes.nodes,
+                "resourcesPerNode": task_config.resources or {},
+                "env": [*(task_config.env or []), cache],
+                "command": ["torchrun", "-m", __name__, "--job", str(job)],
+            },
+            "runtimePatches": [{"manager": MANAGER, "trainingRuntimeSpec": {"template": patch}}],
+            "activeDeadlineSeconds": nodes.timeout_s,
+        },
+    }
+
+
+def _namespace() -> str:
+    return Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
+
+
+def run_on_trainjob(
+    stage: str,
+    arguments: dict,
+    nodes: Nodes,
+    workspace: Path,
+    task_config,
+    output: Path,
+    api=None,
+    namespace: str | None = None,
+    poll_s: float = 10.0,
+) -> None:
+    """Create (or find, on a retry) the TrainJob, wait for it, copy the adapter into `output`.
+    api, namespace: the cluster's (default: this pod's ServiceAccount and namespace)."""
+    if api is None:
+        from kubernetes import client, config
+
+        config.load_incluster_config()
+        api = client.CustomObjectsApi()
+    namespace = namespace or _namespace()
+    name = job_name(stage, output)
+    folder = workspace / "trainjobs" / name
+    existing = _get(api, namespace, name)
+    if existing is not None and (_finished(existing) or "").startswith("Failed"):
+        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        _wait_gone(api, namespace, name, poll_s)
+        existing = None
+    if existing is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        job = stage_job(stage, arguments, folder)
+        body = trainjob_manifest(name, namespace, stage, job, nodes, task_config)
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    state = wait_for(lambda: _get(api, namespace, name), nodes.timeout_s, f"TrainJob {namespace}/{name}", poll_s)
+    if state != "Complete":
+        raise TrainJobError(f"TrainJob {namespace}/{name} ({stage}) ended {state}: see its pods' logs")
+    shutil.copytree(folder / "output", output, dirs_exist_ok=True)
+
+
+def _get(api, namespace: str, name: str) -> dict | None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise TrainJobError(f"cannot read TrainJob {namespace}/{name}: HTTP {error.status} {error.reason}") from error
+
+
+def _finished(job: dict) -> str | None:
+    """'Complete' or 'Failed' once the TrainJob ended (its status conditions), else None."""
+    for condition in (job or {}).get("status", {}).get("conditions", []):
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            message = condition.get("message")
+            return condition["type"] if condition["type"] == "Complete" or not message else f"Failed: {message}"
+    return None
+
+
+def wait_for(read, timeout_s: float, what: str, every_s: float = 10.0) -> str:
+    """Poll `read()` (the TrainJob, or None once gone) until it has ended; its final state."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = read()
+        if job is None:
+            raise TrainJobError(f"{what} disappeared while the task waited for it")
+        state = _finished(job)
+        if state is not None:
+            return state
+        time.sleep(every_s)
+    raise TrainJobError(f"{what} did not finish within {timeout_s} s")
+
+
+def _wait_gone(api, namespace: str, name: str, every_s: float, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _get(api, namespace, name) is not None:
+        if time.monotonic() > deadline:
+            raise TrainJobError(f"TrainJob {namespace}/{name} was not deleted within {timeout_s} s")
+        time.sleep(every_s)
+
+
+def node_main(job_file: str) -> None:
+    """One process of a TrainJob node: the stage's arguments from the job file, then the stage."""
+    job = json.loads(Path(job_file).read_text())
+    call_stage(job["stage"], job["arguments"])
+
+
+if __name__ == "__main__":  # a rank: of the in-pod torchrun (stage, arguments) or of a TrainJob (--job)
+    if sys.argv[1] == "--job":
+        node_main(sys.argv[2])
+    else:
+        call_stage(sys.argv[1], json.loads(sys.argv[2]))
