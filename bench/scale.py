@@ -27,21 +27,23 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("prepare_data", "select_samples", "summarize_data", "encode", "publish", "train_ctr")
-FIXED_USERS = 100_000  # the second series: train_ctr's memory as samples grow and users do not
+FIXED_USERS, FIXED_ITEMS = 100_000, 10_000  # the second series: only the samples grow
 DIM = 32  # the tiny encoder's width
 START, END = 1_577_836_800, 1_672_531_200  # 2020-01-01 .. 2023-01-01 UTC
 VALID_START, TEST_START = "2022-05-27", "2022-09-14"  # 80% and 90% of the log's span
 
 
-def write_log(folder: Path, events: int, users: int | None = None, parts: int = 8, seed: int = 0) -> None:
-    """`events` events of `users` users (default events/10; lognormal activity) on events/100 items
-    (Zipf-like popularity), ratings drawn with MovieLens-1M's frequencies, label = rating >= 4,
-    uniform time."""
+def write_log(
+    folder: Path, events: int, users: int | None = None, items: int | None = None, parts: int = 8, seed: int = 0
+) -> None:
+    """`events` events of `users` users (default events/10; lognormal activity) on `items` items
+    (default events/100; Zipf-like popularity), ratings drawn with MovieLens-1M's frequencies,
+    label = rating >= 4, uniform time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
-    n_users, n_items = users or events // 10, max(events // 100, 100)
+    n_users, n_items = users or events // 10, items or max(events // 100, 100)
     activity = rng.lognormal(0.0, 1.0, n_users)
     users = rng.choice(n_users, size=events, p=activity / activity.sum()) + 1
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
@@ -208,12 +210,7 @@ def measure(sizes: list[int], out: Path) -> dict:
         stages = {}
         try:
             for stage in STAGES:
-                command = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--redis",
-                           f"127.0.0.1:{redis.port}"]  # fmt: skip
-                done = subprocess.run(command, capture_output=True, text=True)
-                if done.returncode:
-                    sys.exit(f"{stage} at {events:,} events failed:\n{done.stderr[-3000:]}")
-                stages[stage] = json.loads(done.stdout.strip().splitlines()[-1])
+                stages[stage] = run_child(stage, work, f"127.0.0.1:{redis.port}", f"{events:,} events")
                 print(f"{events:>11,} events  {stage:<15} {stages[stage]['seconds']:8.1f} s "
                       f"{stages[stage]['peak_rss_mb']:8.0f} MB", flush=True)  # fmt: skip
         finally:
@@ -227,22 +224,28 @@ def measure(sizes: list[int], out: Path) -> dict:
     return results
 
 
+def run_child(stage: str, work: Path, redis: str, what: str) -> dict:
+    """One stage in a fresh process (`child`): its seconds and peak memory."""
+    command = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--redis", redis]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{stage} at {what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def fixed_users_run(events: int, out: Path) -> dict:
-    """prepare_data and train_ctr on a log of FIXED_USERS users: what grows is only the samples."""
+    """prepare_data and train_ctr on a log of FIXED_USERS users and FIXED_ITEMS items: what grows
+    is only the samples."""
     folder = out / f"fixed-users-{events}"
     if not (folder / "log").exists():
         print(f"writing a log of {events:,} events of {FIXED_USERS:,} users", flush=True)
-        write_log(folder / "log", events, users=FIXED_USERS)
+        write_log(folder / "log", events, users=FIXED_USERS, items=FIXED_ITEMS)
     work = folder / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     row = {"events": events, "users": FIXED_USERS}
     for stage in ("prepare_data", "train_ctr"):
-        command = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--redis", ""]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"{stage} at {events:,} events of {FIXED_USERS:,} users failed:\n{done.stderr[-3000:]}")
-        row[stage] = json.loads(done.stdout.strip().splitlines()[-1])
+        row[stage] = run_child(stage, work, "", f"{events:,} events of {FIXED_USERS:,} users")
     print(f"{events:>11,} events of {FIXED_USERS:,} users: train_ctr {row['train_ctr']['seconds']:.1f} s "
           f"{row['train_ctr']['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
     return row
@@ -273,7 +276,8 @@ def report(results: dict, out: Path) -> None:
         table.add_row(stage, *cells, "n/a" if k is None else f"{k:.2f}")
     console = Console(width=140)
     console.print(table)
-    fixed = Table(title=f"train_ctr (DIN, one epoch) with the users fixed at {FIXED_USERS:,}: only the samples grow")
+    title = f"train_ctr (DIN, one epoch), {FIXED_USERS:,} users and {FIXED_ITEMS:,} items at every size"
+    fixed = Table(title=title)
     for column in ("events = samples", "seconds", "peak RSS (MB)"):
         fixed.add_column(column, justify="right")
     for row in results["fixed_users"]:
@@ -315,12 +319,17 @@ def main() -> None:
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # a child process: one stage
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
+    parser.add_argument("--fixed-only", action="store_true", help="only the fixed-users series, added to results.json")
     args = parser.parse_args()
     if args.stage:
         child(args.stage, args.work, args.redis)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    results = measure(sorted(args.sizes), args.out)
+    if args.fixed_only:
+        results = json.loads((args.out / "results.json").read_text())
+        results["fixed_users"] = [fixed_users_run(events, args.out) for events in sorted(args.sizes)]
+    else:
+        results = measure(sorted(args.sizes), args.out)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     report(results, args.out)
 

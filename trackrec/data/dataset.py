@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from trackrec.atomic import atomic_dir
 from trackrec.data.items import ITEM_COLUMNS
-from trackrec.data.schema import HISTORY_TYPES, ROW_COLUMNS, SAMPLE_TYPES, require_columns, validate_tables
+from trackrec.data.schema import HISTORY_TYPES, ROW_COLUMNS, SAMPLE_TYPES, SPLITS, require_columns, validate_tables
 from trackrec.errors import DataError
 from trackrec.hashing import sha256_of
 
@@ -60,9 +60,8 @@ class Dataset:
             **meta,
             "n_users": int(samples["user_id"].max()) + 1,
             "latest_timestamp": int(samples["timestamp"].max()),
-            "rows": samples["split"].value_counts().reindex(("train", "valid", "test"), fill_value=0).to_dict(),
+            "rows": {split: int((samples["split"] == split).sum()) for split in SPLITS},
         }
-        meta["rows"] = {split: int(count) for split, count in meta["rows"].items()}
         return cls(items, meta, id_maps or {}, {"samples": samples, "history": history})
 
     @property
@@ -125,7 +124,7 @@ class Dataset:
             frame = self.tables["samples"]
         else:
             handle = pq.ParquetFile(self.folder / TABLE_FILES["samples"], read_dictionary=["split"])
-            read = list(dict.fromkeys([*wanted, "split", "user_id"]))
+            read = list(dict.fromkeys([*wanted, *["split"] * bool(split), *["user_id"] * bool(users)]))
             frame = handle.read_row_groups(user_groups(handle, users), columns=read).to_pandas()
         keep = np.ones(len(frame), bool)
         if split:

@@ -33,10 +33,15 @@ def load_user_vectors(config: CTRConfig, n_users: int):
 
 
 def check_both_classes(dataset: Dataset, source: str) -> None:
-    """A split of one label (a clicks-only log, say) has no AUC and nothing to rank: say so first."""
-    frame = dataset.samples(columns=["split", "label"])
+    """A split of one label (a clicks-only log, say) has no AUC and nothing to rank: say so first.
+    Read a row group at a time: memory does not grow with the samples."""
+    seen = {split: set() for split in SPLITS}
+    for index in range(dataset.sample_groups()):
+        group = dataset.sample_group(index, ["split", "label"])
+        for (split, label), _ in group.groupby(["split", "label"], observed=True):
+            seen[split].add(int(label))
     for split in SPLITS:
-        labels = sorted(int(label) for label in frame["label"][(frame["split"] == split).to_numpy()].unique())
+        labels = sorted(seen[split])
         if labels != [0, 1]:
             found = f"only label {labels[0]}" if labels else "no samples"
             raise DataError(
