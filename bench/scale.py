@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -227,7 +228,8 @@ def measure(sizes: list[int], out: Path) -> dict:
 def run_child(stage: str, work: Path, redis: str, what: str) -> dict:
     """One stage in a fresh process (`child`): its seconds and peak memory."""
     command = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--redis", redis]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # as the cpu image sets it (images/cpu.Dockerfile)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
         sys.exit(f"{stage} at {what} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
