@@ -160,14 +160,18 @@ class Dataset:
         offset = start - bounds[groups[0]]
         return frame.iloc[offset : offset + (stop - start)].reset_index(drop=True)
 
+    def _history_span(self, samples: pd.DataFrame) -> tuple[int, pd.DataFrame]:
+        """(the first history row `samples` point into, the rows from there to their last)."""
+        if len(samples) == 0:
+            return 0, self.history_rows(0, 0)
+        low = int(samples["history_start"].min())
+        return low, self.history_rows(low, int(samples["history_end"].max()))
+
     def history_matrix(self, samples: pd.DataFrame, length: int) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, labels) of each sample's last `length` history entries, right-aligned and
         zero-padded: shape (len(samples), length)."""
         start, end = samples["history_start"].to_numpy(), samples["history_end"].to_numpy()
-        if len(samples) == 0:
-            return np.zeros((0, length), np.int64), np.zeros((0, length), np.int64)
-        low = int(start.min())
-        rows = self.history_rows(low, int(end.max()))
+        low, rows = self._history_span(samples)
         positions = end[:, None] - length + np.arange(length)[None, :]
         present = positions >= start[:, None]
         index = np.where(present, positions - low, 0)
@@ -184,8 +188,7 @@ class Dataset:
         out = samples.copy()
         out["target_title"] = titles.reindex(samples["target_item_id"]).to_numpy()
         start, end = samples["history_start"].to_numpy(), samples["history_end"].to_numpy()
-        low = int(start.min()) if len(samples) else 0
-        rows = self.history_rows(low, int(end.max()) if len(samples) else 0)
+        low, rows = self._history_span(samples)
         item_ids = rows["item_id"].to_numpy(np.int64)
         item_titles = titles.reindex(item_ids).to_numpy()
         labels, ratings = rows["label"].to_numpy(np.int8), rows["rating"].to_numpy(np.float32)
