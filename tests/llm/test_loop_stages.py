@@ -139,3 +139,28 @@ def test_a_shard_count_below_one_is_refused():
         Shard(0, 0)
     with pytest.raises(ConfigError, match="shard index 3 is outside 0..2"):
         Shard(3, 3)
+
+
+def test_a_base_without_a_pad_token_aligns(tmp_path, tiny_lm_dir, prepared):
+    """transformers 5.17 converts SmolLM2's GGUF into a tokenizer without a pad token (seen on a GPU
+    machine): align's collator needs one."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from trackrec.stages.align import align
+    from trackrec.stages.sample import sample
+    from trackrec.stages.score import score
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_lm_dir, base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(base)
+    assert AutoTokenizer.from_pretrained(base).pad_token is None
+    llm = _small_llm(base)
+    samples = _selected(prepared, tmp_path)
+    sample(samples, None, llm, tmp_path / "sampled", seed=1, progress=False)
+    score(samples, tmp_path / "sampled", None, llm, tmp_path / "scored", progress=False)
+    align(tmp_path / "scored", None, llm, tmp_path / "aligned")
+    assert (tmp_path / "aligned" / "adapter" / "adapter_config.json").is_file()

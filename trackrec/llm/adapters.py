@@ -16,10 +16,11 @@ from trackrec.errors import ConfigError
 from trackrec.llm.base_model import resolve_model
 from trackrec.llm.config import LoRAConfig
 from trackrec.llm.distributed import local_device
+from trackrec.llm.hf_engine import with_pad_token
 
 
 def load_tokenizer(base: str):
-    return AutoTokenizer.from_pretrained(resolve_model(base))
+    return with_pad_token(AutoTokenizer.from_pretrained(resolve_model(base)))
 
 
 def load_model(base: str, adapter: str | Path | None = None, lora: LoRAConfig | None = None, trainable: bool = False):

@@ -30,6 +30,14 @@ def answer_token_ids(tokenizer: PreTrainedTokenizerBase, words: Sequence[str] = 
     return ids
 
 
+def with_pad_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Bases without a pad token (a GGUF converted by some transformers versions, Llama) pad with
+    end-of-text: padded positions are masked out everywhere, so the id only has to exist."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 class HFEngine:
     def __init__(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 16, progress: bool = True
@@ -37,8 +45,7 @@ class HFEngine:
         if tokenizer.chat_template is None:
             raise ValueError("the tokenizer has no chat template; use an instruct model or set tokenizer.chat_template")
         tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        with_pad_token(tokenizer)
         self.model, self.tokenizer, self.batch_size, self.progress = model.eval(), tokenizer, batch_size, progress
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
         self.context = getattr(model.config, "max_position_embeddings", None)
