@@ -34,8 +34,8 @@ def train_ctr(
     import json
     from pathlib import Path
 
+    from components.metrics import log_metrics
     from trackrec.ctr.config import CTRConfig
-    from trackrec.metrics_artifact import log_metrics
     from trackrec.run_config import section
     from trackrec.stages.train_ctr import train_ctr as run
 

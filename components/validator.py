@@ -63,9 +63,9 @@ def evaluate(
     import shutil
     from pathlib import Path
 
+    from components.metrics import log_metrics
     from trackrec.llm.config import LLMConfig
     from trackrec.llm.report import loop_rows, write_report
-    from trackrec.metrics_artifact import log_metrics
     from trackrec.run_config import section
     from trackrec.stages.evaluate import evaluate as run
 

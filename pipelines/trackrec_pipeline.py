@@ -13,7 +13,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
-import components
+from components.catalog import build
 from pipelines.placement import place
 from pipelines.settings import TRAINJOB_STAGES, PipelineSettings
 from pipelines.sharded import sharded_stages
@@ -30,7 +30,7 @@ def build_pipeline(
     if features and not iterations:
         raise ValueError("the feature stages need the LLM loop (iterations >= 1)")
     multi_node = settings.training.nodes > 1
-    ops = components.build(settings.images, TRAINJOB_STAGES if multi_node else ())
+    ops = build(settings.images, TRAINJOB_STAGES if multi_node else ())
 
     def task(stage: str, name: str, **inputs) -> dsl.PipelineTask:
         inputs |= trainjob_inputs(settings, stage) if multi_node and stage in TRAINJOB_STAGES else {}

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from trackrec.ctr.config import ModelConfig, TrainConfig
+from trackrec.ctr.config import BACKBONES, ModelConfig, TrainConfig
 from trackrec.ctr.features import FeatureSpec
-from trackrec.ctr.registry import BACKBONES, build_model
+from trackrec.ctr.registry import build_model
 from trackrec.ctr.train import TensorBatches, evaluate, fit
 
 N_USERS, N_ITEMS, L = 30, 50, 6

@@ -4,7 +4,7 @@ only, S3 access from a Secret with no secret value; settings and parameters chec
 import pytest
 import yaml
 
-from components import CATALOG
+from components.catalog import CATALOG
 from pipelines.compile import COMPILED, compile_pipeline, parse_parameters
 from pipelines.settings import CPU_STAGES, GPU_STAGES, STAGES, PipelineSettings
 from trackrec.config import config_from_dict, load_config

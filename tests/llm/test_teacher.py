@@ -3,7 +3,8 @@ import pytest
 from tests.llm.teacher_server import TeacherServer
 from trackrec.config import config_from_dict
 from trackrec.errors import ConfigError
-from trackrec.llm.teacher import OpenAITeacher, TeacherConfig, TeacherError
+from trackrec.llm.config import TeacherConfig
+from trackrec.llm.teacher import OpenAITeacher, TeacherError
 
 
 def teacher(server, tmp_path, **overrides):

@@ -8,6 +8,18 @@ from typing import Literal
 
 from trackrec.config import Config, field
 
+# Every backbone a config may name, with the module and class that define it (imported only when
+# built, by trackrec/ctr/registry.py), so checking a config loads no torch.
+BACKBONES: dict[str, tuple[str, str]] = {
+    "din": ("trackrec.ctr.din", "DIN"),
+    "deepfm": ("trackrec.ctr.deepfm", "DeepFM"),
+    "dcn": ("trackrec.ctr.dcn", "DCN"),
+    "autoint": ("trackrec.ctr.autoint", "AutoInt"),
+    "fignn": ("trackrec.ctr.fignn", "FiGNN"),
+    "fibinet": ("trackrec.ctr.fibinet", "FiBiNET"),
+    "dien": ("trackrec.ctr.dien", "DIEN"),
+}
+
 SPARSE_FROM = 200_000  # user + item rows from which `sparse_ids: auto` trains the id tables sparsely
 
 
@@ -69,7 +81,7 @@ class TrainConfig(Config):
 
 @dataclass
 class CTRConfig(Config):
-    backbone: str = field("din", help="a backbone of trackrec/ctr/registry.py: din, deepfm, dcn, autoint, ...")
+    backbone: str = field("din", help="a name in BACKBONES above (an unknown one is refused with the list)")
     history_len: int = field(10, help="most recent history items the model reads")
     user_vectors: str | None = field(
         None, help="parquet of user_id + embedding (RecCoT vectors); users without one read zeros; none: ids only"
@@ -79,8 +91,6 @@ class CTRConfig(Config):
     train: TrainConfig = field(factory=TrainConfig, help="optimisation and early stopping")
 
     def problems(self) -> list[str]:
-        from trackrec.ctr.registry import BACKBONES  # torch: only where a CTR section is checked
-
         problems = self.at_least(1, "history_len")
         if self.backbone not in BACKBONES:
             problems.append(f"backbone: unknown {self.backbone!r}; choose one of {sorted(BACKBONES)}")

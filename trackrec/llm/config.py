@@ -13,7 +13,32 @@ from trackrec.config import Config, field
 from trackrec.errors import ConfigError
 from trackrec.llm.base_model import SMOLLM2, resolve_model
 from trackrec.llm.reward import PreferenceMode
-from trackrec.llm.teacher import TeacherConfig
+
+
+@dataclass
+class TeacherConfig(Config):
+    kind: Literal["openai", "hf", "profile"] = field(
+        "openai",
+        help="openai: an OpenAI-compatible server; hf: a local model; profile: the offline stand-in that "
+        "writes each RecCoT from the history's genres, years and likes (no LLM)",
+    )
+    model: str = field("gpt-4o", help="model name the endpoint serves, or (hf) a base model reference")
+    endpoint: str | None = field(None, help="base URL up to /v1, e.g. http://vllm:8000/v1 (kind openai)")
+    api_key_env: str = field("TRACKREC_TEACHER_API_KEY", help="environment variable holding the API key, if any")
+    timeout_s: float = field(60.0, help="seconds to wait for one answer")
+    max_retries: int = field(3, help="retries per request after the first try")
+    concurrency: int = field(8, help="requests in flight at once")
+    max_tokens: int = field(256, help="longest RecCoT the teacher may write")
+    temperature: float = field(0.0, help="teacher sampling temperature")
+    cache_dir: str | None = field(None, help="answer cache; default $TRACKREC_CACHE/teacher")
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.kind == "openai" and not self.endpoint:
+            problems.append("endpoint: required when kind is openai")
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            problems.append(f"endpoint: {self.endpoint!r} is not an http(s) URL")
+        return problems + self.at_least(1, "concurrency") + self.positive("timeout_s")
 
 
 @dataclass

@@ -1,0 +1,112 @@
+"""The import graph, read from the source (every import, also those inside functions): no circle
+between modules, and every import between layers goes down:
+cli -> pipelines -> components -> stages -> run_config -> features -> llm | ctr -> data -> artifacts -> base."""
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOTS = ("trackrec", "components", "pipelines")
+# higher imports lower; llm and ctr are peers (neither imports the other); every other trackrec
+# module (config, errors, atomic, paths, ...) is the base
+RANKS = {
+    "trackrec.cli": 9,
+    "pipelines": 8,
+    "components": 7,
+    "trackrec.stages": 6,
+    "trackrec.run_config": 5,
+    "trackrec.features": 4,
+    "trackrec.llm": 3,
+    "trackrec.ctr": 3,
+    "trackrec.data": 2,
+    "trackrec.artifacts": 1,
+}
+BASE = 0
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for root in ROOTS:
+        for path in Path(root).rglob("*.py"):
+            name = ".".join(path.with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def import_graph(found: dict[str, Path]) -> dict[str, set[str]]:
+    graph = defaultdict(set)
+    for name, path in found.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                while target not in found and "." in target:
+                    target = target.rsplit(".", 1)[0]
+                if target in found and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def layer(module: str) -> tuple[str, int]:
+    for prefix, rank in RANKS.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return prefix, rank
+    return "base", BASE
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while (member := stack.pop()) != node:
+                on_stack.discard(member)
+                component.append(member)
+            on_stack.discard(node)
+            if component:
+                found.append(sorted([node, *component]))
+
+    for node in list(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_module_imports_itself_through_others():
+    assert circles(import_graph(modules())) == []
+
+
+def test_every_import_between_layers_goes_down():
+    upward = []
+    for module, targets in import_graph(modules()).items():
+        (group, rank) = layer(module)
+        for target in targets:
+            target_group, target_rank = layer(target)
+            if target_group != group and target_rank >= rank:
+                upward.append(f"{module} -> {target}")
+    assert sorted(upward) == []
+
+
+def test_the_check_sees_imports_inside_functions(tmp_path, monkeypatch):
+    """A circle closed by an import inside a function body counts (most of the old ones were)."""
+    package = tmp_path / "trackrec"
+    package.mkdir()
+    (package / "a.py").write_text("import trackrec.b\n")
+    (package / "b.py").write_text("def f():\n    from trackrec.a import x\n")
+    monkeypatch.chdir(tmp_path)
+    assert circles(import_graph(modules())) == [["trackrec.a", "trackrec.b"]]
