@@ -218,6 +218,7 @@ def stages(model_ref, args) -> dict:
     from trackrec.stages.align import align
     from trackrec.stages.evaluate import evaluate
     from trackrec.stages.greedy import greedy
+    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.prepare_data import prepare_data
     from trackrec.stages.rectune import rectune
     from trackrec.stages.sample import sample
@@ -237,10 +238,10 @@ def stages(model_ref, args) -> dict:
         "sample": lambda: sample(work / "samples", work / "g0", llm, work / "sampled", 0, progress=False),
         "score": lambda: score(work / "samples", work / "sampled", work / "v0", llm, work / "scored", progress=False),
         "align": lambda: align(work / "scored", work / "g0", llm, work / "g1"),
-        "greedy": lambda: greedy(work / "samples", work / "g1" / "adapter", llm, work / "greedy", progress=False),
+        "greedy": lambda: greedy(work / "samples", adapter_in(work / "g1"), llm, work / "greedy", progress=False),
         "rectune": lambda: rectune(work / "samples", work / "greedy", work / "v0", llm, work / "v1"),
         "evaluate": lambda: evaluate(
-            work / "samples", work / "greedy", work / "v1" / "adapter", llm, work / "evaluated", progress=False
+            work / "samples", work / "greedy", adapter_in(work / "v1"), llm, work / "evaluated", progress=False
         ),
     }
     seconds = {}

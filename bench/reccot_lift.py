@@ -36,6 +36,7 @@ from trackrec.features.encoder import EncoderConfig  # noqa: E402
 from trackrec.features.vectors import random_unit_vectors  # noqa: E402
 from trackrec.run_config import RunConfig  # noqa: E402
 from trackrec.stages.encode import encode  # noqa: E402
+from trackrec.stages.llm_common import adapter_in  # noqa: E402
 from trackrec.stages.summarize import summarize  # noqa: E402
 from trackrec.stages.train_ctr import train_ctr  # noqa: E402
 
@@ -61,8 +62,8 @@ def main() -> None:
     t, data = run.llm.iterations, paths["dataset"]
     vectors = {
         "none": None,
-        "G0": encoded(run, data, paths["distilled"] / "adapter", 0, args.users, args.out / "g0"),
-        f"G({t})": encoded(run, data, paths["generator"] / "adapter", t, args.users, args.out / f"g{t}"),
+        "G0": encoded(run, data, adapter_in(paths["distilled"]), 0, args.users, args.out / "g0"),
+        f"G({t})": encoded(run, data, adapter_in(paths["generator"]), t, args.users, args.out / f"g{t}"),
     }
     vectors["random"] = random_unit_vectors(vectors["G0"], args.out / "random" / "embeddings.parquet", seed=0)
     results = {}

@@ -23,15 +23,15 @@ def sample(
     sampled: Output[Dataset],
 ):
     """N RecCoTs per train sample of one user shard from G(t-1)."""
-    from pathlib import Path
 
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
+    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.sample import sample as run
     from trackrec.stages.shards import Shard
 
     config = section(LLMConfig, llm, "llm")
-    adapter = Path(generator.path) / "adapter"
+    adapter = adapter_in(generator.path)
     seed = config.generation.seed + iteration
     run(samples.path, adapter, config, sampled.path, seed, shard=Shard(shard, shards), iteration=iteration)
 
@@ -47,11 +47,11 @@ def align(
 ):
     """G(t): S-DPO of G(t-1) on the scored preferences (one process per GPU of the pod, or a
     TrainJob over `nodes` when the settings ask for several)."""
-    import os
 
     from trackrec.stages.launch import run_training_stage
+    from trackrec.stages.llm_common import adapter_in
 
-    adapter = os.path.join(generator.path, "adapter")
+    adapter = str(adapter_in(generator.path))
     arguments = {"scored_dir": scored.path, "generator": adapter, "llm": llm, "output": aligned.path}
     run_training_stage("align", arguments, nodes, workspace, task_config, aligned.path)
 
@@ -60,14 +60,14 @@ def greedy(
     samples: Input[Dataset], generator: Input[Model], llm: str, shard: int, shards: int, reccots: Output[Dataset]
 ):
     """One greedy RecCoT per train and eval sample of one user shard from G(t)."""
-    from pathlib import Path
 
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.greedy import greedy as run
+    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.shards import Shard
 
-    adapter = Path(generator.path) / "adapter"
+    adapter = adapter_in(generator.path)
     run(samples.path, adapter, section(LLMConfig, llm, "llm"), reccots.path, shard=Shard(shard, shards))
 
 
@@ -84,10 +84,10 @@ def summarize(
     """G(T)'s RecCoT per user of one shard (only active users when active_within_days > 0);
     `users`: {"users": how many (null: all), "seed": which}."""
     import json
-    from pathlib import Path
 
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
+    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.shards import Shard
     from trackrec.stages.summarize import summarize as run
 
@@ -95,7 +95,7 @@ def summarize(
     wanted = json.loads(users)
     run(
         dataset.path,
-        Path(generator.path) / "adapter",
+        adapter_in(generator.path),
         config,
         reccots.path,
         config.iterations,

@@ -13,14 +13,14 @@ def score(
     scored: Output[Dataset],
 ):
     """V(t-1)'s reward for every sampled RecCoT of one user shard; the preferences."""
-    from pathlib import Path
 
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
+    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.score import score as run
     from trackrec.stages.shards import Shard
 
-    adapter = Path(validator.path) / "adapter"
+    adapter = adapter_in(validator.path)
     run(samples.path, sampled.path, adapter, section(LLMConfig, llm, "llm"), scored.path, shard=Shard(shard, shards))
 
 
@@ -36,11 +36,11 @@ def rectune(
 ):
     """V(t): SFT of V(t-1) (a fresh adapter at iteration 0) on the Rec prompt with G(t)'s RecCoTs
     (one process per GPU of the pod, or a TrainJob over `nodes` when the settings ask for several)."""
-    import os
 
     from trackrec.stages.launch import run_training_stage
+    from trackrec.stages.llm_common import adapter_in
 
-    adapter = None if validator is None else os.path.join(validator.path, "adapter")
+    adapter = None if validator is None else str(adapter_in(validator.path))
     arguments = {"samples_dir": samples.path, "greedy_dir": reccots.path, "validator": adapter, "output": tuned.path}
     run_training_stage("rectune", arguments | {"llm": llm}, nodes, workspace, task_config, tuned.path)
 
@@ -68,10 +68,11 @@ def evaluate(
     from trackrec.llm.report import loop_rows, write_report
     from trackrec.run_config import section
     from trackrec.stages.evaluate import evaluate as run
+    from trackrec.stages.llm_common import adapter_in
 
     folder = Path(report.path)
-    adapter = Path(validator.path) / "adapter"
-    fixed = None if fixed_validator is None else Path(fixed_validator.path) / "adapter"
+    adapter = adapter_in(validator.path)
+    fixed = None if fixed_validator is None else adapter_in(fixed_validator.path)
     config = section(LLMConfig, llm, "llm")
     result = run(samples.path, reccots.path, adapter, config, folder / "evaluation", fixed_validator=fixed)
     rows = loop_rows(previous and previous.path, iteration, result, scored and scored.path)

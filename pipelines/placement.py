@@ -15,6 +15,7 @@ from kfp.dsl import PipelineTask
 
 from pipelines.settings import GPU_STAGES, PipelineSettings, Pool, StageOverride
 from trackrec import reach
+from trackrec.llm.distributed import GPUS_ENV
 
 TEACHER_KEY = "api-key"  # the key of a teacher's Secret
 CACHE = "/cache"  # the images' TRACKREC_CACHE: the base model, the encoder, the teacher's answers
@@ -48,7 +49,7 @@ def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> Pipelin
     if gpu:
         gpus = override.gpus or settings.gpu_pool.gpus
         task.set_accelerator_type(settings.gpu_pool.accelerator).set_accelerator_limit(gpus)
-        task.set_env_variable("TRACKREC_GPUS", str(gpus))  # what DeepSpeed and vLLM spread over
+        task.set_env_variable(GPUS_ENV, str(gpus))  # what DeepSpeed and vLLM spread over
         kubernetes.empty_dir_mount(
             task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=settings.gpu_pool.shm
         )

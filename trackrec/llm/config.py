@@ -4,7 +4,6 @@ config starts in a second."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -12,6 +11,7 @@ from typing import Literal
 from trackrec.config import Config, field
 from trackrec.errors import ConfigError
 from trackrec.llm.base_model import SMOLLM2, resolve_model
+from trackrec.llm.distributed import pod_gpus
 from trackrec.llm.reward import PreferenceMode
 
 
@@ -92,7 +92,7 @@ class VLLMConfig(Config):
         return problems
 
     def parallel(self) -> int:
-        return self.tensor_parallel_size or int(os.environ.get("TRACKREC_GPUS", "1"))
+        return self.tensor_parallel_size or pod_gpus()
 
 
 @dataclass

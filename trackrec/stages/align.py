@@ -12,7 +12,7 @@ from trackrec.llm.adapters import load_model, load_tokenizer
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.training import align as train_sdpo
-from trackrec.stages.llm_common import write_json
+from trackrec.stages.llm_common import adapter_in, write_json
 from trackrec.timing import work_begins
 
 
@@ -26,7 +26,7 @@ def align(scored_dir: str | Path, generator: str | Path, llm: LLMConfig, output:
         if not is_main_process():
             return []
         with atomic_dir(output) as tmp:
-            shutil.copytree(generator, tmp / "adapter")
+            shutil.copytree(generator, adapter_in(tmp))
             write_json(tmp / "log.json", [])
         return []
     model = load_model(llm.base, generator, trainable=True)
@@ -36,6 +36,6 @@ def align(scored_dir: str | Path, generator: str | Path, llm: LLMConfig, output:
         save_adapter(model, None)
         return history
     with atomic_dir(output) as tmp:
-        save_adapter(model, tmp / "adapter")
+        save_adapter(model, adapter_in(tmp))
         write_json(tmp / "log.json", history)
     return history

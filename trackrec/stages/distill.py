@@ -13,7 +13,7 @@ from trackrec.llm.profile_teacher import ProfileTeacher
 from trackrec.llm.records import PromptBuilder
 from trackrec.llm.teacher import make_teacher
 from trackrec.llm.training import last_loss, sft, sft_dataset
-from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
+from trackrec.stages.llm_common import adapter_in, prompt_builder, read_samples, write_json
 from trackrec.timing import work_begins
 
 
@@ -42,7 +42,7 @@ def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progres
         history = sft(model, tokenizer, sft_dataset(tokenizer, prompts, reccots, answer_only=False), llm.distill_train)
     summary = {"users": len(prompts), "teacher": llm.teacher.model, "last_loss": last_loss(history)}
     with atomic_dir(output) as tmp:
-        model.save_pretrained(tmp / "adapter")
+        model.save_pretrained(adapter_in(tmp))
         pd.DataFrame({"prompt": prompts, "reccot": reccots}).to_parquet(tmp / "corpus.parquet")
         write_json(tmp / "log.json", summary | {"train_log": history})
     return summary

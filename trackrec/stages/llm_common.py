@@ -14,6 +14,13 @@ from trackrec.llm.records import PromptBuilder
 from trackrec.stages.shards import WHOLE, Shard
 from trackrec.timing import work_begins
 
+ADAPTER = "adapter"  # where distill, align and rectune put G's or V's LoRA adapter in their output
+
+
+def adapter_in(output: str | Path) -> Path:
+    """The adapter a training stage wrote into its output folder."""
+    return Path(output) / ADAPTER
+
 
 def read_samples(samples_dir: str | Path, split: str, shard: Shard = WHOLE) -> pd.DataFrame:
     """The selected samples of `split` that belong to `shard`."""

@@ -10,7 +10,7 @@ from trackrec.llm.config import LLMConfig
 from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.training import sft, sft_dataset
 from trackrec.stages.greedy import read_reccots
-from trackrec.stages.llm_common import prompt_builder, read_samples, write_json
+from trackrec.stages.llm_common import adapter_in, prompt_builder, read_samples, write_json
 from trackrec.timing import work_begins
 
 
@@ -29,6 +29,6 @@ def rectune(
         save_adapter(model, None)
         return history
     with atomic_dir(output) as tmp:
-        save_adapter(model, tmp / "adapter")
+        save_adapter(model, adapter_in(tmp))
         write_json(tmp / "log.json", history)
     return history
