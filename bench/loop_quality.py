@@ -19,6 +19,11 @@ E3_ctr        a RecCoT for every user at the training cut-off from the teacher, 
 The teacher is the configured one (the offline `profile` teacher unless the config names a server).
 Writes results.json (one object per experiment: estimate, ci_low, ci_high, settings) and one PNG
 per experiment to --out; the work folder under it is kept, so a second run re-uses finished stages.
+A run of some experiments (`--only`) keeps the others' objects already in results.json: each object
+carries its own settings (machine, sizes, wall seconds).
+
+`--only E3 --adapters G0 G1` runs E3 alone with G0's and G1's LoRA adapters from an earlier run, e.g.
+E0-E2 on a GPU machine whose work folder is too large to bring back, and E3's CTR training here.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from trackrec.stages.align import align  # noqa: E402
 from trackrec.stages.distill import distill, teacher_reccots  # noqa: E402
 from trackrec.stages.encode import encode  # noqa: E402
 from trackrec.stages.greedy import greedy, read_reccots  # noqa: E402
-from trackrec.stages.llm_common import prompt_builder, read_samples, validator_probs  # noqa: E402
+from trackrec.stages.llm_common import adapter_in, prompt_builder, read_samples, validator_probs  # noqa: E402
 from trackrec.stages.prepare_data import prepare_data  # noqa: E402
 from trackrec.stages.rectune import rectune  # noqa: E402
 from trackrec.stages.sample import sample  # noqa: E402
@@ -98,7 +103,7 @@ class Work:
 
     def validator(self, name: str, samples: Path, reccots: Path, seed: int = 0) -> Path:
         llm = dataclasses.replace(self.llm, rectune_train=dataclasses.replace(self.llm.rectune_train, seed=seed))
-        return self.step(name, lambda out: rectune(samples, reccots, None, llm, out)) / "adapter"
+        return adapter_in(self.step(name, lambda out: rectune(samples, reccots, None, llm, out)))
 
     def p_yes(self, validator: Path, samples: Path, reccots: Path, split: str = "eval") -> np.ndarray:
         """V's normalised P(Yes) per sample of `split` (cached beside V)."""
@@ -251,10 +256,13 @@ def machine() -> str:
 
 
 def write_results(out: Path, results: dict, settings: dict, started: float) -> dict:
-    """results.json after each experiment, so a run cut short keeps what it measured."""
-    written = {name: rows | {"settings": settings} for name, rows in results.items()}
-    written["wall_s"] = time.perf_counter() - started
-    (out / "results.json").write_text(json.dumps(written, indent=2))
+    """results.json after each experiment, so a run cut short keeps what it measured; experiments this
+    run did not compute keep their earlier objects."""
+    path = out / "results.json"
+    written = json.loads(path.read_text()) if path.exists() else {}
+    wall = {"wall_s": time.perf_counter() - started}
+    written |= {name: rows | {"settings": settings | wall} for name, rows in results.items()}
+    path.write_text(json.dumps(written, indent=2))
     return written
 
 
@@ -264,8 +272,6 @@ def print_results(results: dict, users: np.ndarray, out: Path) -> None:
     for column in ("experiment", "measure", "estimate", "95% interval"):
         table.add_column(column, justify="right" if column in ("estimate", "95% interval") else "left")
     for experiment, rows in results.items():
-        if experiment == "wall_s":
-            continue
         for measure, value in rows.items():
             if measure not in ("settings", "auc"):
                 table.add_row(
@@ -275,7 +281,10 @@ def print_results(results: dict, users: np.ndarray, out: Path) -> None:
                     f"[{value['ci_low']:+.4f}, {value['ci_high']:+.4f}]",
                 )
     Console().print(table)
-    print(f"wall {results['wall_s']:.0f} s; results in {out / 'results.json'}")
+    for experiment, rows in results.items():
+        settings = rows["settings"]
+        print(f"{experiment}: {settings['machine']}, written {settings['wall_s']:.0f} s into its run")
+    print(f"results in {out / 'results.json'}")
 
 
 def main() -> None:
@@ -285,7 +294,8 @@ def main() -> None:
     parser.add_argument("--eval-users", type=int, default=400, help="held-out users, at most (those not drawn)")
     parser.add_argument("--eval-per-user", type=int, default=5, help="latest test samples per held-out user")
     parser.add_argument("--align-users", type=int, default=300)
-    parser.add_argument("--only-e0", action="store_true", help="stop after E0 (probing V's settings)")
+    parser.add_argument("--only", choices=["E0", "E3"], help="E0: probe V's settings; E3: with --adapters")
+    parser.add_argument("--adapters", nargs=2, type=Path, metavar=("G0", "G1"), help="E3's generators (--only E3)")
     parser.add_argument("--backbones", nargs="+", default=["din", "deepfm"], help="E3's CTR models")
     parser.add_argument("--seeds", type=int, default=5, help="E3's CTR seeds")
     parser.add_argument("--history-tokens", type=int, help="override llm.generation.history_tokens")
@@ -293,6 +303,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="override llm.generation.batch_size (prompts per batch)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/loop_quality"))
     args = parser.parse_args()
+    if (args.only == "E3") != (args.adapters is not None):
+        parser.error("--only E3 and --adapters G0 G1 go together")
     started = time.perf_counter()
     config = load_config(args.config, RunConfig)
     llm = config.llm
@@ -315,6 +327,11 @@ def main() -> None:
     train_labels = read_samples(samples, "train").label.to_numpy()
     labels = eval_frame.label.to_numpy()
     users = eval_frame.user_id.to_numpy()
+    run_settings = settings(args, llm, train_labels, labels, users)
+    if args.only == "E3":
+        g0, g1 = args.adapters
+        ctr_experiment(work, config, data, samples, {"G0": g0, "G1": g1}, args, run_settings, started)
+        return
     tokenizer = load_tokenizer(llm.base)
     builder = prompt_builder(llm, tokenizer, "bench")
 
@@ -343,13 +360,11 @@ def main() -> None:
     )
     plot("E0_validator", e0, args.out, reference=0.5)
     results = {"E0_validator": {"auc": e0["V, teacher RecCoT"], **e0}}
-    if args.only_e0:
-        print_results(
-            write_results(args.out, results, settings(args, llm, train_labels, labels, users), started), users, args.out
-        )
+    written = write_results(args.out, results, run_settings, started)
+    if args.only == "E0":
+        print_results(written, users, args.out)
         return
-    write_results(args.out, results, settings(args, llm, train_labels, labels, users), started)
-    g0 = work.step("distill", lambda out: distill(samples, llm, out)) / "adapter"
+    g0 = adapter_in(work.step("distill", lambda out: distill(samples, llm, out)))
     g0_reccots = work.step("reccots-g0", lambda out: greedy(samples, g0, llm, out))
 
     # E2: one S-DPO round of G0 under the fixed V (trained on teacher RecCoTs, which G0 imitates)
@@ -358,8 +373,8 @@ def main() -> None:
     sampled = work.step("sampled", lambda out: sample(align_samples, g0, llm, out, seed=llm.generation.seed))
     scored = work.step("scored", lambda out: score(align_samples, sampled, v_teacher, llm, out))
     scored_shuffled = work.step("scored-shuffled", lambda out: shuffled_preferences(scored, sampled, llm, out, 2))
-    g1 = work.step("g1", lambda out: align(scored, g0, llm, out)) / "adapter"
-    g1_shuffled = work.step("g1-shuffled", lambda out: align(scored_shuffled, g0, llm, out)) / "adapter"
+    g1 = adapter_in(work.step("g1", lambda out: align(scored, g0, llm, out)))
+    g1_shuffled = adapter_in(work.step("g1-shuffled", lambda out: align(scored_shuffled, g0, llm, out)))
     v_second = work.validator("v-teacher-seed1", samples, teacher, seed=1)
     e2 = {}
     for judge_name, judge in (("V", v_teacher), ("V seed 1", v_second)):
@@ -382,7 +397,7 @@ def main() -> None:
     plot("E2_alignment", {k: v for k, v in e2.items() if not k.startswith("reward")}, args.out, reference=0.0)
 
     results["E2_alignment"] = e2
-    write_results(args.out, results, settings(args, llm, train_labels, labels, users), started)
+    write_results(args.out, results, run_settings, started)
 
     # E1: does a summary carry signal? V trained and judged with each kind of summary
     channel = {
@@ -395,15 +410,22 @@ def main() -> None:
     e1["g0_minus_empty"] = bootstrap(auc_difference(labels, channel["G0"], channel["empty"]), users)
     plot("E1_channel", e1, args.out, reference=0.0)
     results["E1_channel"] = e1
-    write_results(args.out, results, settings(args, llm, train_labels, labels, users), started)
+    write_results(args.out, results, run_settings, started)
 
-    # E3: do the RecCoT vectors lift the CTR models, beyond random vectors of the same size?
-    e3 = ctr_lift(work, config, data, samples, {"G0": g0, "G1": g1}, args)
+    ctr_experiment(work, config, data, samples, {"G0": g0, "G1": g1}, args, run_settings, started)
+
+
+def ctr_experiment(work: Work, config, data: Path, samples: Path, generators: dict, args, run_settings, started):
+    """E3: do the RecCoT vectors lift the CTR models, beyond random vectors of the same size?"""
+    e3 = ctr_lift(work, config, data, samples, generators, args)
     for backbone, rows in e3.items():
         plot(f"E3_ctr_{backbone}", {k: v for k, v in rows.items() if k != "auc_none"}, args.out, reference=0.0)
-    results["E3_ctr"] = {f"{b}.{k}": v for b, rows in e3.items() for k, v in rows.items()}
-    results = write_results(args.out, results, settings(args, llm, train_labels, labels, users), started)
-    print_results(results, users, args.out)
+    rows = {f"{b}.{k}": v for b, rows in e3.items() for k, v in rows.items()}
+    e3_settings = run_settings | {"backbones": args.backbones, "seeds": args.seeds}
+    if args.adapters:
+        e3_settings["adapters"] = [str(path) for path in args.adapters]
+    users = read_samples(samples, "eval").user_id.to_numpy()
+    print_results(write_results(args.out, {"E3_ctr": rows}, e3_settings, started), users, args.out)
 
 
 if __name__ == "__main__":
