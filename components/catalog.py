@@ -9,6 +9,7 @@ stages that run over several nodes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from kfp import dsl
 
@@ -19,25 +20,37 @@ from components.generator import align, distill, greedy, sample, summarize
 from components.shards import gather, plan_shards
 from components.validator import evaluate, rectune, score
 
-# stage -> (wrapper, which image runs it)
-CATALOG: dict[str, tuple[Callable, str]] = {
-    "split_config": (split_config, "cpu"),
-    "plan_shards": (plan_shards, "cpu"),
-    "gather": (gather, "cpu"),
-    "data_version": (data_version, "cpu"),
-    "prepare_data": (prepare_data, "cpu"),
-    "select_samples": (select_samples, "cpu"),
-    "distill": (distill, "train"),
-    "sample": (sample, "infer"),
-    "score": (score, "infer"),
-    "align": (align, "train"),
-    "greedy": (greedy, "infer"),
-    "rectune": (rectune, "train"),
-    "evaluate": (evaluate, "infer"),
-    "summarize": (summarize, "infer"),
-    "encode": (encode, "cpu"),
-    "train_ctr": (train_ctr, "cpu"),
-    "publish": (publish, "cpu"),
+
+@dataclass(frozen=True)
+class Stage:
+    """What a stage is, in one place; the pipeline, the placement, the sharding and the settings'
+    checks read it."""
+
+    component: Callable  # the wrapper over its trackrec.stages function
+    image: str  # which of the settings' images runs it: train, infer or cpu
+    gpu: bool = False  # on the GPU pool (else the CPU pool)
+    sharded: str | None = None  # fans out over user shards; the output gather collects
+    trainjob: bool = False  # may run as a Kubeflow Trainer TrainJob over several nodes
+
+
+STAGES: dict[str, Stage] = {
+    "split_config": Stage(split_config, "cpu"),
+    "plan_shards": Stage(plan_shards, "cpu"),
+    "gather": Stage(gather, "cpu"),
+    "data_version": Stage(data_version, "cpu"),
+    "prepare_data": Stage(prepare_data, "cpu"),
+    "select_samples": Stage(select_samples, "cpu"),
+    "distill": Stage(distill, "train", gpu=True),
+    "sample": Stage(sample, "infer", gpu=True, sharded="sampled"),
+    "score": Stage(score, "infer", gpu=True, sharded="scored"),
+    "align": Stage(align, "train", gpu=True, trainjob=True),
+    "greedy": Stage(greedy, "infer", gpu=True, sharded="reccots"),
+    "rectune": Stage(rectune, "train", gpu=True, trainjob=True),
+    "evaluate": Stage(evaluate, "infer", gpu=True),
+    "summarize": Stage(summarize, "infer", gpu=True, sharded="reccots"),
+    "encode": Stage(encode, "cpu", sharded="embeddings"),
+    "train_ctr": Stage(train_ctr, "cpu"),
+    "publish": Stage(publish, "cpu"),
 }
 
 
@@ -53,15 +66,15 @@ TRAINJOB_PASSTHROUGHS = [
 ]
 
 
-def build(images, trainjob_stages: tuple[str, ...] = ()) -> dict[str, Callable]:
+def build(images, multi_node: bool = False) -> dict[str, Callable]:
     """stage -> KFP component running in its image; the images' own packages include kfp.
-    trainjob_stages: the training stages compiled to launch a TrainJob (multi-node settings)."""
+    multi_node: the TrainJob stages are compiled to launch a TrainJob."""
     return {
         name: dsl.component(
-            function,
-            base_image=getattr(images, image),
+            stage.component,
+            base_image=getattr(images, stage.image),
             install_kfp_package=False,
-            task_config_passthroughs=TRAINJOB_PASSTHROUGHS if name in trainjob_stages else None,
+            task_config_passthroughs=TRAINJOB_PASSTHROUGHS if multi_node and stage.trainjob else None,
         )
-        for name, (function, image) in CATALOG.items()
+        for name, stage in STAGES.items()
     }

@@ -13,7 +13,8 @@ from __future__ import annotations
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
-from pipelines.settings import GPU_STAGES, PipelineSettings, Pool, StageOverride
+from components.catalog import STAGES
+from pipelines.settings import PipelineSettings, Pool, StageOverride
 from trackrec import reach
 from trackrec.llm.distributed import GPUS_ENV
 
@@ -22,7 +23,7 @@ CACHE = "/cache"  # the images' TRACKREC_CACHE: the base model, the encoder, the
 
 
 def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> PipelineTask:
-    gpu = stage in GPU_STAGES
+    gpu = STAGES[stage].gpu
     pool: Pool = settings.gpu_pool if gpu else settings.cpu_pool
     override = settings.stages.get(stage, StageOverride())
     cpu, memory = override.cpu or pool.cpu, override.memory or pool.memory

@@ -9,23 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from components.catalog import STAGES
 from trackrec.config import Config, field
 from trackrec.reach import Reach, Teacher
-
-TRAINJOB_STAGES = ("align", "rectune")  # may run as a TrainJob over several nodes
-GPU_STAGES = ("distill", "sample", "score", "align", "greedy", "rectune", "evaluate", "summarize")
-CPU_STAGES = (
-    "split_config",
-    "plan_shards",
-    "gather",
-    "data_version",
-    "prepare_data",
-    "select_samples",
-    "encode",
-    "train_ctr",
-    "publish",
-)
-STAGES = GPU_STAGES + CPU_STAGES
 
 
 @dataclass
@@ -154,6 +140,6 @@ class PipelineSettings(Config):
         problems += [
             f"stages.{name}.gpus: {name} is a CPU stage"
             for name, override in self.stages.items()
-            if name in CPU_STAGES and override.gpus is not None
+            if name in STAGES and not STAGES[name].gpu and override.gpus is not None
         ]
         return problems

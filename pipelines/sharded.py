@@ -9,30 +9,33 @@ from collections.abc import Callable
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model
 
+from components.catalog import STAGES
+
 
 def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph_component.GraphComponent]:
     """stage -> sub-pipeline running it over `shards` user shards; `task(stage, name, **inputs)`
     makes a placed task."""
 
-    def fan_out(stage: str, output: str, shards, **inputs):
+    def fan_out(stage: str, shards, **inputs):
         plan = task("plan_shards", "plan shards", shards=shards)
         with dsl.ParallelFor(plan.output) as index:
             part = task(stage, f"{stage} (one shard)", shard=index, shards=shards, **inputs)
-        return task("gather", f"gather {stage}", parts=dsl.Collected(part.outputs[output])).outputs["gathered"]
+        collected = dsl.Collected(part.outputs[STAGES[stage].sharded])
+        return task("gather", f"gather {stage}", parts=collected).outputs["gathered"]
 
     @dsl.pipeline(name="sample-shards")
     def sample(samples: Input[Dataset], generator: Input[Model], llm: str, iteration: int, shards: int) -> Dataset:
-        return fan_out("sample", "sampled", shards, samples=samples, generator=generator, llm=llm, iteration=iteration)
+        return fan_out("sample", shards, samples=samples, generator=generator, llm=llm, iteration=iteration)
 
     @dsl.pipeline(name="score-shards")
     def score(
         samples: Input[Dataset], sampled: Input[Dataset], validator: Input[Model], llm: str, shards: int
     ) -> Dataset:
-        return fan_out("score", "scored", shards, samples=samples, sampled=sampled, validator=validator, llm=llm)
+        return fan_out("score", shards, samples=samples, sampled=sampled, validator=validator, llm=llm)
 
     @dsl.pipeline(name="greedy-shards")
     def greedy(samples: Input[Dataset], generator: Input[Model], llm: str, shards: int) -> Dataset:
-        return fan_out("greedy", "reccots", shards, samples=samples, generator=generator, llm=llm)
+        return fan_out("greedy", shards, samples=samples, generator=generator, llm=llm)
 
     @dsl.pipeline(name="summarize-shards")
     def summarize(
@@ -44,12 +47,12 @@ def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph
         shards: int,
     ) -> Dataset:
         return fan_out(
-            "summarize", "reccots", shards, dataset=dataset, generator=generator, llm=llm, users=users,
+            "summarize", shards, dataset=dataset, generator=generator, llm=llm, users=users,
             active_within_days=active_within_days,
         )  # fmt: skip
 
     @dsl.pipeline(name="encode-shards")
     def encode(reccots: Input[Dataset], encoder: str, shards: int) -> Dataset:
-        return fan_out("encode", "embeddings", shards, reccots=reccots, encoder=encoder)
+        return fan_out("encode", shards, reccots=reccots, encoder=encoder)
 
     return {"sample": sample, "score": score, "greedy": greedy, "summarize": summarize, "encode": encode}

@@ -13,9 +13,9 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
-from components.catalog import build
+from components.catalog import STAGES, build
 from pipelines.placement import place
-from pipelines.settings import TRAINJOB_STAGES, PipelineSettings
+from pipelines.settings import PipelineSettings
 from pipelines.sharded import sharded_stages
 from trackrec.stages.launch import Nodes
 
@@ -30,10 +30,10 @@ def build_pipeline(
     if features and not iterations:
         raise ValueError("the feature stages need the LLM loop (iterations >= 1)")
     multi_node = settings.training.nodes > 1
-    ops = build(settings.images, TRAINJOB_STAGES if multi_node else ())
+    ops = build(settings.images, multi_node)
 
     def task(stage: str, name: str, **inputs) -> dsl.PipelineTask:
-        inputs |= trainjob_inputs(settings, stage) if multi_node and stage in TRAINJOB_STAGES else {}
+        inputs |= trainjob_inputs(settings, stage) if multi_node and STAGES[stage].trainjob else {}
         return place(ops[stage](**inputs).set_display_name(name), stage, settings)
 
     shards_of = sharded_stages(task)

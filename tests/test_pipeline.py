@@ -1,12 +1,14 @@
 """The compiled pipeline: fresh, T copies of each iteration stage, GPU scheduling on GPU stages
 only, S3 access from a Secret with no secret value; settings and parameters checked."""
 
+import re
+
 import pytest
 import yaml
 
-from components.catalog import CATALOG
+from components.catalog import STAGES
 from pipelines.compile import COMPILED, compile_pipeline, parse_parameters
-from pipelines.settings import CPU_STAGES, GPU_STAGES, STAGES, PipelineSettings
+from pipelines.settings import PipelineSettings
 from trackrec.config import config_from_dict, load_config
 from trackrec.errors import ConfigError
 from trackrec.run_config import RunConfig, split_sections
@@ -64,7 +66,7 @@ def test_gpu_resources_tolerations_and_shm_only_on_gpu_stages(tmp_path):
     for name, executor in executors.items():
         stage, resources = executor_stage(name), executor["container"]["resources"]
         k8s = platform[name]
-        if stage in GPU_STAGES:
+        if STAGES[stage].gpu:
             accelerator = resources["accelerator"]
             assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("nvidia.com/gpu", "1"), name
             assert k8s["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -74,7 +76,6 @@ def test_gpu_resources_tolerations_and_shm_only_on_gpu_stages(tmp_path):
             )
             assert k8s["activeDeadlineSeconds"] == str(6 * 3600) or k8s["activeDeadlineSeconds"] == 6 * 3600
         else:
-            assert stage in CPU_STAGES
             assert "accelerator" not in resources, name
             assert "tolerations" not in k8s and "nodeSelector" not in k8s and "genericEphemeralVolume" not in k8s
             assert [m["mountPath"] for m in k8s["emptyDirMounts"]] == ["/cache"], name  # no /dev/shm
@@ -128,7 +129,7 @@ def test_every_task_is_restricted_non_root_has_scratch_disk_and_retries(tmp_path
         check_all(yaml.safe_dump(pipeline_pod(executor, k8s)), name)  # schema-valid and Pod Security "restricted"
         scratch = [m for m in k8s.get("emptyDirMounts", []) + k8s.get("genericEphemeralVolume", [])]
         (cache,) = [m for m in scratch if m["mountPath"] == "/cache"]
-        assert cache.get("sizeLimit", cache.get("size")) == ("200Gi" if executor_stage(name) in GPU_STAGES else "20Gi")
+        assert cache.get("sizeLimit", cache.get("size")) == ("200Gi" if STAGES[executor_stage(name)].gpu else "20Gi")
     for stage, tasks in tasks_by_stage(pipeline).items():
         for task in tasks:
             policy = task["retryPolicy"]
@@ -176,8 +177,15 @@ def test_settings_reach_the_scheduling(tmp_path):
     assert platform[sample]["nodeSelector"]["labels"] == {"pool": "mi300"}
 
 
-def test_every_stage_has_a_component_and_a_pool():
-    assert set(CATALOG) == set(STAGES) and not set(GPU_STAGES) & set(CPU_STAGES)
+def test_the_sharded_sub_pipelines_are_the_stage_tables_sharded_stages(tmp_path):
+    _, pipeline, _ = compiled(tmp_path)
+    sub_pipelines = {
+        re.sub(r"-\d+$", "", name) for name in pipeline["components"] if "dag" in pipeline["components"][name]
+    }
+    fanned_out = {
+        name.removeprefix("comp-").removesuffix("-shards") for name in sub_pipelines if name.endswith("-shards")
+    }
+    assert fanned_out == {name for name, stage in STAGES.items() if stage.sharded}
 
 
 def test_unknown_stage_in_settings_is_named():

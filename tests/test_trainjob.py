@@ -13,12 +13,14 @@ import pytest
 import yaml
 from kfp.dsl import TaskConfig
 
+from components.catalog import STAGES
 from pipelines.compile import compile_pipeline
-from pipelines.settings import TRAINJOB_STAGES, PipelineSettings
+from pipelines.settings import PipelineSettings
 from trackrec.config import config_from_dict, load_config
 from trackrec.run_config import RunConfig
 from trackrec.stages.launch import Nodes, TrainJobError, run_on_trainjob, stage_job, trainjob_manifest
 
+TRAINJOB_STAGES = tuple(name for name, stage in STAGES.items() if stage.trainjob)
 MULTI_NODE = {"training": {"nodes": 4, "storage_class": "nfs-rwx"}, "stages": {s: {"gpus": 8} for s in TRAINJOB_STAGES}}
 
 
