@@ -70,9 +70,9 @@ def table_of(users: int, dim: int) -> pd.DataFrame:
 
 def measure_publish(config: StoreConfig, table: pd.DataFrame) -> dict:
     start = time.perf_counter()
-    versions.publish(table, "v1", config, progress=False)
+    versions.publish(table, "v1", open_store(config), progress=False)
     ours = time.perf_counter() - start
-    versions.assign(config, "control", "v1")
+    versions.assign(open_store(config), "control", "v1")
     store = open_store(config)
     rows = pd.read_parquet(Path(config.offline_root) / "v1.parquet")
     start = time.perf_counter()

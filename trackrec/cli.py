@@ -238,6 +238,13 @@ def features_encode(
     console.print(encode(reccots, load_config(config, EncoderConfig) if config else EncoderConfig(), output))
 
 
+def _opened(store: Path):
+    """The store a store.yaml describes, opened once for the command."""
+    from trackrec.features.store import StoreConfig, open_store
+
+    return open_store(load_config(store, StoreConfig))
+
+
 @features_app.command("publish")
 @user_errors
 def features_publish(
@@ -249,31 +256,28 @@ def features_publish(
     """Publish a new version (offline parquet + online rows); arms keep reading theirs."""
     import pandas as pd
 
-    from trackrec.features.store import StoreConfig
     from trackrec.features.versions import publish
 
     table = pd.read_parquet(embeddings)
-    console.print(publish(table, version, load_config(store, StoreConfig), carry_from, source=str(embeddings)))
+    console.print(publish(table, version, _opened(store), carry_from, source=str(embeddings)))
 
 
 @features_app.command("assign")
 @user_errors
 def features_assign(store: StorePath, arm: Annotated[str, typer.Option()], version: Annotated[str, typer.Option()]):
     """Point an A/B arm (its feature service ctr_<arm>) at a published version."""
-    from trackrec.features.store import StoreConfig
     from trackrec.features.versions import assign
 
-    console.print(assign(load_config(store, StoreConfig), arm, version))
+    console.print(assign(_opened(store), arm, version))
 
 
 @features_app.command("promote")
 @user_errors
 def features_promote(store: StorePath, source: str = "candidate", target: str = "control"):
     """The target arm (control) reads what the source arm (candidate) reads."""
-    from trackrec.features.store import StoreConfig
     from trackrec.features.versions import promote
 
-    console.print(promote(load_config(store, StoreConfig), source, target))
+    console.print(promote(_opened(store), source, target))
 
 
 @features_app.command("rollback")
@@ -284,23 +288,21 @@ def features_rollback(
     to: Annotated[str | None, typer.Option(help="a version the arm read earlier (default: the one before)")] = None,
 ):
     """The arm reads the version it read before its last change (repeat to go further back), or `--to`."""
-    from trackrec.features.store import StoreConfig
     from trackrec.features.versions import rollback
 
-    console.print(rollback(load_config(store, StoreConfig), arm, to))
+    console.print(rollback(_opened(store), arm, to))
 
 
 @features_app.command("history")
 @user_errors
 def features_history(store: StorePath, arm: str = "control"):
     """Every change of an arm: which version, how, when, by whom, from which data version."""
-    from trackrec.features.store import StoreConfig
     from trackrec.features.versions import history
 
     table = Table(title=f"arm {arm}, oldest first")
     for column in ("version", "action", "at", "by", "data version"):
         table.add_column(column)
-    for entry in history(load_config(store, StoreConfig), arm):
+    for entry in history(_opened(store), arm):
         table.add_row(*(escape(str(entry.get(k, ""))) for k in ("version", "action", "at", "by", "data_version")))
     console.print(table)
 
@@ -309,20 +311,18 @@ def features_history(store: StorePath, arm: str = "control"):
 @user_errors
 def features_restore(store: StorePath, version: Annotated[str, typer.Option(help="a complete version")]):
     """Rebuild a version's online rows from its offline parquet (after the online store lost them)."""
-    from trackrec.features.store import StoreConfig
     from trackrec.features.versions import restore
 
-    console.print(restore(load_config(store, StoreConfig), version))
+    console.print(restore(_opened(store), version))
 
 
 @features_app.command("prune")
 @user_errors
 def features_prune(store: StorePath, keep: Annotated[int, typer.Option(help="newest complete versions kept")] = 5):
     """Delete older versions (views, online rows), never one an arm reads or can roll back to."""
-    from trackrec.features.store import StoreConfig
     from trackrec.features.versions import prune
 
-    console.print({"deleted": prune(load_config(store, StoreConfig), keep)})
+    console.print({"deleted": prune(_opened(store), keep)})
 
 
 @features_app.command("get")

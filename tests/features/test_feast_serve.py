@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import free_port
 from tests.features.test_publish import embeddings
 from trackrec.features import versions
-from trackrec.features.store import StoreConfig
+from trackrec.features.store import StoreConfig, open_store
 
 
 def post(url: str, body: dict) -> dict:
@@ -60,8 +60,8 @@ def feast_serve(config: StoreConfig):
 def published(tmp_path) -> tuple[StoreConfig, object]:
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=4)
     table = embeddings([1, 2, 3], seed=1, dim=4)
-    versions.publish(table, "v1", config, progress=False)
-    versions.assign(config, "control", "v1")
+    versions.publish(table, "v1", open_store(config), progress=False)
+    versions.assign(open_store(config), "control", "v1")
     return config, table
 
 

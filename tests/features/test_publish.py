@@ -13,7 +13,7 @@ import pytest
 from trackrec.errors import DataError
 from trackrec.features import versions
 from trackrec.features.offline import read_parquet
-from trackrec.features.store import StoreConfig, StoreError, open_repo
+from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
 
 DIM = 8
 
@@ -44,28 +44,33 @@ def store_config(request, tmp_path):
 
 def test_a_candidate_version_leaves_the_control_arm_unchanged(store_config):
     v1 = embeddings(range(1, 51), seed=1)
-    versions.publish(v1, "v1", store_config, progress=False)
-    versions.assign(store_config, "control", "v1")
+    versions.publish(v1, "v1", open_store(store_config), progress=False)
+    versions.assign(open_store(store_config), "control", "v1")
     store = open_repo(store_config.repo)
     before = vectors(store, [1, 7, 50])
     np.testing.assert_allclose(before, np.stack(v1.embedding.iloc[[0, 6, 49]]))
 
-    versions.publish(embeddings(range(1, 51), seed=2), "v2", store_config, progress=False)
-    versions.assign(store_config, "candidate", "v2")
+    versions.publish(embeddings(range(1, 51), seed=2), "v2", open_store(store_config), progress=False)
+    versions.assign(open_store(store_config), "candidate", "v2")
     np.testing.assert_array_equal(vectors(store, [1, 7, 50]), before)  # control still reads v1
     candidate = versions.read(store, [7], arm="candidate")
     assert candidate.model_version[0] == "v2" and candidate.reccot[0] == "user 7 summary 2"
 
-    assert versions.promote(store_config) == {"arm": "control", "version": "v2", "previous": "v1", "changed": True}
+    assert versions.promote(open_store(store_config)) == {
+        "arm": "control",
+        "version": "v2",
+        "previous": "v1",
+        "changed": True,
+    }
     assert versions.read(store, [7]).model_version[0] == "v2"
-    versions.rollback(store_config)
+    versions.rollback(open_store(store_config))
     np.testing.assert_array_equal(vectors(store, [1, 7, 50]), before)
 
 
 def test_incremental_publish_refreshes_only_the_given_users(store_config):
-    versions.publish(embeddings(range(1, 21), seed=1), "v1", store_config, progress=False)
+    versions.publish(embeddings(range(1, 21), seed=1), "v1", open_store(store_config), progress=False)
     active = embeddings([3, 4], seed=5)
-    summary = versions.publish(active, "v2", store_config, carry_from="v1", progress=False)
+    summary = versions.publish(active, "v2", open_store(store_config), carry_from="v1", progress=False)
     assert summary["rows"] == 20 and summary["carried"] == 18
     store = open_repo(store_config.repo)
     np.testing.assert_array_equal(vectors(store, [3, 9], version="v2")[0], active.embedding[0])
@@ -78,7 +83,7 @@ import os, sys
 import pandas as pd
 from feast import FeatureStore
 from trackrec.features import versions
-from trackrec.features.store import StoreConfig
+from trackrec.features.store import StoreConfig, open_store
 
 calls = []
 original = FeatureStore.write_to_online_store
@@ -89,15 +94,15 @@ def dies_after_one_chunk(self, *args, **kwargs):
     return original(self, *args, **kwargs)
 FeatureStore.write_to_online_store = dies_after_one_chunk
 config = StoreConfig(repo=sys.argv[1], dim={dim})
-versions.publish(pd.read_parquet(sys.argv[2]), "v2", config, progress=False)
+versions.publish(pd.read_parquet(sys.argv[2]), "v2", open_store(config), progress=False)
 """
 
 
 def test_a_publish_killed_midway_leaves_readers_on_a_complete_version_and_a_rerun_completes(tmp_path):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
     users = range(1, versions.CHUNK * 2 + 501)
-    versions.publish(embeddings(users, seed=1), "v1", config, progress=False)
-    versions.assign(config, "control", "v1")
+    versions.publish(embeddings(users, seed=1), "v1", open_store(config), progress=False)
+    versions.assign(open_store(config), "control", "v1")
     store = open_repo(config.repo)
     before = vectors(store, [1, 1500, 2500])
 
@@ -112,9 +117,9 @@ def test_a_publish_killed_midway_leaves_readers_on_a_complete_version_and_a_reru
     with pytest.raises(StoreError, match="'v2' is not a complete published version"):
         versions.read(store, [1], version="v2")
     with pytest.raises(StoreError, match="'v2' is not a complete"):
-        versions.assign(config, "candidate", "v2")
+        versions.assign(open_store(config), "candidate", "v2")
 
-    assert versions.publish(v2, "v2", config, progress=False)["rows"] == len(v2)
+    assert versions.publish(v2, "v2", open_store(config), progress=False)["rows"] == len(v2)
     store = open_repo(config.repo)
     np.testing.assert_array_equal(vectors(store, [2500], version="v2")[0], v2.embedding.iloc[-1])
     np.testing.assert_array_equal(vectors(store, [1, 1500, 2500]), before)
@@ -122,9 +127,9 @@ def test_a_publish_killed_midway_leaves_readers_on_a_complete_version_and_a_reru
 
 def test_a_published_version_is_never_overwritten(tmp_path):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
-    versions.publish(embeddings([1, 2], seed=1), "v1", config, progress=False)
+    versions.publish(embeddings([1, 2], seed=1), "v1", open_store(config), progress=False)
     with pytest.raises(StoreError, match="'v1' is already published"):
-        versions.publish(embeddings([1, 2], seed=2), "v1", config, progress=False)
+        versions.publish(embeddings([1, 2], seed=2), "v1", open_store(config), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +146,7 @@ def test_a_published_version_is_never_overwritten(tmp_path):
 def test_bad_vectors_are_refused_before_anything_is_written(tmp_path, table, message):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
     with pytest.raises(DataError, match=message):
-        versions.publish(table, "v1", config, source="emb.parquet", progress=False)
+        versions.publish(table, "v1", open_store(config), source="emb.parquet", progress=False)
     assert not (tmp_path / "repo").exists()
 
 
@@ -151,7 +156,7 @@ def test_an_unreachable_redis_is_named_before_anything_is_written(tmp_path):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     config = StoreConfig(repo=str(tmp_path / "repo"), online="redis", redis=f"{address},password=hunter2", dim=DIM)
     with pytest.raises(StoreError, match=f"online store redis at '{address}' is unreachable") as raised:
-        versions.publish(embeddings([1], seed=1), "v1", config, progress=False)
+        versions.publish(embeddings([1], seed=1), "v1", open_store(config), progress=False)
     assert "hunter2" not in str(raised.value)
     assert not (tmp_path / "repo").exists()
 
@@ -161,7 +166,7 @@ def test_offline_rows_on_a_real_s3_server(tmp_path, s3):
     endpoint = s3.meta.endpoint_url
     config = StoreConfig(repo=str(tmp_path / "repo"), offline="s3://features/reccot", s3_endpoint=endpoint, dim=DIM)
     table = embeddings(range(1, 11), seed=1)
-    summary = versions.publish(table, "v1", config, progress=False)
+    summary = versions.publish(table, "v1", open_store(config), progress=False)
     assert summary["offline"] == "s3://features/reccot/v1.parquet"
     offline = read_parquet(summary["offline"], endpoint)
     assert offline.user_id.tolist() == list(range(1, 11)) and set(offline.model_version) == {"v1"}
@@ -169,7 +174,7 @@ def test_offline_rows_on_a_real_s3_server(tmp_path, s3):
 
     missing = StoreConfig(repo=str(tmp_path / "other"), offline="s3://no-such-bucket/x", s3_endpoint=endpoint, dim=DIM)
     with pytest.raises(StoreError, match="offline store s3://no-such-bucket at http://127.0.0.1:\\d+ is unreachable"):
-        versions.publish(table, "v1", missing, progress=False)
+        versions.publish(table, "v1", open_store(missing), progress=False)
     assert not (tmp_path / "other").exists()
 
 
@@ -179,11 +184,11 @@ def test_registry_on_s3_is_shared_by_two_repo_folders(tmp_path, s3):
     endpoint = s3.meta.endpoint_url
     shared = {"offline": "s3://features/rows", "registry": "s3://features/registry.db", "s3_endpoint": endpoint}
     publisher = StoreConfig(repo=str(tmp_path / "pod-a"), dim=DIM, **shared)
-    versions.publish(embeddings(range(1, 6), seed=1), "v1", publisher, progress=False)
-    versions.assign(publisher, "control", "v1")
+    versions.publish(embeddings(range(1, 6), seed=1), "v1", open_store(publisher), progress=False)
+    versions.assign(open_store(publisher), "control", "v1")
     reader = StoreConfig(repo=str(tmp_path / "pod-b"), dim=DIM, **shared)
-    assert versions.is_published(reader, "v1")
-    assert versions.promote(reader, source_arm="control", target_arm="candidate")["version"] == "v1"
+    assert versions.is_published(open_store(reader), "v1")
+    assert versions.promote(open_store(reader), source_arm="control", target_arm="candidate")["version"] == "v1"
 
 
 def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_refreshed(tmp_path):
@@ -211,4 +216,39 @@ def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_ref
     np.testing.assert_array_equal(vectors(store, [7])[0], embeddings(range(1, 11), seed=1).embedding.iloc[6])
     again = publish(folders["active"], config, tmp_path / "out3", partial=True)  # a re-run: nothing new
     assert again["already_published"] and again["version"] == refreshed["version"]
-    assert not again["arm"]["changed"] and versions.history(config.store, "control")[-1]["version"] == again["version"]
+    assert (
+        not again["arm"]["changed"]
+        and versions.history(open_store(config.store), "control")[-1]["version"] == again["version"]
+    )
+
+
+def test_the_publish_stage_opens_the_store_once(tmp_path, monkeypatch):
+    """An incremental publish with an arm and pruning: one reachability check, one Feast store (each
+    opening pings Redis, checks S3 and rewrites the repo's feature_store.yaml)."""
+    import feast
+
+    from trackrec.features import store as store_module
+    from trackrec.features.config import FeaturesConfig
+    from trackrec.stages.publish import publish
+
+    config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM), keep_versions=3)
+    for name, table in {"all": embeddings(range(1, 11), seed=1), "active": embeddings([2, 3], seed=2)}.items():
+        (tmp_path / name).mkdir()
+        table.to_parquet(tmp_path / name / "embeddings.parquet")
+    publish(tmp_path / "all", config, tmp_path / "out1")
+    opened = {"checks": 0, "stores": 0}
+    check, build = store_module.check_reachable, feast.FeatureStore.__init__
+
+    def counted_check(*args, **kwargs):
+        opened["checks"] += 1
+        return check(*args, **kwargs)
+
+    def counted_build(self, *args, **kwargs):
+        opened["stores"] += 1
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_module, "check_reachable", counted_check)
+    monkeypatch.setattr(feast.FeatureStore, "__init__", counted_build)
+    summary = publish(tmp_path / "active", config, tmp_path / "out2", partial=True)
+    assert summary["carried"] == 8 and summary["arm"]["changed"] and summary["pruned"] == []
+    assert opened == {"checks": 1, "stores": 1}

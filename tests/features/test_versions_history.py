@@ -9,30 +9,32 @@ import pytest
 
 from tests.features.test_publish import DIM, embeddings, vectors
 from trackrec.features import versions
-from trackrec.features.store import StoreConfig, StoreError, open_repo
+from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
 
 
 def published(config: StoreConfig, *names: str) -> None:
     for seed, name in enumerate(names, start=1):
-        versions.publish(embeddings(range(1, 6), seed=seed), name, config, progress=False, data_version=f"d{seed}")
+        versions.publish(
+            embeddings(range(1, 6), seed=seed), name, open_store(config), progress=False, data_version=f"d{seed}"
+        )
 
 
 def test_rollback_walks_back_through_the_arms_history_and_to_a_named_version(tmp_path):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
     published(config, "v1", "v2", "v3")
     for name in ("v1", "v2", "v3"):
-        versions.assign(config, "control", name)
-    assert versions.assign(config, "control", "v3")["changed"] is False  # what it reads: nothing changes
-    assert versions.rollback(config)["version"] == "v2"
-    assert versions.rollback(config)["version"] == "v1"  # two levels: not back to v3
+        versions.assign(open_store(config), "control", name)
+    assert versions.assign(open_store(config), "control", "v3")["changed"] is False  # what it reads: nothing changes
+    assert versions.rollback(open_store(config))["version"] == "v2"
+    assert versions.rollback(open_store(config))["version"] == "v1"  # two levels: not back to v3
     with pytest.raises(StoreError, match="no earlier version"):
-        versions.rollback(config)
+        versions.rollback(open_store(config))
     for name in ("v2", "v3"):
-        versions.assign(config, "control", name)
-    assert versions.rollback(config, to="v1")["version"] == "v1"
+        versions.assign(open_store(config), "control", name)
+    assert versions.rollback(open_store(config), to="v1")["version"] == "v1"
     with pytest.raises(StoreError, match="never read version 'v3' before"):
-        versions.rollback(config, to="v3")
-    log = versions.history(config, "control")
+        versions.rollback(open_store(config), to="v3")
+    log = versions.history(open_store(config), "control")
     assert [(e["version"], e["action"]) for e in log] == [
         ("v1", "assign"), ("v2", "assign"), ("v3", "assign"), ("v2", "rollback"), ("v1", "rollback"),
         ("v2", "assign"), ("v3", "assign"), ("v1", "rollback"),
@@ -44,14 +46,17 @@ def test_rollback_walks_back_through_the_arms_history_and_to_a_named_version(tmp
 
 def test_a_version_dropping_too_many_of_the_arms_users_is_refused_unless_forced(tmp_path):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
-    versions.publish(embeddings(range(1, 11), seed=1), "v1", config, progress=False)
-    versions.assign(config, "control", "v1")
+    versions.publish(embeddings(range(1, 11), seed=1), "v1", open_store(config), progress=False)
+    versions.assign(open_store(config), "control", "v1")
     guard = versions.Guard("control", max_drop=0.1)
     with pytest.raises(StoreError, match="would drop 8 of the 10 users arm 'control' reads"):
-        versions.publish(embeddings([1, 2], seed=2), "v2", config, progress=False, guard=guard)
-    assert not versions.is_published(config, "v2")
+        versions.publish(embeddings([1, 2], seed=2), "v2", open_store(config), progress=False, guard=guard)
+    assert not versions.is_published(open_store(config), "v2")
     forced = versions.Guard("control", max_drop=0.1, force=True)
-    assert versions.publish(embeddings([1, 2], seed=2), "v2", config, progress=False, guard=forced)["rows"] == 2
+    assert (
+        versions.publish(embeddings([1, 2], seed=2), "v2", open_store(config), progress=False, guard=forced)["rows"]
+        == 2
+    )
 
 
 def test_an_incremental_publish_without_a_complete_base_is_refused(tmp_path):
@@ -68,16 +73,15 @@ def test_an_incremental_publish_without_a_complete_base_is_refused(tmp_path):
 
 def test_rerunning_a_killed_version_removes_the_killed_attempts_rows_first(tmp_path):
     from trackrec.features import definitions
-    from trackrec.features.store import open_store
 
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
     attempt = embeddings([1, 2, 3], seed=1)  # written online, then killed before its completion mark
-    store = open_store(config)
+    feast = open_store(config).feast
     rows = versions._rows(attempt, config, "v2", "attempt")
     view = definitions.version_view("v2", versions._write_offline(rows, config, "v2"), None)
-    store.apply([definitions.USER, view])
-    store.write_to_online_store(view.name, rows)
-    versions.publish(embeddings([4, 5], seed=2), "v2", config, progress=False)
+    feast.apply([definitions.USER, view])
+    feast.write_to_online_store(view.name, rows)
+    versions.publish(embeddings([4, 5], seed=2), "v2", open_store(config), progress=False)
     read = versions.read(open_repo(config.repo), [1, 4], version="v2")
     assert read.model_version.tolist() == [None, "v2"]  # user 1 was only in the killed attempt
 
@@ -95,8 +99,8 @@ def test_after_redis_loses_its_rows_restore_brings_back_the_arms_reads_bit_ident
     redis_server.kill()
     redis_server.start()  # an empty Redis: the registry still says complete
     assert versions.read(open_repo(config.repo), users).model_version.isna().all()
-    assert versions.online_missing(config, first["version"])
-    assert versions.restore(config, first["version"], progress=False)["rows"] == 40
+    assert versions.online_missing(open_store(config), first["version"])
+    assert versions.restore(open_store(config), first["version"], progress=False)["rows"] == 40
     after = versions.read(open_repo(config.repo), users)
     assert after.drop(columns="embedding").equals(before.drop(columns="embedding"))
     assert all(
@@ -116,25 +120,25 @@ def test_an_arm_rolls_back_through_its_last_versions_only_so_older_ones_can_be_p
     names = [f"v{i}" for i in range(ROLLBACK_DEPTH + 2)]
     published(config, *names)
     for name in names:
-        versions.assign(config, "control", name)
-    assert sorted(versions.prune(config, keep=1)) == names[:2]  # beyond the rollback depth
+        versions.assign(open_store(config), "control", name)
+    assert sorted(versions.prune(open_store(config), keep=1)) == names[:2]  # beyond the rollback depth
     for _ in range(ROLLBACK_DEPTH - 1):
-        versions.rollback(config)
+        versions.rollback(open_store(config))
     with pytest.raises(StoreError, match="no earlier version"):
-        versions.rollback(config)
-    assert len(versions.history(config, "control")) == len(names) + ROLLBACK_DEPTH - 1  # the log keeps all
+        versions.rollback(open_store(config))
+    assert len(versions.history(open_store(config), "control")) == len(names) + ROLLBACK_DEPTH - 1  # the log keeps all
 
 
 def test_prune_keeps_the_newest_and_every_version_an_arm_may_need(tmp_path):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
     published(config, "v1", "v2", "v3", "v4", "v5")
-    versions.assign(config, "control", "v1")
-    versions.assign(config, "control", "v2")  # v1 stays reachable by rollback
-    versions.assign(config, "candidate", "v3")
-    assert sorted(versions.prune(config, keep=1)) == ["v4"]  # v5 newest; v1-v3 read or reachable
-    assert not versions.is_published(config, "v4")
+    versions.assign(open_store(config), "control", "v1")
+    versions.assign(open_store(config), "control", "v2")  # v1 stays reachable by rollback
+    versions.assign(open_store(config), "candidate", "v3")
+    assert sorted(versions.prune(open_store(config), keep=1)) == ["v4"]  # v5 newest; v1-v3 read or reachable
+    assert not versions.is_published(open_store(config), "v4")
     assert versions.read(open_repo(config.repo), [1], version="v5").model_version.tolist() == ["v5"]
-    assert versions.rollback(config)["version"] == "v1"
+    assert versions.rollback(open_store(config))["version"] == "v1"
 
 
 def test_the_publish_stage_prunes_to_the_configured_number_of_versions(tmp_path):
@@ -147,4 +151,4 @@ def test_the_publish_stage_prunes_to_the_configured_number_of_versions(tmp_path)
     embeddings(range(1, 6), seed=9).to_parquet(tmp_path / "emb" / "embeddings.parquet")
     summary = publish(tmp_path / "emb", config, tmp_path / "out")
     assert sorted(summary["pruned"]) == ["old1", "old2"]  # the new version is read by control: kept
-    assert versions.is_published(config.store, summary["version"])
+    assert versions.is_published(open_store(config.store), summary["version"])

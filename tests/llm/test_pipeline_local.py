@@ -157,12 +157,12 @@ def grown(first_run):
 
 
 def test_a_grown_log_is_prepared_again_and_its_new_users_published(grown):
-    from trackrec.features.store import open_repo
+    from trackrec.features.store import open_repo, open_store
     from trackrec.features.versions import history, read
 
     assert {"prepare-data", "distill", "publish"} <= grown["run"][1]  # new data: not the cache's
     store = grown["config"].features.store
-    log = history(store, "control")
+    log = history(open_store(store), "control")
     assert len(log) == 2 and log[0]["data_version"] != log[1]["data_version"]
     rows = read(open_repo(store.repo), list(range(1, 17)))
     assert rows.model_version.notna().all() and set(rows.model_version) == {log[1]["version"]}  # users 13-16 too
@@ -171,19 +171,20 @@ def test_a_grown_log_is_prepared_again_and_its_new_users_published(grown):
 
 
 def test_the_same_data_again_is_answered_from_the_cache(grown):
+    from trackrec.features.store import open_store
     from trackrec.features.versions import history
 
     assert run_tasks(grown["config"])[1] == {"data-version", "publish"}  # publish checks the store itself
-    assert len(history(grown["config"].features.store, "control")) == 2  # nothing new to read
+    assert len(history(open_store(grown["config"].features.store), "control")) == 2  # nothing new to read
 
 
 def test_rollback_returns_the_arm_to_the_first_runs_version(grown):
-    from trackrec.features.store import open_repo
+    from trackrec.features.store import open_repo, open_store
     from trackrec.features.versions import history, read, rollback
 
     store = grown["config"].features.store
-    first_version = history(store, "control")[0]["version"]
-    assert rollback(store, "control")["version"] == first_version
+    first_version = history(open_store(store), "control")[0]["version"]
+    assert rollback(open_store(store), "control")["version"] == first_version
     assert read(open_repo(store.repo), [16]).model_version.tolist() == [None]  # not in the first run's data
 
 

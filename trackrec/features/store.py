@@ -2,14 +2,15 @@
 store (SQLite by default, Redis in production) and an offline folder (local or s3://).
 
 `open_store` first checks that Redis and S3 answer, so an unreachable store fails before anything
-is written; then it writes feature_store.yaml, so `feast -c REPO serve` and the `features get`
-command read the same store as the publisher.
+is written; the first operation that needs the store writes feature_store.yaml, so
+`feast -c REPO serve` and the `features get` command read the same store as the publisher.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -117,18 +118,31 @@ def repo_yaml(config: StoreConfig) -> dict:
     }
 
 
-def open_store(config: StoreConfig):
-    """The FeatureStore behind `config`, after checking its services answer."""
-    from feast import FeatureStore
+@dataclass(frozen=True)
+class OpenedStore:
+    """A publisher's store, opened once per stage call or command (its services checked): every
+    versions.* operation takes it. The repo's feature_store.yaml is written, and Feast's store
+    built, when an operation first needs them: input refused before that leaves nothing behind."""
 
+    config: StoreConfig
+
+    @cached_property
+    def feast(self):
+        from feast import FeatureStore
+
+        if self.config.s3_endpoint:  # where Feast's S3 registry store looks for a non-AWS endpoint
+            os.environ["FEAST_S3_ENDPOINT_URL"] = self.config.s3_endpoint
+        repo = Path(self.config.repo)
+        repo.mkdir(parents=True, exist_ok=True)
+        with atomic_file(repo / "feature_store.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(repo_yaml(self.config), sort_keys=False))
+        return FeatureStore(repo_path=str(repo))
+
+
+def open_store(config: StoreConfig) -> OpenedStore:
+    """The store behind `config`, after checking its services answer."""
     check_reachable(config)
-    if config.s3_endpoint:  # where Feast's S3 registry store looks for a non-AWS endpoint
-        os.environ["FEAST_S3_ENDPOINT_URL"] = config.s3_endpoint
-    repo = Path(config.repo)
-    repo.mkdir(parents=True, exist_ok=True)
-    with atomic_file(repo / "feature_store.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(repo_yaml(config), sort_keys=False))
-    return FeatureStore(repo_path=str(repo))
+    return OpenedStore(config)
 
 
 def open_repo(repo: str | Path):

@@ -23,33 +23,33 @@ from tqdm import tqdm
 from trackrec.errors import DataError
 from trackrec.features import definitions
 from trackrec.features.offline import read_parquet, write_parquet
-from trackrec.features.store import StoreConfig, StoreError, open_store
+from trackrec.features.store import OpenedStore, StoreConfig, StoreError
 from trackrec.features.vectors import checked_vectors
 
 CHUNK = 1000  # online rows per write: progress, and bounded memory in the serialiser
 _COLUMNS = ("user_id", "reccot", "iteration", "embedding")
 
 
-def _service(store, name: str):
+def _service(feast, name: str):
     from feast.errors import FeatureServiceNotFoundException
 
     try:
-        return store.get_feature_service(name)
+        return feast.get_feature_service(name)
     except FeatureServiceNotFoundException:
         return None
 
 
-def _version_service(store, version: str):
+def _version_service(feast, version: str):
     """The completion mark of `version`; an incomplete or unknown version is an error."""
-    service = _service(store, definitions.view_name(version))
+    service = _service(feast, definitions.view_name(version))
     if service is None:
         raise StoreError(f"version {version!r} is not a complete published version")
     return service
 
 
-def _require_complete(store, version: str):
-    _version_service(store, version)
-    return store.get_feature_view(definitions.view_name(version))
+def _require_complete(feast, version: str):
+    _version_service(feast, version)
+    return feast.get_feature_view(definitions.view_name(version))
 
 
 def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str) -> pd.DataFrame:
@@ -78,7 +78,7 @@ def _write_offline(rows: pd.DataFrame, config: StoreConfig, version: str) -> str
 def publish(
     table: pd.DataFrame,
     version: str,
-    config: StoreConfig,
+    store: OpenedStore,
     carry_from: str | None = None,
     source: str = "embeddings",
     progress: bool = True,
@@ -96,28 +96,29 @@ def publish(
     checked before anything is written.
     """
     view_name = definitions.view_name(version)
+    config = store.config
     rows = _rows(table, config, version, source)
-    store = open_store(config)
-    if _service(store, view_name) is not None:
+    feast = store.feast
+    if _service(feast, view_name) is not None:
         raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
     if carry_from is not None:
-        old_view = _require_complete(store, carry_from)
+        old_view = _require_complete(feast, carry_from)
         old = read_parquet(old_view.batch_source.path, config.s3_endpoint)
         kept = old[~old.user_id.isin(rows.user_id)].assign(
             model_version=version, event_timestamp=rows.event_timestamp[0]
         )
         rows = pd.concat([rows, kept[rows.columns]], ignore_index=True)
     if guard is not None:
-        _check_drop(store, config, guard, rows.user_id)
-    killed = _view(store, view_name)
+        _check_drop(feast, config, guard, rows.user_id)
+    killed = _view(feast, view_name)
     if killed is not None:
-        store.apply([], objects_to_delete=[killed], partial=False)
+        feast.apply([], objects_to_delete=[killed], partial=False)
     view = definitions.version_view(version, _write_offline(rows, config, version), config.s3_endpoint)
-    store.apply([definitions.USER, view])
-    _write_online(store, view_name, rows, f"publish {version}", progress)
+    feast.apply([definitions.USER, view])
+    _write_online(feast, view_name, rows, f"publish {version}", progress)
     provenance = {"published_at": _now(), "data_version": data_version or "unknown"}
     provenance |= {"content": content or "unknown", "base": carry_from or ""}
-    store.apply([definitions.version_service(view, len(rows), provenance)])  # the completion mark, last
+    feast.apply([definitions.version_service(view, len(rows), provenance)])  # the completion mark, last
     return {"version": version, "rows": len(rows), "carried": len(rows) - len(table), "offline": view.batch_source.path}
 
 
@@ -130,11 +131,11 @@ class Guard:
     force: bool = False
 
 
-def _check_drop(store, config: StoreConfig, guard: Guard, user_ids: pd.Series) -> None:
-    current = arm_version(store, guard.arm)
+def _check_drop(feast, config: StoreConfig, guard: Guard, user_ids: pd.Series) -> None:
+    current = _arm_version(feast, guard.arm)
     if current is None or guard.force:
         return
-    path = _require_complete(store, current).batch_source.path
+    path = _require_complete(feast, current).batch_source.path
     reading = pd.Index(read_parquet(path, config.s3_endpoint).user_id.unique())
     dropped = reading.difference(pd.Index(user_ids.unique()))
     if len(dropped) > guard.max_drop * len(reading):
@@ -144,16 +145,16 @@ def _check_drop(store, config: StoreConfig, guard: Guard, user_ids: pd.Series) -
         )
 
 
-def _write_online(store, view_name: str, rows: pd.DataFrame, what: str, progress: bool) -> None:
+def _write_online(feast, view_name: str, rows: pd.DataFrame, what: str, progress: bool) -> None:
     for start in tqdm(range(0, len(rows), CHUNK), desc=what, disable=not progress, unit="chunk"):
-        store.write_to_online_store(view_name, rows.iloc[start : start + CHUNK])
+        feast.write_to_online_store(view_name, rows.iloc[start : start + CHUNK])
 
 
-def _view(store, name: str):
+def _view(feast, name: str):
     from feast.errors import FeatureViewNotFoundException
 
     try:
-        return store.get_feature_view(name)
+        return feast.get_feature_view(name)
     except FeatureViewNotFoundException:
         return None
 
@@ -162,41 +163,43 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")  # orders versions published in one second
 
 
-def version_tags(store, version: str) -> dict[str, str]:
+def version_tags(store: OpenedStore, version: str) -> dict[str, str]:
     """A complete version's tags: rows, published_at, data_version, content, base."""
-    return dict(_version_service(store, version).tags)
+    return dict(_version_service(store.feast, version).tags)
 
 
-def is_published(config: StoreConfig, version: str) -> bool:
-    return _service(open_store(config), definitions.view_name(version)) is not None
+def is_published(store: OpenedStore, version: str) -> bool:
+    return _service(store.feast, definitions.view_name(version)) is not None
 
 
-def online_missing(config: StoreConfig, version: str, sample: int = 5) -> bool:
+def online_missing(store: OpenedStore, version: str, sample: int = 5) -> bool:
     """Whether some of a complete version's users read nothing online (a Redis that lost its rows)."""
-    store = open_store(config)
-    view = _require_complete(store, version)
-    users = read_parquet(view.batch_source.path, config.s3_endpoint).user_id
+    view = _require_complete(store.feast, version)
+    users = read_parquet(view.batch_source.path, store.config.s3_endpoint).user_id
     probe = sorted(set(users.iloc[:sample]) | set(users.iloc[-sample:]))
-    return bool(read(store, probe, version=version).model_version.isna().any())
+    return bool(read(store.feast, probe, version=version).model_version.isna().any())
 
 
-def restore(config: StoreConfig, version: str, progress: bool = True) -> dict:
+def restore(store: OpenedStore, version: str, progress: bool = True) -> dict:
     """Rebuild a complete version's online rows from its offline parquet (after Redis lost them)."""
-    store = open_store(config)
-    view = _require_complete(store, version)
-    rows = read_parquet(view.batch_source.path, config.s3_endpoint)
-    _write_online(store, view.name, rows, f"restore {version}", progress)
+    view = _require_complete(store.feast, version)
+    rows = read_parquet(view.batch_source.path, store.config.s3_endpoint)
+    _write_online(store.feast, view.name, rows, f"restore {version}", progress)
     return {"version": version, "rows": len(rows)}
 
 
-def arm_version(store, arm: str) -> str | None:
-    service = _service(store, definitions.arm_service_name(arm))
+def arm_version(store: OpenedStore, arm: str) -> str | None:
+    return _arm_version(store.feast, arm)
+
+
+def _arm_version(feast, arm: str) -> str | None:
+    service = _service(feast, definitions.arm_service_name(arm))
     return None if service is None else service.tags["version"]
 
 
-def _arm_state(store, arm: str) -> tuple[list[str], list[dict]]:
+def _arm_state(feast, arm: str) -> tuple[list[str], list[dict]]:
     """The versions `arm` can roll back through (the last is read now) and its change log."""
-    service = _service(store, definitions.arm_service_name(arm))
+    service = _service(feast, definitions.arm_service_name(arm))
     if service is None:
         return [], []
     return json.loads(service.tags.get("stack", "[]")), json.loads(service.tags.get("log", "[]"))
@@ -208,40 +211,38 @@ def _actor() -> str:
     return os.environ.get("TRACKREC_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def _point(store, arm: str, version: str, stack: list[str], log: list[dict], action: str) -> dict:
-    view = _require_complete(store, version)
-    data_version = _version_service(store, version).tags.get("data_version", "unknown")
+def _point(feast, arm: str, version: str, stack: list[str], log: list[dict], action: str) -> dict:
+    view = _require_complete(feast, version)
+    data_version = _version_service(feast, version).tags.get("data_version", "unknown")
     entry = {"version": version, "action": action, "at": _now(), "by": _actor(), "data_version": data_version}
-    store.apply([definitions.arm_service(arm, view, stack, [*log, entry])])
+    feast.apply([definitions.arm_service(arm, view, stack, [*log, entry])])
     return {"arm": arm, "version": version, "previous": stack[-2] if len(stack) > 1 else None, "changed": True}
 
 
-def assign(config: StoreConfig, arm: str, version: str) -> dict:
+def assign(store: OpenedStore, arm: str, version: str) -> dict:
     """Point `arm` at a complete `version`; the versions it read before stay for rollback. Assigning
     the version it reads changes nothing."""
-    return _assign(open_store(config), arm, version)
+    return _assign(store.feast, arm, version)
 
 
-def _assign(store, arm: str, version: str, action: str = "assign") -> dict:
-    stack, log = _arm_state(store, arm)
+def _assign(feast, arm: str, version: str, action: str = "assign") -> dict:
+    stack, log = _arm_state(feast, arm)
     if stack and stack[-1] == version:
-        _require_complete(store, version)
+        _require_complete(feast, version)
         return {"arm": arm, "version": version, "previous": stack[-2] if len(stack) > 1 else None, "changed": False}
-    return _point(store, arm, version, [*stack, version], log, action)
+    return _point(feast, arm, version, [*stack, version], log, action)
 
 
-def promote(config: StoreConfig, source_arm: str = "candidate", target_arm: str = "control") -> dict:
-    store = open_store(config)
+def promote(store: OpenedStore, source_arm: str = "candidate", target_arm: str = "control") -> dict:
     version = arm_version(store, source_arm)
     if version is None:
         raise StoreError(f"arm {source_arm!r} reads no version; assign one first")
-    return _assign(store, target_arm, version, action=f"promote from {source_arm}")
+    return _assign(store.feast, target_arm, version, action=f"promote from {source_arm}")
 
 
-def rollback(config: StoreConfig, arm: str = "control", to: str | None = None) -> dict:
+def rollback(store: OpenedStore, arm: str = "control", to: str | None = None) -> dict:
     """Point `arm` back at the version it read before (or at `to`, one it read earlier)."""
-    store = open_store(config)
-    stack, log = _arm_state(store, arm)
+    stack, log = _arm_state(store.feast, arm)
     if to is None:
         if len(stack) < 2:
             raise StoreError(f"arm {arm!r} has no earlier version to roll back to")
@@ -250,46 +251,46 @@ def rollback(config: StoreConfig, arm: str = "control", to: str | None = None) -
         kept = stack[: len(stack) - 1 - stack[::-1].index(to, 1) + 1]
     else:
         raise StoreError(f"arm {arm!r} never read version {to!r} before: see `trackrec features history`")
-    return _point(store, arm, kept[-1], kept, log, "rollback")
+    return _point(store.feast, arm, kept[-1], kept, log, "rollback")
 
 
-def history(config: StoreConfig, arm: str) -> list[dict]:
+def history(store: OpenedStore, arm: str) -> list[dict]:
     """Every change of `arm`, oldest first: version, action, when, by whom, from which data version."""
-    store = open_store(config)
-    if _service(store, definitions.arm_service_name(arm)) is None:
+    if _service(store.feast, definitions.arm_service_name(arm)) is None:
         raise StoreError(f"arm {arm!r} reads no version")
-    return _arm_state(store, arm)[1]
+    return _arm_state(store.feast, arm)[1]
 
 
-def prune(config: StoreConfig, keep: int) -> list[str]:
+def prune(store: OpenedStore, keep: int) -> list[str]:
     """Delete all but the `keep` newest complete versions (view, service, online rows), never one an
     arm reads or can roll back to; returns the deleted versions."""
     if keep < 1:
         raise StoreError(f"keep: must be >= 1, got {keep}")
-    store = open_store(config)
-    services = [s for s in store.list_feature_services() if s.name == definitions.view_name(s.tags.get("version", "-"))]
+    feast = store.feast
+    services = [s for s in feast.list_feature_services() if s.name == definitions.view_name(s.tags.get("version", "-"))]
     protected = {
-        v for s in store.list_feature_services() if s.name.startswith("ctr_") for v in _arm_state(store, s.name[4:])[0]
+        v for s in feast.list_feature_services() if s.name.startswith("ctr_") for v in _arm_state(feast, s.name[4:])[0]
     }
     newest_first = sorted(services, key=lambda s: s.tags.get("published_at", ""), reverse=True)
     deleted = []
     for service in newest_first[keep:]:
         version = service.tags["version"]
         if version not in protected:
-            store.apply([], objects_to_delete=[service, store.get_feature_view(service.name)], partial=False)
+            feast.apply([], objects_to_delete=[service, feast.get_feature_view(service.name)], partial=False)
             deleted.append(version)
     return deleted
 
 
-def read(store, user_ids: list[int], version: str | None = None, arm: str = "control") -> pd.DataFrame:
-    """Online features of `user_ids` from `version`, or from what `arm` reads; missing users read None."""
+def read(feast, user_ids: list[int], version: str | None = None, arm: str = "control") -> pd.DataFrame:
+    """Online features of `user_ids` from `version`, or from what `arm` reads; missing users read
+    None. `feast`: a FeatureStore (a reader's `open_repo`, or an opened store's `.feast`)."""
     if version is not None:
-        service = _version_service(store, version)
+        service = _version_service(feast, version)
     else:
-        service = _service(store, definitions.arm_service_name(arm))
+        service = _service(feast, definitions.arm_service_name(arm))
         if service is None:
             raise StoreError(f"arm {arm!r} reads no version; assign one with `trackrec features assign`")
-    result = store.get_online_features(features=service, entity_rows=[{"user_id": int(u)} for u in user_ids])
+    result = feast.get_online_features(features=service, entity_rows=[{"user_id": int(u)} for u in user_ids])
     frame = pd.DataFrame(result.to_dict())
     frame["embedding"] = [None if v is None else np.asarray(v, dtype=np.float32) for v in frame.embedding]
     return frame

@@ -10,7 +10,7 @@ import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.features.config import FeaturesConfig
-from trackrec.features.store import StoreError, open_store
+from trackrec.features.store import OpenedStore, StoreError, open_store
 from trackrec.features.versions import (
     Guard,
     arm_version,
@@ -37,10 +37,9 @@ def _version_name(content: str, base: str | None) -> str:
     return "emb_" + digest[:12]
 
 
-def _base(config: FeaturesConfig, content: str) -> tuple[str | None, str | None]:
+def _base(store: OpenedStore, config: FeaturesConfig, content: str) -> tuple[str | None, str | None]:
     """(the version to carry the other users from, the version this table already became): a re-run
     finds the arm on the version it published from this same table and publishes nothing."""
-    store = open_store(config.store)
     current = arm_version(store, config.arm) if config.arm else None
     if current is None:
         raise StoreError(
@@ -68,22 +67,23 @@ def publish(
     work_begins()
     source = Path(embeddings_dir) / "embeddings.parquet"
     content = sha256_of(source)
-    base, became = _base(config, content) if partial else (None, None)
+    store = open_store(config.store)  # once: each opening checks Redis and S3 and rewrites the repo file
+    base, became = _base(store, config, content) if partial else (None, None)
     version = became or _version_name(content, base)
-    if is_published(config.store, version):
+    if is_published(store, version):
         summary = {"version": version, "already_published": True}
-        if online_missing(config.store, version):  # the registry says complete, Redis lost the rows
-            summary["restored"] = restore(config.store, version, progress=False)
+        if online_missing(store, version):  # the registry says complete, Redis lost the rows
+            summary["restored"] = restore(store, version, progress=False)
     else:
         guard = Guard(config.arm, config.max_drop, config.force) if config.arm else None
         table = pd.read_parquet(source)
         summary = publish_version(
-            table, version, config.store, base, str(source), data_version=data_version, guard=guard, content=content
+            table, version, store, base, str(source), data_version=data_version, guard=guard, content=content
         )
     if config.arm is not None:
-        summary["arm"] = assign(config.store, config.arm, version)
+        summary["arm"] = assign(store, config.arm, version)
     if config.keep_versions is not None:
-        summary["pruned"] = prune(config.store, config.keep_versions)
+        summary["pruned"] = prune(store, config.keep_versions)
     with atomic_dir(output) as tmp:
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
