@@ -82,9 +82,8 @@ def summarize(
     reccots: Output[Dataset],
 ):
     """G(T)'s RecCoT per user of one shard (only active users when active_within_days > 0);
-    `users`: {"users": how many (null: all), "seed": which}."""
-    import json
-
+    `users`: which users (trackrec.features.config.UserDraw)."""
+    from trackrec.features.config import UserDraw
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.llm_common import adapter_in
@@ -92,15 +91,15 @@ def summarize(
     from trackrec.stages.summarize import summarize as run
 
     config = section(LLMConfig, llm, "llm")
-    wanted = json.loads(users)
+    draw = section(UserDraw, users, "users")
     run(
         dataset.path,
         adapter_in(generator.path),
         config,
         reccots.path,
         config.iterations,
-        wanted["users"],
-        wanted["seed"],
+        draw.users,
+        draw.seed,
         shard=Shard(shard, shards),
         active_within_days=active_within_days,
     )

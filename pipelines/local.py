@@ -51,14 +51,16 @@ class TaskClock(logging.Filter):
         return True
 
 
-def run_local(config: RunConfig, shards: int = 1, active_within_days: int = 0) -> dict:
+def run_local(
+    config: RunConfig, run_dir: str | Path = "runs/local", shards: int = 1, active_within_days: int = 0
+) -> dict:
     """Run the whole pipeline; returns the CTR test metrics, the paths of the run's results and the
     tasks it ran with their seconds (`TaskClock`), also written to `<run_dir>/latest.json`. Artifacts
     land in `<run_dir>/artifacts/<run>/<task>/` (a task answered from the cache keeps the folder of
     the run that computed it), the cache in `<run_dir>/cache`."""
     if config.llm is not None:
         check_context(config.llm)  # before any task: a wrong model or budget fails in a second
-    run_dir = Path(config.run_dir).resolve()
+    run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     root = run_dir / "artifacts"
     local.init(

@@ -11,10 +11,7 @@ runner = CliRunner()
 
 def write_run_config(tmp_path, root, backbone="din"):
     path = tmp_path / "run.yaml"
-    path.write_text(
-        f"run_dir: {tmp_path / 'run'}\ndata:\n  root: {root}\n"
-        f"ctr:\n  backbone: {backbone}\n  train:\n    max_epochs: 2\n"
-    )
+    path.write_text(f"data:\n  root: {root}\nctr:\n  backbone: {backbone}\n  train:\n    max_epochs: 2\n")
     return path
 
 
@@ -44,7 +41,7 @@ def test_user_error_is_one_clear_line(tmp_path):
 def run_cli(config, run_dir) -> set[str]:
     """`trackrec run`; the tasks it executed."""
     before = local_runs(run_dir)
-    result = runner.invoke(app, ["run", "--config", str(config)])
+    result = runner.invoke(app, ["run", "--config", str(config), "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert "done: CTR test" in result.output
     executed = tasks_executed(run_dir, before)

@@ -17,13 +17,14 @@ def test_every_shipped_config_validates(path):
 def test_every_problem_is_listed_at_once(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(
-        "run_dir: 3\ndata:\n  history: some\n  colour: red\nctr:\n  backbone: dinn\n  train:\n    batch_size: big\n"
+        "data:\n  max_history: many\n  history: some\n  colour: red\n"
+        "ctr:\n  backbone: dinn\n  train:\n    batch_size: big\n"
     )
     with pytest.raises(ConfigError) as info:
         load_config(path, RunConfig)
     message = str(info.value)
     for expected in (
-        "run_dir: expected str, got 3",
+        "data.max_history: expected int, got 'many'",
         "data.history: 'some' is not one of ['full', 'liked']",
         "data.colour: unknown key",
         "ctr.train.batch_size: expected int, got 'big'",

@@ -25,6 +25,7 @@ app.add_typer(ctr_app, name="ctr")
 app.add_typer(features_app, name="features")
 console = Console()
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="YAML config")]
+RunDir = Annotated[Path, typer.Option("--run-dir", help="a local run's folder: artifacts, KFP's cache, latest.json")]
 StorePath = Annotated[Path, typer.Option("--store", help="feature store YAML (trackrec.features.store.StoreConfig)")]
 
 
@@ -92,6 +93,7 @@ def ctr_train(
 @user_errors
 def run(
     config: ConfigPath = Path("configs/local.yaml"),
+    run_dir: RunDir = Path("runs/local"),
     shards: Annotated[int, typer.Option(help="user shards of the inference stages (ParallelFor)")] = 1,
     active_within_days: Annotated[int, typer.Option(help="refresh only users active within K days; 0: all")] = 0,
 ):
@@ -102,7 +104,7 @@ def run(
     for name, value, minimum in (("shards", shards, 1), ("active-within-days", active_within_days, 0)):
         if value < minimum:
             raise TrackRecError(f"--{name}: must be >= {minimum}, got {value}")
-    result = run_local(load_config(config, RunConfig), shards, active_within_days)
+    result = run_local(load_config(config, RunConfig), run_dir, shards, active_within_days)
     console.print(task_table(result["tasks"]))
     for name, path in result["paths"].items():
         console.print(f"{name}: {path}")
@@ -355,7 +357,7 @@ def features_get(
 def features_score(
     user: Annotated[int, typer.Option(help="user id")],
     item: Annotated[int, typer.Option(help="candidate item id")],
-    run_dir: Annotated[Path, typer.Option("--run", help="a finished local run's folder")] = Path("runs/local"),
+    run_dir: RunDir = Path("runs/local"),
     repo: Annotated[Path, typer.Option(help="the Feast repo folder")] = Path("runs/local/feast"),
     arm: str = "control",
 ):

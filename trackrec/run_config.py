@@ -13,7 +13,7 @@ from trackrec.config import Config, config_from_dict, config_to_dict, field
 from trackrec.ctr.config import CTRConfig
 from trackrec.data.sources import DataConfig
 from trackrec.errors import ConfigError
-from trackrec.features.config import FeaturesConfig
+from trackrec.features.config import FeaturesConfig, UserDraw
 from trackrec.llm.config import LLMConfig
 from trackrec.reach import Reach
 from trackrec.reach import problems as reach_problems
@@ -27,7 +27,6 @@ SECTIONS = ("data", "llm", "users", "encoder", "features", "ctr")
 class RunConfig(Config):
     """The main job; `features` needs `llm` (the RecCoTs come from the loop's last G)."""
 
-    run_dir: str = field("runs/local", help="local runs: the folder that receives every artifact and the cache")
     data: DataConfig = field(factory=DataConfig, help="prepare_data stage")
     llm: LLMConfig | None = field(None, help="the RecCoT loop; none: data and CTR only")
     features: FeaturesConfig | None = field(
@@ -63,7 +62,7 @@ def split_sections(text: str, iterations: int, features: bool, reach: Reach | No
     if outside:
         raise ConfigError("config", outside + ["what a run may reach is set by the deployment's settings"])
     features = plain["features"] or {}
-    plain["users"] = {k: features[k] for k in ("users", "seed")} if features else None
+    plain["users"] = config_to_dict(UserDraw(config.features.users, config.features.seed)) if features else None
     plain["encoder"] = features.get("encoder")
     return {name: json.dumps(plain[name], sort_keys=True) for name in SECTIONS}
 

@@ -19,7 +19,6 @@ from trackrec.run_config import RunConfig
 
 def loop_config(tmp_path, data_root, model, teacher_url, **extra):
     raw = {
-        "run_dir": str(tmp_path / "run"),
         "data": {"root": str(data_root)},
         "llm": {
             "base": str(model),
@@ -35,11 +34,11 @@ def loop_config(tmp_path, data_root, model, teacher_url, **extra):
     return config_from_dict(RunConfig, raw)
 
 
-def run_tasks(config, **params) -> tuple[dict, set[str]]:
+def run_tasks(config, run_dir, **params) -> tuple[dict, set[str]]:
     """run_local's result and the tasks it executed."""
-    before = local_runs(config.run_dir)
-    result = run_local(config, **params)
-    return result, tasks_executed(config.run_dir, before)
+    before = local_runs(run_dir)
+    result = run_local(config, run_dir, **params)
+    return result, tasks_executed(run_dir, before)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def first_run(tmp_path_factory, tiny_lm_dir):
                 server.url,
                 features={"users": 5, "store": store},
             )
-            result, executed = run_tasks(config)
+            result, executed = run_tasks(config, folder / "run")
             yield {
                 "folder": folder,
                 "config": config,
@@ -135,7 +134,7 @@ def test_a_rerun_that_changes_only_the_arm_runs_only_the_config_split_and_publis
 
     config = first_run["config"]
     config.features.arm = "candidate"
-    assert run_tasks(config)[1] == {"split-config", "data-version", "publish"}
+    assert run_tasks(config, first_run["folder"] / "run")[1] == {"split-config", "data-version", "publish"}
     assert len(first_run["server"].requests) == 6
     (embeddings,) = (first_run["folder"] / "run" / "artifacts").glob(
         "*/for-loop-*/encode/embeddings/embeddings.parquet"
@@ -153,7 +152,8 @@ def grown(first_run):
     config = first_run["config"]
     config.features.arm, config.features.users = "control", None
     upload_dir(client(), write_collm(first_run["folder"] / "grown", collm_rows(n_users=16)), "s3://trackrec/data")
-    return {"config": config, "run": run_tasks(config)}
+    run_dir = first_run["folder"] / "run"
+    return {"config": config, "run_dir": run_dir, "run": run_tasks(config, run_dir)}
 
 
 def test_a_grown_log_is_prepared_again_and_its_new_users_published(grown):
@@ -166,7 +166,7 @@ def test_a_grown_log_is_prepared_again_and_its_new_users_published(grown):
     assert len(log) == 2 and log[0]["data_version"] != log[1]["data_version"]
     rows = read(open_repo(store.repo), list(range(1, 17)))
     assert rows.model_version.notna().all() and set(rows.model_version) == {log[1]["version"]}  # users 13-16 too
-    report = json.loads((latest_run(grown["config"].run_dir)["curves"].parent / "report" / "metrics.json").read_text())
+    report = json.loads((latest_run(grown["run_dir"])["curves"].parent / "report" / "metrics.json").read_text())
     assert {row["data_version"] for row in report} == {log[1]["data_version"]}  # the report names its data
 
 
@@ -174,7 +174,8 @@ def test_the_same_data_again_is_answered_from_the_cache(grown):
     from trackrec.features.store import open_store
     from trackrec.features.versions import history
 
-    assert run_tasks(grown["config"])[1] == {"data-version", "publish"}  # publish checks the store itself
+    executed = run_tasks(grown["config"], grown["run_dir"])[1]
+    assert executed == {"data-version", "publish"}  # publish checks the store itself
     assert len(history(open_store(grown["config"].features.store), "control")) == 2  # nothing new to read
 
 
@@ -191,7 +192,7 @@ def test_rollback_returns_the_arm_to_the_first_runs_version(grown):
 def test_missing_model_is_a_config_error_before_any_task(tmp_path, collm_root):
     config = loop_config(tmp_path, collm_root, tmp_path / "no-such-model", "http://127.0.0.1:9/v1")
     with pytest.raises(ConfigError, match="no-such-model.*is not a model folder"):
-        run_local(config)
+        run_local(config, tmp_path / "run")
     assert not (tmp_path / "run" / "artifacts").exists()
 
 
@@ -200,5 +201,5 @@ def test_budget_beyond_the_context_fails_before_any_task(tmp_path, collm_root, t
     config.llm.generation.history_tokens = 500  # + 8 new tokens fits the tiny model's 512; + 20 does not
     config.llm.generation.max_new_tokens = 20
     with pytest.raises(ConfigError, match="= 520 exceed the context of .* \\(512 tokens\\)"):
-        run_local(config)
+        run_local(config, tmp_path / "run")
     assert not (tmp_path / "run" / "artifacts").exists()

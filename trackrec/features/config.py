@@ -11,9 +11,18 @@ from trackrec.features.store import StoreConfig
 
 
 @dataclass
-class FeaturesConfig(Config):
+class UserDraw(Config):
+    """Which users get a RecCoT: the summarize stage's share of the features section."""
+
     users: int | None = field(None, help="users whose RecCoT G(T) writes (drawn at random); none: every user")
     seed: int = field(0, help="which users are drawn")
+
+    def problems(self) -> list[str]:
+        return self.at_least(1, "users") if self.users is not None else []
+
+
+@dataclass
+class FeaturesConfig(UserDraw):
     encoder: EncoderConfig = field(factory=EncoderConfig, help="encode stage")
     store: StoreConfig = field(factory=StoreConfig, help="Feast store the version is published to")
     arm: str | None = field("control", help="arm that reads the new version once it is complete; none: no arm")
@@ -24,7 +33,7 @@ class FeaturesConfig(Config):
     )
 
     def problems(self) -> list[str]:
-        problems = self.at_least(1, "users") if self.users is not None else []
+        problems = super().problems()
         problems += self.at_least(1, "keep_versions") if self.keep_versions is not None else []
         if not 0 <= self.max_drop <= 1:
             problems.append(f"max_drop: a share in [0, 1], got {self.max_drop}")
