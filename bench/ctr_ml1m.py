@@ -22,8 +22,10 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from trackrec.ctr.config import CTRConfig, TrainConfig  # noqa: E402
 from trackrec.ctr.registry import BACKBONES  # noqa: E402
-from trackrec.data.history import HistoryMode  # noqa: E402
-from trackrec.data.sources import DataConfig  # noqa: E402
+from trackrec.data.config import (
+    DataConfig,  # noqa: E402
+    HistoryMode,  # noqa: E402
+)
 from trackrec.stages.prepare_data import prepare_data  # noqa: E402
 from trackrec.stages.train_ctr import train_ctr  # noqa: E402
 

@@ -99,7 +99,7 @@ def stage_call(stage: str, work: Path, redis: str):
     """One stage on `work`'s files, as a call; imports only what that stage needs (its memory is
     its own, not another stage's libraries)."""
     if stage == "prepare_data":
-        from trackrec.data.sources import DataConfig
+        from trackrec.data.config import DataConfig
         from trackrec.stages.prepare_data import prepare_data
 
         log = str(work.parent / "log")

@@ -6,7 +6,7 @@ from kfp.dsl import Dataset, Input, Output
 def data_version(data: str) -> str:
     """The identity of the data the config reads (content hash, or S3's ETag and size): never cached,
     so a log that grew in place makes prepare_data run again."""
-    from trackrec.data.sources import DataConfig
+    from trackrec.data.config import DataConfig
     from trackrec.run_config import section
     from trackrec.stages.prepare_data import data_version as identify
 
@@ -16,7 +16,7 @@ def data_version(data: str) -> str:
 def prepare_data(data: str, data_version: str, dataset: Output[Dataset]):
     """Canonical train/valid/test samples and the item table (from local files or s3://), for the
     data version KFP's cache keys this task on."""
-    from trackrec.data.sources import DataConfig
+    from trackrec.data.config import DataConfig
     from trackrec.run_config import section
     from trackrec.stages.prepare_data import prepare_data as run
 

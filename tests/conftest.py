@@ -13,7 +13,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.synthetic import collm_rows, write_collm
-from trackrec.data.sources import DataConfig
+from trackrec.data.config import DataConfig
 from trackrec.stages.prepare_data import prepare_data
 
 

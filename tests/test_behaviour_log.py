@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from tests.synthetic import split_rows
-from trackrec.data.sources import DataConfig, build_dataset
+from trackrec.data.config import DataConfig
+from trackrec.data.sources import build_dataset
 from trackrec.errors import ConfigError, DataError
 
 

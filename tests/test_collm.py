@@ -5,9 +5,9 @@ import pytest
 
 from tests.synthetic import sample_rows, write_collm
 from trackrec.data.collm import collm_events, collm_stats, read_collm, split_file
+from trackrec.data.config import DataConfig, HistoryMode
 from trackrec.data.dataset import Dataset
-from trackrec.data.history import HistoryMode
-from trackrec.data.sources import DataConfig, build_dataset
+from trackrec.data.sources import build_dataset
 from trackrec.errors import DataError
 from trackrec.stages.prepare_data import prepare_data
 

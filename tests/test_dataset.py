@@ -7,8 +7,8 @@ import pytest
 import trackrec.data.dataset as dataset_module
 from tests.synthetic import collm_rows, split_rows, write_collm
 from trackrec.ctr.stream import SplitStream
+from trackrec.data.config import DataConfig
 from trackrec.data.dataset import Dataset
-from trackrec.data.sources import DataConfig
 from trackrec.stages.prepare_data import prepare_data
 from trackrec.stages.shards import Shard
 from trackrec.stages.summarize import cutoff_samples

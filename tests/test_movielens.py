@@ -1,7 +1,8 @@
 import pytest
 
 from tests.synthetic import split_rows
-from trackrec.data.sources import DataConfig, build_dataset
+from trackrec.data.config import DataConfig
+from trackrec.data.sources import build_dataset
 from trackrec.errors import DataError
 
 # 2000-04 anchors slot 0; then train (2001-06), valid (2002-04), test (2002-09), dropped (2003-02).

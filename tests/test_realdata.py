@@ -2,7 +2,7 @@
 
 from tests.synthetic import sample_rows
 from trackrec.data.collm import collm_events, collm_stats, read_collm
-from trackrec.data.history import HistoryMode
+from trackrec.data.config import HistoryMode
 
 
 def test_table1_counts(real_data):

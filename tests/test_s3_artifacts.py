@@ -73,8 +73,8 @@ def test_missing_credentials_are_named_before_any_transfer(server, tmp_path, mon
 
 
 def test_prepare_data_reads_its_source_from_s3_like_from_a_folder(s3, collm_root, tmp_path):
+    from trackrec.data.config import DataConfig
     from trackrec.data.dataset import Dataset
-    from trackrec.data.sources import DataConfig
     from trackrec.stages.prepare_data import prepare_data
 
     s3.create_bucket(Bucket="data")
@@ -87,7 +87,7 @@ def test_prepare_data_reads_its_source_from_s3_like_from_a_folder(s3, collm_root
 
 
 def test_missing_s3_credentials_are_named_before_any_transfer(monkeypatch, tmp_path):
-    from trackrec.data.sources import DataConfig
+    from trackrec.data.config import DataConfig
     from trackrec.stages.prepare_data import prepare_data
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):

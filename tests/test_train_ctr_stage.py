@@ -11,8 +11,8 @@ from trackrec.ctr.config import CTRConfig, TrainConfig
 from trackrec.ctr.features import FeatureSpec, item_side_tables, rows_to_batch
 from trackrec.ctr.registry import build_model
 from trackrec.ctr.train import predict
+from trackrec.data.config import DataConfig
 from trackrec.data.dataset import Dataset
-from trackrec.data.sources import DataConfig
 from trackrec.errors import ConfigError, DataError
 from trackrec.stages.prepare_data import prepare_data
 from trackrec.stages.train_ctr import load_user_vectors, train_ctr

@@ -67,7 +67,7 @@ def data_stats(
 @user_errors
 def data_prepare(config: ConfigPath, output: Annotated[Path, typer.Option(help="output folder")]):
     """Write canonical train/valid/test samples and the item table."""
-    from trackrec.data.sources import DataConfig
+    from trackrec.data.config import DataConfig
     from trackrec.stages.prepare_data import prepare_data
 
     dataset = prepare_data(load_config(config, DataConfig), output)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from trackrec.config import Config, config_from_dict, config_to_dict, field
 from trackrec.ctr.config import CTRConfig
-from trackrec.data.sources import DataConfig
+from trackrec.data.config import DataConfig
 from trackrec.errors import ConfigError
 from trackrec.features.config import FeaturesConfig, UserDraw
 from trackrec.llm.config import LLMConfig

@@ -11,20 +11,14 @@ as in CoLLM.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import numpy as np
 import pandas as pd
 
+from trackrec.data.config import HistoryMode
 from trackrec.data.schema import SPLITS
 from trackrec.errors import DataError
 
 EVENT_COLUMNS = ("user_id", "item_id", "label", "rating", "timestamp", "split")
-
-
-class HistoryMode(StrEnum):
-    FULL = "full"  # every earlier interaction, liked and disliked, with its label
-    LIKED = "liked"  # earlier liked items only (CoLLM's `his`)
 
 
 def user_starts(users: np.ndarray, source: str) -> np.ndarray:

@@ -1,64 +1,22 @@
-"""Which data a run reads (DataConfig) and how each source becomes a Dataset."""
+"""How each source of the data section (trackrec/data/config.py) becomes a Dataset."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 
-from trackrec.config import Config, config_to_dict, field
+from trackrec.config import config_to_dict
 from trackrec.data.behaviour_log import behaviour_log_events, read_behaviour_log
 from trackrec.data.collm import collm_events, read_collm
+from trackrec.data.config import DataConfig
 from trackrec.data.dataset import Dataset, load_id_maps
-from trackrec.data.history import HistoryMode, samples_from_events
+from trackrec.data.history import samples_from_events
 from trackrec.data.items import item_table
 from trackrec.data.movielens import ML1M_FOLDER, collm_recipe_events, read_movies, read_ratings
 from trackrec.data.schema import SPLITS
 from trackrec.errors import DataError
 from trackrec.paths import data_dir
-
-
-@dataclass
-class DataConfig(Config):
-    source: Literal["collm-ml1m", "ml1m-raw", "behaviour-log"] = field(
-        "collm-ml1m",
-        help="collm-ml1m: CoLLM's processed splits; ml1m-raw: rebuild them from ratings.dat; "
-        "behaviour-log: a production parquet log (see docs)",
-    )
-    root: str | None = field(None, help="data folder; default $TRACKREC_DATA_DIR or ../shared/data")
-    path: str | None = field(
-        None,
-        help="behaviour-log: a parquet file, a folder of parquet parts, or an s3:// prefix ending in / "
-        "(source: behaviour-log)",
-    )
-    history: HistoryMode = field(
-        HistoryMode.FULL, help="full: liked and disliked earlier items; liked: CoLLM's liked-only"
-    )
-    max_history: int = field(50, help="most recent history items kept per sample")
-    valid_start: str | None = field(None, help="behaviour-log: first day of the valid split (ISO date, UTC)")
-    test_start: str | None = field(None, help="behaviour-log: first day of the test split (ISO date, UTC)")
-    id_map: str | None = field(
-        None,
-        help="behaviour-log: folder (or s3:// prefix) of the raw->dense id maps that every run reads and "
-        "extends, so a user keeps its id (and its feature rows) across runs; none: ids from this log alone",
-    )
-
-    def problems(self) -> list[str]:
-        problems = self.at_least(1, "max_history")
-        if self.source == "behaviour-log":
-            for name in ("path", "valid_start", "test_start"):
-                if getattr(self, name) is None:
-                    problems.append(f"{name}: required when source is behaviour-log")
-            for name in ("valid_start", "test_start"):
-                value = getattr(self, name)
-                if value is not None:
-                    try:
-                        pd.Timestamp(value)
-                    except ValueError:
-                        problems.append(f"{name}: {value!r} is not an ISO date")
-        return problems
 
 
 def _day_start(value: str) -> int:

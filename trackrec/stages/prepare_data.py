@@ -7,9 +7,10 @@ import tempfile
 from pathlib import Path
 
 from trackrec.atomic import atomic_dir
+from trackrec.data.config import DataConfig
 from trackrec.data.dataset import Dataset, save_id_maps
 from trackrec.data.identity import data_identity
-from trackrec.data.sources import DataConfig, build_dataset
+from trackrec.data.sources import build_dataset
 from trackrec.paths import data_dir
 from trackrec.timing import work_begins
 
