@@ -20,8 +20,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from trackrec.ctr.config import CTRConfig, TrainConfig  # noqa: E402
-from trackrec.ctr.registry import BACKBONES  # noqa: E402
+from trackrec.ctr.config import (  # noqa: E402
+    BACKBONES,  # noqa: E402
+    CTRConfig,
+    TrainConfig,
+)
 from trackrec.data.config import (
     DataConfig,  # noqa: E402
     HistoryMode,  # noqa: E402
