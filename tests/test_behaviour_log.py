@@ -188,3 +188,19 @@ def test_only_the_log_columns_we_use_are_read(log_path, tmp_path):
     pq.write_table(table, tmp_path / "wide.parquet")
     dataset = build_dataset(config(tmp_path / "wide.parquet"))
     pd.testing.assert_frame_equal(dataset.tables["samples"], build_dataset(config(log_path)).tables["samples"])
+
+
+def test_a_csv_log_prepares_the_same_dataset_as_its_parquet(log_path, tmp_path):
+    """The CSV source (a file of the same columns, timestamps as Unix seconds; no list column)."""
+    log = pd.read_parquet(log_path).drop(columns="genres")
+    log["timestamp"] = log.timestamp.astype("int64") // 10**9
+    log.to_csv(tmp_path / "log.csv", index=False)
+    log.to_parquet(tmp_path / "log.parquet")
+    from_csv = build_dataset(config(tmp_path / "log.csv", source="behaviour-log-csv"))
+    from_parquet = build_dataset(config(tmp_path / "log.parquet"))
+    for name in ("samples", "history"):
+        pd.testing.assert_frame_equal(from_csv.tables[name], from_parquet.tables[name])
+    pd.testing.assert_frame_equal(from_csv.items, from_parquet.items)
+    with pytest.raises(DataError, match="missing column 'label'"):
+        log.drop(columns="label").to_csv(tmp_path / "bad.csv", index=False)
+        build_dataset(config(tmp_path / "bad.csv", source="behaviour-log-csv"))

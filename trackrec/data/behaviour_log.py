@@ -99,7 +99,11 @@ def read_behaviour_log(path: Path) -> pd.DataFrame:
     source = str(path)
     if not Path(path).exists():
         raise DataError(source, "file or folder not found")
-    log = _read_parquet(Path(path), source)
+    return check_log(_read_parquet(Path(path), source), source)
+
+
+def check_log(log: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A log read from any file format, checked the same way."""
     require_columns(log, REQUIRED_COLUMNS, source)
     if log.empty:
         raise DataError(source, "no events")

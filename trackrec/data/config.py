@@ -17,10 +17,10 @@ class HistoryMode(StrEnum):
 
 @dataclass
 class DataConfig(Config):
-    source: Literal["collm-ml1m", "ml1m-raw", "behaviour-log"] = field(
+    source: Literal["collm-ml1m", "ml1m-raw", "behaviour-log", "behaviour-log-csv"] = field(
         "collm-ml1m",
         help="collm-ml1m: CoLLM's processed splits; ml1m-raw: rebuild them from ratings.dat; "
-        "behaviour-log: a production parquet log (see docs)",
+        "behaviour-log: a production parquet log (see docs/data.md); behaviour-log-csv: the same columns in one CSV",
     )
     root: str | None = field(None, help="data folder; default $TRACKREC_DATA_DIR or ../shared/data")
     path: str | None = field(
@@ -44,7 +44,7 @@ class DataConfig(Config):
         import pandas as pd  # only to read the split dates
 
         problems = self.at_least(1, "max_history")
-        if self.source == "behaviour-log":
+        if self.reads_log:
             for name in ("path", "valid_start", "test_start"):
                 if getattr(self, name) is None:
                     problems.append(f"{name}: required when source is behaviour-log")
@@ -56,3 +56,8 @@ class DataConfig(Config):
                     except ValueError:
                         problems.append(f"{name}: {value!r} is not an ISO date")
         return problems
+
+    @property
+    def reads_log(self) -> bool:
+        """A behaviour log at `path` (split by the dates), not a MovieLens folder under `root`."""
+        return self.source in ("behaviour-log", "behaviour-log-csv")

@@ -10,6 +10,7 @@ from trackrec.config import config_to_dict
 from trackrec.data.behaviour_log import behaviour_log_events, read_behaviour_log
 from trackrec.data.collm import collm_events, read_collm
 from trackrec.data.config import DataConfig
+from trackrec.data.csv_log import read_csv_log
 from trackrec.data.dataset import Dataset, load_id_maps
 from trackrec.data.history import samples_from_events
 from trackrec.data.items import item_table
@@ -38,7 +39,8 @@ def build_dataset(config: DataConfig) -> Dataset:
         events = collm_recipe_events(read_ratings(root / ML1M_FOLDER / "ratings.dat"), movies)
         items = item_table(events, movies.rename(columns={"movie_id": "raw_item_id"}), on="raw_item_id")
     else:
-        log = read_behaviour_log(Path(config.path))
+        reader = read_csv_log if config.source == "behaviour-log-csv" else read_behaviour_log
+        log = reader(Path(config.path))
         known = load_id_maps(Path(config.id_map)) if config.id_map else {}
         events, item_rows, id_maps = behaviour_log_events(
             log, _day_start(config.valid_start), _day_start(config.test_start), known

@@ -57,7 +57,7 @@ def _keep_id_maps(dataset: Dataset, destination: str) -> None:
 
 def data_version(config: DataConfig) -> str:
     """The identity of the data `config` reads (the log, or the source's folder), by content."""
-    if config.source == "behaviour-log":
+    if config.reads_log:
         return data_identity([config.path])
     root = config.root or str(data_dir(None))
     return data_identity([root if not _remote(root) else root.rstrip("/") + "/"])
