@@ -1,8 +1,8 @@
 import pytest
 from trl import SFTConfig, SFTTrainer
 
+from trackrec.llm import chat
 from trackrec.llm.hf_engine import answer_token_ids
-from trackrec.llm.sdpo_trainer import chat_prompt_ids
 from trackrec.llm.training import sft_dataset
 
 
@@ -22,7 +22,7 @@ def test_rectune_rows_put_the_loss_on_the_answer_token_only(tiny_lm, tmp_path):
 def test_distillation_rows_train_on_the_reccot_and_eos(tiny_lm):
     _, tokenizer = tiny_lm
     rows = sft_dataset(tokenizer, ["Summarise"], ["The user likes Action"], answer_only=False)
-    prompt = chat_prompt_ids(tokenizer, "Summarise")
+    prompt = chat.prompt_ids(tokenizer, "Summarise")
     assert rows[0]["input_ids"][: len(prompt)] == prompt and rows[0]["input_ids"][-1] == tokenizer.eos_token_id
     assert rows[0]["completion_mask"] == [0] * len(prompt) + [1] * (len(rows[0]["input_ids"]) - len(prompt))
 

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from trackrec.errors import DataError
+from trackrec.llm import chat
 from trackrec.llm.engine import Completion
 
 ANSWER_WORDS = ("Yes", "No")
@@ -52,8 +53,7 @@ class HFEngine:
 
     def render(self, prompts: Sequence[str]) -> list[str]:
         """Each prompt as one user turn through the chat template, the assistant turn opened."""
-        template = self.tokenizer.apply_chat_template
-        return [template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
+        return [chat.render(self.tokenizer, p) for p in prompts]
 
     def _check_context(self, longest: int, new_tokens: int) -> None:
         if self.context is not None and longest + new_tokens > self.context:

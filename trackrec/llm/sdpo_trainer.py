@@ -24,19 +24,14 @@ from transformers.data.data_collator import DataCollatorMixin
 from trl import DPOTrainer
 from trl.trainer.dpo_trainer import use_adapter
 
+from trackrec.llm import chat
 from trackrec.llm.sdpo_loss import sdpo_loss
-
-
-def chat_prompt_ids(tokenizer, prompt: str) -> list[int]:
-    """The prompt as one user turn through the chat template, the assistant turn opened."""
-    turn = [{"role": "user", "content": prompt}]
-    return list(tokenizer.apply_chat_template(turn, tokenize=True, add_generation_prompt=True, return_dict=False))
 
 
 def tokenize_preference(example: dict, tokenizer) -> dict:
     """Chat-templated prompt ids, and completion ids ending in the tokenizer's eos where the completion
     finished (optional columns chosen_finished / rejected_finished; a text cut at max_new_tokens gets none)."""
-    prompt_ids = chat_prompt_ids(tokenizer, example["prompt"])
+    prompt_ids = chat.prompt_ids(tokenizer, example["prompt"])
     rejected_finished = example.get("rejected_finished") or [True] * len(example["rejected"])
 
     def completion(text: str, finished: bool) -> list[int]:

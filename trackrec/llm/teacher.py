@@ -25,6 +25,7 @@ from urllib3.util.retry import Retry
 
 from trackrec.atomic import atomic_file
 from trackrec.errors import TrackRecError
+from trackrec.llm import chat
 from trackrec.llm.base_model import cache_root
 from trackrec.llm.config import TeacherConfig
 
@@ -81,7 +82,7 @@ class OpenAITeacher:
     def _ask(self, index: int, prompt: str) -> str:
         body = {
             "model": self.config.model,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": chat.user_turn(prompt),
             "max_tokens": self.config.max_tokens,
             "temperature": self.config.temperature,
         }

@@ -19,9 +19,10 @@ import torch
 from datasets import Dataset
 from trl import DPOConfig, SFTConfig, SFTTrainer
 
+from trackrec.llm import chat
 from trackrec.llm.config import TrainingConfig
 from trackrec.llm.hf_engine import answer_token_ids
-from trackrec.llm.sdpo_trainer import SDPOTrainer, chat_prompt_ids
+from trackrec.llm.sdpo_trainer import SDPOTrainer
 
 
 def _hardware_args(config: TrainingConfig, workdir: str) -> dict:
@@ -53,7 +54,7 @@ def sft_dataset(tokenizer, prompts: Sequence[str], completions: Sequence[str], a
     answer_ids = dict(zip(("Yes", "No"), answer_token_ids(tokenizer), strict=True))
     rows = {"input_ids": [], "completion_mask": []}
     for prompt, completion in zip(prompts, completions, strict=True):
-        prompt_ids = chat_prompt_ids(tokenizer, prompt)
+        prompt_ids = chat.prompt_ids(tokenizer, prompt)
         if answer_only:
             completion_ids = [answer_ids[completion]]
         else:

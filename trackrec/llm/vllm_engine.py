@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from trackrec.cpus import available_cpus
+from trackrec.llm import chat
 from trackrec.llm.config import VLLMConfig
 from trackrec.llm.engine import Completion
 from trackrec.llm.hf_engine import answer_token_ids
-from trackrec.llm.sdpo_trainer import chat_prompt_ids
 
 
 def cpu_engine_settings(config: VLLMConfig) -> dict:
@@ -62,7 +62,7 @@ class VLLMEngine:
         self.lora = None if adapter is None else LoRARequest("adapter", 1, str(adapter))
 
     def _prompts(self, prompts: Sequence[str]) -> list[dict]:
-        return [{"prompt_token_ids": chat_prompt_ids(self.tokenizer, p)} for p in prompts]
+        return [{"prompt_token_ids": chat.prompt_ids(self.tokenizer, p)} for p in prompts]
 
     def _generate(self, prompts: Sequence[str], params) -> list:
         return self.llm.generate(self._prompts(prompts), params, lora_request=self.lora, use_tqdm=True)
