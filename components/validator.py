@@ -65,9 +65,10 @@ def evaluate(
 
     from components.metrics import log_metrics
     from trackrec.llm.config import LLMConfig
-    from trackrec.llm.report import loop_rows, write_report
+    from trackrec.llm.report import write_report
     from trackrec.run_config import section
     from trackrec.stages.evaluate import evaluate as run
+    from trackrec.stages.evaluate import loop_rows
     from trackrec.stages.llm_common import adapter_in
 
     folder = Path(report.path)

@@ -29,6 +29,9 @@ CURVES = (
 BANDS = {"auc": "auc", "reward_fixed_v": "reward_fixed_v"}  # curve -> the prefix of its interval's keys
 
 
+ROWS = "metrics.json"  # the report's rows, one per iteration: what the next evaluate task extends
+
+
 def _figure(rows: list[dict]) -> str:
     figure, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
     for ax, (title, keys) in zip(axes, CURVES, strict=True):
@@ -80,9 +83,9 @@ def caveats(rows: list[dict]) -> list[str]:
 
 
 def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec loop") -> Path:
-    """metrics.json and report.html in `folder`; `rows` are one dict per iteration (key 'iteration')."""
+    """ROWS (metrics.json) and report.html in `folder`; `rows` are one dict per iteration (key 'iteration')."""
     folder = Path(folder)
-    with atomic_file(folder / "metrics.json") as tmp:
+    with atomic_file(folder / ROWS) as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
     notes = "".join(f"<p><b>Caveat.</b> {html.escape(note)}</p>" for note in caveats(rows))
     page = (
@@ -101,14 +104,3 @@ def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec lo
     with atomic_file(folder / "report.html") as tmp:
         tmp.write_text(page)
     return folder / "report.html"
-
-
-def loop_rows(previous_report: str | Path | None, iteration: int, metrics: dict, scored: str | Path | None) -> list:
-    """The report's rows so far: the previous iteration's rows plus this one (with the sampled
-    rewards of its scoring round, when it had one)."""
-    rows = [] if previous_report is None else json.loads((Path(previous_report) / "metrics.json").read_text())
-    row = {"iteration": iteration, **metrics}
-    if scored is not None:
-        stats = json.loads((Path(scored) / "stats.json").read_text())
-        row |= {"sampled_mean_reward": stats["mean_reward"], "sampled_chosen_reward": stats["mean_chosen_reward"]}
-    return rows + [row]

@@ -13,9 +13,11 @@ from trackrec.errors import DataError
 from trackrec.intervals import auc_of, bootstrap, like_rate, mean_of
 from trackrec.llm.adapters import load_tokenizer
 from trackrec.llm.config import LLMConfig
+from trackrec.llm.report import ROWS
 from trackrec.llm.reward import reward
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import read_samples, validator_probs, write_json
+from trackrec.stages.score import scoring_stats
 
 
 def data_version_of(samples_dir: str | Path) -> str | None:
@@ -70,3 +72,14 @@ def evaluate(
     with atomic_dir(output) as tmp:
         write_json(tmp / "metrics.json", metrics)
     return metrics
+
+
+def loop_rows(previous_report: str | Path | None, iteration: int, metrics: dict, scored: str | Path | None) -> list:
+    """The loop report's rows so far: the previous evaluate task's rows plus this one (with the sampled
+    rewards of its scoring round, when it had one)."""
+    rows = [] if previous_report is None else json.loads((Path(previous_report) / ROWS).read_text())
+    row = {"iteration": iteration, **metrics}
+    if scored is not None:
+        stats = scoring_stats(scored)
+        row |= {"sampled_mean_reward": stats["mean_reward"], "sampled_chosen_reward": stats["mean_chosen_reward"]}
+    return rows + [row]

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from trackrec.atomic import atomic_dir
 from trackrec.errors import DataError
 from trackrec.stages.llm_common import write_json
-from trackrec.stages.score import score_stats
+from trackrec.stages.score import STATS, score_stats
 from trackrec.timing import work_begins
 
 
@@ -74,5 +74,5 @@ def gather(parts: list[str | Path], output: str | Path) -> dict[str, int]:
             write_json(tmp / "meta.json", merged_meta([json.loads((p / "meta.json").read_text()) for p in parts]))
         if "rewards.parquet" in names:
             rewards = pd.read_parquet(tmp / "rewards.parquet").rewards
-            write_json(tmp / "stats.json", score_stats(np.stack(rewards.to_list()), counts["preferences.parquet"]))
+            write_json(tmp / STATS, score_stats(np.stack(rewards.to_list()), counts["preferences.parquet"]))
     return counts

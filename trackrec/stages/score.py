@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from trackrec.stages.llm_common import alignment_samples, validator_probs, write
 from trackrec.stages.shards import WHOLE, Shard
 
 TIE = 1e-6  # rewards closer than this are equal
+STATS = "stats.json"  # a scoring round's summary (`score_stats`)
 
 
 def score(
@@ -53,7 +55,7 @@ def score(
     with atomic_dir(output) as tmp:
         table.to_parquet(tmp / "preferences.parquet")
         pd.DataFrame({"rewards": list(map(list, rewards))}, index=frame.index).to_parquet(tmp / "rewards.parquet")
-        write_json(tmp / "stats.json", stats)
+        write_json(tmp / STATS, stats)
     return stats
 
 
@@ -71,6 +73,11 @@ def preference_table(prefs: list, rewards, index: pd.Index) -> pd.DataFrame:
         },
         index=index,
     )
+
+
+def scoring_stats(scored_dir: str | Path) -> dict:
+    """What a scoring round wrote of itself (`score_stats`)."""
+    return json.loads((Path(scored_dir) / STATS).read_text())
 
 
 def score_stats(rewards: np.ndarray, preferences: int) -> dict:
