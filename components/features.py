@@ -31,18 +31,16 @@ def train_ctr(
 ):
     """One CTR backbone, with the RecCoT vectors through its connector when they are given."""
     import dataclasses
-    import json
-    from pathlib import Path
 
     from components.metrics import log_metrics
     from trackrec.ctr.config import CTRConfig
     from trackrec.run_config import section
+    from trackrec.stages.encode import vector_size, vectors_in
     from trackrec.stages.train_ctr import train_ctr as run
 
     config = section(CTRConfig, ctr, "ctr")
     if embeddings is not None:
-        dim = json.loads((Path(embeddings.path) / "meta.json").read_text())["dim"]
-        vectors = str(Path(embeddings.path) / "embeddings.parquet")
-        config = dataclasses.replace(config, user_vectors=vectors, dense_dim=dim)
+        vectors, dim = vectors_in(embeddings.path), vector_size(embeddings.path)
+        config = dataclasses.replace(config, user_vectors=str(vectors), dense_dim=dim)
     result = run(dataset.path, config, model.path)
     log_metrics(metrics, result["test"])

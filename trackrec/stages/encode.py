@@ -24,6 +24,7 @@ from trackrec.timing import work_begins
 
 COLUMNS = ("user_id", "reccot", "iteration")
 CHUNK = 16_384  # RecCoTs encoded and written per step
+VECTORS, META = "embeddings.parquet", "meta.json"  # what encode writes: the table and its encoder, dim
 
 
 def _source(reccots_dir: str | Path) -> pq.ParquetFile:
@@ -40,6 +41,16 @@ def _source(reccots_dir: str | Path) -> pq.ParquetFile:
     return handle
 
 
+def vectors_in(output: str | Path) -> Path:
+    """The table an encode stage wrote into `output`."""
+    return Path(output) / VECTORS
+
+
+def vector_size(output: str | Path) -> int:
+    """The size of the vectors an encode stage wrote into `output` (its meta.json)."""
+    return int(json.loads((Path(output) / META).read_text())["dim"])
+
+
 def encode(
     reccots_dir: str | Path, config: EncoderConfig, output: str | Path, progress: bool = True, shard: Shard = WHOLE
 ) -> dict:
@@ -53,7 +64,7 @@ def encode(
     bar = tqdm(total=handle.metadata.num_rows, desc="encode", unit="RecCoT", disable=not progress, leave=False)
     with atomic_dir(output) as tmp:
         empty = _table(pd.DataFrame({c: [] for c in COLUMNS}), np.zeros((0, encoder.dim), np.float32), config.model)
-        with pq.ParquetWriter(tmp / "embeddings.parquet", empty.schema) as writer:
+        with pq.ParquetWriter(tmp / VECTORS, empty.schema) as writer:
             for batch in handle.iter_batches(batch_size=CHUNK, columns=list(COLUMNS)):
                 bar.update(batch.num_rows)
                 chunk = batch.to_pandas()
@@ -65,7 +76,7 @@ def encode(
                 )
                 count += len(chunk)
         meta = {"encoder": config.model, "dim": encoder.dim, "users": count}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        (tmp / META).write_text(json.dumps(meta, indent=2))
     bar.close()
     return meta
 

@@ -23,13 +23,14 @@ from trackrec.features.versions import (
 )
 from trackrec.features.versions import publish as publish_version
 from trackrec.hashing import sha256_of
+from trackrec.stages.encode import vectors_in
 from trackrec.timing import work_begins
 
 
 def content_version(embeddings_dir: str | Path, base: str | None = None) -> str:
     """The version name of an embeddings table (and, for an incremental publish, of the version its
     other users are carried from): new whenever either changes, the same on a re-run."""
-    return _version_name(sha256_of(Path(embeddings_dir) / "embeddings.parquet"), base)
+    return _version_name(sha256_of(vectors_in(embeddings_dir)), base)
 
 
 def _version_name(content: str, base: str | None) -> str:
@@ -65,7 +66,7 @@ def publish(
     partial: the table holds only some users (the active ones); the others' rows are carried over
     from the version the arm reads now, which must exist."""
     work_begins()
-    source = Path(embeddings_dir) / "embeddings.parquet"
+    source = vectors_in(embeddings_dir)
     content = sha256_of(source)
     store = open_store(config.store)  # once: each opening checks Redis and S3 and rewrites the repo file
     base, became = _base(store, config, content) if partial else (None, None)
