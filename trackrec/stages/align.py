@@ -10,9 +10,9 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.llm.adapters import load_model, load_tokenizer
 from trackrec.llm.config import LLMConfig
-from trackrec.llm.distributed import is_main_process, save_adapter
+from trackrec.llm.distributed import is_main_process
 from trackrec.llm.training import align as train_sdpo
-from trackrec.stages.llm_common import adapter_in, write_json
+from trackrec.stages.llm_common import adapter_in, write_json, write_trained
 from trackrec.timing import work_begins
 
 
@@ -31,11 +31,4 @@ def align(scored_dir: str | Path, generator: str | Path, llm: LLMConfig, output:
         return []
     model = load_model(llm.base, generator, trainable=True)
     work_begins()
-    history = train_sdpo(model, load_tokenizer(llm.base), rows, llm.align_train, llm.beta)
-    if not is_main_process():  # the other ranks only help rank 0 gather the adapter
-        save_adapter(model, None)
-        return history
-    with atomic_dir(output) as tmp:
-        save_adapter(model, adapter_in(tmp))
-        write_json(tmp / "log.json", history)
-    return history
+    return write_trained(model, train_sdpo(model, load_tokenizer(llm.base), rows, llm.align_train, llm.beta), output)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from trackrec.atomic import atomic_dir
 from trackrec.errors import DataError
 from trackrec.llm.config import LLMConfig
+from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.engine import Engine
 from trackrec.llm.records import PromptBuilder
 from trackrec.stages.shards import WHOLE, Shard
@@ -20,6 +22,18 @@ ADAPTER = "adapter"  # where distill, align and rectune put G's or V's LoRA adap
 def adapter_in(output: str | Path) -> Path:
     """The adapter a training stage wrote into its output folder."""
     return Path(output) / ADAPTER
+
+
+def write_trained(model, history: list[dict], output: str | Path) -> list[dict]:
+    """Rank 0 writes a trained adapter and trl's log into `output`; the other ranks only help it
+    gather an adapter that DeepSpeed ZeRO-3 sharded across them."""
+    if not is_main_process():
+        save_adapter(model, None)
+        return history
+    with atomic_dir(output) as tmp:
+        save_adapter(model, adapter_in(tmp))
+        write_json(tmp / "log.json", history)
+    return history
 
 
 def read_samples(samples_dir: str | Path, split: str, shard: Shard = WHOLE) -> pd.DataFrame:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trackrec.atomic import atomic_dir
 from trackrec.llm.adapters import load_model, load_tokenizer
 from trackrec.llm.config import LLMConfig
-from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.training import sft, sft_dataset
 from trackrec.stages.greedy import read_reccots
-from trackrec.stages.llm_common import adapter_in, prompt_builder, read_samples, write_json
+from trackrec.stages.llm_common import prompt_builder, read_samples, write_trained
 from trackrec.timing import work_begins
 
 
@@ -25,10 +23,4 @@ def rectune(
     model = load_model(llm.base, validator, lora=llm.lora, trainable=True)
     work_begins()
     history = sft(model, tokenizer, sft_dataset(tokenizer, prompts, answers, answer_only=True), llm.rectune_train)
-    if not is_main_process():  # the other ranks only help rank 0 gather the adapter
-        save_adapter(model, None)
-        return history
-    with atomic_dir(output) as tmp:
-        save_adapter(model, adapter_in(tmp))
-        write_json(tmp / "log.json", history)
-    return history
+    return write_trained(model, history, output)
