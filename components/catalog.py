@@ -1,4 +1,4 @@
-"""The stage catalog: each stage's component and the image that runs it.
+"""The stage table: what each stage is (its component, image, pool, sharding, TrainJob), in one place.
 
 KFP ships a component's source in the pipeline YAML and runs it in its image, so each wrapper
 imports what it needs inside its body. `build(images)` makes the components for a set of images

@@ -23,7 +23,6 @@ def sample(
     sampled: Output[Dataset],
 ):
     """N RecCoTs per train sample of one user shard from G(t-1)."""
-
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.llm_common import adapter_in
@@ -47,7 +46,6 @@ def align(
 ):
     """G(t): S-DPO of G(t-1) on the scored preferences (one process per GPU of the pod, or a
     TrainJob over `nodes` when the settings ask for several)."""
-
     from trackrec.stages.launch import run_training_stage
     from trackrec.stages.llm_common import adapter_in
 
@@ -60,7 +58,6 @@ def greedy(
     samples: Input[Dataset], generator: Input[Model], llm: str, shard: int, shards: int, reccots: Output[Dataset]
 ):
     """One greedy RecCoT per train and eval sample of one user shard from G(t)."""
-
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.greedy import greedy as run

@@ -13,7 +13,6 @@ def score(
     scored: Output[Dataset],
 ):
     """V(t-1)'s reward for every sampled RecCoT of one user shard; the preferences."""
-
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.llm_common import adapter_in
@@ -36,7 +35,6 @@ def rectune(
 ):
     """V(t): SFT of V(t-1) (a fresh adapter at iteration 0) on the Rec prompt with G(t)'s RecCoTs
     (one process per GPU of the pod, or a TrainJob over `nodes` when the settings ask for several)."""
-
     from trackrec.stages.launch import run_training_stage
     from trackrec.stages.llm_common import adapter_in
 
