@@ -51,9 +51,7 @@ class TaskClock(logging.Filter):
         return True
 
 
-def run_local(
-    config: RunConfig, run_dir: str | Path = "runs/local", shards: int = 1, active_within_days: int = 0
-) -> dict:
+def run_local(config: RunConfig, run_dir: str | Path, shards: int = 1, active_within_days: int = 0) -> dict:
     """Run the whole pipeline; returns the CTR test metrics, the paths of the run's results and the
     tasks it ran with their seconds (`TaskClock`), also written to `<run_dir>/latest.json`. Artifacts
     land in `<run_dir>/artifacts/<run>/<task>/` (a task answered from the cache keeps the folder of
