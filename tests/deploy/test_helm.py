@@ -218,3 +218,21 @@ def test_multi_node_training_values_reach_the_settings_the_runner_role_and_the_t
         for r in single[("Role", "kubeflow", "trackrec-pipeline-runner")]["rules"]
     )
     assert ("NetworkPolicy", "kubeflow", "trackrec-trainjob-egress") not in single
+
+
+@pytest.mark.parametrize("values", [None, PROD], ids=["default", "prod"])
+def test_the_feature_servers_store_file_is_the_one_a_publisher_writes(values):
+    """The chart's feature_store.yaml and trackrec's own (features/store.py: repo_yaml) describe the
+    same store, so the feature server reads what the publish stage wrote."""
+    from trackrec.features.store import StoreConfig, repo_yaml
+
+    manifests = manifests_of(values)
+    (configmap,) = [m for (kind, _, name), m in manifests.items() if (kind, name) == ("ConfigMap", "feast-repo")]
+    served = yaml.safe_load(configmap["data"]["feature_store.yaml"])
+    s3 = yaml.safe_load(open(f"{CHART}/values.yaml"))["s3"] | (values or {}).get("s3", {})
+    publisher = StoreConfig(
+        online="redis",
+        redis=served["online_store"]["connection_string"],
+        registry=f"s3://{s3['bucket']}/features/registry.db",
+    )
+    assert served == repo_yaml(publisher)
