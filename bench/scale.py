@@ -19,13 +19,13 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from servers import redis_server  # bench/, the script's own folder
 
 STAGES = ("prepare_data", "select_samples", "summarize_data", "encode", "publish", "train_ctr")
 FIXED_USERS, FIXED_ITEMS = 100_000, 10_000  # the second series: only the samples grow
@@ -172,30 +172,6 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-class Redis:
-    def __init__(self, folder: Path):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        binary = shutil.which("redis-server") or sys.exit("redis-server not found: run `make setup`")
-        args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                "--dir", str(folder)]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
 def measure(sizes: list[int], out: Path) -> dict:
     tiny_encoder(out / "tiny-encoder")
     results = {"sizes": []}
@@ -207,15 +183,12 @@ def measure(sizes: list[int], out: Path) -> dict:
         work = folder / "work"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        redis = Redis(work)
         stages = {}
-        try:
+        with redis_server(work) as redis:
             for stage in STAGES:
-                stages[stage] = run_child(stage, work, f"127.0.0.1:{redis.port}", f"{events:,} events")
+                stages[stage] = run_child(stage, work, redis, f"{events:,} events")
                 print(f"{events:>11,} events  {stage:<15} {stages[stage]['seconds']:8.1f} s "
                       f"{stages[stage]['peak_rss_mb']:8.0f} MB", flush=True)  # fmt: skip
-        finally:
-            redis.stop()
         meta = json.loads((work / "dataset" / "meta.json").read_text())
         results["sizes"].append({"events": events, "users": meta["n_users"] - 1, "stages": stages})
     results["fixed_users"] = [fixed_users_run(events, out) for events in sizes]
