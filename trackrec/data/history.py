@@ -18,8 +18,6 @@ from trackrec.data.config import HistoryMode
 from trackrec.data.schema import SPLITS
 from trackrec.errors import DataError
 
-EVENT_COLUMNS = ("user_id", "item_id", "label", "rating", "timestamp", "split")
-
 
 def user_starts(users: np.ndarray, source: str) -> np.ndarray:
     """Per row, the index of its user's first row; users must come in contiguous runs."""
