@@ -109,7 +109,7 @@ def publish(
         )
         rows = pd.concat([rows, kept[rows.columns]], ignore_index=True)
     if guard is not None:
-        _check_drop(feast, config, guard, rows.user_id)
+        _check_drop(store, guard, rows.user_id)
     killed = _view(feast, view_name)
     if killed is not None:
         feast.apply([], objects_to_delete=[killed], partial=False)
@@ -131,12 +131,12 @@ class Guard:
     force: bool = False
 
 
-def _check_drop(feast, config: StoreConfig, guard: Guard, user_ids: pd.Series) -> None:
-    current = _arm_version(feast, guard.arm)
+def _check_drop(store: OpenedStore, guard: Guard, user_ids: pd.Series) -> None:
+    current = arm_version(store, guard.arm)
     if current is None or guard.force:
         return
-    path = _require_complete(feast, current).batch_source.path
-    reading = pd.Index(read_parquet(path, config.s3_endpoint).user_id.unique())
+    path = _require_complete(store.feast, current).batch_source.path
+    reading = pd.Index(read_parquet(path, store.config.s3_endpoint).user_id.unique())
     dropped = reading.difference(pd.Index(user_ids.unique()))
     if len(dropped) > guard.max_drop * len(reading):
         raise StoreError(
@@ -189,11 +189,7 @@ def restore(store: OpenedStore, version: str, progress: bool = True) -> dict:
 
 
 def arm_version(store: OpenedStore, arm: str) -> str | None:
-    return _arm_version(store.feast, arm)
-
-
-def _arm_version(feast, arm: str) -> str | None:
-    service = _service(feast, definitions.arm_service_name(arm))
+    service = _service(store.feast, definitions.arm_service_name(arm))
     return None if service is None else service.tags["version"]
 
 
