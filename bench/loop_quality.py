@@ -12,6 +12,10 @@ E1_channel    V Rec-tuned with an empty summary, G0's RecCoT and the teacher's: 
 E2_alignment  one S-DPO round of G0 under that fixed V on `align-users` train users; the held-out
               greedy reward of G1 minus G0, judged by V and by a second V trained with another seed,
               against G1' aligned on shuffled rewards (the same data with the preference made random).
+E2_alignment_ctr  the same round with DPO4Rec's reward (`llm.reward: ctr`, best vs worst DPO): the
+              CTR judge (ctr.backbone) trained with G0's RecCoT of every user scores G0's samples; the
+              held-out gain of G1 over G0 under that judge and under a second judge trained with
+              another seed, against G1' aligned on shuffled rewards.
 E3_ctr        a RecCoT for every user at the training cut-off from the teacher, G0 and G1, encoded;
               each CTR backbone trained with none / random / teacher / G0 / G1 user vectors over
               several seeds; test AUC differences paired by seed, with a t-interval across seeds.
@@ -23,7 +27,8 @@ A run of some experiments (`--only`) keeps the others' objects already in result
 carries its own settings (machine, sizes, wall seconds).
 
 `--only E3 --adapters G0 G1` runs E3 alone with G0's and G1's LoRA adapters from an earlier run, e.g.
-E0-E2 on a GPU machine whose work folder is too large to bring back, and E3's CTR training here.
+E0-E2 on a GPU machine whose work folder is too large to bring back, and E3's CTR training here;
+`--only E2ctr --adapters G0` runs E2_alignment_ctr alone from G0.
 """
 
 from __future__ import annotations
@@ -51,10 +56,11 @@ from trackrec.features.encoder import EncoderConfig  # noqa: E402
 from trackrec.features.vectors import random_unit_vectors  # noqa: E402
 from trackrec.intervals import RESAMPLES, auc_difference, auc_of, bootstrap, like_rate, mean_of  # noqa: E402
 from trackrec.llm.adapters import load_tokenizer  # noqa: E402
-from trackrec.llm.reward import preference, reward  # noqa: E402
+from trackrec.llm.reward import PreferenceMode, preference, reward  # noqa: E402
 from trackrec.run_config import RunConfig  # noqa: E402
 from trackrec.stages.align import align  # noqa: E402
-from trackrec.stages.distill import distill, teacher_reccots  # noqa: E402
+from trackrec.stages.ctr_judge import judge_auc, judge_rewards, train_judge  # noqa: E402
+from trackrec.stages.distill import distill, teach, teacher_reccots  # noqa: E402
 from trackrec.stages.encode import encode  # noqa: E402
 from trackrec.stages.greedy import greedy, read_reccots  # noqa: E402
 from trackrec.stages.llm_common import adapter_in, prompt_builder, read_samples, validator_probs  # noqa: E402
@@ -142,7 +148,7 @@ def ctr_lift(work: Work, config, data: Path, samples: Path, generators: dict, ar
     encoder = config.features.encoder if config.features else EncoderConfig()
     reccots = {"teacher": work.step("e3-reccots-teacher", teacher_table)}
     for t, (name, generator) in enumerate(generators.items()):
-        reccots[name] = work.step(f"e3-reccots-{name}", lambda out, g=generator, t=t: summarize(data, g, llm, out, t))
+        reccots[name] = cutoff_reccots(work, data, name, generator, t)
     vectors = {
         name: work.step(f"e3-vectors-{name}", lambda out, r=folder: encode(r, encoder, out)) / "embeddings.parquet"
         for name, folder in reccots.items()
@@ -176,6 +182,56 @@ def ctr_lift(work: Work, config, data: Path, samples: Path, generators: dict, ar
                     rows[f"{name}_minus_{control}"] = seed_interval(differences)
         result[backbone] = rows
     return result
+
+
+def cutoff_reccots(work: Work, data: Path, name: str, generator: Path, iteration: int) -> Path:
+    """`generator`'s RecCoT of every user with a history at the training cut-off (summarize's table)."""
+    return work.step(f"e3-reccots-{name}", lambda out: summarize(data, generator, work.llm, out, iteration))
+
+
+def ctr_reward_alignment(work: Work, config, data: Path, samples: Path, g0: Path, args) -> dict:
+    """E2 with DPO4Rec's reward: one DPO round of G0 on the CTR judge's rewards of its samples, judged
+    on held-out users by that judge and by one trained with another seed."""
+    llm = dataclasses.replace(work.llm, reward="ctr", preference=PreferenceMode.DPO)
+    encoder = config.features.encoder if config.features else EncoderConfig()
+    table = pd.read_parquet(cutoff_reccots(work, data, "G0", g0, 0) / "reccots.parquet")
+    judges = {}
+    for seed in (0, 1):
+        ctr = dataclasses.replace(config.ctr, train=dataclasses.replace(config.ctr.train, seed=seed))
+        judges[seed] = work.step(f"judge-G0-seed{seed}", lambda out, c=ctr: train_judge(data, table, c, encoder, out))
+    align_samples = work.step("samples-align", lambda out: with_train_subset(samples, out, args.align_users))
+    eval_only = work.step("samples-eval-only", lambda out: with_train_subset(samples, out, 0))
+    sampled = work.step("sampled", lambda out: sample(align_samples, g0, llm, out, seed=llm.generation.seed))
+    scored = work.step(
+        "scored-ctr", lambda out: score(align_samples, sampled, None, llm, out, judge=judges[0], dataset_dir=data)
+    )
+    scored_shuffled = work.step("scored-ctr-shuffled", lambda out: shuffled_preferences(scored, sampled, llm, out, 2))
+    generators = {
+        "G0": g0,
+        "G1": adapter_in(work.step("g1-ctr", lambda out: align(scored, g0, llm, out))),
+        "G1 shuffled": adapter_in(work.step("g1-ctr-shuffled", lambda out: align(scored_shuffled, g0, llm, out))),
+    }
+    frame = read_samples(samples, "eval")
+    users = frame.user_id.to_numpy()
+    texts = {
+        name: read_reccots(
+            work.step(f"reccots-eval-{name.replace(' ', '-')}-ctr", lambda out, g=g: greedy(eval_only, g, llm, out)),
+            "eval",
+            frame,
+        )
+        for name, g in generators.items()
+    }
+    rows = {}
+    for seed, judge in judges.items():
+        rewards = {name: judge_rewards(judge, data, frame, reccots, False) for name, reccots in texts.items()}
+        suffix = "" if seed == 0 else "_second_judge"
+        rows[f"judge_test_auc{suffix}"] = {"estimate": judge_auc(judge), "ci_low": None, "ci_high": None}
+        rows[f"reward_G0{suffix}"] = bootstrap(mean_of(rewards["G0"]), users)
+        rows[f"gain{suffix}"] = bootstrap(mean_of(rewards["G1"] - rewards["G0"]), users)
+        rows[f"gain_minus_shuffled{suffix}"] = bootstrap(mean_of(rewards["G1"] - rewards["G1 shuffled"]), users)
+    preferences = len(pd.read_parquet(scored / "preferences.parquet"))
+    plot("E2_alignment_ctr", {k: v for k, v in rows.items() if k.startswith("gain")}, args.out, reference=0.0)
+    return rows | {"preferences": {"estimate": preferences, "ci_low": None, "ci_high": None}}
 
 
 def with_labels(samples: Path, folder: Path, labels: np.ndarray) -> None:
@@ -274,12 +330,8 @@ def print_results(results: dict, users: np.ndarray, out: Path) -> None:
     for experiment, rows in results.items():
         for measure, value in rows.items():
             if measure not in ("settings", "auc"):
-                table.add_row(
-                    experiment,
-                    measure,
-                    f"{value['estimate']:+.4f}",
-                    f"[{value['ci_low']:+.4f}, {value['ci_high']:+.4f}]",
-                )
+                interval = "" if value["ci_low"] is None else f"[{value['ci_low']:+.4f}, {value['ci_high']:+.4f}]"
+                table.add_row(experiment, measure, f"{value['estimate']:+.4f}", interval)
     Console().print(table)
     for experiment, rows in results.items():
         settings = rows["settings"]
@@ -294,8 +346,10 @@ def main() -> None:
     parser.add_argument("--eval-users", type=int, default=400, help="held-out users, at most (those not drawn)")
     parser.add_argument("--eval-per-user", type=int, default=5, help="latest test samples per held-out user")
     parser.add_argument("--align-users", type=int, default=300)
-    parser.add_argument("--only", choices=["E0", "E3"], help="E0: probe V's settings; E3: with --adapters")
-    parser.add_argument("--adapters", nargs=2, type=Path, metavar=("G0", "G1"), help="E3's generators (--only E3)")
+    parser.add_argument(
+        "--only", choices=["E0", "E2ctr", "E3"], help="E0: probe V's settings; E2ctr, E3: from --adapters"
+    )
+    parser.add_argument("--adapters", nargs="+", type=Path, help="G0 G1 (--only E3) or G0 (--only E2ctr)")
     parser.add_argument("--backbones", nargs="+", default=["din", "deepfm"], help="E3's CTR models")
     parser.add_argument("--seeds", type=int, default=5, help="E3's CTR seeds")
     parser.add_argument("--history-tokens", type=int, help="override llm.generation.history_tokens")
@@ -303,8 +357,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="override llm.generation.batch_size (prompts per batch)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/loop_quality"))
     args = parser.parse_args()
-    if (args.only == "E3") != (args.adapters is not None):
-        parser.error("--only E3 and --adapters G0 G1 go together")
+    wanted = {"E3": 2, "E2ctr": 1}.get(args.only, 0)
+    if len(args.adapters or []) != wanted:
+        parser.error("--adapters: G0 G1 with --only E3, G0 with --only E2ctr, none otherwise")
     started = time.perf_counter()
     config = load_config(args.config, RunConfig)
     llm = config.llm
@@ -331,6 +386,10 @@ def main() -> None:
     if args.only == "E3":
         g0, g1 = args.adapters
         ctr_experiment(work, config, data, samples, {"G0": g0, "G1": g1}, args, run_settings, started)
+        return
+    if args.only == "E2ctr":
+        e2_ctr = ctr_reward_alignment(work, config, data, samples, args.adapters[0], args)
+        print_results(write_results(args.out, {"E2_alignment_ctr": e2_ctr}, run_settings, started), users, args.out)
         return
     tokenizer = load_tokenizer(llm.base)
     builder = prompt_builder(llm, tokenizer, "bench")
@@ -364,7 +423,8 @@ def main() -> None:
     if args.only == "E0":
         print_results(written, users, args.out)
         return
-    g0 = adapter_in(work.step("distill", lambda out: distill(samples, llm, out)))
+    corpus = work.step("teacher-corpus", lambda out: teach(samples, llm, out))
+    g0 = adapter_in(work.step("distill", lambda out: distill(corpus, llm, out)))
     g0_reccots = work.step("reccots-g0", lambda out: greedy(samples, g0, llm, out))
 
     # E2: one S-DPO round of G0 under the fixed V (trained on teacher RecCoTs, which G0 imitates)
@@ -397,6 +457,7 @@ def main() -> None:
     plot("E2_alignment", {k: v for k, v in e2.items() if not k.startswith("reward")}, args.out, reference=0.0)
 
     results["E2_alignment"] = e2
+    results["E2_alignment_ctr"] = ctr_reward_alignment(work, config, data, samples, g0, args)
     write_results(args.out, results, run_settings, started)
 
     # E1: does a summary carry signal? V trained and judged with each kind of summary

@@ -15,7 +15,7 @@ from kfp import dsl
 
 from components.config import split_config
 from components.data import data_version, prepare_data, select_samples
-from components.features import encode, publish, train_ctr
+from components.features import ctr_judge, encode, publish, train_ctr
 from components.generator import align, distill, greedy, sample, summarize
 from components.shards import gather, plan_shards
 from components.validator import evaluate, rectune, score
@@ -40,12 +40,13 @@ STAGES: dict[str, Stage] = {
     "data_version": Stage(data_version, "cpu"),
     "prepare_data": Stage(prepare_data, "cpu"),
     "select_samples": Stage(select_samples, "cpu"),
-    "distill": Stage(distill, "train", gpu=True),
+    "distill": Stage(distill, "train", gpu=True, trainjob=True),
     "sample": Stage(sample, "infer", gpu=True, sharded="sampled"),
     "score": Stage(score, "infer", gpu=True, sharded="scored"),
     "align": Stage(align, "train", gpu=True, trainjob=True),
     "greedy": Stage(greedy, "infer", gpu=True, sharded="reccots"),
     "rectune": Stage(rectune, "train", gpu=True, trainjob=True),
+    "ctr_judge": Stage(ctr_judge, "cpu"),
     "evaluate": Stage(evaluate, "infer", gpu=True),
     "summarize": Stage(summarize, "infer", gpu=True, sharded="reccots"),
     "encode": Stage(encode, "cpu", sharded="embeddings"),

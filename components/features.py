@@ -1,4 +1,4 @@
-"""Components of the feature stages: encode, publish, train_ctr."""
+"""Components of the feature and CTR stages: encode, publish, train_ctr, ctr_judge."""
 
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
@@ -44,3 +44,25 @@ def train_ctr(
         config = dataclasses.replace(config, user_vectors=str(vectors), dense_dim=dim)
     result = run(dataset.path, config, model.path)
     log_metrics(metrics, result["test"])
+
+
+def ctr_judge(
+    dataset: Input[Dataset],
+    samples: Input[Dataset],
+    reccots: Input[Dataset],
+    ctr: str,
+    encoder: str,
+    iteration: int,
+    judge: Output[Model],
+    metrics: Output[Metrics],
+):
+    """The CTR backbone trained with G(t)'s greedy RecCoTs as user vectors: the report's CTR curve, and
+    the reward model of round t+1 under llm.reward ctr (DPO4Rec)."""
+    from components.metrics import log_metrics
+    from trackrec.ctr.config import CTRConfig
+    from trackrec.features.encoder import EncoderConfig
+    from trackrec.run_config import section
+    from trackrec.stages.ctr_judge import ctr_judge as run
+
+    config, text_encoder = section(CTRConfig, ctr, "ctr"), section(EncoderConfig, encoder, "encoder")
+    log_metrics(metrics, run(dataset.path, samples.path, reccots.path, config, text_encoder, judge.path, iteration))

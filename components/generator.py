@@ -4,13 +4,30 @@ adapters (`<artifact>/adapter`) over the base named in the llm section."""
 from kfp.dsl import Dataset, Input, Model, Output, TaskConfig
 
 
-def distill(samples: Input[Dataset], llm: str, generator: Output[Model]):
-    """G0: the teacher's RecCoTs for a few users, SFT on them."""
+def distill(
+    samples: Input[Dataset],
+    llm: str,
+    generator: Output[Model],
+    task_config: TaskConfig,
+    nodes: str = "",
+    workspace: str = "",
+):
+    """G0: the teacher's RecCoTs for a few users, asked from this pod (it holds the teacher's key),
+    then SFT on them (one process per GPU of the pod, or a TrainJob over `nodes`)."""
+    import tempfile
+    from pathlib import Path
+
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
-    from trackrec.stages.distill import distill as run
+    from trackrec.stages.distill import teach
+    from trackrec.stages.launch import run_training_stage
 
-    run(samples.path, section(LLMConfig, llm, "llm"), generator.path)
+    config = section(LLMConfig, llm, "llm")
+    corpus = Path(tempfile.mkdtemp()) / "corpus"
+    teach(samples.path, config, corpus)
+    arguments = {"corpus_dir": str(corpus), "llm": llm, "output": generator.path}
+    key = (config.teacher.api_key_env,)  # the training nodes never need it
+    run_training_stage("distill", arguments, nodes, workspace, task_config, generator.path, withheld=key)
 
 
 def sample(

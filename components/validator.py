@@ -7,12 +7,15 @@ def score(
     samples: Input[Dataset],
     sampled: Input[Dataset],
     validator: Input[Model],
+    judge: Input[Model],
+    dataset: Input[Dataset],
     llm: str,
     shard: int,
     shards: int,
     scored: Output[Dataset],
 ):
-    """V(t-1)'s reward for every sampled RecCoT of one user shard; the preferences."""
+    """The reward of every sampled RecCoT of one user shard, from V(t-1) or (llm.reward ctr) the CTR
+    judge trained on G(t-1)'s RecCoTs; the preferences."""
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.llm_common import adapter_in
@@ -20,7 +23,9 @@ def score(
     from trackrec.stages.shards import Shard
 
     adapter = adapter_in(validator.path)
-    run(samples.path, sampled.path, adapter, section(LLMConfig, llm, "llm"), scored.path, shard=Shard(shard, shards))
+    config = section(LLMConfig, llm, "llm")
+    where = {"shard": Shard(shard, shards), "judge": judge.path, "dataset_dir": dataset.path}
+    run(samples.path, sampled.path, adapter, config, scored.path, **where)
 
 
 def rectune(
@@ -47,6 +52,7 @@ def evaluate(
     samples: Input[Dataset],
     reccots: Input[Dataset],
     validator: Input[Model],
+    judge: Input[Model],
     llm: str,
     iteration: int,
     report: Output[Artifact],
@@ -56,8 +62,8 @@ def evaluate(
     scored: Input[Dataset] = None,
     fixed_validator: Input[Model] = None,
 ):
-    """V(t) as recommender on held-out users, and G(t)'s reward under the fixed V0 (`fixed_validator`;
-    none: V(t) is V0); the report so far (rows, curves) for KFP's UI."""
+    """V(t) as recommender on held-out users, G(t)'s reward under the fixed V0 (`fixed_validator`;
+    none: V(t) is V0) and the CTR judge's test AUC; the report so far (rows, curves) for KFP's UI."""
     import shutil
     from pathlib import Path
 
@@ -73,7 +79,9 @@ def evaluate(
     adapter = adapter_in(validator.path)
     fixed = None if fixed_validator is None else adapter_in(fixed_validator.path)
     config = section(LLMConfig, llm, "llm")
-    result = run(samples.path, reccots.path, adapter, config, folder / "evaluation", fixed_validator=fixed)
+    result = run(
+        samples.path, reccots.path, adapter, config, folder / "evaluation", fixed_validator=fixed, judge=judge.path
+    )
     rows = loop_rows(previous and previous.path, iteration, result, scored and scored.path)
     shutil.copyfile(write_report(rows, folder), curves.path)
     log_metrics(metrics, rows[-1])

@@ -29,9 +29,18 @@ def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph
 
     @dsl.pipeline(name="score-shards")
     def score(
-        samples: Input[Dataset], sampled: Input[Dataset], validator: Input[Model], llm: str, shards: int
+        samples: Input[Dataset],
+        sampled: Input[Dataset],
+        validator: Input[Model],
+        judge: Input[Model],
+        dataset: Input[Dataset],
+        llm: str,
+        shards: int,
     ) -> Dataset:
-        return fan_out("score", shards, samples=samples, sampled=sampled, validator=validator, llm=llm)
+        return fan_out(
+            "score", shards, samples=samples, sampled=sampled, validator=validator, judge=judge, dataset=dataset,
+            llm=llm,
+        )  # fmt: skip
 
     @dsl.pipeline(name="greedy-shards")
     def greedy(samples: Input[Dataset], generator: Input[Model], llm: str, shards: int) -> Dataset:

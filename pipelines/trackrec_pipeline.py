@@ -52,7 +52,7 @@ def build_pipeline(
 
             samples = task("select_samples", "select samples", dataset=dataset, llm=llm).outputs["samples"]
             g = g0 = task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
-            v = v0 = report = scored = evaluation = None
+            v = v0 = judge = report = scored = evaluation = None
             for t in range(iterations + 1):
                 if t > 0:
                     # after evaluate(t-1): the report grows while the loop runs (kfp.local would
@@ -60,9 +60,16 @@ def build_pipeline(
                     sampled = sharded(
                         "sample", f"sample {t}", after=evaluation, samples=samples, generator=g, llm=llm, iteration=t
                     )
-                    scored = sharded("score", f"score {t}", samples=samples, sampled=sampled, validator=v, llm=llm)
+                    scored = sharded(
+                        "score", f"score {t}", samples=samples, sampled=sampled, validator=v, judge=judge,
+                        dataset=dataset, llm=llm,
+                    )  # fmt: skip
                     g = task("align", f"align G{t}", scored=scored, generator=g, llm=llm).outputs["aligned"]
                 reccots = sharded("greedy", f"greedy {t}", samples=samples, generator=g, llm=llm)
+                judge = task(
+                    "ctr_judge", f"CTR judge {t}", dataset=dataset, samples=samples, reccots=reccots,
+                    ctr=sections.outputs["ctr"], encoder=sections.outputs["encoder"], iteration=t,
+                ).outputs["judge"]  # fmt: skip
                 optional_v = {} if v is None else {"validator": v}
                 v = task("rectune", f"rectune V{t}", samples=samples, reccots=reccots, llm=llm, **optional_v)
                 v = v.outputs["tuned"]
@@ -71,8 +78,8 @@ def build_pipeline(
                 # after the first: the report so far, the scoring round and V0, which judges G(t) fixed
                 previous = {} if report is None else {"previous": report, "scored": scored, "fixed_validator": v0}
                 evaluation = task(
-                    "evaluate", f"evaluate {t}", samples=samples, reccots=reccots, validator=v, llm=llm, iteration=t,
-                    **previous,
+                    "evaluate", f"evaluate {t}", samples=samples, reccots=reccots, validator=v, judge=judge, llm=llm,
+                    iteration=t, **previous,
                 )  # fmt: skip
                 report = evaluation.outputs["report"]
             if features:

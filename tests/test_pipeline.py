@@ -235,12 +235,13 @@ def test_each_iteration_starts_after_the_last_evaluate_so_the_report_grows_as_th
 
 
 def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
-    """T = 2: G(t-1) samples, V(t-1) scores, align makes G(t) from G(t-1), V(t) is Rec-tuned from
-    V(t-1) on G(t)'s greedy RecCoTs and evaluated on them; the features come from G(T)."""
+    """T = 2: G(t-1) samples, V(t-1) scores (or, under reward ctr, the CTR judge trained on G(t-1)'s
+    greedy RecCoTs), align makes G(t) from G(t-1), V(t) is Rec-tuned from V(t-1) on G(t)'s greedy
+    RecCoTs and evaluated on them beside judge(t); the features come from G(T)."""
     _, pipeline, _ = compiled(tmp_path, config="configs/local.yaml")
     tasks = pipeline["root"]["dag"]["tasks"]
     display = {key: task["taskInfo"]["name"] for key, task in tasks.items()}
-    models = ("generator", "validator", "reccots", "scored", "sampled", "fixed_validator")
+    models = ("generator", "validator", "reccots", "scored", "sampled", "fixed_validator", "judge")
     reads = {
         display[key]: {
             name: display[artifact["taskOutputArtifact"]["producerTask"]]
@@ -252,26 +253,31 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
     expected = {
         "greedy 0": {"generator": "distill G0"},
         "rectune V0": {"reccots": "greedy 0"},
-        "evaluate 0": {"reccots": "greedy 0", "validator": "rectune V0"},
+        "CTR judge 0": {"reccots": "greedy 0"},
+        "evaluate 0": {"reccots": "greedy 0", "validator": "rectune V0", "judge": "CTR judge 0"},
         "sample 1": {"generator": "distill G0"},
-        "score 1": {"sampled": "sample 1", "validator": "rectune V0"},
+        "score 1": {"sampled": "sample 1", "validator": "rectune V0", "judge": "CTR judge 0"},
         "align G1": {"generator": "distill G0", "scored": "score 1"},
         "greedy 1": {"generator": "align G1"},
         "rectune V1": {"reccots": "greedy 1", "validator": "rectune V0"},
+        "CTR judge 1": {"reccots": "greedy 1"},
         "evaluate 1": {
             "reccots": "greedy 1",
             "validator": "rectune V1",
+            "judge": "CTR judge 1",
             "scored": "score 1",
             "fixed_validator": "rectune V0",
         },
         "sample 2": {"generator": "align G1"},
-        "score 2": {"sampled": "sample 2", "validator": "rectune V1"},
+        "score 2": {"sampled": "sample 2", "validator": "rectune V1", "judge": "CTR judge 1"},
         "align G2": {"generator": "align G1", "scored": "score 2"},
         "greedy 2": {"generator": "align G2"},
         "rectune V2": {"reccots": "greedy 2", "validator": "rectune V1"},
+        "CTR judge 2": {"reccots": "greedy 2"},
         "evaluate 2": {
             "reccots": "greedy 2",
             "validator": "rectune V2",
+            "judge": "CTR judge 2",
             "scored": "score 2",
             "fixed_validator": "rectune V0",
         },

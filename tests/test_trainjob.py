@@ -46,7 +46,7 @@ def test_training_tasks_hand_their_gpu_pool_to_a_trainjob_and_share_an_rwx_works
     passing = {
         name.rstrip("-0123456789") for name, c in pipeline["components"].items() if "taskConfigPassthroughs" in c
     }
-    assert passing == {"comp-align", "comp-rectune"}
+    assert passing == {"comp-distill", "comp-align", "comp-rectune"}
     fields = {
         p["field"]: p.get("applyToTask", False) for p in pipeline["components"]["comp-align"]["taskConfigPassthroughs"]
     }
@@ -59,7 +59,7 @@ def test_training_tasks_hand_their_gpu_pool_to_a_trainjob_and_share_an_rwx_works
         "KUBERNETES_VOLUMES": True,
     }
     tasks = training_tasks(pipeline)
-    assert len(tasks) == 3 + 4  # align x T, rectune x (T + 1)
+    assert len(tasks) == 1 + 3 + 4  # distill, align x T, rectune x (T + 1)
     for task in tasks.values():
         parameters = task["inputs"]["parameters"]
         nodes = json.loads(parameters["nodes"]["runtimeValue"]["constant"])
@@ -139,6 +139,21 @@ def test_the_trainjob_matches_the_trainer_api_and_carries_the_gpu_pool(multi_nod
     misspelt = json.loads(json.dumps(manifest))
     misspelt["spec"]["trainer"]["numNode"] = misspelt["spec"]["trainer"].pop("numNodes")
     assert as_the_crd_reads_it(misspelt) != misspelt  # the check sees a field the CRD does not have
+
+
+def test_distills_nodes_get_the_tasks_environment_but_the_teachers_key(multi_node):
+    """distill asks the teacher in its own pod; its TrainJob only trains, so the key stays behind."""
+    config = kfp_task_config(*multi_node)
+    secret = {"secretKeyRef": {"name": "trackrec-teacher", "key": "api-key"}}
+    config.env = [*config.env, {"name": "TRACKREC_TEACHER_API_KEY", "valueFrom": secret}]
+    job = Path("/kfp-workspace/j/job.json")
+    manifest = trainjob_manifest(
+        "trackrec-distill-1", "team-a", "distill", job, nodes(), config, ("TRACKREC_TEACHER_API_KEY",)
+    )
+    names = [variable["name"] for variable in manifest["spec"]["trainer"]["env"]]
+    assert names == ["TRACKREC_GPUS", "TRACKREC_CACHE"] and as_the_crd_reads_it(manifest) == manifest
+    kept = trainjob_manifest("trackrec-align-1", "team-a", "align", job, nodes(), config)
+    assert "TRACKREC_TEACHER_API_KEY" in [variable["name"] for variable in kept["spec"]["trainer"]["env"]]
 
 
 def test_the_job_file_carries_the_inputs_and_the_deepspeed_config_to_the_nodes(tmp_path):

@@ -14,6 +14,7 @@ from trackrec.ctr.config import CTRConfig
 from trackrec.data.config import DataConfig
 from trackrec.errors import ConfigError
 from trackrec.features.config import FeaturesConfig, UserDraw
+from trackrec.features.encoder import EncoderConfig
 from trackrec.llm.config import LLMConfig
 from trackrec.reach import Reach
 from trackrec.reach import problems as reach_problems
@@ -63,7 +64,8 @@ def split_sections(text: str, iterations: int, features: bool, reach: Reach | No
         raise ConfigError("config", outside + ["what a run may reach is set by the deployment's settings"])
     features = plain["features"] or {}
     plain["users"] = config_to_dict(UserDraw(config.features.users, config.features.seed)) if features else None
-    plain["encoder"] = features.get("encoder")
+    # the CTR judge of every loop iteration encodes RecCoTs too: the features' encoder, else the default
+    plain["encoder"] = features.get("encoder") or (config_to_dict(EncoderConfig()) if config.llm else None)
     return {name: json.dumps(plain[name], sort_keys=True) for name in SECTIONS}
 
 

@@ -26,7 +26,7 @@ from trackrec.llm import sdpo_trainer
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.prompts import HistoryItem, rec_prompt, reccot_prompt
 from trackrec.stages.align import align
-from trackrec.stages.distill import distill
+from trackrec.stages.distill import distill, teach
 from trackrec.stages.evaluate import evaluate
 from trackrec.stages.greedy import greedy
 from trackrec.stages.rectune import rectune
@@ -123,7 +123,8 @@ def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path, monkeypatch,
     g_samples = write_samples(tmp_path / "g-samples", train=aligned_users, eval=held_out, distill=distilled)
     with TeacherServer(teacher_word) as server:
         llm.teacher.endpoint = server.url
-        distill(g_samples, llm, tmp_path / "G0", progress=False)
+        teach(g_samples, llm, tmp_path / "corpus", progress=False)
+    distill(tmp_path / "corpus", llm, tmp_path / "G0")
     g0 = tmp_path / "G0" / "adapter"
     greedy(g_samples, g0, llm, tmp_path / "greedy0", progress=False)
     before = evaluate(g_samples, tmp_path / "greedy0", validator, llm, tmp_path / "eval0", progress=False)

@@ -7,17 +7,14 @@ without features reads zeros, as in training.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from trackrec.config import config_from_dict
-from trackrec.ctr.config import ModelConfig
-from trackrec.ctr.features import FeatureSpec, item_side_tables, rows_to_batch
-from trackrec.ctr.registry import build_model
+from trackrec.ctr.features import rows_to_batch
+from trackrec.ctr.saved import load_trained
 from trackrec.ctr.train import predict
 from trackrec.data.dataset import Dataset
 from trackrec.features.store import open_repo
@@ -26,13 +23,9 @@ from trackrec.features.versions import read
 
 class RequestScorer:
     def __init__(self, ctr_dir: str | Path, dataset_dir: str | Path, repo: str | Path, arm: str = "control"):
-        trained = json.loads((Path(ctr_dir) / "metrics.json").read_text())["config"]
-        self.history_len, self.dim, self.arm = trained["history_len"], trained["dense_dim"], arm
         dataset = Dataset.open(dataset_dir)
-        genres, years = item_side_tables(dataset.items, dataset.n_items)
-        spec = FeatureSpec(dataset.n_users, dataset.n_items, self.history_len, genres, years, self.dim)
-        self.model = build_model(trained["backbone"], spec, config_from_dict(ModelConfig, trained["model"]))
-        self.model.load_state_dict(torch.load(Path(ctr_dir) / "model.pt", weights_only=True))
+        self.model, trained = load_trained(ctr_dir, dataset)
+        self.history_len, self.dim, self.arm = trained["history_len"], trained["dense_dim"], arm
         self.n_users, self.n_items = dataset.n_users, dataset.n_items
         self.store = open_repo(repo) if self.dim else None
 

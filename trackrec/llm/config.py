@@ -144,6 +144,11 @@ class LLMConfig(Config):
     teacher: TeacherConfig = field(
         factory=lambda: TeacherConfig(kind="profile"), help="distillation teacher (default: the offline stand-in)"
     )
+    reward: Literal["validator", "ctr"] = field(
+        "validator",
+        help="what scores G(t-1)'s samples: validator: V(t-1)'s normalised P(correct answer) (TrackRec); ctr: "
+        "P(the label) under the CTR model trained on G(t-1)'s greedy RecCoTs (DPO4Rec; pair with preference: dpo)",
+    )
     preference: PreferenceMode = field(PreferenceMode.SDPO, help="sdpo: best vs the N-1 others; dpo: best vs worst")
     beta: float = field(0.1, help="S-DPO temperature")
     distill_train: TrainingConfig = field(factory=TrainingConfig, help="SFT of G0 on the teacher's RecCoTs")

@@ -22,6 +22,7 @@ CURVES = (
     ("V as recommender (held-out users)", ("auc", "prior_auc", "acc")),
     ("reward under V(t)", ("mean_reward", "sampled_mean_reward", "sampled_chosen_reward")),
     ("G(t)'s reward under the fixed V0", ("reward_fixed_v",)),
+    ("CTR test AUC with G(t)'s RecCoT vectors", ("ctr_auc",)),
     ("greedy RecCoT length (tokens)", ("reccot_tokens",)),
 )
 
@@ -99,7 +100,8 @@ def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec lo
         "auc_low / auc_high: V's AUC's 95% bootstrap interval over held-out users; prior_auc: the "
         "users' like-rate in their history as the score. reward_fixed_v: the held-out reward of G(t)'s "
         "greedy RecCoTs under V0, which stays fixed (the reward under V(t) also moves when V does), "
-        "with its 95% interval over users.</p></body></html>"
+        "with its 95% interval over users. ctr_auc: the test AUC of the CTR backbone trained with G(t)'s "
+        "greedy RecCoTs of the selected users as user vectors (the other users read zeros).</p></body></html>"
     )
     with atomic_file(folder / "report.html") as tmp:
         tmp.write_text(page)

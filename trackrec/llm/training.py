@@ -116,9 +116,3 @@ def align(model, tokenizer, rows: list[dict], config: TrainingConfig, beta: floa
         trainer = SDPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
         trainer.train()
     return trainer.state.log_history
-
-
-def last_loss(history: list[dict]) -> float | None:
-    """The last training loss in a trainer's log history; None when nothing was trained."""
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    return losses[-1] if losses else None

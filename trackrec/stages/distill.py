@@ -1,4 +1,6 @@
-"""Stage distill (paper 3.5): the teacher's RecCoTs for a few users, SFT of G0 on them."""
+"""Stage distill (paper 3.5), in two steps: `teach` asks the teacher for a few users' RecCoTs, in the
+task's own pod (the one that holds the teacher's key); `distill` trains G0 on them, a training stage
+like align and rectune (in the pod, or a TrainJob over several nodes)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from trackrec.llm.config import LLMConfig, check_context
 from trackrec.llm.profile_teacher import ProfileTeacher
 from trackrec.llm.records import PromptBuilder
 from trackrec.llm.teacher import make_teacher
-from trackrec.llm.training import last_loss, sft, sft_dataset
-from trackrec.stages.llm_common import adapter_in, prompt_builder, read_samples, write_json
+from trackrec.llm.training import sft, sft_dataset
+from trackrec.stages.llm_common import prompt_builder, read_samples, write_trained
 from trackrec.timing import work_begins
+
+CORPUS = "corpus.parquet"  # the teacher's answers: prompt, reccot
 
 
 def teacher_reccots(llm: LLMConfig, builder: PromptBuilder, frame: pd.DataFrame, samples_dir, progress=True):
@@ -27,22 +31,29 @@ def teacher_reccots(llm: LLMConfig, builder: PromptBuilder, frame: pd.DataFrame,
     return make_teacher(llm.teacher, progress).complete(builder.reccot(frame))
 
 
-def distill(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> dict:
-    """Writes adapter/ (G0), corpus.parquet (prompt, reccot) and log.json; returns a summary."""
+def teach(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> int:
+    """Writes corpus.parquet: the distill samples' RecCoT prompts and the teacher's answers."""
     check_context(llm)  # the first stage that loads the base: fail before the teacher is asked
     frame = read_samples(samples_dir, "distill")
-    tokenizer = load_tokenizer(llm.base)
     work_begins()  # the teacher's answers are work, even from a local model
-    builder = prompt_builder(llm, tokenizer, "distill samples")
-    prompts = builder.reccot(frame)
-    reccots = teacher_reccots(llm, builder, frame, samples_dir, progress)
-    model = load_model(llm.base, lora=llm.lora, trainable=True)
-    history = []
-    if prompts:
-        history = sft(model, tokenizer, sft_dataset(tokenizer, prompts, reccots, answer_only=False), llm.distill_train)
-    summary = {"users": len(prompts), "teacher": llm.teacher.model, "last_loss": last_loss(history)}
+    builder = prompt_builder(llm, load_tokenizer(llm.base), "distill samples")
+    corpus = pd.DataFrame(
+        {"prompt": builder.reccot(frame), "reccot": teacher_reccots(llm, builder, frame, samples_dir, progress)}
+    )
     with atomic_dir(output) as tmp:
-        model.save_pretrained(adapter_in(tmp))
-        pd.DataFrame({"prompt": prompts, "reccot": reccots}).to_parquet(tmp / "corpus.parquet")
-        write_json(tmp / "log.json", summary | {"train_log": history})
-    return summary
+        corpus.to_parquet(tmp / CORPUS)
+    return len(corpus)
+
+
+def distill(corpus_dir: str | Path, llm: LLMConfig, output: str | Path) -> list[dict]:
+    """G0: a fresh adapter SFT'd on the teacher's corpus; writes adapter/, log.json (trl's log) and a
+    copy of the corpus."""
+    corpus = pd.read_parquet(Path(corpus_dir) / CORPUS)
+    tokenizer = load_tokenizer(llm.base)
+    model = load_model(llm.base, lora=llm.lora, trainable=True)
+    work_begins()
+    history = []
+    if len(corpus):
+        dataset = sft_dataset(tokenizer, corpus.prompt.tolist(), corpus.reccot.tolist(), answer_only=False)
+        history = sft(model, tokenizer, dataset, llm.distill_train)
+    return write_trained(model, history, output, also=[Path(corpus_dir) / CORPUS])

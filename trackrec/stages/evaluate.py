@@ -15,6 +15,7 @@ from trackrec.llm.adapters import load_tokenizer
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.report import ROWS
 from trackrec.llm.reward import reward
+from trackrec.stages.ctr_judge import judge_auc
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import read_samples, validator_probs, write_json
 from trackrec.stages.score import scoring_stats
@@ -34,11 +35,13 @@ def evaluate(
     output: str | Path,
     progress=True,
     fixed_validator: str | Path | None = None,
+    judge: str | Path | None = None,
 ) -> dict:
     """Writes metrics.json: AUC (with a 95% bootstrap interval over users), ACC, LogLoss of
     p_yes / (p_yes + p_no); the like-rate prior's AUC on the same samples (what V must beat); mean
     reward; the mean reward of these RecCoTs under the fixed V0 (`fixed_validator`; none: `validator`
-    is V0) with its interval, which moves only when G does; RecCoT length in tokens."""
+    is V0) with its interval, which moves only when G does; RecCoT length in tokens; the test AUC of
+    the CTR judge trained with G(t)'s RecCoT vectors (`judge`, when given)."""
     frame = read_samples(samples_dir, "eval")
     labels = frame.label.to_numpy()
     if len(set(labels)) < 2:
@@ -68,6 +71,7 @@ def evaluate(
         "reccot_tokens": float(np.mean(lengths)),
         "samples": len(frame),
         "data_version": data_version_of(samples_dir),
+        "ctr_auc": None if judge is None else judge_auc(judge),
     }
     with atomic_dir(output) as tmp:
         write_json(tmp / "metrics.json", metrics)

@@ -1,4 +1,4 @@
-"""Where a training stage (align, rectune) runs: in the task's pod, on one GPU or one process per GPU
+"""Where a training stage (distill's SFT, align, rectune) runs: in the task's pod, on one GPU or one process per GPU
 (`torchrun`), or, when the settings ask for more than one node, as a Kubeflow Trainer TrainJob that
 the task creates and waits for.
 
@@ -29,7 +29,11 @@ GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 MANAGER = "trackrec.io/launcher"  # owner of the TrainJob's runtime patch
 NODE_CONTAINER = "node"  # the torch runtime's trainer job and container
 TRAINER_LABEL = "trackrec.io/trainjob"  # on every trainer pod: they reach each other and DNS, nothing else
-PATH_ARGUMENTS = {"align": ("scored_dir", "generator"), "rectune": ("samples_dir", "greedy_dir", "validator")}
+PATH_ARGUMENTS = {
+    "distill": ("corpus_dir",),
+    "align": ("scored_dir", "generator"),
+    "rectune": ("samples_dir", "greedy_dir", "validator"),
+}
 
 
 class TrainJobError(TrackRecError):
@@ -52,12 +56,20 @@ class Nodes:
 
 
 def run_training_stage(
-    stage: str, arguments: dict, nodes: str = "", workspace: str = "", task_config=None, output: str = ""
+    stage: str,
+    arguments: dict,
+    nodes: str = "",
+    workspace: str = "",
+    task_config=None,
+    output: str = "",
+    withheld: tuple[str, ...] = (),
 ) -> None:
-    """`align` or `rectune` with JSON-able arguments. nodes: the compiled Nodes (JSON; empty: this
-    pod); workspace, task_config: what KFP gives a task with the task-config passthrough."""
+    """`distill`, `align` or `rectune` with JSON-able arguments. nodes: the compiled Nodes (JSON; empty:
+    this pod); workspace, task_config: what KFP gives a task with the task-config passthrough;
+    withheld: environment variables of the task a TrainJob's nodes must not get (the teacher's key)."""
     if nodes:
-        run_on_trainjob(stage, arguments, Nodes.from_json(nodes), Path(workspace), task_config, Path(output))
+        where = (Nodes.from_json(nodes), Path(workspace), task_config, Path(output))
+        run_on_trainjob(stage, arguments, *where, withheld=withheld)
         return
     gpus = pod_gpus()
     if gpus <= 1:
@@ -72,7 +84,11 @@ def call_stage(stage: str, arguments: dict) -> None:
     from trackrec.run_config import section
 
     llm = section(LLMConfig, arguments.pop("llm"), "llm")
-    if stage == "align":
+    if stage == "distill":
+        from trackrec.stages.distill import distill
+
+        distill(llm=llm, **arguments)
+    elif stage == "align":
         from trackrec.stages.align import align
 
         align(llm=llm, **arguments)
@@ -109,9 +125,13 @@ def stage_job(stage: str, arguments: dict, folder: Path) -> Path:
     return job
 
 
-def trainjob_manifest(name: str, namespace: str, stage: str, job: Path, nodes: Nodes, task_config) -> dict:
+def trainjob_manifest(
+    name: str, namespace: str, stage: str, job: Path, nodes: Nodes, task_config, withheld: tuple[str, ...] = ()
+) -> dict:
     """The TrainJob: `nodes.nodes` nodes of the task's GPU pool (KFP's passthrough), the train image,
-    the workspace mounted, non-root, each node running this module under torchrun."""
+    the workspace mounted, the task's environment but `withheld`, non-root, each node running this
+    module under torchrun."""
+    env = [variable for variable in task_config.env or [] if variable.get("name") not in withheld]
     container = {"name": NODE_CONTAINER, "volumeMounts": task_config.volume_mounts or []}
     container["securityContext"] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     pod = {
@@ -143,7 +163,7 @@ def trainjob_manifest(name: str, namespace: str, stage: str, job: Path, nodes: N
                 "image": nodes.image,
                 "numNodes": nodes.nodes,
                 "resourcesPerNode": task_config.resources or {},
-                "env": [*(task_config.env or []), cache],
+                "env": [*env, cache],
                 "command": ["torchrun", "-m", __name__, "--job", str(job)],
             },
             "runtimePatches": [{"manager": MANAGER, "trainingRuntimeSpec": {"template": patch}}],
@@ -166,6 +186,7 @@ def run_on_trainjob(
     api=None,
     namespace: str | None = None,
     poll_s: float = 10.0,
+    withheld: tuple[str, ...] = (),
 ) -> None:
     """Create (or find, on a retry) the TrainJob, wait for it, copy the adapter into `output`.
     api, namespace: the cluster's (default: this pod's ServiceAccount and namespace)."""
@@ -186,7 +207,7 @@ def run_on_trainjob(
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         job = stage_job(stage, arguments, folder)
-        body = trainjob_manifest(name, namespace, stage, job, nodes, task_config)
+        body = trainjob_manifest(name, namespace, stage, job, nodes, task_config, withheld)
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     state = wait_for(lambda: _get(api, namespace, name), nodes.timeout_s, f"TrainJob {namespace}/{name}", poll_s)
     if state != "Complete":

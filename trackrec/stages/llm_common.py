@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -24,15 +25,17 @@ def adapter_in(output: str | Path) -> Path:
     return Path(output) / ADAPTER
 
 
-def write_trained(model, history: list[dict], output: str | Path) -> list[dict]:
-    """Rank 0 writes a trained adapter and trl's log into `output`; the other ranks only help it
-    gather an adapter that DeepSpeed ZeRO-3 sharded across them."""
+def write_trained(model, history: list[dict], output: str | Path, also: list[Path] = ()) -> list[dict]:
+    """Rank 0 writes a trained adapter, trl's log and copies of the files `also` into `output`; the
+    other ranks only help it gather an adapter that DeepSpeed ZeRO-3 sharded across them."""
     if not is_main_process():
         save_adapter(model, None)
         return history
     with atomic_dir(output) as tmp:
         save_adapter(model, adapter_in(tmp))
         write_json(tmp / "log.json", history)
+        for path in also:
+            shutil.copy2(path, tmp / path.name)
     return history
 
 

@@ -1,4 +1,5 @@
-"""Stage score (Algorithm 1, second half): V(t-1)'s reward for every sampled RecCoT; the preferences."""
+"""Stage score (Algorithm 1, second half): the reward of every sampled RecCoT, from V(t-1) (TrackRec)
+or from the CTR judge trained on G(t-1)'s RecCoTs (DPO4Rec, `llm.reward: ctr`); the preferences."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import preference, reward
+from trackrec.stages.ctr_judge import judge_rewards
 from trackrec.stages.llm_common import alignment_samples, validator_probs, write_json
 from trackrec.stages.shards import WHOLE, Shard
 
@@ -26,10 +28,14 @@ def score(
     output: str | Path,
     progress=True,
     shard: Shard = WHOLE,
+    judge: str | Path | None = None,
+    dataset_dir: str | Path | None = None,
 ) -> dict:
     """Writes preferences.parquet (prompt, chosen, rejected, rewards) of samples with a preference,
     rewards.parquet (every sample's N rewards: what stats are computed from when shards are gathered)
-    and stats.json."""
+    and stats.json. judge, dataset_dir: the CTR judge's folder and its dataset (`llm.reward: ctr`)."""
+    if llm.reward == "ctr" and (judge is None or dataset_dir is None):
+        raise ValueError("llm.reward ctr: the score stage needs the CTR judge and its dataset")
     sampled = pd.read_parquet(Path(sampled_dir) / "samples.parquet")
     iteration = int(sampled["round"].iloc[0]) if "round" in sampled and len(sampled) else 1
     frame = alignment_samples(samples_dir, iteration, shard)
@@ -39,8 +45,12 @@ def score(
         n = len(sampled.reccots.iloc[0])
         repeated = frame.loc[frame.index.repeat(n)]
         reccots = [r for row in sampled.reccots for r in row]
-        probs = validator_probs(llm, validator, repeated, reccots, "train samples", progress)
-        rewards = reward(probs[:, 0], probs[:, 1], repeated.label.to_numpy()).reshape(len(frame), n)
+        if llm.reward == "ctr":
+            flat = judge_rewards(judge, dataset_dir, repeated, reccots, progress)
+        else:
+            probs = validator_probs(llm, validator, repeated, reccots, "train samples", progress)
+            flat = reward(probs[:, 0], probs[:, 1], repeated.label.to_numpy())
+        rewards = flat.reshape(len(frame), n)
     spread = rewards.max(1) - rewards.min(1)
     # A sample whose N RecCoTs earn the same reward states no preference; argmax would pick one at
     # random and S-DPO would push down texts as good as the chosen one.

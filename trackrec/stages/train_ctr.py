@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -12,6 +11,7 @@ from trackrec.config import config_to_dict
 from trackrec.ctr.config import CTRConfig
 from trackrec.ctr.features import FeatureSpec, item_side_tables, user_vector_matrix
 from trackrec.ctr.registry import build_model
+from trackrec.ctr.saved import save_trained
 from trackrec.ctr.stream import SplitStream
 from trackrec.ctr.train import evaluate, fit
 from trackrec.data.dataset import Dataset
@@ -50,7 +50,8 @@ def check_both_classes(dataset: Dataset, source: str) -> None:
 
 
 def train_ctr(dataset_dir: str | Path, config: CTRConfig, output: str | Path, progress: bool = True) -> dict:
-    """Train on train, stop early on valid, evaluate on test; write model.pt and metrics.json to `output`."""
+    """Train on train, stop early on valid, evaluate on test; write the model and its metrics to
+    `output` (trackrec/ctr/saved.py)."""
     work_begins()
     dataset = Dataset.open(dataset_dir)
     check_both_classes(dataset, str(dataset_dir))
@@ -74,6 +75,5 @@ def train_ctr(dataset_dir: str | Path, config: CTRConfig, output: str | Path, pr
         "dataset": dataset.meta,
     }
     with atomic_dir(output) as tmp:
-        torch.save(model.state_dict(), tmp / "model.pt")
-        (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
+        save_trained(model, result, tmp)
     return result

@@ -1,0 +1,101 @@
+"""Stage ctr_judge: the CTR backbone trained with G(t)'s greedy RecCoTs as the users' vectors.
+
+Its test AUC is the loop report's CTR curve (the paper's Figure 5, second curve). Under
+`llm.reward: ctr` it is DPO4Rec's reward model: round t+1 scores G(t)'s sampled RecCoTs with it
+(`judge_rewards`). Each user of the selected samples gets the RecCoT of its latest sample; every
+other user reads zeros, as in train_ctr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from trackrec.atomic import atomic_dir
+from trackrec.config import config_from_dict, config_to_dict
+from trackrec.ctr.config import CTRConfig
+from trackrec.ctr.features import rows_to_batch
+from trackrec.ctr.saved import load_trained, trained_metrics
+from trackrec.ctr.train import predict
+from trackrec.data.dataset import Dataset
+from trackrec.features.encoder import EncoderConfig, TextEncoder
+from trackrec.llm.reward import reward
+from trackrec.stages.encode import encode, vector_size, vectors_in
+from trackrec.stages.greedy import SPLITS, read_reccots
+from trackrec.stages.llm_common import read_samples
+from trackrec.stages.train_ctr import EVAL_BATCH, train_ctr
+
+MODEL, VECTORS, ENCODER = "model", "vectors", "encoder.json"  # the judge's folder
+
+
+def user_reccots(samples_dir: str | Path, greedy_dir: str | Path, iteration: int) -> pd.DataFrame:
+    """user_id, reccot, iteration: each selected user's RecCoT of its latest sample (encode's input)."""
+    frames = []
+    for split in SPLITS:
+        frame = read_samples(samples_dir, split)
+        frames.append(frame[["user_id"]].assign(reccot=read_reccots(greedy_dir, split, frame)))
+    latest = pd.concat(frames).sort_index().groupby("user_id").tail(1)  # sample ids grow with time per user
+    return latest.assign(iteration=iteration).reset_index(drop=True)
+
+
+def ctr_judge(
+    dataset_dir: str | Path,
+    samples_dir: str | Path,
+    greedy_dir: str | Path,
+    ctr: CTRConfig,
+    encoder: EncoderConfig,
+    output: str | Path,
+    iteration: int,
+    progress: bool = True,
+) -> dict:
+    """Writes vectors/ (encode's output), model/ (train_ctr's) and encoder.json; returns the test metrics."""
+    reccots = user_reccots(samples_dir, greedy_dir, iteration)
+    return train_judge(dataset_dir, reccots, ctr, encoder, output, progress)
+
+
+def train_judge(
+    dataset_dir: str | Path,
+    reccots: pd.DataFrame,
+    ctr: CTRConfig,
+    encoder: EncoderConfig,
+    output: str | Path,
+    progress: bool = True,
+) -> dict:
+    """The judge from any RecCoT table of user_id, reccot, iteration (one row per user)."""
+    with atomic_dir(output) as tmp:
+        (tmp / "reccots").mkdir()
+        reccots.to_parquet(tmp / "reccots" / "reccots.parquet")
+        encode(tmp / "reccots", encoder, tmp / VECTORS, progress)
+        vectors = dataclasses.replace(
+            ctr, user_vectors=str(vectors_in(tmp / VECTORS)), dense_dim=vector_size(tmp / VECTORS)
+        )
+        result = train_ctr(dataset_dir, vectors, tmp / MODEL, progress)
+        (tmp / ENCODER).write_text(json.dumps(config_to_dict(encoder)))
+    return result["test"]
+
+
+def judge_auc(judge_dir: str | Path) -> float:
+    """The judge's test AUC (the report's CTR curve)."""
+    return float(trained_metrics(Path(judge_dir) / MODEL)["test"]["auc"])
+
+
+def judge_rewards(
+    judge_dir: str | Path, dataset_dir: str | Path, frame: pd.DataFrame, reccots: list[str], progress: bool = True
+) -> np.ndarray:
+    """DPO4Rec's reward of each row's RecCoT: the judge's probability of the row's label (p_click for
+    a liked target, 1 - p_click for a disliked one) with the RecCoT's vector, encoded by the judge's
+    own encoder, as the user's vector. frame: sample rows with their histories as lists."""
+    model, trained = load_trained(Path(judge_dir) / MODEL, Dataset.open(dataset_dir))
+    encoder = config_from_dict(EncoderConfig, json.loads((Path(judge_dir) / ENCODER).read_text()), "judge encoder")
+    vectors = TextEncoder(encoder).encode(list(reccots), progress)
+    batches = []
+    for start in range(0, len(frame), EVAL_BATCH):
+        batch = rows_to_batch(frame.iloc[start : start + EVAL_BATCH], trained["history_len"])
+        batches.append(batch | {"dense": torch.from_numpy(vectors[start : start + EVAL_BATCH])})
+    p_click = predict(model, batches)[0].astype(np.float64)
+    return reward(p_click, 1.0 - p_click, frame.label.to_numpy())
