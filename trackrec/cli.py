@@ -256,12 +256,10 @@ def features_publish(
     carry_from: Annotated[str | None, typer.Option(help="earlier version whose other users' rows carry over")] = None,
 ):
     """Publish a new version (offline parquet + online rows); arms keep reading theirs."""
-    import pandas as pd
+    from trackrec.features.versions import parquet_chunks, publish
 
-    from trackrec.features.versions import publish
-
-    table = pd.read_parquet(embeddings)
-    console.print(publish(table, version, _opened(store), carry_from, source=str(embeddings)))
+    chunks = parquet_chunks(embeddings)
+    console.print(publish(chunks, version, _opened(store), carry_from, source=str(embeddings)))
 
 
 @features_app.command("assign")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from trackrec.errors import DataError
+from trackrec.features import offline as offline_files
 from trackrec.features import versions
-from trackrec.features.offline import read_parquet
 from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
 
 DIM = 8
@@ -168,7 +168,7 @@ def test_offline_rows_on_a_real_s3_server(tmp_path, s3):
     table = embeddings(range(1, 11), seed=1)
     summary = versions.publish(table, "v1", open_store(config), progress=False)
     assert summary["offline"] == "s3://features/reccot/v1.parquet"
-    offline = read_parquet(summary["offline"], endpoint)
+    offline = pd.concat(offline_files.read_batches(summary["offline"], endpoint))
     assert offline.user_id.tolist() == list(range(1, 11)) and set(offline.model_version) == {"v1"}
     np.testing.assert_array_equal(np.stack(offline.embedding), np.stack(table.embedding))
 
@@ -176,6 +176,49 @@ def test_offline_rows_on_a_real_s3_server(tmp_path, s3):
     with pytest.raises(StoreError, match="offline store s3://no-such-bucket at http://127.0.0.1:\\d+ is unreachable"):
         versions.publish(table, "v1", open_store(missing), progress=False)
     assert not (tmp_path / "other").exists()
+
+
+def test_a_version_goes_through_memory_a_chunk_at_a_time_on_s3(tmp_path, s3, monkeypatch):
+    """Read, checked, written offline and online 3 rows at a time (the carried rows too); a bad row is
+    named by its row in the file; a failure while writing leaves no object and no version."""
+    monkeypatch.setattr(offline_files, "BATCH", 3)
+    s3.create_bucket(Bucket="features")
+    endpoint = s3.meta.endpoint_url
+    config = StoreConfig(repo=str(tmp_path / "repo"), offline="s3://features/reccot", s3_endpoint=endpoint, dim=DIM)
+    store = open_store(config)
+    first = embeddings(range(1, 11), seed=1)
+    first.to_parquet(tmp_path / "first.parquet")
+    summary = versions.publish(versions.parquet_chunks(tmp_path / "first.parquet"), "v1", store, progress=False)
+    assert summary["rows"] == 10 and vectors(store.feast, [1, 10], version="v1").shape == (2, DIM)
+
+    second = embeddings(range(9, 13), seed=2)
+    second.to_parquet(tmp_path / "second.parquet")
+    chunks = versions.parquet_chunks(tmp_path / "second.parquet")
+    summary = versions.publish(chunks, "v2", store, carry_from="v1", progress=False)
+    assert summary["rows"] == 12 and summary["carried"] == 8
+    handle = s3fs_file(endpoint, summary["offline"])
+    assert handle.metadata.num_row_groups == 2 + 3  # two new chunks; carried: 1-3, 4-6, 7-8 (9 and 10 are new)
+    np.testing.assert_array_equal(vectors(store.feast, [10, 12], version="v2"), np.stack(second.embedding)[[1, 3]])
+    np.testing.assert_array_equal(vectors(store.feast, [1], version="v2"), np.stack(first.embedding)[[0]])
+
+    bad = embeddings(range(20, 30), seed=3)
+    bad.at[7, "embedding"] = np.full(DIM, np.nan, np.float32)
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match="row 7"):  # the third chunk's second row
+        versions.publish(versions.parquet_chunks(tmp_path / "bad.parquet"), "v3", store, progress=False)
+
+    reads = iter([embeddings(range(20, 30), seed=3), bad])  # checked good, then bad while writing
+    with pytest.raises(DataError, match="row 7"):
+        versions.publish(lambda: iter([next(reads)]), "v3", store, progress=False)
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket="features")["Contents"]]
+    assert listed == ["reccot/v1.parquet", "reccot/v2.parquet"] and not versions.is_published(store, "v3")
+
+
+def s3fs_file(endpoint: str, path: str):
+    import pyarrow.parquet as pq
+    import s3fs
+
+    return pq.ParquetFile(s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}).open(path, "rb"))
 
 
 def test_registry_on_s3_is_shared_by_two_repo_folders(tmp_path, s3):

@@ -71,16 +71,24 @@ def test_an_incremental_publish_without_a_complete_base_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_rerunning_a_killed_version_removes_the_killed_attempts_rows_first(tmp_path):
+def test_rerunning_a_killed_version_removes_the_killed_attempts_rows_first(tmp_path, monkeypatch):
     from trackrec.features import definitions
 
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
-    attempt = embeddings([1, 2, 3], seed=1)  # written online, then killed before its completion mark
-    feast = open_store(config).feast
-    rows = versions._rows(attempt, config, "v2", "attempt")
-    view = definitions.version_view("v2", versions._write_offline(rows, config, "v2"), None)
-    feast.apply([definitions.USER, view])
-    feast.write_to_online_store(view.name, rows)
+
+    def killed(*args):
+        raise KeyboardInterrupt  # the pod dies after the online rows, before the completion mark
+
+    with monkeypatch.context() as patch:
+        patch.setattr(definitions, "version_service", killed)
+        with pytest.raises(KeyboardInterrupt):
+            versions.publish(embeddings([1, 2, 3], seed=1), "v2", open_store(config), progress=False)
+    view = open_repo(config.repo).get_feature_view(definitions.view_name("v2"))  # half written: rows, no mark
+    assert not versions.is_published(open_store(config), "v2")
+    online = open_repo(config.repo).get_online_features(
+        features=[f"{view.name}:model_version"], entity_rows=[{"user_id": 1}]
+    )
+    assert online.to_dict()["model_version"] == ["v2"]
     versions.publish(embeddings([4, 5], seed=2), "v2", open_store(config), progress=False)
     read = versions.read(open_repo(config.repo), [1, 4], version="v2")
     assert read.model_version.tolist() == [None, "v2"]  # user 1 was only in the killed attempt

@@ -1,30 +1,76 @@
-"""The offline parquet of a version, on a local path or s3:// (s3fs), written so no reader sees half a file."""
+"""The offline parquet of a version, on a local path or s3:// (s3fs), written so no reader sees half a
+file, read and written a batch at a time so memory does not grow with the users."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from trackrec.atomic import atomic_file
 
-
-def _storage(path: str, endpoint: str | None) -> dict | None:
-    if not path.startswith("s3://"):
-        return None
-    return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+BATCH = 16_384  # rows read or written per step
 
 
-def write_parquet(frame: pd.DataFrame, path: str, endpoint: str | None = None) -> str:
-    """Returns the path written. An S3 PUT appears whole; a local file is renamed into place."""
+def _s3(endpoint: str | None):
+    import s3fs
+
+    return s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint} if endpoint else {})
+
+
+def located(path: str) -> str:
+    """Where a file is: an s3:// key as it is, a local path made absolute (what a feature view names)."""
+    return path if path.startswith("s3://") else str(Path(path).resolve())
+
+
+@contextlib.contextmanager
+def parquet_writer(path: str, endpoint: str | None = None) -> Iterator:
+    """Yields write(frame): each frame becomes row groups of one parquet file, whose schema the first
+    sets. The file appears whole or not at all: an S3 multipart upload is aborted on failure, a local
+    file (at `located(path)`) is renamed into place."""
+    state: dict = {}
+
+    def writer_on(handle) -> Iterator:
+        def write(frame: pd.DataFrame) -> None:
+            table = pa.Table.from_pandas(frame, schema=state.get("schema"), preserve_index=False)
+            if "writer" not in state:
+                state["schema"] = table.schema
+                state["writer"] = pq.ParquetWriter(handle, table.schema)
+            state["writer"].write_table(table)
+
+        return write
+
     if path.startswith("s3://"):
-        frame.to_parquet(path, storage_options=_storage(path, endpoint), index=False)
-        return path
-    local = Path(path).resolve()
-    with atomic_file(local) as tmp:
-        frame.to_parquet(tmp, index=False)
-    return str(local)
+        handle = _s3(endpoint).open(path, "wb")
+        try:
+            yield writer_on(handle)
+            if "writer" in state:
+                state["writer"].close()
+        except BaseException:
+            handle.discard()  # no object: the multipart upload is aborted
+            handle.closed = True  # else its finaliser flushes the discarded buffer
+            raise
+        handle.close()
+        return
+    with atomic_file(located(path)) as tmp, open(tmp, "wb") as handle:
+        yield writer_on(handle)
+        if "writer" in state:
+            state["writer"].close()
 
 
-def read_parquet(path: str, endpoint: str | None = None) -> pd.DataFrame:
-    return pd.read_parquet(path, storage_options=_storage(path, endpoint))
+def read_batches(path: str, endpoint: str | None = None, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The parquet file's rows, BATCH at a time."""
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(_s3(endpoint).open(path, "rb")) if path.startswith("s3://") else path
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=BATCH, columns=columns):
+            yield batch.to_pandas()
+
+
+def read_column(path: str, column: str, endpoint: str | None = None) -> pd.Series:
+    """One column of the file, whole (user ids: 8 bytes a user)."""
+    parts = [frame[column] for frame in read_batches(path, endpoint, [column])]
+    return pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype="int64")

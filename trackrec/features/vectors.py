@@ -10,15 +10,16 @@ import pandas as pd
 from trackrec.errors import DataError
 
 
-def checked_vectors(vectors: pd.DataFrame, dim: int, source: str) -> np.ndarray:
-    """(len(vectors), dim) float32; names the row of a missing column, a wrong size, NaN or a repeated user."""
+def checked_vectors(vectors: pd.DataFrame, dim: int, source: str, first_row: int = 0) -> np.ndarray:
+    """(len(vectors), dim) float32; names the row of a missing column, a wrong size, NaN or a repeated
+    user (counted from `first_row`: the table's first row in a file read in chunks)."""
     for column in ("user_id", "embedding"):
         if column not in vectors.columns:
             raise DataError(source, f"missing column '{column}'", field=column)
     column = vectors["embedding"]
     sizes = np.fromiter((np.size(v) if v is not None else 0 for v in column), dtype=np.int64, count=len(column))
     flat = np.concatenate([np.asarray(v, np.float32).reshape(-1) for v in column if v is not None] or [[]])
-    return _checked(vectors["user_id"].to_numpy(), sizes, flat, dim, source)
+    return _checked(vectors["user_id"].to_numpy(), sizes, flat, dim, source, first_row)
 
 
 def read_vectors(path: str | Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,21 +42,21 @@ def read_vectors(path: str | Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, _checked(ids, sizes, flat, dim, source)
 
 
-def _checked(ids: np.ndarray, sizes: np.ndarray, flat: np.ndarray, dim: int, source: str) -> np.ndarray:
+def _checked(
+    ids: np.ndarray, sizes: np.ndarray, flat: np.ndarray, dim: int, source: str, first_row: int = 0
+) -> np.ndarray:
     wrong = sizes != dim
     if wrong.any():
         row = int(np.flatnonzero(wrong)[0])
-        raise DataError(source, f"vector has size {sizes[row]}, expected {dim}", row=row, field="embedding")
+        raise DataError(source, f"vector has size {sizes[row]}, expected {dim}", row=first_row + row, field="embedding")
     matrix = flat.reshape(len(ids), dim)
-    bad = ~np.isfinite(matrix).all(axis=1)
-    if bad.any():
-        raise DataError(
-            source, "vector holds NaN or infinite values", row=int(np.flatnonzero(bad)[0]), field="embedding"
-        )
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if bad.size:
+        raise DataError(source, "vector holds NaN or infinite values", row=first_row + int(bad[0]), field="embedding")
     repeated = pd.Series(ids).duplicated().to_numpy()
     if repeated.any():
         row = int(np.flatnonzero(repeated)[0])
-        raise DataError(source, f"duplicate user_id {ids[row]}", row=row, field="user_id")
+        raise DataError(source, f"duplicate user_id {ids[row]}", row=first_row + row, field="user_id")
     return matrix
 
 

@@ -13,8 +13,10 @@ import getpass
 import json
 import os
 import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,7 @@ from tqdm import tqdm
 
 from trackrec.errors import DataError
 from trackrec.features import definitions
-from trackrec.features.offline import read_parquet, write_parquet
+from trackrec.features.offline import located, parquet_writer, read_batches, read_column
 from trackrec.features.store import OpenedStore, StoreConfig, StoreError
 from trackrec.features.vectors import checked_vectors
 
@@ -52,13 +54,23 @@ def _require_complete(feast, version: str):
     return feast.get_feature_view(definitions.view_name(version))
 
 
-def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str) -> pd.DataFrame:
+Chunks = Callable[[], Iterator[pd.DataFrame]]  # a table, read again a chunk at a time for each pass
+
+
+def table_chunks(table: pd.DataFrame) -> Chunks:
+    return lambda: iter([table])
+
+
+def parquet_chunks(path: str | Path) -> Chunks:
+    """An embeddings parquet, BATCH rows at a time: publish's memory does not grow with the users."""
+    return lambda: read_batches(str(path), columns=list(_COLUMNS))
+
+
+def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str, first_row: int, when) -> pd.DataFrame:
     for column in _COLUMNS:
         if column not in table.columns:
             raise DataError(source, f"missing column '{column}'", field=column)
-    if table.empty:  # a complete version of nobody: every reader of the arm would silently get zeros
-        raise DataError(source, "no rows: a version must hold at least one user's vector")
-    vectors = checked_vectors(table, config.dim, source)
+    vectors = checked_vectors(table, config.dim, source, first_row)
     return pd.DataFrame(
         {
             "user_id": table.user_id.astype("int64").to_numpy(),
@@ -66,17 +78,30 @@ def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str) -
             "reccot": table.reccot.astype(str).to_numpy(),
             "model_version": version,
             "iteration": table.iteration.astype("int64").to_numpy(),
-            "event_timestamp": datetime.now(UTC),
+            "event_timestamp": when,
         }
     )
 
 
-def _write_offline(rows: pd.DataFrame, config: StoreConfig, version: str) -> str:
-    return write_parquet(rows, f"{config.offline_root}/{version}.parquet", config.s3_endpoint)
+def _checked_users(chunks: Chunks, config: StoreConfig, version: str, source: str, when) -> pd.Index:
+    """Every chunk checked (columns, vector sizes, values, a user repeated anywhere) before anything is
+    written; the users, 8 bytes each."""
+    ids, count = [], 0
+    for chunk in chunks():
+        ids.append(_rows(chunk, config, version, source, count, when).user_id.to_numpy())
+        count += len(chunk)
+    users = pd.Index(np.concatenate(ids) if ids else np.array([], np.int64))
+    if users.empty:  # a complete version of nobody: every reader of the arm would silently get zeros
+        raise DataError(source, "no rows: a version must hold at least one user's vector")
+    repeated = users.duplicated()
+    if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
+        raise DataError(source, f"duplicate user_id {users[row]}", row=row, field="user_id")
+    return users
 
 
 def publish(
-    table: pd.DataFrame,
+    table: pd.DataFrame | Chunks,
     version: str,
     store: OpenedStore,
     carry_from: str | None = None,
@@ -86,40 +111,52 @@ def publish(
     guard: Guard | None = None,
     content: str | None = None,
 ) -> dict:
-    """Publish `table` (user_id, reccot, iteration, embedding) as `version`.
+    """Publish `table` (user_id, reccot, iteration, embedding; a frame or `parquet_chunks`) as `version`.
 
     carry_from: an earlier complete version whose rows for users absent from `table` are carried
     over (the recurring job re-summarises only active users). content: the digest of the table it
     was published from (kept in its tags, with the base). guard: refuse a version that would
     drop more than a share of the users an arm reads. A killed attempt at `version` (its view
     without its completion mark) is removed, online rows included, before writing. Everything is
-    checked before anything is written.
+    checked before anything is written; rows go through memory a chunk at a time.
     """
+    chunks = table if callable(table) else table_chunks(table)
     view_name = definitions.view_name(version)
     config = store.config
-    rows = _rows(table, config, version, source)
+    when = datetime.now(UTC)
+    users = _checked_users(chunks, config, version, source, when)
     feast = store.feast
     if _service(feast, view_name) is not None:
         raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
-    if carry_from is not None:
-        old_view = _require_complete(feast, carry_from)
-        old = read_parquet(old_view.batch_source.path, config.s3_endpoint)
-        kept = old[~old.user_id.isin(rows.user_id)].assign(
-            model_version=version, event_timestamp=rows.event_timestamp[0]
-        )
-        rows = pd.concat([rows, kept[rows.columns]], ignore_index=True)
+    old_path = None if carry_from is None else _require_complete(feast, carry_from).batch_source.path
+    carried = pd.Index([]) if old_path is None else _users_of(old_path, config).difference(users)
     if guard is not None:
-        _check_drop(store, guard, rows.user_id)
+        _check_drop(store, guard, users.append(carried))
     killed = _view(feast, view_name)
     if killed is not None:
         feast.apply([], objects_to_delete=[killed], partial=False)
-    view = definitions.version_view(version, _write_offline(rows, config, version), config.s3_endpoint)
+    path = located(f"{config.offline_root}/{version}.parquet")
+    with parquet_writer(path, config.s3_endpoint) as write:
+        count = 0
+        for chunk in chunks():
+            write(_rows(chunk, config, version, source, count, when))
+            count += len(chunk)
+        for old in [] if old_path is None else read_batches(old_path, config.s3_endpoint):
+            kept = old[old.user_id.isin(carried)]
+            if len(kept):
+                write(kept.assign(model_version=version, event_timestamp=when))
+    view = definitions.version_view(version, path, config.s3_endpoint)
     feast.apply([definitions.USER, view])
-    _write_online(feast, view_name, rows, f"publish {version}", progress)
+    rows = len(users) + len(carried)
+    _write_online(feast, view, config, f"publish {version}", rows, progress)
     provenance = {"published_at": _now(), "data_version": data_version or "unknown"}
     provenance |= {"content": content or "unknown", "base": carry_from or ""}
-    feast.apply([definitions.version_service(view, len(rows), provenance)])  # the completion mark, last
-    return {"version": version, "rows": len(rows), "carried": len(rows) - len(table), "offline": view.batch_source.path}
+    feast.apply([definitions.version_service(view, rows, provenance)])  # the completion mark, last
+    return {"version": version, "rows": rows, "carried": len(carried), "offline": path}
+
+
+def _users_of(path: str, config: StoreConfig) -> pd.Index:
+    return pd.Index(read_column(path, "user_id", config.s3_endpoint).unique())
 
 
 @dataclass(frozen=True)
@@ -131,13 +168,12 @@ class Guard:
     force: bool = False
 
 
-def _check_drop(store: OpenedStore, guard: Guard, user_ids: pd.Series) -> None:
+def _check_drop(store: OpenedStore, guard: Guard, user_ids: pd.Index) -> None:
     current = arm_version(store, guard.arm)
     if current is None or guard.force:
         return
-    path = _require_complete(store.feast, current).batch_source.path
-    reading = pd.Index(read_parquet(path, store.config.s3_endpoint).user_id.unique())
-    dropped = reading.difference(pd.Index(user_ids.unique()))
+    reading = _users_of(_require_complete(store.feast, current).batch_source.path, store.config)
+    dropped = reading.difference(user_ids)
     if len(dropped) > guard.max_drop * len(reading):
         raise StoreError(
             f"the new version would drop {len(dropped)} of the {len(reading)} users arm {guard.arm!r} reads "
@@ -145,9 +181,14 @@ def _check_drop(store: OpenedStore, guard: Guard, user_ids: pd.Series) -> None:
         )
 
 
-def _write_online(feast, view_name: str, rows: pd.DataFrame, what: str, progress: bool) -> None:
-    for start in tqdm(range(0, len(rows), CHUNK), desc=what, disable=not progress, unit="chunk"):
-        feast.write_to_online_store(view_name, rows.iloc[start : start + CHUNK])
+def _write_online(feast, view, config: StoreConfig, what: str, rows: int, progress: bool) -> None:
+    """A version's online rows from its offline parquet, CHUNK rows per write."""
+    bar = tqdm(total=rows, desc=what, disable=not progress, unit="row")
+    for batch in read_batches(view.batch_source.path, config.s3_endpoint):
+        for start in range(0, len(batch), CHUNK):
+            feast.write_to_online_store(view.name, batch.iloc[start : start + CHUNK])
+            bar.update(min(CHUNK, len(batch) - start))
+    bar.close()
 
 
 def _view(feast, name: str):
@@ -175,7 +216,7 @@ def is_published(store: OpenedStore, version: str) -> bool:
 def online_missing(store: OpenedStore, version: str, sample: int = 5) -> bool:
     """Whether some of a complete version's users read nothing online (a Redis that lost its rows)."""
     view = _require_complete(store.feast, version)
-    users = read_parquet(view.batch_source.path, store.config.s3_endpoint).user_id
+    users = read_column(view.batch_source.path, "user_id", store.config.s3_endpoint)
     probe = sorted(set(users.iloc[:sample]) | set(users.iloc[-sample:]))
     return bool(read(store.feast, probe, version=version).model_version.isna().any())
 
@@ -183,9 +224,9 @@ def online_missing(store: OpenedStore, version: str, sample: int = 5) -> bool:
 def restore(store: OpenedStore, version: str, progress: bool = True) -> dict:
     """Rebuild a complete version's online rows from its offline parquet (after Redis lost them)."""
     view = _require_complete(store.feast, version)
-    rows = read_parquet(view.batch_source.path, store.config.s3_endpoint)
-    _write_online(store.feast, view.name, rows, f"restore {version}", progress)
-    return {"version": version, "rows": len(rows)}
+    rows = int(_version_service(store.feast, version).tags["rows"])
+    _write_online(store.feast, view, store.config, f"restore {version}", rows, progress)
+    return {"version": version, "rows": rows}
 
 
 def arm_version(store: OpenedStore, arm: str) -> str | None:

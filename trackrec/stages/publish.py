@@ -6,8 +6,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from trackrec.atomic import atomic_dir
 from trackrec.features.config import FeaturesConfig
 from trackrec.features.store import OpenedStore, StoreError, open_store
@@ -17,6 +15,7 @@ from trackrec.features.versions import (
     assign,
     is_published,
     online_missing,
+    parquet_chunks,
     prune,
     restore,
     version_tags,
@@ -77,10 +76,10 @@ def publish(
             summary["restored"] = restore(store, version, progress=False)
     else:
         guard = Guard(config.arm, config.max_drop, config.force) if config.arm else None
-        table = pd.read_parquet(source)
         summary = publish_version(
-            table, version, store, base, str(source), data_version=data_version, guard=guard, content=content
-        )
+            parquet_chunks(source), version, store, base, str(source), data_version=data_version, guard=guard,
+            content=content,
+        )  # fmt: skip
     if config.arm is not None:
         summary["arm"] = assign(store, config.arm, version)
     if config.keep_versions is not None:
