@@ -3,8 +3,12 @@ between modules, and every import between layers goes down:
 cli -> pipelines -> components -> stages -> run_config -> features -> llm | ctr -> data -> artifacts -> base."""
 
 import ast
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
+
+import pytest
 
 ROOTS = ("trackrec", "components", "pipelines")
 # higher imports lower; llm and ctr are peers (neither imports the other); every other trackrec
@@ -110,3 +114,15 @@ def test_the_check_sees_imports_inside_functions(tmp_path, monkeypatch):
     (package / "b.py").write_text("def f():\n    from trackrec.a import x\n")
     monkeypatch.chdir(tmp_path)
     assert circles(import_graph(modules())) == [["trackrec.a", "trackrec.b"]]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["trackrec.run_config", "trackrec.stages.shards", "trackrec.stages.gather", "trackrec.stages.select_samples"],
+)
+def test_the_table_only_tasks_start_without_torch(module):
+    """split_config, plan_shards, gather and select_samples only read and write tables: importing torch
+    (2-3 s) in each would cost every run's many gather tasks more than their work."""
+    code = f"import sys, {module}; print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -12,7 +12,6 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import preference, reward
-from trackrec.stages.ctr_judge import judge_rewards
 from trackrec.stages.llm_common import alignment_samples, validator_probs, write_json
 from trackrec.stages.shards import WHOLE, Shard
 
@@ -46,6 +45,8 @@ def score(
         repeated = frame.loc[frame.index.repeat(n)]
         reccots = [r for row in sampled.reccots for r in row]
         if llm.reward == "ctr":
+            from trackrec.stages.ctr_judge import judge_rewards  # torch and the encoder: not for gather's import
+
             flat = judge_rewards(judge, dataset_dir, repeated, reccots, progress)
         else:
             probs = validator_probs(llm, validator, repeated, reccots, "train samples", progress)
