@@ -13,7 +13,7 @@ E2_alignment  one S-DPO round of G0 under that fixed V on `align-users` train us
               greedy reward of G1 minus G0, judged by V and by a second V trained with another seed,
               against G1' aligned on shuffled rewards (the same data with the preference made random).
 E2_alignment_ctr  the same round with DPO4Rec's reward (`llm.reward: ctr`, best vs worst DPO): the
-              CTR judge (ctr.backbone) trained with G0's RecCoT of every user scores G0's samples; the
+              CTR judge (the judge section) trained with G0's RecCoT of every user scores G0's samples; the
               held-out gain of G1 over G0 under that judge and under a second judge trained with
               another seed, against G1' aligned on shuffled rewards.
 E3_ctr        a RecCoT for every user at the training cut-off from the teacher, G0 and G1, encoded;
@@ -193,12 +193,12 @@ def ctr_reward_alignment(work: Work, config, data: Path, samples: Path, g0: Path
     """E2 with DPO4Rec's reward: one DPO round of G0 on the CTR judge's rewards of its samples, judged
     on held-out users by that judge and by one trained with another seed."""
     llm = dataclasses.replace(work.llm, reward="ctr", preference=PreferenceMode.DPO)
-    encoder = config.features.encoder if config.features else EncoderConfig()
     table = pd.read_parquet(cutoff_reccots(work, data, "G0", g0, 0) / "reccots.parquet")
     judges = {}
     for seed in (0, 1):
-        ctr = dataclasses.replace(config.ctr, train=dataclasses.replace(config.ctr.train, seed=seed))
-        judges[seed] = work.step(f"judge-G0-seed{seed}", lambda out, c=ctr: train_judge(data, table, c, encoder, out))
+        ctr = dataclasses.replace(config.judge.ctr, train=dataclasses.replace(config.judge.ctr.train, seed=seed))
+        judge = dataclasses.replace(config.judge, ctr=ctr)
+        judges[seed] = work.step(f"judge-G0-seed{seed}", lambda out, j=judge: train_judge(data, table, j, out))
     align_samples = work.step("samples-align", lambda out: with_train_subset(samples, out, args.align_users))
     eval_only = work.step("samples-eval-only", lambda out: with_train_subset(samples, out, 0))
     sampled = work.step("sampled", lambda out: sample(align_samples, g0, llm, out, seed=llm.generation.seed))

@@ -50,19 +50,16 @@ def ctr_judge(
     dataset: Input[Dataset],
     samples: Input[Dataset],
     reccots: Input[Dataset],
-    ctr: str,
-    encoder: str,
+    config: str,
     iteration: int,
     judge: Output[Model],
     metrics: Output[Metrics],
 ):
     """The CTR backbone trained with G(t)'s greedy RecCoTs as user vectors: the report's CTR curve, and
-    the reward model of round t+1 under llm.reward ctr (DPO4Rec)."""
+    the reward model of round t+1 under llm.reward ctr (DPO4Rec). config: the judge section."""
     from components.metrics import log_metrics
-    from trackrec.ctr.config import CTRConfig
-    from trackrec.features.encoder import EncoderConfig
-    from trackrec.run_config import section
+    from trackrec.run_config import JudgeConfig, section
     from trackrec.stages.ctr_judge import ctr_judge as run
 
-    config, text_encoder = section(CTRConfig, ctr, "ctr"), section(EncoderConfig, encoder, "encoder")
-    log_metrics(metrics, run(dataset.path, samples.path, reccots.path, config, text_encoder, judge.path, iteration))
+    settings = section(JudgeConfig, config, "judge")
+    log_metrics(metrics, run(dataset.path, samples.path, reccots.path, settings, judge.path, iteration))

@@ -101,10 +101,10 @@ def _default_reach() -> Reach:
 
 @dataclass
 class Training(Config):
-    """Multi-node training: align and rectune as a Kubeflow Trainer TrainJob (docs/deploy.md says
+    """Multi-node training: distill's SFT, align and rectune as a Kubeflow Trainer TrainJob (docs/deploy.md says
     what the cluster needs: Kubeflow Trainer v2, a torch runtime, an RWX storage class)."""
 
-    nodes: int = field(1, help="GPU nodes for align and rectune; 1: in the task's pod; > 1: a TrainJob")
+    nodes: int = field(1, help="GPU nodes for distill, align and rectune; 1: in the task's pod; > 1: a TrainJob")
     runtime: str = field("torch-distributed", help="the ClusterTrainingRuntime the TrainJob uses")
     workspace: str = field("500Gi", help="size of the run's shared workspace (inputs, base model, adapter)")
     storage_class: str | None = field(None, help="a ReadWriteMany storage class for it; none: the cluster's default")
@@ -118,7 +118,7 @@ class PipelineSettings(Config):
     pipeline_root: str = field("s3://trackrec/pipeline-root", help="where KFP keeps the runs' artifacts")
     images: Images = field(factory=Images, help="component images")
     gpu_pool: GPUPool = field(factory=_gpu_pool, help="where the GPU stages run")
-    training: Training = field(factory=Training, help="align and rectune on one node or several")
+    training: Training = field(factory=Training, help="distill, align and rectune on one node or several")
     cpu_pool: Pool = field(factory=Pool, help="where the CPU stages run (never on the GPU pool's taints)")
     stages: dict[str, StageOverride] = field(factory=dict, help=f"per-stage overrides; stages: {list(STAGES)}")
     s3: S3Access = field(factory=S3Access, help="how the pods reach S3")

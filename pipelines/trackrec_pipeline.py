@@ -68,7 +68,7 @@ def build_pipeline(
                 reccots = sharded("greedy", f"greedy {t}", samples=samples, generator=g, llm=llm)
                 judge = task(
                     "ctr_judge", f"CTR judge {t}", dataset=dataset, samples=samples, reccots=reccots,
-                    ctr=sections.outputs["ctr"], encoder=sections.outputs["encoder"], iteration=t,
+                    config=sections.outputs["judge"], iteration=t,
                 ).outputs["judge"]  # fmt: skip
                 optional_v = {} if v is None else {"validator": v}
                 v = task("rectune", f"rectune V{t}", samples=samples, reccots=reccots, llm=llm, **optional_v)

@@ -286,3 +286,20 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
     }
     assert {name: reads[name] for name in expected} == expected
     assert not any(reads[name] for name in set(reads) - set(expected))  # no other task reads a model
+
+
+def test_each_section_reaches_only_its_stages_so_a_change_reruns_only_them(tmp_path):
+    """KFP's cache keys on a task's inputs: the final CTR model's section must not reach the loop
+    (the judge has its own), the encoder only encode, the arm and store only publish."""
+    _, pipeline, _ = compiled(tmp_path, config="configs/local.yaml")
+    readers: dict[str, set] = {}
+    for task in pipeline["root"]["dag"]["tasks"].values():  # a sharded stage's task is its sub-pipeline
+        stage = re.sub(r"^comp-|(-shards)?(-\d+)?$", "", task["componentRef"]["name"]).replace("-", "_")
+        for value in task.get("inputs", {}).get("parameters", {}).values():
+            produced = value.get("taskOutputParameter", {})
+            if produced.get("producerTask") == "split-config":
+                readers.setdefault(produced["outputParameterKey"], set()).add(stage)
+    assert readers["ctr"] == {"train_ctr"}
+    assert readers["judge"] == {"ctr_judge"}
+    assert readers["encoder"] == {"encode"} and readers["features"] == {"publish"}
+    assert readers["llm"] >= {"distill", "sample", "score", "align", "evaluate"}  # the loop reads llm

@@ -20,8 +20,20 @@ from trackrec.reach import Reach
 from trackrec.reach import problems as reach_problems
 
 # Each stage's share of the config: summarize reads only which users, encode only the encoder,
-# publish the whole features section (store, arm); so a new arm re-runs publish alone.
-SECTIONS = ("data", "llm", "users", "encoder", "features", "ctr")
+# publish the whole features section (store, arm); so a new arm re-runs publish alone, and a new
+# ctr section retrains the final CTR model without touching the loop (its judge has its own).
+SECTIONS = ("data", "llm", "users", "encoder", "features", "ctr", "judge")
+
+
+@dataclass
+class JudgeConfig(Config):
+    """The loop's CTR judge (stage ctr_judge): trained on G(t)'s RecCoTs each iteration, its test AUC
+    is the report's CTR curve and, with llm.reward: ctr, it is DPO4Rec's reward model."""
+
+    ctr: CTRConfig = field(
+        factory=CTRConfig, help="its backbone and training (the RecCoT vectors are set by the stage)"
+    )
+    encoder: EncoderConfig = field(factory=EncoderConfig, help="encodes the RecCoTs it reads")
 
 
 @dataclass
@@ -34,6 +46,7 @@ class RunConfig(Config):
         None, help="RecCoT features of G(T) into Feast and the CTR model; needs llm"
     )
     ctr: CTRConfig = field(factory=CTRConfig, help="train_ctr stage")
+    judge: JudgeConfig = field(factory=JudgeConfig, help="the loop's CTR judge, one per iteration (read only with llm)")
 
     def problems(self) -> list[str]:
         if self.features is not None and self.llm is None:
@@ -64,8 +77,7 @@ def split_sections(text: str, iterations: int, features: bool, reach: Reach | No
         raise ConfigError("config", outside + ["what a run may reach is set by the deployment's settings"])
     features = plain["features"] or {}
     plain["users"] = config_to_dict(UserDraw(config.features.users, config.features.seed)) if features else None
-    # the CTR judge of every loop iteration encodes RecCoTs too: the features' encoder, else the default
-    plain["encoder"] = features.get("encoder") or (config_to_dict(EncoderConfig()) if config.llm else None)
+    plain["encoder"] = features.get("encoder")
     return {name: json.dumps(plain[name], sort_keys=True) for name in SECTIONS}
 
 

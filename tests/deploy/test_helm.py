@@ -3,6 +3,9 @@ validates and every Pod is restricted; the values schema rejects bad types and u
 GPU pool, the runs' ServiceAccount and what a run may reach go from the values into the pipeline;
 multi-user Kubeflow gets its RBAC in the profile namespace; each identity holds only what it uses."""
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -236,3 +239,11 @@ def test_the_feature_servers_store_file_is_the_one_a_publisher_writes(values):
         registry=f"s3://{s3['bucket']}/features/registry.db",
     )
     assert served == repo_yaml(publisher)
+
+
+def test_the_charts_per_stage_settings_name_the_stage_table():
+    """A per-stage override (gpus, timeout) in the values is checked against the stage table's names."""
+    from components.catalog import STAGES
+
+    schema = json.loads((Path(CHART) / "values.schema.json").read_text())
+    assert set(schema["properties"]["stages"]["propertyNames"]["enum"]) == set(STAGES)

@@ -15,6 +15,7 @@ from trackrec.ctr.saved import load_trained
 from trackrec.data.dataset import Dataset
 from trackrec.features.encoder import EncoderConfig, TextEncoder
 from trackrec.llm.config import LLMConfig, SubsetConfig
+from trackrec.run_config import JudgeConfig
 from trackrec.stages.ctr_judge import MODEL, VECTORS, ctr_judge, judge_auc, user_reccots
 from trackrec.stages.encode import vectors_in
 from trackrec.stages.score import score
@@ -38,7 +39,7 @@ def judged(tmp_path, prepared):
     greedy = tmp_path / "greedy"
     greedy.mkdir()
     pd.DataFrame(rows, columns=["split", "sample", "reccot"]).to_parquet(greedy / "reccots.parquet")
-    metrics = ctr_judge(prepared, samples, greedy, CTR, EncoderConfig(), tmp_path / "judge", 1, progress=False)
+    metrics = ctr_judge(prepared, samples, greedy, JudgeConfig(ctr=CTR), tmp_path / "judge", 1, progress=False)
     return samples, greedy, tmp_path / "judge", metrics
 
 

@@ -1,4 +1,5 @@
-"""Stage ctr_judge: the CTR backbone trained with G(t)'s greedy RecCoTs as the users' vectors.
+"""Stage ctr_judge: the judge section's CTR backbone trained with G(t)'s greedy RecCoTs as the users'
+vectors.
 
 Its test AUC is the loop report's CTR curve (the paper's Figure 5, second curve). Under
 `llm.reward: ctr` it is DPO4Rec's reward model: round t+1 scores G(t)'s sampled RecCoTs with it
@@ -18,13 +19,13 @@ import torch
 
 from trackrec.atomic import atomic_dir
 from trackrec.config import config_from_dict, config_to_dict
-from trackrec.ctr.config import CTRConfig
 from trackrec.ctr.features import rows_to_batch
 from trackrec.ctr.saved import load_trained, trained_metrics
 from trackrec.ctr.train import predict
 from trackrec.data.dataset import Dataset
 from trackrec.features.encoder import EncoderConfig, TextEncoder
 from trackrec.llm.reward import reward
+from trackrec.run_config import JudgeConfig
 from trackrec.stages.encode import encode, vector_size, vectors_in
 from trackrec.stages.greedy import SPLITS, read_reccots
 from trackrec.stages.llm_common import read_samples
@@ -47,22 +48,20 @@ def ctr_judge(
     dataset_dir: str | Path,
     samples_dir: str | Path,
     greedy_dir: str | Path,
-    ctr: CTRConfig,
-    encoder: EncoderConfig,
+    config: JudgeConfig,
     output: str | Path,
     iteration: int,
     progress: bool = True,
 ) -> dict:
     """Writes vectors/ (encode's output), model/ (train_ctr's) and encoder.json; returns the test metrics."""
     reccots = user_reccots(samples_dir, greedy_dir, iteration)
-    return train_judge(dataset_dir, reccots, ctr, encoder, output, progress)
+    return train_judge(dataset_dir, reccots, config, output, progress)
 
 
 def train_judge(
     dataset_dir: str | Path,
     reccots: pd.DataFrame,
-    ctr: CTRConfig,
-    encoder: EncoderConfig,
+    config: JudgeConfig,
     output: str | Path,
     progress: bool = True,
 ) -> dict:
@@ -70,12 +69,12 @@ def train_judge(
     with atomic_dir(output) as tmp:
         (tmp / "reccots").mkdir()
         reccots.to_parquet(tmp / "reccots" / "reccots.parquet")
-        encode(tmp / "reccots", encoder, tmp / VECTORS, progress)
+        encode(tmp / "reccots", config.encoder, tmp / VECTORS, progress)
         vectors = dataclasses.replace(
-            ctr, user_vectors=str(vectors_in(tmp / VECTORS)), dense_dim=vector_size(tmp / VECTORS)
+            config.ctr, user_vectors=str(vectors_in(tmp / VECTORS)), dense_dim=vector_size(tmp / VECTORS)
         )
         result = train_ctr(dataset_dir, vectors, tmp / MODEL, progress)
-        (tmp / ENCODER).write_text(json.dumps(config_to_dict(encoder)))
+        (tmp / ENCODER).write_text(json.dumps(config_to_dict(config.encoder)))
     return result["test"]
 
 
