@@ -53,7 +53,8 @@ def ctr_judge(
     iteration: int,
     progress: bool = True,
 ) -> dict:
-    """Writes vectors/ (encode's output), model/ (train_ctr's) and encoder.json; returns the test metrics."""
+    """Writes reccots/ (what it read), vectors/ (encode's output), model/ (train_ctr's) and encoder.json;
+    returns the test metrics."""
     reccots = user_reccots(samples_dir, greedy_dir, iteration)
     return train_judge(dataset_dir, reccots, config, output, progress)
 
