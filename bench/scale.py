@@ -10,6 +10,8 @@ encode (a tiny random BERT: the encoder's cost is the model's, not the data path
 dense input, sparse id tables at every size). Each stage runs in a fresh process: its wall seconds
 (imports excluded) and peak RSS.
 Prints one table, fits time ~ events^k per stage, draws scale.png and writes results.json.
+`--fan-out 2 4 8` adds prepare_data fanned out over that many user shards at each size (plan, each
+shard, join: each its own process, as each is its own pod on a cluster): the memory one pod needs.
 Run it alone: the machine's other work shows up in every number.
 """
 
@@ -28,6 +30,7 @@ import numpy as np
 from servers import redis_server  # bench/, the script's own folder
 
 STAGES = ("prepare_data", "select_samples", "summarize_data", "encode", "publish", "train_ctr")
+FAN_OUT = ("plan_prepare", "prepare_shard", "join_prepared")  # prepare_data over user shards
 FIXED_USERS, FIXED_ITEMS = 100_000, 10_000  # the second series: only the samples grow
 DIM = 32  # the tiny encoder's width
 START, END = 1_577_836_800, 1_672_531_200  # 2020-01-01 .. 2023-01-01 UTC
@@ -95,16 +98,22 @@ def tiny_encoder(folder: Path) -> Path:
     return folder
 
 
-def stage_call(stage: str, work: Path, redis: str):
+def stage_call(stage: str, work: Path, redis: str, shards: int = 1, index: int = 0):
     """One stage on `work`'s files, as a call; imports only what that stage needs (its memory is
-    its own, not another stage's libraries)."""
-    if stage == "prepare_data":
+    its own, not another stage's libraries). The FAN_OUT stages: `shards` planned, shard `index`."""
+    if stage == "prepare_data" or stage in FAN_OUT:
         from trackrec.data.config import DataConfig
-        from trackrec.stages.prepare_data import prepare_data
+        from trackrec.stages import prepare_data as data
 
         log = str(work.parent / "log")
         config = DataConfig(source="behaviour-log", path=log, valid_start=VALID_START, test_start=TEST_START)
-        return lambda: prepare_data(config, work / "dataset", version="bench")
+        parts = [work / f"part-{i}" for i in range(shards)]
+        return {
+            "prepare_data": lambda: data.prepare_data(config, work / "dataset", version="bench"),
+            "plan_prepare": lambda: data.plan_prepare(config, shards, work / "plan"),
+            "prepare_shard": lambda: data.prepare_shard(config, work / "plan", index, parts[index]),
+            "join_prepared": lambda: data.join_prepared(config, work / "plan", parts, work / "dataset", "bench"),
+        }[stage]
     if stage == "select_samples":
         from trackrec.llm.config import SubsetConfig
         from trackrec.stages.select_samples import select_samples
@@ -154,8 +163,8 @@ def stand_in_reccots(work: Path) -> None:
     )
 
 
-def child(stage: str, work: Path, redis: str) -> None:
-    call = stage_call(stage, work, redis)
+def child(stage: str, work: Path, redis: str, shards: int, index: int) -> None:
+    call = stage_call(stage, work, redis, shards, index)
     before = _status_mb("VmRSS")
     started = time.perf_counter()
     call()
@@ -198,9 +207,10 @@ def measure(sizes: list[int], out: Path) -> dict:
     return results
 
 
-def run_child(stage: str, work: Path, redis: str, what: str) -> dict:
+def run_child(stage: str, work: Path, redis: str, what: str, shards: int = 1, index: int = 0) -> dict:
     """One stage in a fresh process (`child`): its seconds and peak memory."""
     command = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--redis", redis]
+    command += ["--shards", str(shards), "--index", str(index)]
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # as the cpu image sets it (images/cpu.Dockerfile)
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -223,6 +233,28 @@ def fixed_users_run(events: int, out: Path) -> dict:
         row[stage] = run_child(stage, work, "", f"{events:,} events of {FIXED_USERS:,} users")
     print(f"{events:>11,} events of {FIXED_USERS:,} users: train_ctr {row['train_ctr']['seconds']:.1f} s "
           f"{row['train_ctr']['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
+    return row
+
+
+def fan_out_run(events: int, shards: int, out: Path) -> dict:
+    """prepare_data over `shards` user shards of the log of `events` events: plan, every shard and
+    the join, each in a fresh process; the shards' data equals the one pass's (tests/test_prepare_shards.py)."""
+    folder = out / f"events-{events}"
+    if not (folder / "log").exists():
+        print(f"writing a log of {events:,} events", flush=True)
+        write_log(folder / "log", events)
+    work = folder / f"fan-out-{shards}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    what = f"{events:,} events in {shards} shards"
+    row = {"events": events, "shards": shards, "plan_prepare": run_child("plan_prepare", work, "", what, shards)}
+    planned = len(json.loads((work / "plan" / "plan.json").read_text())["ranges"])
+    row["prepare_shard"] = [run_child("prepare_shard", work, "", what, shards, i) for i in range(planned)]
+    row["join_prepared"] = run_child("join_prepared", work, "", what, shards)
+    largest = max(row["prepare_shard"], key=lambda r: r["peak_rss_mb"])
+    print(f"{what}: plan {_cell(row['plan_prepare'])}, largest shard {_cell(largest)}, "
+          f"join {_cell(row['join_prepared'])} (s / MB)", flush=True)  # fmt: skip
+    shutil.rmtree(work)
     return row
 
 
@@ -262,7 +294,33 @@ def report(results: dict, out: Path) -> None:
     console.print(fixed)
     console.print(f"prepare_data at {results['sizes'][-1]['events']:,} events: "
                   f"{results['prepare_events_per_s']:,.0f} events/s")  # fmt: skip
+    if results.get("prepare_fan_out"):
+        console.print(fan_out_table(results))
     draw(results, out / "scale.png")
+
+
+def _cell(measured: dict) -> str:
+    return f"{measured['seconds']:.1f} s / {measured['peak_rss_mb']:.0f}"
+
+
+def fan_out_table(results: dict):
+    """prepare_data in one pass against fanned out: seconds / peak RSS of each task kind (the
+    largest shard's: what one pod must hold)."""
+    from rich.table import Table
+
+    one_pass = {s["events"]: s["stages"]["prepare_data"] for s in results["sizes"]}
+    table = Table(title="prepare_data in one pass and over user shards: wall seconds / peak RSS (MB) per task")
+    for column in ("events", "shards", "one pass", "plan", "largest shard", "all shards (sum s)", "join"):
+        table.add_column(column, justify="right")
+    for row in results["prepare_fan_out"]:
+        shards = row["prepare_shard"]
+        largest = max(shards, key=lambda r: r["peak_rss_mb"])
+        single = one_pass.get(row["events"])
+        table.add_row(
+            f"{row['events']:,}", str(len(shards)), _cell(single) if single else "", _cell(row["plan_prepare"]),
+            _cell(largest), f"{sum(r['seconds'] for r in shards):.1f}", _cell(row["join_prepared"]),
+        )  # fmt: skip
+    return table
 
 
 def draw(results: dict, path: Path) -> None:
@@ -291,20 +349,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--out", type=Path, default=Path("runs/bench/scale"))
-    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # a child process: one stage
+    parser.add_argument("--stage", choices=STAGES + FAN_OUT, help=argparse.SUPPRESS)  # a child process: one stage
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
+    parser.add_argument("--shards", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--fixed-only", action="store_true", help="only the fixed-users series, added to results.json")
+    parser.add_argument("--fan-out", type=int, nargs="+", default=[], help="also prepare_data over these shard counts")
+    parser.add_argument("--fan-out-only", action="store_true", help="only the --fan-out series, added to results.json")
     args = parser.parse_args()
     if args.stage:
-        child(args.stage, args.work, args.redis)
+        child(args.stage, args.work, args.redis, args.shards, args.index)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.fixed_only:
+    if args.fixed_only or args.fan_out_only:
         results = json.loads((args.out / "results.json").read_text())
-        results["fixed_users"] = [fixed_users_run(events, args.out) for events in sorted(args.sizes)]
+        if args.fixed_only:
+            results["fixed_users"] = [fixed_users_run(events, args.out) for events in sorted(args.sizes)]
     else:
         results = measure(sorted(args.sizes), args.out)
+    if args.fan_out:
+        results["prepare_fan_out"] = [fan_out_run(e, n, args.out) for e in sorted(args.sizes) for n in args.fan_out]
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     report(results, args.out)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from kfp import dsl
 
 from components.config import split_config
-from components.data import data_version, prepare_data, select_samples
+from components.data import data_version, join_prepared, plan_prepare, prepare_data, prepare_shard, select_samples
 from components.features import ctr_judge, encode, publish, train_ctr
 from components.generator import align, distill, greedy, sample, summarize
 from components.shards import gather, plan_shards
@@ -39,6 +39,9 @@ STAGES: dict[str, Stage] = {
     "gather": Stage(gather, "cpu"),
     "data_version": Stage(data_version, "cpu"),
     "prepare_data": Stage(prepare_data, "cpu"),
+    "plan_prepare": Stage(plan_prepare, "cpu"),
+    "prepare_shard": Stage(prepare_shard, "cpu"),
+    "join_prepared": Stage(join_prepared, "cpu"),
     "select_samples": Stage(select_samples, "cpu"),
     "distill": Stage(distill, "train", gpu=True, trainjob=True),
     "sample": Stage(sample, "infer", gpu=True, sharded="sampled"),

@@ -1,4 +1,7 @@
-"""Components of the data stages: prepare_data, select_samples."""
+"""Components of the data stages: prepare_data (in one pass, or planned, sharded and joined),
+select_samples."""
+
+from typing import List
 
 from kfp.dsl import Dataset, Input, Output
 
@@ -21,6 +24,36 @@ def prepare_data(data: str, data_version: str, dataset: Output[Dataset]):
     from trackrec.stages.prepare_data import prepare_data as run
 
     run(section(DataConfig, data, "data"), dataset.path, data_version)
+
+
+def plan_prepare(data: str, data_version: str, shards: int, plan: Output[Dataset]) -> List[int]:
+    """The log's id maps and up to `shards` user ranges of about equal events (one shard, the whole
+    source, for a source that is not a parquet log); returns the shard indices to fan out over."""
+    from trackrec.data.config import DataConfig
+    from trackrec.run_config import section
+    from trackrec.stages.prepare_data import plan_prepare as run
+
+    return run(section(DataConfig, data, "data"), shards, plan.path)
+
+
+def prepare_shard(data: str, plan: Input[Dataset], shard: int, part: Output[Dataset]):
+    """One planned shard's samples: only its users' events are read."""
+    from trackrec.data.config import DataConfig
+    from trackrec.run_config import section
+    from trackrec.stages.prepare_data import prepare_shard as run
+
+    run(section(DataConfig, data, "data"), plan.path, shard, part.path)
+
+
+def join_prepared(
+    data: str, data_version: str, plan: Input[Dataset], parts: Input[List[Dataset]], dataset: Output[Dataset]
+):
+    """The shards as the one dataset prepare_data writes, for the data version KFP's cache keys on."""
+    from trackrec.data.config import DataConfig
+    from trackrec.run_config import section
+    from trackrec.stages.prepare_data import join_prepared as run
+
+    run(section(DataConfig, data, "data"), plan.path, [part.path for part in parts], dataset.path, data_version)
 
 
 def select_samples(dataset: Input[Dataset], llm: str, samples: Output[Dataset]):

@@ -6,10 +6,13 @@ Python), the Kubernetes settings have nothing to act on, and KFP's local cache s
 whose inputs are unchanged since an earlier run.
 """
 
+import contextlib
+import io
 import json
 import logging
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from kfp import local
 from pipelines.settings import PipelineSettings
 from pipelines.trackrec_pipeline import build_pipeline
 from trackrec.config import config_to_dict
-from trackrec.errors import DataError
+from trackrec.errors import DataError, TrackRecError
 from trackrec.llm.config import check_context
 from trackrec.run_config import RunConfig
 from trackrec.timing import TIMING_ENV
@@ -51,6 +54,27 @@ class TaskClock(logging.Filter):
         return True
 
 
+class TaskErrors(io.TextIOBase):
+    """Standard output while a run lasts: the tasks' logs (which the runner prints) pass through, and
+    the last error a task raised, its traceback's last line, is kept so that a failed run can end in
+    one line that names it."""
+
+    _ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$")
+
+    def __init__(self, out):
+        super().__init__()
+        self.out, self.last = out, None
+
+    def write(self, text: str) -> int:
+        for line in _ANSI.sub("", text).splitlines():
+            if error := self._ERROR.match(line):
+                self.last = f"{error[1]}: {error[2]}"
+        return self.out.write(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
 def run_local(config: RunConfig, run_dir: str | Path, shards: int = 1, active_within_days: int = 0) -> dict:
     """Run the whole pipeline; returns the CTR test metrics, the paths of the run's results and the
     tasks it ran with their seconds (`TaskClock`), also written to `<run_dir>/latest.json`. Artifacts
@@ -69,15 +93,21 @@ def run_local(config: RunConfig, run_dir: str | Path, shards: int = 1, active_wi
     )
     iterations = None if config.llm is None else config.llm.iterations
     pipeline = build_pipeline(
-        iterations, config.features is not None, PipelineSettings(pipeline_root=str(root), reach=None)
+        iterations, config.features is not None, PipelineSettings(pipeline_root=str(root), reach=None, retries=0)
     )
     clock = TaskClock(run_dir / "task-timing.json")
     logging.getLogger().addFilter(clock)
     os.environ[TIMING_ENV] = str(clock.record)  # the task processes inherit it
+    errors = TaskErrors(sys.stdout)
     try:
-        result = pipeline(
-            config=json.dumps(config_to_dict(config)), shards=shards, active_within_days=active_within_days
-        )
+        with contextlib.redirect_stdout(errors):
+            result = pipeline(
+                config=json.dumps(config_to_dict(config)), shards=shards, active_within_days=active_within_days
+            )
+    except RuntimeError as failure:  # the runner's: "... Inner task failed: 'name'."
+        failed = re.search(r"task failed: '([^']+)'", _ANSI.sub("", str(failure)))
+        task = failed[1] if failed else "a task"
+        raise TrackRecError(f"task '{task}' failed: {errors.last or 'see its log above'}") from failure
     finally:
         logging.getLogger().removeFilter(clock)
         os.environ.pop(TIMING_ENV)

@@ -120,6 +120,11 @@ class PipelineSettings(Config):
     gpu_pool: GPUPool = field(factory=_gpu_pool, help="where the GPU stages run")
     training: Training = field(factory=Training, help="distill, align and rectune on one node or several")
     cpu_pool: Pool = field(factory=Pool, help="where the CPU stages run (never on the GPU pool's taints)")
+    prepare_shards: int = field(
+        1,
+        help="prepare_data fanned out over this many user shards, for a parquet log larger than one CPU pod "
+        "(docs/data.md); 1: one task",
+    )
     stages: dict[str, StageOverride] = field(factory=dict, help=f"per-stage overrides; stages: {list(STAGES)}")
     s3: S3Access = field(factory=S3Access, help="how the pods reach S3")
     redis: RedisAccess = field(factory=RedisAccess, help="how the publish stage authenticates to Redis")
@@ -133,7 +138,7 @@ class PipelineSettings(Config):
     )
 
     def problems(self) -> list[str]:
-        problems = self.at_least(1, "run_as_user") + self.at_least(0, "retries")
+        problems = self.at_least(1, "run_as_user", "prepare_shards") + self.at_least(0, "retries")
         problems += [
             f"stages.{name}: unknown stage (known: {list(STAGES)})" for name in self.stages if name not in STAGES
         ]

@@ -65,3 +65,26 @@ def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph
         return fan_out("encode", shards, reccots=reccots, encoder=encoder)
 
     return {"sample": sample, "score": score, "greedy": greedy, "summarize": summarize, "encode": encode}
+
+
+def prepare_fan_out(task: Callable[..., dsl.PipelineTask]) -> dsl.graph_component.GraphComponent:
+    """prepare_data over user shards: plan (the whole log's id maps, user ranges of equal events),
+    one task per shard, join into the dataset one task would write."""
+
+    @dsl.pipeline(name="prepare-fan-out")
+    def prepare(data: str, data_version: str, shards: int) -> Dataset:
+        plan = task("plan_prepare", "plan data shards", data=data, data_version=data_version, shards=shards)
+        with dsl.ParallelFor(plan.outputs["Output"]) as index:
+            part = task("prepare_shard", "prepare data (one shard)", data=data, plan=plan.outputs["plan"], shard=index)
+        parts = dsl.Collected(part.outputs["part"])
+        joined = task(
+            "join_prepared",
+            "join data shards",
+            data=data,
+            data_version=data_version,
+            plan=plan.outputs["plan"],
+            parts=parts,
+        )
+        return joined.outputs["dataset"]
+
+    return prepare

@@ -2,7 +2,8 @@
 (KFP v2 has no loops), then the RecCoT features -> Feast -> the CTR model.
 
 The inference stages (sample, score, greedy, summarize) and encode fan out over user shards with
-ParallelFor and are gathered into one folder. The same pipeline runs on a cluster and, through
+ParallelFor and are gathered into one folder; prepare_data does too where the settings ask
+(`prepare_shards`: a log larger than one pod). The same pipeline runs on a cluster and, through
 `kfp.local`, on one machine (`trackrec run`).
 """
 
@@ -16,7 +17,7 @@ from kfp.dsl import HTML, Dataset, Metrics, Model
 from components.catalog import STAGES, build
 from pipelines.placement import place
 from pipelines.settings import PipelineSettings
-from pipelines.sharded import sharded_stages
+from pipelines.sharded import prepare_fan_out, sharded_stages
 from trackrec.stages.launch import Nodes
 
 NAME = "trackrec"
@@ -37,12 +38,17 @@ def build_pipeline(
         return place(ops[stage](**inputs).set_display_name(name), stage, settings)
 
     shards_of = sharded_stages(task)
+    prepare_in_shards = prepare_fan_out(task)
 
     def trackrec(config: str = default_config, shards: int = 1, active_within_days: int = 0):
         sections = task("split_config", "check config", config=config, iterations=iterations or 0, features=features)
         data, llm = sections.outputs["data"], sections.outputs["llm"]
         version = task("data_version", "identify data", data=data).set_caching_options(False)  # the log may grow
-        dataset = task("prepare_data", "prepare data", data=data, data_version=version.output).outputs["dataset"]
+        if settings.prepare_shards > 1:
+            dataset = prepare_in_shards(data=data, data_version=version.output, shards=settings.prepare_shards)
+            dataset = dataset.set_display_name("prepare data").output
+        else:
+            dataset = task("prepare_data", "prepare data", data=data, data_version=version.output).outputs["dataset"]
         embeddings = None
         if iterations:
 

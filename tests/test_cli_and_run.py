@@ -65,6 +65,20 @@ def test_run_then_rerun_is_cached_then_a_config_change_reruns_only_its_stage(col
     assert json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())["backbone"] == "dcn"
 
 
+def test_a_failed_task_ends_the_run_in_one_line_naming_the_task_and_its_error(tmp_path):
+    """Locally a failure is not retried (no server here restarts), and the runner's own traceback
+    gives way to the task's error."""
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"data:\n  source: behaviour-log\n  path: {tmp_path}/nope\n  valid_start: '2025-01-01'\n"
+        "  test_start: '2025-02-01'\n"
+    )
+    result = runner.invoke(app, ["run", "--config", str(config), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert last == f"error: task 'data-version' failed: DataError: {tmp_path}/nope: not found"
+
+
 def test_run_refuses_zero_shards(tmp_path):
     result = runner.invoke(app, ["run", "--shards", "0"])
     assert result.exit_code == 2 and "--shards: must be >= 1, got 0" in result.output

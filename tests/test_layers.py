@@ -118,10 +118,17 @@ def test_the_check_sees_imports_inside_functions(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "module",
-    ["trackrec.run_config", "trackrec.stages.shards", "trackrec.stages.gather", "trackrec.stages.select_samples"],
+    [
+        "trackrec.run_config",
+        "trackrec.stages.shards",
+        "trackrec.stages.gather",
+        "trackrec.stages.select_samples",
+        "trackrec.stages.prepare_data",
+    ],
 )
 def test_the_table_only_tasks_start_without_torch(module):
-    """split_config, plan_shards, gather and select_samples only read and write tables: importing torch
+    """split_config, plan_shards, gather, select_samples and prepare_data's tasks (in one pass, or
+    planned, sharded and joined) only read and write tables: importing torch
     (2-3 s) in each would cost every run's many gather tasks more than their work."""
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -59,10 +59,19 @@ def test_iteration_stages_are_unrolled_t_times(tmp_path):
         assert counts[stage] == 1
 
 
-def test_gpu_resources_tolerations_and_shm_only_on_gpu_stages(tmp_path):
+def every_stage(tmp_path) -> tuple[dict, dict]:
+    """(executors, their Kubernetes specs) of every stage: prepare_data is one task or, with
+    prepare_shards > 1, plan, shards and join."""
     _, pipeline, platform = compiled(tmp_path)
-    executors = pipeline["deploymentSpec"]["executors"]
+    _, fanned, fanned_platform = compiled(tmp_path, PipelineSettings(prepare_shards=2))
+    prepare = {e: spec for e, spec in fanned["deploymentSpec"]["executors"].items() if "prepare" in e}
+    executors = pipeline["deploymentSpec"]["executors"] | prepare
     assert {executor_stage(e) for e in executors} == set(STAGES)
+    return executors, platform | {e: fanned_platform[e] for e in prepare}
+
+
+def test_gpu_resources_tolerations_and_shm_only_on_gpu_stages(tmp_path):
+    executors, platform = every_stage(tmp_path)
     for name, executor in executors.items():
         stage, resources = executor_stage(name), executor["container"]["resources"]
         k8s = platform[name]
@@ -121,8 +130,7 @@ def pipeline_pod(executor: dict, k8s: dict) -> dict:
 def test_every_task_is_restricted_non_root_has_scratch_disk_and_retries(tmp_path):
     from tests.deploy.manifests import check_all
 
-    _, pipeline, platform = compiled(tmp_path)
-    executors = pipeline["deploymentSpec"]["executors"]
+    executors, platform = every_stage(tmp_path)
     for name, executor in executors.items():
         k8s = platform[name]
         assert k8s["securityContext"] == {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True}, name
@@ -130,6 +138,7 @@ def test_every_task_is_restricted_non_root_has_scratch_disk_and_retries(tmp_path
         scratch = [m for m in k8s.get("emptyDirMounts", []) + k8s.get("genericEphemeralVolume", [])]
         (cache,) = [m for m in scratch if m["mountPath"] == "/cache"]
         assert cache.get("sizeLimit", cache.get("size")) == ("200Gi" if STAGES[executor_stage(name)].gpu else "20Gi")
+    _, pipeline, _ = compiled(tmp_path, PipelineSettings(prepare_shards=2))
     for stage, tasks in tasks_by_stage(pipeline).items():
         for task in tasks:
             policy = task["retryPolicy"]

@@ -11,7 +11,7 @@ class DataError(TrackRecError):
     """Bad input data, located by source (file), row and field."""
 
     def __init__(self, source: str, message: str, row: int | None = None, field: str | None = None):
-        self.source, self.row, self.field = source, row, field
+        self.source, self.message, self.row, self.field = source, message, row, field
         where = str(source)
         if row is not None:
             where += f", row {row}"

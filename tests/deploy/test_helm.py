@@ -241,6 +241,25 @@ def test_the_feature_servers_store_file_is_the_one_a_publisher_writes(values):
     assert served == repo_yaml(publisher)
 
 
+def test_prepare_shards_reach_the_settings_and_fan_prepare_data_out(tmp_path):
+    from pipelines.compile import compile_pipeline
+    from pipelines.settings import PipelineSettings
+    from trackrec.config import config_from_dict, load_config
+    from trackrec.run_config import RunConfig
+
+    data = yaml.safe_load(render({"prepareShards": 4})["trackrec/templates/pipeline-settings.yaml"])["data"]
+    settings = config_from_dict(PipelineSettings, yaml.safe_load(data["settings.yaml"]), "settings.yaml")
+    assert settings.prepare_shards == 4
+    pipeline, _ = yaml.safe_load_all(
+        compile_pipeline(load_config("configs/cluster.yaml", RunConfig), settings, tmp_path / "p.yaml").read_text()
+    )
+    fan_out = pipeline["components"]["comp-prepare-fan-out"]["dag"]["tasks"]
+    assert set(fan_out) == {"plan-prepare", "for-loop-1", "join-prepared"}
+    assert "prepare-data" not in pipeline["root"]["dag"]["tasks"]
+    with pytest.raises(helm.HelmValuesError, match="prepareShards"):
+        helm.Chart.load(CHART).validate_schema({"prepareShards": 0})
+
+
 def test_the_charts_per_stage_settings_name_the_stage_table():
     """A per-stage override (gpus, timeout) in the values is checked against the stage table's names."""
     from components.catalog import STAGES

@@ -17,10 +17,13 @@ before `valid_start` train, before `test_start` valid, the rest test.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
 
 from trackrec.data.schema import check_binary, first_bad_row, plain, require_columns
 from trackrec.errors import DataError
@@ -74,32 +77,80 @@ def _unix_seconds(values: pd.Series, source: str) -> pd.Series:
     return ((naive - EARLIEST) // pd.Timedelta(seconds=1)).astype("int64")
 
 
-def _read_parquet(path: Path, source: str) -> pd.DataFrame:
-    """The columns we use, from a parquet file or a folder of parts (Spark's `_SUCCESS` and hidden
-    files skipped); text columns arrive dictionary-encoded (categorical): a title or a string id
-    repeated across millions of events is stored once."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
+def log_parts(path: Path) -> ds.Dataset:
+    """The log's parquet file or folder of parts (Spark's `_SUCCESS` and hidden files skipped)."""
+    if not Path(path).exists():
+        raise DataError(str(path), "file or folder not found")
     try:
-        parts = ds.dataset(path, format="parquet")
-        wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in parts.schema.names]
-        table = parts.to_table(columns=wanted)
+        return ds.dataset(path, format="parquet")
     except (pa.ArrowException, OSError, ValueError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(source, f"not a readable parquet file or folder of parquet files ({first})") from error
+        raise _unreadable(str(path), error) from error
+
+
+def _unreadable(source: str, error: Exception) -> DataError:
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return DataError(source, f"not a readable parquet file or folder of parquet files ({first})")
+
+
+def _read_parquet(path: Path, source: str, users: list[str] | None) -> pd.DataFrame:
+    """The columns we use, of every event or of `users`' (raw ids as text); text columns arrive
+    dictionary-encoded (categorical): a title or a string id repeated across millions of events is
+    stored once."""
+    parts = log_parts(path)
+    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in parts.schema.names]
+    try:
+        table = parts.to_table(columns=wanted, filter=None if users is None else _of_users(parts, users))
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise _unreadable(source, error) from error
+    return _dictionary_text(table).to_pandas()
+
+
+def _dictionary_text(table: pa.Table) -> pa.Table:
+    """Text ids and titles dictionary-encoded: pandas then holds each distinct string once."""
     for name in ("user_id", "item_id", "title"):
         if name in table.column_names and pa.types.is_string(table.schema.field(name).type):
             table = table.set_column(table.column_names.index(name), name, table[name].dictionary_encode())
-    return table.to_pandas()
+    return table
 
 
-def read_behaviour_log(path: Path) -> pd.DataFrame:
-    """The log, checked: ids present, labels binary, timestamps as Unix seconds, ratings numeric."""
-    source = str(path)
-    if not Path(path).exists():
-        raise DataError(source, "file or folder not found")
-    return check_log(_read_parquet(Path(path), source), source)
+def _of_users(parts: ds.Dataset, users: list[str]) -> ds.Expression:
+    """A filter keeping the events of `users` (raw ids as text, cast to the log's own id type)."""
+    kind = parts.schema.field("user_id").type
+    kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+    return ds.field("user_id").isin(pa.array(users, pa.string()).cast(kind))
+
+
+def read_behaviour_log(path: Path, users: list[str] | None = None) -> pd.DataFrame:
+    """The log (only `users`' events, where given), checked: ids present, labels binary, timestamps
+    as Unix seconds, ratings numeric."""
+    return check_log(_read_parquet(Path(path), str(path), users), str(path))
+
+
+def scan_ids(path: Path, batch_rows: int = 1 << 20) -> Iterator[pd.DataFrame]:
+    """The log's user_id, item_id and timestamp (Unix seconds) in batches of about `batch_rows`
+    events, checked as `check_log` checks them: memory independent of the log's size."""
+    source, offset = str(path), 0
+    parts = log_parts(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in parts.schema.names]
+    if missing:  # every column the shards will need, not only these: fail before any shard starts
+        found = parts.schema.names
+        expected = f"(expected {list(REQUIRED_COLUMNS)}, found {found})"
+        raise DataError(source, f"missing column '{missing[0]}' {expected}", field=missing[0])
+    try:
+        for batch in parts.to_batches(columns=["user_id", "item_id", "timestamp"], batch_size=batch_rows):
+            frame = _dictionary_text(pa.Table.from_batches([batch])).to_pandas()
+            try:
+                for field in ("user_id", "item_id"):
+                    absent = frame[field].isna().to_numpy()
+                    if absent.any():
+                        raise DataError(source, "missing id", row=first_bad_row(absent), field=field)
+                frame["timestamp"] = _unix_seconds(frame["timestamp"], source)
+            except DataError as error:  # a row is counted from the log's first, not the batch's
+                raise DataError(source, error.message, row=error.row + offset, field=error.field) from error
+            offset += len(frame)
+            yield frame
+    except (pa.ArrowException, OSError) as error:
+        raise _unreadable(source, error) from error
 
 
 def check_log(log: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -130,27 +181,41 @@ def _clean_titles(titles: pd.Series, raw_ids: pd.Series) -> pd.Series:
     return cleaned.where(usable, raw_ids.astype(str))
 
 
-def dense_ids(raw: pd.Series, timestamps: pd.Series, known: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
-    """(raw_id (as text) -> dense id map, each row's dense id): `known` ids kept, new ones appended in
-    order of first event time, then raw id (by value for integer ids, as text otherwise), so the
-    file's row order changes nothing."""
+def first_seen(raw: pd.Series, timestamps: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """(each row's code, one row per distinct raw id: its first event time `first` and its event
+    count `events`, indexed by the raw id)."""
     codes, uniques = pd.factorize(raw)
     first = np.full(len(uniques), np.iinfo(np.int64).max)
-    np.minimum.at(first, codes, timestamps.to_numpy(np.int64))
-    values = np.asarray(uniques)
+    np.minimum.at(first, codes, timestamps)
+    events = np.bincount(codes, minlength=len(uniques))
+    return codes, pd.DataFrame({"first": first, "events": events}, index=pd.Index(np.asarray(uniques)))
+
+
+def numbered(seen: pd.DataFrame, known: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """(raw_id (as text) -> dense id map, the dense id of each row of `seen`): `known` ids kept, new
+    ones appended in order of first event time, then raw id (by value for integer ids, as text
+    otherwise), so neither the file's row order nor how the log was read changes them."""
+    values = seen.index.to_numpy()
     names = values.astype(str)
     numeric = np.issubdtype(values.dtype, np.integer)
-    order = np.lexsort((values if numeric else names, first))
+    order = np.lexsort((values if numeric else names, seen["first"].to_numpy()))
     known = (
         known if known is not None else pd.DataFrame({"raw_id": pd.Series(dtype=str), "id": pd.Series(dtype="int64")})
     )
-    id_of_code = pd.Series(known["id"].to_numpy(), index=known["raw_id"].to_numpy()).reindex(names).to_numpy()
-    new = order[np.isnan(id_of_code[order])]
+    id_of = pd.Series(known["id"].to_numpy(), index=known["raw_id"].to_numpy()).reindex(names).to_numpy()
+    new = order[np.isnan(id_of[order])]
     start = int(known["id"].max()) + 1 if len(known) else 1
-    id_of_code[new] = np.arange(start, start + len(new))
+    id_of[new] = np.arange(start, start + len(new))
     added = pd.DataFrame({"raw_id": names[new], "id": np.arange(start, start + len(new), dtype="int64")})
     mapping = pd.concat([known[["raw_id", "id"]], added], ignore_index=True)
-    return mapping, id_of_code.astype(np.int64)[codes]
+    return mapping, id_of.astype(np.int64)
+
+
+def dense_ids(raw: pd.Series, timestamps: pd.Series, known: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """(raw_id (as text) -> dense id map, each row's dense id), numbered as `numbered` says."""
+    codes, seen = first_seen(raw, timestamps.to_numpy(np.int64))
+    mapping, ids = numbered(seen, known)
+    return mapping, ids[codes]
 
 
 def behaviour_log_events(

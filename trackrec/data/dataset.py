@@ -10,6 +10,7 @@ written; a reader checks what is cheap (schema, row counts and content hashes ag
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trackrec.atomic import atomic_dir
@@ -78,17 +80,46 @@ class Dataset:
     def save(self, folder: str | Path) -> Path:
         with atomic_dir(folder) as tmp:
             tables = {"samples": self._table("samples"), "history": self._table("history"), "items": self.items}
-            meta = {**self.meta, "tables": {}}
             for name, frame in tables.items():
-                path = tmp / TABLE_FILES[name]
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                # ids and offsets do not repeat: dictionary-encode only the text columns
-                text = [c for c in ("split", "title") if c in frame.columns]
-                pq.write_table(table, path, row_group_size=ROW_GROUP, use_dictionary=text)
-                meta["tables"][name] = {"rows": len(frame), "sha256": sha256_of(path)}
-            save_id_maps(self.id_maps, tmp)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+                _write_frame(frame, tmp / TABLE_FILES[name])
+            _write_meta(self.meta, self.id_maps, tmp)
         return Path(folder)
+
+    @classmethod
+    def joined(cls, parts: list[Dataset], folder: str | Path, meta: dict, id_maps: dict[str, pd.DataFrame]) -> Dataset:
+        """Datasets of disjoint user ranges, each grouped by user, written as one in user order (what
+        one pass over all their events writes): the tables streamed a row group at a time, history
+        offsets shifted by the history rows before them, each item's row from the first part that
+        has it; `meta` gets the sizes."""
+        ordered = sorted(parts, key=lambda part: part.user_span()[0])
+        for before, after in itertools.pairwise(ordered):
+            if after.user_span()[0] <= before.user_span()[1]:
+                raise DataError(str(after.folder), f"its users overlap those of {before.folder}; prepare it again")
+        metas = [part.meta for part in ordered]
+        meta = {
+            **meta,
+            "n_users": max(m["n_users"] for m in metas),
+            "latest_timestamp": max(m["latest_timestamp"] for m in metas),
+            "rows": {split: sum(m["rows"][split] for m in metas) for split in SPLITS},
+        }
+        with atomic_dir(folder) as tmp:
+            shifts = np.cumsum([0] + [part.meta["tables"]["history"]["rows"] for part in ordered])
+            _stream([part.folder / TABLE_FILES["samples"] for part in ordered], tmp / TABLE_FILES["samples"], shifts)
+            _stream([part.folder / TABLE_FILES["history"] for part in ordered], tmp / TABLE_FILES["history"])
+            items = pd.concat([part.items for part in ordered]).drop_duplicates("item_id")
+            _write_frame(items.sort_values("item_id").reset_index(drop=True), tmp / TABLE_FILES["items"])
+            _write_meta(meta, id_maps, tmp)
+        return cls.open(folder)
+
+    def user_span(self) -> tuple[int, int]:
+        """(lowest, highest) user id of the samples, from the parquet statistics (nothing is read)."""
+        if self.tables is not None:
+            users = self.tables["samples"]["user_id"]
+            return int(users.min()), int(users.max())
+        metadata = pq.read_metadata(self.folder / TABLE_FILES["samples"])
+        column = metadata.schema.to_arrow_schema().get_field_index("user_id")
+        stats = [metadata.row_group(g).column(column).statistics for g in range(metadata.num_row_groups)]
+        return min(s.min for s in stats), max(s.max for s in stats)
 
     @classmethod
     def open(cls, folder: str | Path) -> Dataset:
@@ -212,6 +243,41 @@ def user_groups(handle: pq.ParquetFile, users: tuple[int, int] | None) -> list[i
         if stats is None or not stats.has_min_max or (stats.min < users[1] and stats.max >= users[0]):
             overlapping.append(index)
     return overlapping
+
+
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, path, row_group_size=ROW_GROUP, use_dictionary=_text_columns(table.schema))
+
+
+def _text_columns(schema: pa.Schema) -> list[str]:
+    """The columns to dictionary-encode: the text ones (ids and offsets do not repeat)."""
+    return [c for c in ("split", "title") if c in schema.names]
+
+
+def _stream(paths: list[Path], target: Path, shifts: np.ndarray | None = None) -> None:
+    """The tables at `paths` as one, a row group at a time; `shifts[i]` added to part i's history
+    offsets."""
+    schema = pq.read_schema(paths[0])
+    with pq.ParquetWriter(target, schema, use_dictionary=_text_columns(schema)) as writer:
+        for index, path in enumerate(paths):
+            handle = pq.ParquetFile(path)
+            for group in range(handle.num_row_groups):
+                table = handle.read_row_group(group)
+                if shifts is not None:
+                    for column in ("history_start", "history_end"):
+                        shifted = pc.add(table[column], pa.scalar(int(shifts[index]), pa.int64()))
+                        table = table.set_column(table.schema.get_field_index(column), column, shifted)
+                writer.write_table(table.cast(schema))
+
+
+def _write_meta(meta: dict, id_maps: dict[str, pd.DataFrame], folder: Path) -> None:
+    """meta.json, with each table's row count and content hash, and the id maps, in `folder`."""
+    tables = {}
+    for name, file in TABLE_FILES.items():
+        tables[name] = {"rows": pq.read_metadata(folder / file).num_rows, "sha256": sha256_of(folder / file)}
+    save_id_maps(id_maps, folder)
+    (folder / "meta.json").write_text(json.dumps({**meta, "tables": tables}, indent=2))
 
 
 def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from trackrec.data.csv_log import read_csv_log
 from trackrec.data.dataset import Dataset, load_id_maps
 from trackrec.data.history import samples_from_events
 from trackrec.data.items import item_table
+from trackrec.data.log_shards import LogShard
 from trackrec.data.movielens import ML1M_FOLDER, collm_recipe_events, read_movies, read_ratings
 from trackrec.data.schema import SPLITS
 from trackrec.errors import DataError
@@ -24,8 +25,10 @@ def _day_start(value: str) -> int:
     return int(pd.Timestamp(value, tz="UTC").timestamp())
 
 
-def build_dataset(config: DataConfig) -> Dataset:
-    """Read the configured source and return the validated sample, history and item tables."""
+def build_dataset(config: DataConfig, shard: LogShard | None = None) -> Dataset:
+    """Read the configured source and return the validated sample, history and item tables; with
+    `shard`, only its users' events of the parquet log, numbered by its plan's id maps (the splits
+    are checked when the shards are joined)."""
     root = data_dir(config.root)
     meta = {"source": config.source, "config": config_to_dict(config)}
     id_maps = {}
@@ -39,16 +42,38 @@ def build_dataset(config: DataConfig) -> Dataset:
         events = collm_recipe_events(read_ratings(root / ML1M_FOLDER / "ratings.dat"), movies)
         items = item_table(events, movies.rename(columns={"movie_id": "raw_item_id"}), on="raw_item_id")
     else:
-        reader = read_csv_log if config.source == "behaviour-log-csv" else read_behaviour_log
-        log = reader(Path(config.path))
-        known = load_id_maps(Path(config.id_map)) if config.id_map else {}
-        events, item_rows, id_maps = behaviour_log_events(
-            log, _day_start(config.valid_start), _day_start(config.test_start), known
-        )
-        items = item_table(item_rows)
+        events, items, id_maps = _log_events(config, shard)
         meta["dropped_duplicates"] = events.attrs["dropped_duplicates"]
-    missing = [split for split in SPLITS if not (events["split"] == split).any()]
-    if missing:
-        raise DataError(config.source, f"no events fall in the {missing} split(s); check the split dates")
+    if shard is None:
+        require_splits({split: int((events["split"] == split).sum()) for split in SPLITS}, config.source)
     samples, history = samples_from_events(events, config.history, config.max_history, config.source)
     return Dataset.built(samples, history, items, meta, config.max_history, config.source, id_maps)
+
+
+def _log_events(config: DataConfig, shard: LogShard | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(events, item table, id maps) of the behaviour log, or of one shard's users in it."""
+    source = Path(config.path)
+    if shard is None:
+        reader = read_csv_log if config.source == "behaviour-log-csv" else read_behaviour_log
+        log, known = reader(source), load_id_maps(Path(config.id_map)) if config.id_map else {}
+    else:
+        log, known = read_behaviour_log(source, users=shard.users), shard.id_maps
+        if len(log) != shard.events:
+            raise DataError(
+                str(source),
+                f"holds {len(log)} events of this shard's users where its plan counted {shard.events}: "
+                "the log changed after it was planned; run again",
+            )
+    events, item_rows, id_maps = behaviour_log_events(
+        log, _day_start(config.valid_start), _day_start(config.test_start), known
+    )
+    if shard is not None and len(id_maps["item"]) != len(known["item"]):
+        raise DataError(str(source), "holds items its plan did not number: the log changed after it was planned")
+    return events, item_table(item_rows), id_maps if shard is None else {}  # a shard's maps: its plan's
+
+
+def require_splits(rows: dict[str, int], source: str) -> None:
+    """Raise unless every split holds events."""
+    missing = [split for split in SPLITS if not rows.get(split)]
+    if missing:
+        raise DataError(source, f"no events fall in the {missing} split(s); check the split dates")

@@ -1,4 +1,6 @@
-"""Stage prepare_data: read a source, write canonical train/valid/test samples and the item table."""
+"""Stage prepare_data: read a source, write canonical train/valid/test samples and the item table;
+in one pass, or fanned out over user shards (plan, one task per shard, join) for a log larger than a
+pod (trackrec/data/log_shards.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ from pathlib import Path
 
 from trackrec.atomic import atomic_dir
 from trackrec.data.config import DataConfig
-from trackrec.data.dataset import Dataset, save_id_maps
+from trackrec.data.dataset import Dataset, load_id_maps, save_id_maps
 from trackrec.data.identity import data_identity
-from trackrec.data.sources import build_dataset
+from trackrec.data.log_shards import ShardPlan, plan_log_shards
+from trackrec.data.schema import SPLITS
+from trackrec.data.sources import build_dataset, require_splits
+from trackrec.errors import DataError
 from trackrec.paths import data_dir
 from trackrec.timing import work_begins
 
@@ -41,18 +46,18 @@ def _fetched(config: DataConfig, folder: Path) -> DataConfig:
     return dataclasses.replace(config, **changes)
 
 
-def _keep_id_maps(dataset: Dataset, destination: str) -> None:
+def _keep_id_maps(id_maps: dict, destination: str) -> None:
     """Write the extended id maps back where the next run reads them (before the dataset that uses
     them: maps that run ahead only hold more users)."""
     if _remote(destination):
         from trackrec.artifacts.s3 import client, upload_dir
 
         with tempfile.TemporaryDirectory(prefix="trackrec-ids-") as folder:
-            save_id_maps(dataset.id_maps, Path(folder))
+            save_id_maps(id_maps, Path(folder))
             upload_dir(client(), folder, destination)
         return
     with atomic_dir(destination) as tmp:
-        save_id_maps(dataset.id_maps, tmp)
+        save_id_maps(id_maps, tmp)
 
 
 def data_version(config: DataConfig) -> str:
@@ -71,6 +76,52 @@ def prepare_data(config: DataConfig, output: str | Path, version: str | None = N
         dataset = build_dataset(_fetched(config, Path(folder)))
     dataset.meta["data_version"] = version or data_version(config)
     if config.id_map and dataset.id_maps:
-        _keep_id_maps(dataset, config.id_map)
+        _keep_id_maps(dataset.id_maps, config.id_map)
     dataset.save(output)
     return dataset
+
+
+def plan_prepare(config: DataConfig, shards: int, output: str | Path) -> list[int]:
+    """The user shards prepare_shard runs (up to `shards`; one, the whole source, unless it is a
+    parquet log) with the whole log's id maps, written to `output`; returns the shard indices."""
+    work_begins()
+    plan = ShardPlan()
+    if config.source == "behaviour-log":
+        with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
+            fetched = _fetched(config, Path(folder))
+            known = load_id_maps(Path(fetched.id_map)) if fetched.id_map else {}
+            plan = plan_log_shards(Path(fetched.path), shards, known)
+    with atomic_dir(output) as tmp:
+        plan.save(tmp)
+    return list(range(plan.count))
+
+
+def prepare_shard(config: DataConfig, plan: str | Path, index: int, output: str | Path) -> Dataset:
+    """Shard `index` of the plan: its users' samples, prepared as one pass would, written to `output`."""
+    work_begins()
+    shard = ShardPlan.load(plan).shard(index)
+    with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
+        dataset = build_dataset(_fetched(config, Path(folder)), shard)
+    dataset.save(output)
+    return dataset
+
+
+def join_prepared(
+    config: DataConfig, plan: str | Path, parts: list[str | Path], output: str | Path, version: str | None = None
+) -> Dataset:
+    """The shards as the one dataset prepare_data writes: splits checked on the whole, the plan's id
+    maps kept where the next run reads them."""
+    work_begins()
+    shard_plan = ShardPlan.load(plan)
+    datasets = [Dataset.open(part) for part in parts]
+    if len(datasets) != shard_plan.count:
+        raise DataError(str(plan), f"planned {shard_plan.count} shards, got {len(datasets)} to join")
+    require_splits({split: sum(d.meta["rows"][split] for d in datasets) for split in SPLITS}, config.source)
+    first = datasets[0].meta
+    meta = {"source": first["source"], "config": first["config"], "data_version": version or data_version(config)}
+    if "dropped_duplicates" in first:
+        meta["dropped_duplicates"] = sum(d.meta["dropped_duplicates"] for d in datasets)
+    id_maps = shard_plan.id_maps or datasets[0].id_maps
+    if config.id_map and id_maps:
+        _keep_id_maps(id_maps, config.id_map)
+    return Dataset.joined(datasets, output, meta, id_maps)
