@@ -26,6 +26,7 @@ from trackrec.data.items import ITEM_COLUMNS
 from trackrec.data.schema import HISTORY_TYPES, ROW_COLUMNS, SAMPLE_TYPES, SPLITS, require_columns, validate_tables
 from trackrec.errors import DataError
 from trackrec.hashing import sha256_of
+from trackrec.tables import concatenate
 
 ROW_GROUP = 65_536
 TABLE_FILES = {"samples": "samples.parquet", "history": "history.parquet", "items": "items.parquet"}
@@ -104,8 +105,11 @@ class Dataset:
         }
         with atomic_dir(folder) as tmp:
             shifts = np.cumsum([0] + [part.meta["tables"]["history"]["rows"] for part in ordered])
-            _stream([part.folder / TABLE_FILES["samples"] for part in ordered], tmp / TABLE_FILES["samples"], shifts)
-            _stream([part.folder / TABLE_FILES["history"] for part in ordered], tmp / TABLE_FILES["history"])
+            samples = [part.folder / TABLE_FILES["samples"] for part in ordered]
+            moved = lambda index, rows: _offsets_moved(rows, int(shifts[index]))  # noqa: E731
+            concatenate(samples, tmp / TABLE_FILES["samples"], moved, use_dictionary=["split"])
+            history = [part.folder / TABLE_FILES["history"] for part in ordered]
+            concatenate(history, tmp / TABLE_FILES["history"], use_dictionary=[])
             items = pd.concat([part.items for part in ordered]).drop_duplicates("item_id")
             _write_frame(items.sort_values("item_id").reset_index(drop=True), tmp / TABLE_FILES["items"])
             _write_meta(meta, id_maps, tmp)
@@ -246,29 +250,19 @@ def user_groups(handle: pq.ParquetFile, users: tuple[int, int] | None) -> list[i
 
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, path, row_group_size=ROW_GROUP, use_dictionary=_text_columns(table.schema))
+    # ids and offsets do not repeat: dictionary-encode only the text columns
+    text = [c for c in ("split", "title") if c in frame.columns]
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=ROW_GROUP, use_dictionary=text
+    )
 
 
-def _text_columns(schema: pa.Schema) -> list[str]:
-    """The columns to dictionary-encode: the text ones (ids and offsets do not repeat)."""
-    return [c for c in ("split", "title") if c in schema.names]
-
-
-def _stream(paths: list[Path], target: Path, shifts: np.ndarray | None = None) -> None:
-    """The tables at `paths` as one, a row group at a time; `shifts[i]` added to part i's history
-    offsets."""
-    schema = pq.read_schema(paths[0])
-    with pq.ParquetWriter(target, schema, use_dictionary=_text_columns(schema)) as writer:
-        for index, path in enumerate(paths):
-            handle = pq.ParquetFile(path)
-            for group in range(handle.num_row_groups):
-                table = handle.read_row_group(group)
-                if shifts is not None:
-                    for column in ("history_start", "history_end"):
-                        shifted = pc.add(table[column], pa.scalar(int(shifts[index]), pa.int64()))
-                        table = table.set_column(table.schema.get_field_index(column), column, shifted)
-                writer.write_table(table.cast(schema))
+def _offsets_moved(rows: pa.Table, by: int) -> pa.Table:
+    """Sample rows whose history offsets point `by` rows further (past the history rows before them)."""
+    for column in ("history_start", "history_end"):
+        moved = pc.add(rows[column], pa.scalar(by, pa.int64()))
+        rows = rows.set_column(rows.schema.get_field_index(column), column, moved)
+    return rows
 
 
 def _write_meta(meta: dict, id_maps: dict[str, pd.DataFrame], folder: Path) -> None:

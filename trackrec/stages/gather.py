@@ -13,6 +13,7 @@ from trackrec.atomic import atomic_dir
 from trackrec.errors import DataError
 from trackrec.stages.llm_common import write_json
 from trackrec.stages.score import STATS, score_stats
+from trackrec.tables import concatenate
 from trackrec.timing import work_begins
 
 
@@ -20,17 +21,6 @@ def _indexed(path: Path) -> bool:
     """Whether the table's rows carry a pandas index of their own (sample rows), not a RangeIndex."""
     metadata = pq.read_schema(path).pandas_metadata or {}
     return any(isinstance(column, str) for column in metadata.get("index_columns", []))
-
-
-def _stream(paths: list[Path], target: Path) -> int:
-    """Concatenate tables part after part, a row group at a time (memory stays bounded)."""
-    handles = [pq.ParquetFile(path) for path in paths]
-    filled = [h for h in handles if h.metadata.num_rows] or handles[:1]
-    with pq.ParquetWriter(target, filled[0].schema_arrow.remove_metadata()) as writer:
-        for handle in filled:
-            for group in range(handle.num_row_groups):
-                writer.write_table(handle.read_row_group(group).replace_schema_metadata())
-    return sum(h.metadata.num_rows for h in handles)
 
 
 def merged_meta(metas: list[dict]) -> dict:
@@ -64,7 +54,7 @@ def gather(parts: list[str | Path], output: str | Path) -> dict[str, int]:
     with atomic_dir(output) as tmp:
         for name in names:
             if not _indexed(parts[0] / name):
-                counts[name] = _stream([part / name for part in parts], tmp / name)
+                counts[name] = concatenate([part / name for part in parts], tmp / name)
                 continue
             tables = [t for t in (pd.read_parquet(part / name) for part in parts) if not t.empty]
             table = pd.concat(tables).sort_index(kind="stable") if tables else pd.read_parquet(parts[0] / name)
