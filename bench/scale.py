@@ -201,10 +201,27 @@ def measure(sizes: list[int], out: Path) -> dict:
         meta = json.loads((work / "dataset" / "meta.json").read_text())
         results["sizes"].append({"events": events, "users": meta["n_users"] - 1, "stages": stages})
     results["fixed_users"] = [fixed_users_run(events, out) for events in sizes]
+    return summarised(results)
+
+
+def summarised(results: dict) -> dict:
+    """`results` with prepare_data's events/s at the largest size and each stage's growth exponent."""
     largest = results["sizes"][-1]
     results["prepare_events_per_s"] = largest["events"] / largest["stages"]["prepare_data"]["seconds"]
     results["growth_exponent"] = {stage: exponent(results["sizes"], stage) for stage in STAGES}
     return results
+
+
+def rerun(results: dict, stages: list[str], out: Path) -> dict:
+    """An earlier run's results with `stages` measured again at every size (after a change to them;
+    the other stages' inputs are still in each size's work folder)."""
+    for size in results["sizes"]:
+        work = out / f"events-{size['events']}" / "work"
+        with redis_server(work) as redis:
+            for stage in stages:
+                size["stages"][stage] = run_child(stage, work, redis, f"{size['events']:,} events")
+                print(f"{size['events']:>11,} events  {stage:<15} {_cell(size['stages'][stage])} (s / MB)", flush=True)
+    return summarised(results)
 
 
 def run_child(stage: str, work: Path, redis: str, what: str, shards: int = 1, index: int = 0) -> dict:
@@ -357,15 +374,20 @@ def main() -> None:
     parser.add_argument("--fixed-only", action="store_true", help="only the fixed-users series, added to results.json")
     parser.add_argument("--fan-out", type=int, nargs="+", default=[], help="also prepare_data over these shard counts")
     parser.add_argument("--fan-out-only", action="store_true", help="only the --fan-out series, added to results.json")
+    parser.add_argument(
+        "--rerun", nargs="+", choices=STAGES, default=[], help="measure these stages again, in results.json"
+    )
     args = parser.parse_args()
     if args.stage:
         child(args.stage, args.work, args.redis, args.shards, args.index)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.fixed_only or args.fan_out_only:
+    if args.fixed_only or args.fan_out_only or args.rerun:
         results = json.loads((args.out / "results.json").read_text())
         if args.fixed_only:
             results["fixed_users"] = [fixed_users_run(events, args.out) for events in sorted(args.sizes)]
+        if args.rerun:
+            results = rerun(results, args.rerun, args.out)
     else:
         results = measure(sorted(args.sizes), args.out)
     if args.fan_out:

@@ -82,3 +82,20 @@ def test_a_table_changed_after_writing_is_refused_on_open(tmp_path):
     samples.assign(label=[0, 0]).to_parquet(folder / "samples.parquet", index=False)
     with pytest.raises(DataError, match=r"samples.parquet: content differs from the hash in meta.json"):
         Dataset.open(folder)
+
+
+def _events(users: list[int]) -> pd.DataFrame:
+    n = len(users)
+    return pd.DataFrame(
+        {"user_id": users, "item_id": range(1, n + 1), "label": [1] * n, "rating": [4.0] * n,
+         "timestamp": range(n), "split": ["train"] * n}
+    )  # fmt: skip
+
+
+def test_histories_need_each_users_events_in_one_run_in_any_user_order():
+    from trackrec.data.history import samples_from_events
+
+    samples, _ = samples_from_events(_events([2, 2, 1, 1]), "full", 5)  # grouped, not ascending: fine
+    assert samples["history_end"].tolist() == [0, 1, 2, 3] and samples["history_start"].tolist() == [0, 0, 2, 2]
+    with pytest.raises(DataError, match="not grouped by user"):
+        samples_from_events(_events([1, 2, 1]), "full", 5)

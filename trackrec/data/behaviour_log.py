@@ -249,7 +249,8 @@ def behaviour_log_events(
             "rating": log["rating"].to_numpy(np.float64)[kept] if "rating" in log.columns else np.nan,
             "timestamp": times[~repeated],
             "split": pd.Categorical.from_codes(split_code, ["train", "valid", "test"]),
-        }
+        },
+        copy=False,  # fresh arrays: no consolidating copy into one block (0.4 s at 10M events)
     )
     events.attrs["dropped_duplicates"] = int(repeated.sum())
     return events, _item_rows(log, events, kept), maps

@@ -23,7 +23,9 @@ def user_starts(users: np.ndarray, source: str) -> np.ndarray:
     """Per row, the index of its user's first row; users must come in contiguous runs."""
     changes = np.flatnonzero(users[1:] != users[:-1]) + 1
     firsts = np.concatenate(([0], changes)).astype(np.int64)
-    if len(np.unique(users[firsts])) != len(firsts):
+    heads = users[firsts]
+    ascending = bool(np.all(heads[1:] > heads[:-1]))  # the canonical order's: no user can repeat
+    if not ascending and len(np.unique(heads)) != len(firsts):
         raise DataError(source, "events are not grouped by user (a user appears in two separate runs)")
     lengths = np.diff(np.concatenate((firsts, [len(users)])))
     return np.repeat(firsts, lengths)
@@ -60,14 +62,16 @@ def samples_from_events(
             "split": _split_categories(events["split"]),
             "history_start": start,
             "history_end": end,
-        }
+        },
+        copy=False,  # no consolidating copy of the columns into one block (0.4 s at 10M events)
     )
-    kept = events.loc[shown]
+    kept = slice(None) if mode is HistoryMode.FULL else shown
     history = pd.DataFrame(
         {
-            "item_id": kept["item_id"].to_numpy(np.int64),
-            "label": kept["label"].to_numpy().astype(np.int8),
-            "rating": kept["rating"].to_numpy(np.float32),
-        }
+            "item_id": events["item_id"].to_numpy(np.int64)[kept],
+            "label": events["label"].to_numpy()[kept].astype(np.int8),
+            "rating": events["rating"].to_numpy(np.float32)[kept],
+        },
+        copy=False,
     )
     return samples, history
