@@ -202,3 +202,13 @@ def test_an_s3_prefix_of_parts_prepared_in_shards_is_the_local_file_in_one_pass(
     assert_same_dataset(joined, Dataset.open(tmp_path / "whole"), unlike=("config",))
     kept = {o["Key"] for o in s3.list_objects_v2(Bucket="logs", Prefix="ids/")["Contents"]}
     assert kept == {"ids/user_ids.parquet", "ids/item_ids.parquet"}  # for the next run to extend
+
+
+def test_parts_whose_users_overlap_are_not_joined(tmp_path):
+    path = tmp_path / "log.parquet"
+    event_log().to_parquet(path)
+    plan_prepare(config(path), 2, tmp_path / "plan")
+    prepare_shard(config(path), tmp_path / "plan", 0, tmp_path / "part-0")
+    with pytest.raises(DataError, match="its users overlap those of"):
+        join_prepared(config(path), tmp_path / "plan", [tmp_path / "part-0"] * 2, tmp_path / "joined", "v")
+    assert not (tmp_path / "joined").exists()

@@ -131,19 +131,13 @@ def scan_ids(path: Path, batch_rows: int = 1 << 20) -> Iterator[pd.DataFrame]:
     events, checked as `check_log` checks them: memory independent of the log's size."""
     source, offset = str(path), 0
     parts = log_parts(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in parts.schema.names]
-    if missing:  # every column the shards will need, not only these: fail before any shard starts
-        found = parts.schema.names
-        expected = f"(expected {list(REQUIRED_COLUMNS)}, found {found})"
-        raise DataError(source, f"missing column '{missing[0]}' {expected}", field=missing[0])
+    # every column the shards will need, not only these: fail before any shard starts
+    require_columns(pd.DataFrame(columns=parts.schema.names), REQUIRED_COLUMNS, source)
     try:
         for batch in parts.to_batches(columns=["user_id", "item_id", "timestamp"], batch_size=batch_rows):
             frame = _dictionary_text(pa.Table.from_batches([batch])).to_pandas()
             try:
-                for field in ("user_id", "item_id"):
-                    absent = frame[field].isna().to_numpy()
-                    if absent.any():
-                        raise DataError(source, "missing id", row=first_bad_row(absent), field=field)
+                _check_ids(frame, source)
                 frame["timestamp"] = _unix_seconds(frame["timestamp"], source)
             except DataError as error:  # a row is counted from the log's first, not the batch's
                 raise DataError(source, error.message, row=error.row + offset, field=error.field) from error
@@ -158,9 +152,7 @@ def check_log(log: pd.DataFrame, source: str) -> pd.DataFrame:
     require_columns(log, REQUIRED_COLUMNS, source)
     if log.empty:
         raise DataError(source, "no events")
-    for field in ("user_id", "item_id"):
-        if log[field].isna().any():
-            raise DataError(source, "missing id", row=first_bad_row(log[field].isna().to_numpy()), field=field)
+    _check_ids(log, source)
     check_binary(log["label"], source, "label")
     log["timestamp"] = _unix_seconds(log["timestamp"], source)
     if "rating" in log.columns:
@@ -171,6 +163,14 @@ def check_log(log: pd.DataFrame, source: str) -> pd.DataFrame:
             raise DataError(source, f"not a number: {plain(log['rating'].iloc[row])!r}", row=row, field="rating")
         log["rating"] = ratings
     return log
+
+
+def _check_ids(log: pd.DataFrame, source: str) -> None:
+    """Raise naming the first row without a user or item id."""
+    for field in ("user_id", "item_id"):
+        absent = log[field].isna().to_numpy()
+        if absent.any():
+            raise DataError(source, "missing id", row=first_bad_row(absent), field=field)
 
 
 def _clean_titles(titles: pd.Series, raw_ids: pd.Series) -> pd.Series:

@@ -92,10 +92,13 @@ class Dataset:
         one pass over all their events writes): the tables streamed a row group at a time, history
         offsets shifted by the history rows before them, each item's row from the first part that
         has it; `meta` gets the sizes."""
-        ordered = sorted(parts, key=lambda part: part.user_span()[0])
-        for before, after in itertools.pairwise(ordered):
-            if after.user_span()[0] <= before.user_span()[1]:
-                raise DataError(str(after.folder), f"its users overlap those of {before.folder}; prepare it again")
+        spans = sorted((part.user_span(), index) for index, part in enumerate(parts))  # each read once
+        ordered = [parts[index] for _, index in spans]
+        for ((_, last), before), ((first, _), after) in itertools.pairwise(spans):
+            if first <= last:
+                raise DataError(
+                    str(parts[after].folder), f"its users overlap those of {parts[before].folder}; prepare it again"
+                )
         metas = [part.meta for part in ordered]
         meta = {
             **meta,
