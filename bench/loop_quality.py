@@ -52,6 +52,7 @@ from rich.table import Table  # noqa: E402
 
 from trackrec.config import load_config  # noqa: E402
 from trackrec.data.dataset import Dataset  # noqa: E402
+from trackrec.data.snapshots import SnapshotConfig  # noqa: E402
 from trackrec.features.encoder import EncoderConfig  # noqa: E402
 from trackrec.features.vectors import random_unit_vectors  # noqa: E402
 from trackrec.intervals import RESAMPLES, auc_difference, auc_of, bootstrap, like_rate, mean_of  # noqa: E402
@@ -69,9 +70,10 @@ from trackrec.stages.rectune import rectune  # noqa: E402
 from trackrec.stages.sample import sample  # noqa: E402
 from trackrec.stages.score import preference_table, score  # noqa: E402
 from trackrec.stages.select_samples import select_samples  # noqa: E402
-from trackrec.stages.summarize import cutoff_samples, summarize  # noqa: E402
+from trackrec.stages.summarize import dataset_snapshots, summarize  # noqa: E402
 from trackrec.stages.train_ctr import train_ctr  # noqa: E402
 
+SPLIT_SNAPSHOTS = SnapshotConfig(every_days=None)  # as of each split's start, and now
 ANSWER = {1: "The user will like the target movie.", 0: "The user will not like the target movie."}
 
 
@@ -137,18 +139,17 @@ def ctr_lift(work: Work, config, data: Path, samples: Path, generators: dict, ar
 
     def teacher_table(folder: Path) -> None:
         dataset = Dataset.open(data)
-        frame = dataset.with_histories(cutoff_samples(dataset))
+        frame = dataset.with_histories(dataset_snapshots(dataset, SPLIT_SNAPSHOTS))
         builder = prompt_builder(llm, load_tokenizer(llm.base), "user histories")
         folder.mkdir()
         reccots = teacher_reccots(llm, builder, frame, samples)
-        pd.DataFrame({"user_id": frame.user_id.to_numpy(), "reccot": reccots, "iteration": -1}).to_parquet(
-            folder / "reccots.parquet"
-        )
+        table = pd.DataFrame({"user_id": frame.user_id.to_numpy(), "as_of": frame.as_of.to_numpy()})
+        table.assign(reccot=reccots, iteration=-1).to_parquet(folder / "reccots.parquet")
 
     encoder = config.features.encoder if config.features else EncoderConfig()
     reccots = {"teacher": work.step("e3-reccots-teacher", teacher_table)}
     for t, (name, generator) in enumerate(generators.items()):
-        reccots[name] = cutoff_reccots(work, data, name, generator, t)
+        reccots[name] = snapshot_reccots(work, data, name, generator, t)
     vectors = {
         name: work.step(f"e3-vectors-{name}", lambda out, r=folder: encode(r, encoder, out)) / "embeddings.parquet"
         for name, folder in reccots.items()
@@ -184,16 +185,18 @@ def ctr_lift(work: Work, config, data: Path, samples: Path, generators: dict, ar
     return result
 
 
-def cutoff_reccots(work: Work, data: Path, name: str, generator: Path, iteration: int) -> Path:
-    """`generator`'s RecCoT of every user with a history at the training cut-off (summarize's table)."""
-    return work.step(f"e3-reccots-{name}", lambda out: summarize(data, generator, work.llm, out, iteration))
+def snapshot_reccots(work: Work, data: Path, name: str, generator: Path, iteration: int) -> Path:
+    """`generator`'s RecCoT snapshots of every user at the split starts and now (summarize's table)."""
+    return work.step(
+        f"e3-reccots-{name}", lambda out: summarize(data, generator, work.llm, out, iteration, SPLIT_SNAPSHOTS)
+    )
 
 
 def ctr_reward_alignment(work: Work, config, data: Path, samples: Path, g0: Path, args) -> dict:
     """E2 with DPO4Rec's reward: one DPO round of G0 on the CTR judge's rewards of its samples, judged
     on held-out users by that judge and by one trained with another seed."""
     llm = dataclasses.replace(work.llm, reward="ctr", preference=PreferenceMode.DPO)
-    table = pd.read_parquet(cutoff_reccots(work, data, "G0", g0, 0) / "reccots.parquet")
+    table = pd.read_parquet(snapshot_reccots(work, data, "G0", g0, 0) / "reccots.parquet")
     judges = {}
     for seed in (0, 1):
         ctr = dataclasses.replace(config.judge.ctr, train=dataclasses.replace(config.judge.ctr.train, seed=seed))

@@ -152,15 +152,16 @@ def stand_in_reccots(work: Path) -> None:
     import pandas as pd
 
     from trackrec.data.dataset import Dataset
-    from trackrec.stages.summarize import cutoff_samples
+    from trackrec.data.snapshots import SnapshotConfig
+    from trackrec.stages.summarize import dataset_snapshots
 
     dataset = Dataset.open(work / "dataset")
-    rows = dataset.with_histories(cutoff_samples(dataset))
+    rows = dataset.with_histories(dataset_snapshots(dataset, SnapshotConfig(every_days=None)))
     reccots = ["; ".join(titles[-5:]) for titles in rows.history_titles]
     (work / "reccots").mkdir(exist_ok=True)
-    pd.DataFrame({"user_id": rows.user_id.to_numpy(), "reccot": reccots, "iteration": 0}).to_parquet(
-        work / "reccots" / "reccots.parquet", index=False
-    )
+    pd.DataFrame(
+        {"user_id": rows.user_id.to_numpy(), "as_of": rows.as_of.to_numpy(), "reccot": reccots, "iteration": 0}
+    ).to_parquet(work / "reccots" / "reccots.parquet", index=False)
 
 
 def child(stage: str, work: Path, redis: str, shards: int, index: int) -> None:

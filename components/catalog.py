@@ -15,7 +15,7 @@ from kfp import dsl
 
 from components.config import split_config
 from components.data import data_version, join_prepared, plan_prepare, prepare_data, prepare_shard, select_samples
-from components.features import ctr_judge, encode, publish, train_ctr
+from components.features import ctr_judge, current_generator, encode, publish, train_ctr
 from components.generator import align, distill, greedy, sample, summarize
 from components.shards import gather, plan_shards
 from components.validator import evaluate, rectune, score
@@ -31,6 +31,7 @@ class Stage:
     gpu: bool = False  # on the GPU pool (else the CPU pool)
     sharded: str | None = None  # fans out over user shards; the output gather collects
     trainjob: bool = False  # may run as a Kubeflow Trainer TrainJob over several nodes
+    store: bool = False  # opens the feature store (Redis: its NetworkPolicy label and password)
 
 
 STAGES: dict[str, Stage] = {
@@ -54,7 +55,8 @@ STAGES: dict[str, Stage] = {
     "summarize": Stage(summarize, "infer", gpu=True, sharded="reccots"),
     "encode": Stage(encode, "cpu", sharded="embeddings"),
     "train_ctr": Stage(train_ctr, "cpu"),
-    "publish": Stage(publish, "cpu"),
+    "publish": Stage(publish, "cpu", store=True),
+    "current_generator": Stage(current_generator, "cpu", store=True),
 }
 
 

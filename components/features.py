@@ -14,22 +14,39 @@ def encode(reccots: Input[Dataset], encoder: str, shard: int, shards: int, embed
 
 
 def publish(
-    embeddings: Input[Dataset], features: str, active_within_days: int, data_version: str, summary: Output[Artifact]
+    embeddings: Input[Dataset],
+    features: str,
+    active_within_days: int,
+    data_version: str,
+    summary: Output[Artifact],
+    generator: Input[Model],
 ):
-    """A new Feast feature version (the other users' rows carried over when only active users were
-    refreshed), read by the configured A/B arm once complete; it records the data version."""
+    """A new Feast feature version (every older snapshot carried over when only active users were
+    refreshed), read by the configured A/B arm once complete; it records the data version and keeps
+    the generator that wrote it for the refresh runs."""
     from trackrec.features.config import FeaturesConfig
     from trackrec.run_config import section
+    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.publish import publish as run
 
     config = section(FeaturesConfig, features, "features")
-    run(embeddings.path, config, summary.path, partial=active_within_days > 0, data_version=data_version)
+    run(embeddings.path, config, summary.path, active_within_days > 0, data_version, adapter_in(generator.path))
+
+
+def current_generator(features: str, generator: Output[Model]):
+    """The refresh run's G: the one that wrote the version the configured arm reads."""
+    from trackrec.features.config import FeaturesConfig
+    from trackrec.run_config import section
+    from trackrec.stages.publish import current_generator as run
+
+    run(section(FeaturesConfig, features, "features"), generator.path)
 
 
 def train_ctr(
     dataset: Input[Dataset], ctr: str, model: Output[Model], metrics: Output[Metrics], embeddings: Input[Dataset] = None
 ):
-    """One CTR backbone, with the RecCoT vectors through its connector when they are given."""
+    """One CTR backbone, with the RecCoT vectors through its connector when they are given, and then
+    against the permuted-vector control (the lift, with its 95% interval over test users)."""
     import dataclasses
 
     from components.metrics import log_metrics
@@ -42,8 +59,15 @@ def train_ctr(
     if embeddings is not None:
         vectors, dim = vectors_in(embeddings.path), vector_size(embeddings.path)
         config = dataclasses.replace(config, user_vectors=str(vectors), dense_dim=dim)
-    result = run(dataset.path, config, model.path)
-    log_metrics(metrics, result["test"])
+    result = run(dataset.path, config, model.path, control=embeddings is not None)
+    lift = result.get("lift")
+    extra = (
+        {}
+        if lift is None
+        else {"auc_permuted_control": lift["control_auc"]}
+        | {f"lift_{key}": value for key, value in lift["difference"].items()}
+    )
+    log_metrics(metrics, result["test"] | extra)
 
 
 def ctr_judge(

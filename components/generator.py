@@ -95,8 +95,8 @@ def summarize(
     active_within_days: int,
     reccots: Output[Dataset],
 ):
-    """G(T)'s RecCoT per user of one shard (only active users when active_within_days > 0);
-    `users`: which users (trackrec.features.config.UserDraw)."""
+    """G(T)'s RecCoT snapshots of one shard's users (only active users, as of now, when
+    active_within_days > 0); `users`: which users and when (trackrec.features.config.UserDraw)."""
     from trackrec.features.config import UserDraw
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
@@ -112,6 +112,7 @@ def summarize(
         config,
         reccots.path,
         config.iterations,
+        draw.snapshots,
         draw.users,
         draw.seed,
         shard=Shard(shard, shards),

@@ -16,13 +16,15 @@ from trackrec.reach import problems as reach_problems
 from trackrec.run_config import RunConfig
 
 COMPILED = Path(__file__).with_name("trackrec.yaml")  # checked in: compiled from configs/cluster.yaml
+COMPILED_REFRESH = Path(__file__).with_name("trackrec-refresh.yaml")  # the same, --refresh
 
 
-def compile_pipeline(config: RunConfig, settings: PipelineSettings, output: str | Path) -> Path:
-    """Write the pipeline YAML; `config` is both its shape (T, features) and its default `config` parameter."""
+def compile_pipeline(config: RunConfig, settings: PipelineSettings, output: str | Path, refresh: bool = False) -> Path:
+    """Write the pipeline YAML; `config` is both its shape (T, features) and its default `config`
+    parameter. refresh: the refresh pipeline (trackrec_pipeline.build_pipeline)."""
     iterations = None if config.llm is None else config.llm.iterations
     default = json.dumps(config_to_dict(config), sort_keys=True)
-    pipeline = build_pipeline(iterations, config.features is not None, settings, default_config=default)
+    pipeline = build_pipeline(iterations, config.features is not None, settings, default, refresh)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(output))
@@ -38,6 +40,11 @@ def pipeline_parameters(package: str | Path) -> dict[str, str]:
     spec = next(yaml.safe_load_all(Path(package).read_text()))  # the pipeline; then its platform spec
     inputs = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     return {name: value["parameterType"] for name, value in inputs.items()}
+
+
+def pipeline_name(package: str | Path) -> str:
+    """The name a compiled pipeline is uploaded to KFP under (trackrec or trackrec-refresh)."""
+    return next(yaml.safe_load_all(Path(package).read_text()))["pipelineInfo"]["name"]
 
 
 def package_reach(package: str | Path) -> Reach | None:

@@ -75,9 +75,13 @@ class TaskErrors(io.TextIOBase):
         self.out.flush()
 
 
-def run_local(config: RunConfig, run_dir: str | Path, shards: int = 1, active_within_days: int = 0) -> dict:
-    """Run the whole pipeline; returns the CTR test metrics, the paths of the run's results and the
-    tasks it ran with their seconds (`TaskClock`), also written to `<run_dir>/latest.json`. Artifacts
+def run_local(
+    config: RunConfig, run_dir: str | Path, shards: int = 1, active_within_days: int = 0, refresh: bool = False
+) -> dict:
+    """Run the whole pipeline (refresh: the refresh pipeline, of the users active within
+    `active_within_days` >= 1; a retrain summarises every user); returns
+    the CTR test metrics (none for a refresh), the paths of the run's results and the tasks it ran
+    with their seconds (`TaskClock`), also written to `<run_dir>/latest.json`. Artifacts
     land in `<run_dir>/artifacts/<run>/<task>/` (a task answered from the cache keeps the folder of
     the run that computed it), the cache in `<run_dir>/cache`."""
     if config.llm is not None:
@@ -92,18 +96,16 @@ def run_local(config: RunConfig, run_dir: str | Path, shards: int = 1, active_wi
         cache_root=str(run_dir / "cache"),
     )
     iterations = None if config.llm is None else config.llm.iterations
-    pipeline = build_pipeline(
-        iterations, config.features is not None, PipelineSettings(pipeline_root=str(root), reach=None, retries=0)
-    )
+    settings = PipelineSettings(pipeline_root=str(root), reach=None, retries=0)
+    pipeline = build_pipeline(iterations, config.features is not None, settings, refresh=refresh)
     clock = TaskClock(run_dir / "task-timing.json")
     logging.getLogger().addFilter(clock)
     os.environ[TIMING_ENV] = str(clock.record)  # the task processes inherit it
     errors = TaskErrors(sys.stdout)
     try:
         with contextlib.redirect_stdout(errors):
-            result = pipeline(
-                config=json.dumps(config_to_dict(config)), shards=shards, active_within_days=active_within_days
-            )
+            active = {"active_within_days": active_within_days} if refresh else {}
+            result = pipeline(config=json.dumps(config_to_dict(config)), shards=shards, **active)
     except RuntimeError as failure:  # the runner's: "... Inner task failed: 'name'."
         failed = re.search(r"task failed: '([^']+)'", _ANSI.sub("", str(failure)))
         task = failed[1] if failed else "a task"
@@ -113,8 +115,10 @@ def run_local(config: RunConfig, run_dir: str | Path, shards: int = 1, active_wi
         os.environ.pop(TIMING_ENV)
         clock.record.unlink(missing_ok=True)
     paths = {name: artifact.path for name, artifact in result.outputs.items()}
-    (run_dir / INDEX).write_text(json.dumps({"paths": paths, "tasks": clock.tasks}, indent=2))
-    return {"ctr": result.outputs["ctr"].metadata, "paths": paths, "tasks": clock.tasks}
+    index = run_dir / ("refresh.json" if refresh else INDEX)  # a refresh leaves the retrain's results named
+    index.write_text(json.dumps({"paths": paths, "tasks": clock.tasks}, indent=2))
+    ctr = None if refresh else result.outputs["ctr"].metadata
+    return {"ctr": ctr, "paths": paths, "tasks": clock.tasks}
 
 
 def latest_run(run_dir: str | Path) -> dict[str, Path]:

@@ -74,7 +74,7 @@ def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> Pipelin
                 kubernetes.use_secret_as_env(
                     task, secret_name=teacher.secret, secret_key_to_env={TEACHER_KEY: teacher.api_key_env}
                 )
-    if stage == "publish":  # the one stage that writes to Redis: the NetworkPolicy lets this label in
+    if STAGES[stage].store:  # it opens the feature store: Redis's NetworkPolicy lets this label in
         kubernetes.add_pod_label(task, label_key="trackrec.io/redis-client", label_value="true")
         if settings.redis.secret:
             kubernetes.use_secret_as_env(

@@ -12,7 +12,7 @@ import json
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Metrics, Model
+from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model
 
 from components.catalog import STAGES, build
 from pipelines.placement import place
@@ -21,15 +21,25 @@ from pipelines.sharded import prepare_fan_out, sharded_stages
 from trackrec.stages.launch import Nodes
 
 NAME = "trackrec"
+REFRESH = "trackrec-refresh"
+REFRESH_DESCRIPTION = "The daily refresh: active users' RecCoT snapshots as of now, by the arm's G, into Feast."
 
 
 def build_pipeline(
-    iterations: int | None, features: bool, settings: PipelineSettings, default_config: str = "{}"
+    iterations: int | None,
+    features: bool,
+    settings: PipelineSettings,
+    default_config: str = "{}",
+    refresh: bool = False,
 ) -> dsl.graph_component.GraphComponent:
     """The pipeline for a run config of this shape: T iterations (None: no LLM loop, data and CTR
-    only) and with or without the feature stages (which need the loop)."""
+    only) and with or without the feature stages (which need the loop). refresh: the daily refresh
+    instead (no training: the active users' snapshots as of now, written by the G of the version the
+    arm reads, published with every older snapshot carried)."""
     if features and not iterations:
         raise ValueError("the feature stages need the LLM loop (iterations >= 1)")
+    if refresh and not features:
+        raise ValueError("the refresh pipeline needs the feature stages")
     multi_node = settings.training.nodes > 1
     ops = build(settings.images, multi_node)
 
@@ -40,7 +50,7 @@ def build_pipeline(
     shards_of = sharded_stages(task)
     prepare_in_shards = prepare_fan_out(task)
 
-    def trackrec(config: str = default_config, shards: int = 1, active_within_days: int = 0):
+    def body(config, shards, active_within_days):
         sections = task("split_config", "check config", config=config, iterations=iterations or 0, features=features)
         data, llm = sections.outputs["data"], sections.outputs["llm"]
         version = task("data_version", "identify data", data=data).set_caching_options(False)  # the log may grow
@@ -49,13 +59,31 @@ def build_pipeline(
             dataset = dataset.set_display_name("prepare data").output
         else:
             dataset = task("prepare_data", "prepare data", data=data, data_version=version.output).outputs["dataset"]
+
+        def sharded(stage: str, name: str, after: dsl.PipelineTask | None = None, **inputs):
+            fan_out = shards_of[stage](shards=shards, **inputs).set_display_name(name)
+            return (fan_out if after is None else fan_out.after(after)).output
+
+        def publish_features(g, after: dsl.PipelineTask | None):
+            """summarize -> encode -> publish: the new version keeps `g`, the G that wrote it."""
+            reccots = sharded(
+                "summarize", "summarize users", after=after, dataset=dataset, generator=g, llm=llm,
+                users=sections.outputs["users"], active_within_days=active_within_days,
+            )  # fmt: skip
+            embeddings = sharded("encode", "encode", reccots=reccots, encoder=sections.outputs["encoder"])
+            published = task(
+                "publish", "publish to Feast", embeddings=embeddings, features=sections.outputs["features"],
+                active_within_days=active_within_days, data_version=version.output, generator=g,
+            )  # fmt: skip
+            published.set_caching_options(False)  # it checks the store itself: cheap, and the store may change
+            return embeddings, published.outputs["summary"]
+
+        if refresh:
+            g = task("current_generator", "G of the arm's version", features=sections.outputs["features"])
+            _, summary = publish_features(g.set_caching_options(False).outputs["generator"], None)
+            return Outputs(dataset=dataset, published=summary)
         embeddings = None
         if iterations:
-
-            def sharded(stage: str, name: str, after: dsl.PipelineTask | None = None, **inputs):
-                fan_out = shards_of[stage](shards=shards, **inputs).set_display_name(name)
-                return (fan_out if after is None else fan_out.after(after)).output
-
             samples = task("select_samples", "select samples", dataset=dataset, llm=llm).outputs["samples"]
             g = g0 = task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
             v = v0 = judge = report = scored = evaluation = None
@@ -89,17 +117,7 @@ def build_pipeline(
                 )  # fmt: skip
                 report = evaluation.outputs["report"]
             if features:
-                wanted = sections.outputs["features"]
-                reccots = sharded(
-                    "summarize", "summarize users", after=evaluation, dataset=dataset, generator=g, llm=llm,
-                    users=sections.outputs["users"], active_within_days=active_within_days,
-                )  # fmt: skip
-                embeddings = sharded("encode", "encode", reccots=reccots, encoder=sections.outputs["encoder"])
-                published = task(
-                    "publish", "publish to Feast", embeddings=embeddings, features=wanted,
-                    active_within_days=active_within_days, data_version=version.output,
-                )  # fmt: skip
-                published.set_caching_options(False)  # it checks the store itself: cheap, and the store may change
+                embeddings, _ = publish_features(g, evaluation)
         optional_embeddings = {} if embeddings is None else {"embeddings": embeddings}
         ctr = task("train_ctr", "train CTR model", dataset=dataset, ctr=sections.outputs["ctr"], **optional_embeddings)
         results = {"ctr": ctr.outputs["metrics"], "ctr_model": ctr.outputs["model"], "dataset": dataset}
@@ -108,14 +126,29 @@ def build_pipeline(
         return Outputs(**results)
 
     # The run's results, shown by KFP's UI and indexed by a local run: the CTR metrics and model,
-    # the prepared data and (with the loop) its curves, G(T) and G0.
-    fields = {"ctr": Metrics, "ctr_model": Model, "dataset": Dataset}
-    fields |= {"curves": HTML, "generator": Model, "distilled": Model} if iterations else {}
+    # the prepared data and (with the loop) its curves, G(T) and G0; a refresh's: the data and what
+    # it published.
+    if refresh:
+        fields = {"dataset": Dataset, "published": Artifact}
+    else:
+        fields = {"ctr": Metrics, "ctr_model": Model, "dataset": Dataset}
+        fields |= {"curves": HTML, "generator": Model, "distilled": Model} if iterations else {}
     Outputs = NamedTuple("Outputs", list(fields.items()))
+    if refresh:  # only the refresh takes active users; a retrain summarises every user with its new G
+
+        def trackrec(config: str = default_config, shards: int = 1, active_within_days: int = 1):
+            return body(config, shards, active_within_days)
+
+    else:
+
+        def trackrec(config: str = default_config, shards: int = 1):
+            return body(config, shards, 0)
+
     trackrec.__annotations__["return"] = Outputs
     workspace = dsl.PipelineConfig(workspace=shared_workspace(settings)) if multi_node else None
+    name, description = (REFRESH, REFRESH_DESCRIPTION) if refresh else (NAME, __doc__.splitlines()[0])
     return dsl.pipeline(
-        name=NAME, description=__doc__.splitlines()[0], pipeline_root=settings.pipeline_root, pipeline_config=workspace
+        name=name, description=description, pipeline_root=settings.pipeline_root, pipeline_config=workspace
     )(trackrec)
 
 

@@ -39,7 +39,13 @@ def collm_rows(n_users: int = 12, n_items: int = 40, per_user: int = 30, seed: i
             iid = int(rng.integers(1, n_items + 1))
             label = int(rng.random() < (0.85 if item_genre(iid) == favourite else 0.15))
             split = "train" if step < per_user * 0.6 else "valid" if step < per_user * 0.8 else "test"
-            ts = {"train": 1_000_000_000, "valid": 1_100_000_000, "test": 1_200_000_000}[split] + uid * 1000 + step
+            # Unix seconds; each user's events of a split on a day of their own (some users are quiet
+            # on the log's last day) ten minutes apart
+            ts = (
+                {"train": 1_000_000_000, "valid": 1_100_000_000, "test": 1_200_000_000}[split]
+                + uid * 86_400
+                + step * 600
+            )
             splits[split].append(
                 {
                     "uid": uid,

@@ -1,6 +1,7 @@
 """A prepared dataset read in parts: a shard's users, a run of history rows, batches streamed."""
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -9,9 +10,10 @@ from tests.synthetic import collm_rows, split_rows, write_collm
 from trackrec.ctr.stream import SplitStream
 from trackrec.data.config import DataConfig
 from trackrec.data.dataset import Dataset
+from trackrec.data.snapshots import SnapshotConfig
 from trackrec.stages.prepare_data import prepare_data
 from trackrec.stages.shards import Shard
-from trackrec.stages.summarize import cutoff_samples
+from trackrec.stages.summarize import dataset_snapshots
 
 
 @pytest.fixture
@@ -34,16 +36,16 @@ def test_a_shard_reads_only_the_row_groups_of_its_users(grouped, monkeypatch):
     monkeypatch.setattr(pq.ParquetFile, "read_row_groups", recording)
     everyone = grouped.samples()
     assert len(read[-1]) == 1200 // 64 + 1
-    cutoffs = []
+    snapshots = []
     for index in range(4):
         low, high = Shard(index, 4).users(grouped.n_users)
         part = grouped.samples(users=(low, high))
         mine = everyone[(everyone.user_id >= low) & (everyone.user_id < high)].reset_index(drop=True)
         assert part.equals(mine)
         assert len(read[-1]) <= len(mine) // 64 + 2  # its own groups and at most one more at each edge
-        cutoffs.append(cutoff_samples(grouped, (low, high)))
-    whole = cutoff_samples(grouped)
-    assert sorted(np.concatenate([c.user_id.to_numpy() for c in cutoffs])) == sorted(whole.user_id)
+        snapshots.append(dataset_snapshots(grouped, SnapshotConfig(every_days=2), (low, high)))
+    whole = dataset_snapshots(grouped, SnapshotConfig(every_days=2))
+    assert pd.concat(snapshots, ignore_index=True).equals(whole)  # the shards' snapshots are the whole's
 
 
 def test_streamed_batches_carry_each_samples_last_history_items(grouped):

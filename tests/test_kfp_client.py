@@ -45,6 +45,7 @@ def test_schedule_makes_one_recurring_run_for_active_users_and_replaces_it():
         code, output = cli("schedule", "--host", kfp.url, "--cron", "0 0 3 * * *", "--active-within-days", "7")
         assert code == 0, output
         (created,) = kfp.calls("POST", "/recurringruns")
+        assert created["body"]["display_name"] == "trackrec-refresh"
         body = created["body"]
         assert body["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
         assert body["max_concurrency"] == 1 and body["no_catchup"] is True and body["mode"] == "ENABLE"
@@ -115,6 +116,23 @@ def test_what_multi_user_kfp_refuses_is_one_line_naming_what_to_set(server, args
         code, output = cli("submit", "--host", kfp.url, *args)
         assert code == 2 and said in output and "Traceback" not in output, output
         assert kfp.calls("POST", "/runs") == []
+
+
+def test_the_refresh_and_the_retrain_are_two_recurring_runs_of_two_pipelines():
+    """The daily refresh (active users, no training) and the weekly retrain: each its own pipeline and
+    recurring run; scheduling one leaves the other."""
+    with KFPApiServer() as kfp:
+        assert cli("schedule", "--host", kfp.url, "--cron", "0 0 3 * * *")[0] == 0
+        code, output = cli("schedule", "--host", kfp.url, "--cron", "0 0 4 * * 0", "--retrain")
+        assert code == 0, output
+        refresh, retrain = (call["body"] for call in kfp.calls("POST", "/recurringruns"))
+        assert refresh["display_name"] == "trackrec-refresh" and retrain["display_name"] == "trackrec-retrain"
+        assert refresh["runtime_config"]["parameters"] == {"active_within_days": 1}
+        assert retrain["runtime_config"].get("parameters", {}) == {}  # every user, summarised by the new G
+        names = {p["pipeline_id"]: p["display_name"] for p in kfp.pipelines.values()}
+        assert names[refresh["pipeline_version_reference"]["pipeline_id"]] == "trackrec-refresh"
+        assert names[retrain["pipeline_version_reference"]["pipeline_id"]] == "trackrec"
+        assert len(kfp.recurring) == 2
 
 
 @pytest.mark.parametrize("cron", ["0 3 * * *", "every day", "0 0 3 * * * *"])

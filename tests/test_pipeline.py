@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from components.catalog import STAGES
-from pipelines.compile import COMPILED, compile_pipeline, parse_parameters
+from pipelines.compile import COMPILED, COMPILED_REFRESH, compile_pipeline, parse_parameters
 from pipelines.settings import PipelineSettings
 from trackrec.config import config_from_dict, load_config
 from trackrec.errors import ConfigError
@@ -43,6 +43,15 @@ def executor_stage(executor: str) -> str:
 def test_checked_in_yaml_equals_a_fresh_compile(tmp_path):
     path, _, _ = compiled(tmp_path)
     assert path.read_text() == COMPILED.read_text(), "pipelines/trackrec.yaml is stale: run `trackrec compile`"
+    refresh = compile_pipeline(load_config(CLUSTER, RunConfig), PipelineSettings(), tmp_path / "r.yaml", refresh=True)
+    assert refresh.read_text() == COMPILED_REFRESH.read_text(), "stale: run `trackrec compile --refresh`"
+
+
+def test_the_refresh_trains_nothing_and_publishes_with_the_arms_generator(tmp_path):
+    path = compile_pipeline(load_config(CLUSTER, RunConfig), PipelineSettings(), tmp_path / "r.yaml", refresh=True)
+    stages = set(tasks_by_stage(next(yaml.safe_load_all(path.read_text()))))
+    assert {"current_generator", "summarize", "encode", "publish", "prepare_data"} <= stages
+    assert not stages & {"distill", "align", "rectune", "sample", "score", "greedy", "train_ctr", "ctr_judge"}
 
 
 def test_iteration_stages_are_unrolled_t_times(tmp_path):
@@ -61,13 +70,17 @@ def test_iteration_stages_are_unrolled_t_times(tmp_path):
 
 def every_stage(tmp_path) -> tuple[dict, dict]:
     """(executors, their Kubernetes specs) of every stage: prepare_data is one task or, with
-    prepare_shards > 1, plan, shards and join."""
+    prepare_shards > 1, plan, shards and join; the refresh pipeline's own stage too."""
     _, pipeline, platform = compiled(tmp_path)
     _, fanned, fanned_platform = compiled(tmp_path, PipelineSettings(prepare_shards=2))
     prepare = {e: spec for e, spec in fanned["deploymentSpec"]["executors"].items() if "prepare" in e}
-    executors = pipeline["deploymentSpec"]["executors"] | prepare
+    path = compile_pipeline(load_config(CLUSTER, RunConfig), PipelineSettings(), tmp_path / "r.yaml", refresh=True)
+    refresh, refresh_platform = yaml.safe_load_all(path.read_text())
+    refresh_platform = refresh_platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    own = {e: spec for e, spec in refresh["deploymentSpec"]["executors"].items() if "current-generator" in e}
+    executors = pipeline["deploymentSpec"]["executors"] | prepare | own
     assert {executor_stage(e) for e in executors} == set(STAGES)
-    return executors, platform | {e: fanned_platform[e] for e in prepare}
+    return executors, platform | {e: fanned_platform[e] for e in prepare} | {e: refresh_platform[e] for e in own}
 
 
 def test_gpu_resources_tolerations_and_shm_only_on_gpu_stages(tmp_path):
@@ -207,12 +220,14 @@ def test_unknown_stage_in_settings_is_named():
 
 def test_parameters_unknown_badly_typed_and_zero_shards_are_reported_together():
     with pytest.raises(ConfigError) as error:
-        parse_parameters(COMPILED, ["shard=2", "shards=0", "active_within_days=soon", "config"])
+        parse_parameters(COMPILED_REFRESH, ["shard=2", "shards=0", "active_within_days=soon", "config"])
     text = str(error.value)
     assert "shard: unknown parameter (known: ['active_within_days', 'config', 'shards'])" in text
     assert "shards: must be >= 1, got 0" in text and "active_within_days: 'soon' is not a number_integer" in text
     assert "'config': expected name=value" in text
     assert parse_parameters(COMPILED, ["shards=4"]) == {"shards": 4}
+    with pytest.raises(ConfigError, match="active_within_days: unknown parameter"):
+        parse_parameters(COMPILED, ["active_within_days=7"])  # a retrain summarises every user
 
 
 def test_a_config_of_another_shape_than_the_compiled_pipeline_is_refused():
@@ -292,6 +307,7 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
         },
         "summarize users": {"generator": "align G2"},
         "encode": {"reccots": "summarize users"},
+        "publish to Feast": {"generator": "align G2"},  # kept with the version, for the refresh runs
     }
     assert {name: reads[name] for name in expected} == expected
     assert not any(reads[name] for name in set(reads) - set(expected))  # no other task reads a model

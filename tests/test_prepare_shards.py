@@ -183,7 +183,7 @@ def test_the_pipeline_fans_prepare_data_out_when_the_settings_ask(tmp_path):
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     settings = PipelineSettings(pipeline_root=str(tmp_path / "root"), reach=None, retries=0, prepare_shards=3)
     run_config = {"data": config_to_dict(config(path)), "ctr": {"train": {"max_epochs": 1}}}
-    result = build_pipeline(None, False, settings)(config=json.dumps(run_config), shards=1, active_within_days=0)
+    result = build_pipeline(None, False, settings)(config=json.dumps(run_config), shards=1)
     prepare_data(config(path), tmp_path / "whole", Dataset.open(result.outputs["dataset"].path).meta["data_version"])
     assert_same_dataset(Dataset.open(result.outputs["dataset"].path), Dataset.open(tmp_path / "whole"))
     parts = sorted((tmp_path / "root").glob("*/for-loop-*/prepare-shard/part"))  # a task per shard

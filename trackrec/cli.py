@@ -95,20 +95,42 @@ def run(
     config: ConfigPath = Path("configs/local.yaml"),
     run_dir: RunDir = Path("runs/local"),
     shards: Annotated[int, typer.Option(help="user shards of the inference stages (ParallelFor)")] = 1,
-    active_within_days: Annotated[int, typer.Option(help="refresh only users active within K days; 0: all")] = 0,
+    refresh: Annotated[
+        bool, typer.Option(help="the refresh pipeline: active users' snapshots as of now by the arm's G; no training")
+    ] = False,
+    active_within_days: Annotated[int, typer.Option(help="with --refresh: users active within K days")] = 1,
 ):
     """Run the pipeline on this machine (KFP's local runner) on the embedded default."""
     from pipelines.local import run_local
     from trackrec.run_config import RunConfig
 
-    for name, value, minimum in (("shards", shards, 1), ("active-within-days", active_within_days, 0)):
-        if value < minimum:
-            raise TrackRecError(f"--{name}: must be >= {minimum}, got {value}")
-    result = run_local(load_config(config, RunConfig), run_dir, shards, active_within_days)
+    for name, value in (("shards", shards), ("active-within-days", active_within_days)):
+        if value < 1:
+            raise TrackRecError(f"--{name}: must be >= 1, got {value}")
+    result = run_local(load_config(config, RunConfig), run_dir, shards, active_within_days, refresh)
     console.print(task_table(result["tasks"]))
     for name, path in result["paths"].items():
         console.print(f"{name}: {path}")
+    if result["ctr"] is None:
+        console.print("done: refreshed")
+        return
+    words = lift_words(result["ctr"])
+    if words:
+        console.print(words)
     console.print(f"done: CTR test {result['ctr']}")
+
+
+def lift_words(ctr: dict) -> str | None:
+    """What the RecCoT vector did for the CTR model, against the control, in a sentence."""
+    if "lift_estimate" not in ctr:
+        return None
+    low, high = ctr["lift_ci_low"], ctr["lift_ci_high"]
+    verdict = "the vectors help" if low > 0 else "the vectors hurt" if high < 0 else "no difference this run can detect"
+    return (
+        f"RecCoT vectors: CTR test AUC {ctr['auc']:.4f} with each user's own point-in-time RecCoT vector, "
+        f"{ctr['auc_permuted_control']:.4f} with the same vectors dealt to other users (the control): "
+        f"{ctr['lift_estimate']:+.4f}, 95% interval over test users [{low:+.4f}, {high:+.4f}]: {verdict}."
+    )
 
 
 def task_table(tasks: list[dict]) -> Table:
@@ -162,17 +184,22 @@ def compile_(
         Path | None, typer.Option(help="YAML deep-merged onto the config (what a deployment sets)")
     ] = None,
     settings: ClusterSettings = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="where the YAML goes")] = Path(
-        "pipelines/trackrec.yaml"
-    ),
+    refresh: Annotated[
+        bool, typer.Option(help="the refresh pipeline (active users' snapshots by the arm's G; no training)")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="where the YAML goes; default pipelines/trackrec[-refresh].yaml"),
+    ] = None,
 ):
     """Compile the pipeline (T and the feature stages from the config, which is also its default)."""
-    from pipelines.compile import compile_pipeline
+    from pipelines.compile import COMPILED, COMPILED_REFRESH, compile_pipeline
     from pipelines.settings import PipelineSettings
     from trackrec.run_config import RunConfig
 
     cluster = PipelineSettings() if settings is None else load_config(settings, PipelineSettings)
-    console.print(f"wrote {compile_pipeline(load_config(config, RunConfig, overrides), cluster, output)}")
+    output = output or (COMPILED_REFRESH if refresh else COMPILED)
+    console.print(f"wrote {compile_pipeline(load_config(config, RunConfig, overrides), cluster, output, refresh)}")
 
 
 @app.command("submit")
@@ -188,11 +215,12 @@ def submit(
     settings: ClusterSettings = None,
 ):
     """Upload the pipeline (or a new version of it), start a run, print its link in KFP's UI."""
-    from pipelines.compile import parse_parameters
+    from pipelines.compile import parse_parameters, pipeline_name
     from pipelines.kfp_client import submit as submit_run
 
     params = parse_parameters(package, param or [])
-    result = submit_run(_kfp_access(host, token, namespace, ca_bundle, settings), package, params, experiment)
+    where = _kfp_access(host, token, namespace, ca_bundle, settings)
+    result = submit_run(where, package, params, experiment, pipeline_name(package))
     console.print(result)
 
 
@@ -201,27 +229,42 @@ def submit(
 def schedule(
     host: Host,
     cron: Annotated[str, typer.Option(help="KFP's 6-field cron, seconds first: '0 0 3 * * *' is 03:00 daily")],
-    active_within_days: Annotated[int, typer.Option(help="refresh users with behaviour in the last K days")] = 7,
-    package: Package = Path("pipelines/trackrec.yaml"),
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            help="schedule the retrain (distill + the loop, every user summarised by the new G; weekly, say) "
+            "instead of the refresh (active users' snapshots as of now by the arm's G; daily)"
+        ),
+    ] = False,
+    active_within_days: Annotated[int, typer.Option(help="the refresh: users with behaviour in the last K days")] = 1,
+    package: Annotated[
+        Path | None, typer.Option(help="compiled pipeline YAML; default pipelines/trackrec[-refresh].yaml")
+    ] = None,
     param: Params = None,
     experiment: Experiment = "trackrec",
-    job: Annotated[str, typer.Option(help="the recurring run's name (an existing one is replaced)")] = (
-        "trackrec-active-users"
-    ),
+    job: Annotated[
+        str | None,
+        typer.Option(help="the recurring run's name (an existing one is replaced); default trackrec-refresh/-retrain"),
+    ] = None,
     token: Token = None,
     namespace: Namespace = None,
     ca_bundle: CABundle = None,
     settings: ClusterSettings = None,
 ):
-    """Create (or replace) the recurring run that refreshes and publishes the active users' features."""
-    from pipelines.compile import parse_parameters
+    """Create (or replace) a recurring run: the refresh, which summarises and publishes the active
+    users' features and never trains, or (--retrain) the retrain of G and V."""
+    from pipelines.compile import COMPILED, COMPILED_REFRESH, parse_parameters, pipeline_name
     from pipelines.kfp_client import schedule as schedule_run
 
-    params = parse_parameters(package, [*(param or []), f"active_within_days={active_within_days}"])
-    if params["active_within_days"] < 1:
+    package = package or (COMPILED if retrain else COMPILED_REFRESH)
+    job = job or ("trackrec-retrain" if retrain else "trackrec-refresh")
+    params = parse_parameters(
+        package, [*(param or []), *([] if retrain else [f"active_within_days={active_within_days}"])]
+    )
+    if not retrain and params["active_within_days"] < 1:
         raise TrackRecError("--active-within-days: must be >= 1 for a recurring refresh of active users")
     where = _kfp_access(host, token, namespace, ca_bundle, settings)
-    console.print(schedule_run(where, package, params, experiment, cron, job))
+    console.print(schedule_run(where, package, params, experiment, cron, job, pipeline_name(package)))
 
 
 @features_app.command("encode")
@@ -333,20 +376,30 @@ def features_get(
     version: Annotated[str | None, typer.Option(help="a published version; default: what --arm reads")] = None,
     arm: str = "control",
 ):
-    """Online features of users, as a CTR model reads them."""
+    """Online features of users, as a CTR model reads them: each user's newest RecCoT snapshot and
+    the time it summarises the user as of (none past the store's TTL)."""
+    from datetime import UTC, datetime
+
+    from rich.text import Text
+
     from trackrec.features.store import open_repo
     from trackrec.features.versions import read
 
     frame = read(open_repo(repo), user, version=version, arm=arm)
     table = Table()
-    for column in ("user_id", "model_version", "iteration", "reccot", "embedding"):
+    for column in ("user_id", "model_version", "as_of (UTC)", "iteration", "reccot", "embedding"):
         table.add_column(column)
     for row in frame.itertuples():
+        if not isinstance(row.model_version, str):  # the user has no features in this version
+            table.add_row(str(row.user_id), "-", "-", "-", "-", "no features")
+            continue
+        as_of = datetime.fromtimestamp(int(row.as_of), UTC).isoformat(timespec="seconds")
         if row.embedding is None:
-            table.add_row(str(row.user_id), "-", "-", "-", "no features")
+            table.add_row(str(row.user_id), row.model_version, as_of, "-", "-", "not served: past the TTL")
             continue
         vector = f"{row.embedding.size} floats [{row.embedding[0]:.4f}, ...]"
-        table.add_row(str(row.user_id), row.model_version, str(int(row.iteration)), row.reccot, vector)
+        # the RecCoT is LLM output: data, never console markup
+        table.add_row(str(row.user_id), row.model_version, as_of, str(int(row.iteration)), Text(row.reccot), vector)
     console.print(table)
 
 

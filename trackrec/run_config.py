@@ -76,7 +76,11 @@ def split_sections(text: str, iterations: int, features: bool, reach: Reach | No
     if outside:
         raise ConfigError("config", outside + ["what a run may reach is set by the deployment's settings"])
     features = plain["features"] or {}
-    plain["users"] = config_to_dict(UserDraw(config.features.users, config.features.seed)) if features else None
+    if features:
+        draw = UserDraw(config.features.users, config.features.seed, config.features.snapshots)
+        plain["users"] = config_to_dict(draw)
+    else:
+        plain["users"] = None
     plain["encoder"] = features.get("encoder")
     return {name: json.dumps(plain[name], sort_keys=True) for name in SECTIONS}
 

@@ -88,10 +88,17 @@ def test_gpu_pool_values_reach_the_pipelines_scheduling(tmp_path):
 @pytest.mark.parametrize("values", [None, MULTI_USER], ids=["single-user", "multi-user"])
 def test_the_register_job_runs_exec_form_with_a_projected_kfp_token(values):
     job = manifests_of(values)[("Job", "trackrec", "trackrec-register")]["spec"]["template"]["spec"]
-    (compile_,), (schedule,) = job["initContainers"], job["containers"]
-    assert compile_["command"] == ["trackrec", "compile"] and schedule["command"] == ["trackrec", "schedule"]
+    (compile_retrain, compile_refresh), (retrain, schedule) = job["initContainers"], job["containers"]
+    for compile_ in (compile_retrain, compile_refresh):
+        assert compile_["command"] == ["trackrec", "compile"]
+    assert "--refresh" in compile_refresh["args"] and "--refresh" not in compile_retrain["args"]
+    assert schedule["command"] == retrain["command"] == ["trackrec", "schedule"]
+    # the daily refresh of active users and the weekly retrain: two pipelines, two recurring runs
     assert "--cron=0 0 3 * * *" in schedule["args"] and "--settings=/etc/trackrec/settings.yaml" in schedule["args"]
-    assert ("--namespace=team-a" in schedule["args"]) == (values is not None)
+    assert "--package=/work/refresh.yaml" in schedule["args"] and "--active-within-days=1" in schedule["args"]
+    assert {"--cron=0 0 4 * * 0", "--retrain", "--package=/work/retrain.yaml"} <= set(retrain["args"])
+    for container in (schedule, retrain):
+        assert ("--namespace=team-a" in container["args"]) == (values is not None)
     assert job["serviceAccountName"] == "trackrec-register" and job["automountServiceAccountToken"] is False
     (token,) = [v for v in job["volumes"] if v["name"] == "kfp-token"]
     (source,) = token["projected"]["sources"]

@@ -1,4 +1,4 @@
-"""The encode stage with the bundled all-MiniLM-L6-v2, and the per-user RecCoT history cut-off."""
+"""The encode stage with the bundled all-MiniLM-L6-v2, and which users the refresh summarises."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.synthetic import split_rows
 from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
 from trackrec.features.encoder import EncoderConfig
 from trackrec.stages.encode import encode
-from trackrec.stages.summarize import active_users, cutoff_samples
+from trackrec.stages.summarize import active_users
 
 
 def write_reccots(folder, texts):
     folder.mkdir()
-    frame = pd.DataFrame({"user_id": range(1, len(texts) + 1), "reccot": texts, "iteration": 3})
+    users = range(1, len(texts) + 1)
+    frame = pd.DataFrame({"user_id": users, "as_of": [1000 * u for u in users], "reccot": texts, "iteration": 3})
     frame.to_parquet(folder / "reccots.parquet")
     return folder
 
@@ -26,7 +26,7 @@ def write_reccots(folder, texts):
 def test_encode_writes_unit_float32_vectors_that_keep_meaning(tmp_path):
     texts = ["The user loves action movies.", "This user enjoys action films.", "Likes slow romantic dramas."]
     meta = encode(write_reccots(tmp_path / "r", texts), EncoderConfig(batch_size=2), tmp_path / "e", progress=False)
-    assert meta == {"encoder": "all-minilm-l6-v2", "dim": 384, "users": 3}
+    assert meta == {"encoder": "all-minilm-l6-v2", "dim": 384, "snapshots": 3}
     table = pd.read_parquet(tmp_path / "e" / "embeddings.parquet")
     vectors = np.stack(table.embedding)
     assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
@@ -34,27 +34,16 @@ def test_encode_writes_unit_float32_vectors_that_keep_meaning(tmp_path):
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 2] + 0.2  # paraphrases closer than another taste
     assert table.reccot.tolist() == texts and set(table.encoder) == {"all-minilm-l6-v2"}
+    assert table.as_of.tolist() == [1000, 2000, 3000]  # each vector keeps the time its snapshot is as of
 
 
 def test_encode_names_a_missing_column_and_writes_nothing(tmp_path):
     folder = tmp_path / "r"
     folder.mkdir()
-    pd.DataFrame({"user_id": [1], "text": ["x"]}).to_parquet(folder / "reccots.parquet")
+    pd.DataFrame({"user_id": [1], "as_of": [5], "text": ["x"]}).to_parquet(folder / "reccots.parquet")
     with pytest.raises(DataError, match="reccots.parquet.*missing column 'reccot'"):
         encode(folder, EncoderConfig(), tmp_path / "e", progress=False)
     assert not (tmp_path / "e").exists()
-
-
-def test_cutoff_histories_hold_every_train_event_and_nothing_later(prepared):
-    dataset = Dataset.open(prepared)
-    histories = dataset.with_histories(cutoff_samples(dataset))
-    train = split_rows(dataset, "train").sort_values(["user_id", "timestamp"], kind="stable")
-    later_users = set(split_rows(dataset, "valid").user_id) | set(split_rows(dataset, "test").user_id)
-    assert histories.user_id.is_unique and len(histories) == train.user_id.nunique()
-    for row in histories.itertuples():
-        items = train[train.user_id == row.user_id].target_item_id.tolist()
-        # a user seen later: all train events; otherwise the latest train sample's own history
-        assert list(row.history_item_ids) == (items if row.user_id in later_users else items[:-1])
 
 
 def test_active_users_are_exactly_those_with_behaviour_in_the_last_k_days(prepared):
@@ -87,7 +76,7 @@ def test_encode_in_chunks_and_shards_gathers_into_the_whole_tables_vectors(tmp_p
         assert len(users) and users.between(low, high - 1).all()
     gather(parts, tmp_path / "gathered")
     meta = json.loads((tmp_path / "gathered" / "meta.json").read_text())
-    assert meta == {"encoder": "all-minilm-l6-v2", "dim": 384, "users": len(texts)}  # what train_ctr reads
+    assert meta == {"encoder": "all-minilm-l6-v2", "dim": 384, "snapshots": len(texts)}  # what train_ctr reads
     whole = pd.read_parquet(tmp_path / "whole" / "embeddings.parquet").set_index("user_id")
     gathered = pd.read_parquet(tmp_path / "gathered" / "embeddings.parquet").set_index("user_id")
     assert sorted(gathered.index) == sorted(whole.index) and gathered.reccot.equals(whole.reccot[gathered.index])

@@ -18,12 +18,14 @@ from trackrec.features.store import StoreConfig, StoreError, open_repo, open_sto
 DIM = 8
 
 
-def embeddings(users, seed: int, dim: int = DIM) -> pd.DataFrame:
+def embeddings(users, seed: int, dim: int = DIM, as_of: int | None = None) -> pd.DataFrame:
+    """One snapshot per user, as of `as_of` (default: later for a larger seed)."""
     rng = np.random.default_rng(seed)
     users = list(users)
     return pd.DataFrame(
         {
             "user_id": users,
+            "as_of": 1_000_000 * seed if as_of is None else as_of,
             "reccot": [f"user {u} summary {seed}" for u in users],
             "iteration": seed,
             "embedding": list(rng.standard_normal((len(users), dim)).astype(np.float32)),
@@ -71,9 +73,9 @@ def test_incremental_publish_refreshes_only_the_given_users(store_config):
     versions.publish(embeddings(range(1, 21), seed=1), "v1", open_store(store_config), progress=False)
     active = embeddings([3, 4], seed=5)
     summary = versions.publish(active, "v2", open_store(store_config), carry_from="v1", progress=False)
-    assert summary["rows"] == 20 and summary["carried"] == 18
+    assert summary["rows"] == 22 and summary["carried"] == 20 and summary["users"] == 20  # every older snapshot kept
     store = open_repo(store_config.repo)
-    np.testing.assert_array_equal(vectors(store, [3, 9], version="v2")[0], active.embedding[0])
+    np.testing.assert_array_equal(vectors(store, [3, 9], version="v2")[0], active.embedding[0])  # the newest served
     np.testing.assert_array_equal(vectors(store, [9], version="v2"), vectors(store, [9], version="v1"))
     assert set(versions.read(store, [3, 9], version="v2").model_version) == {"v2"}
 
@@ -137,7 +139,7 @@ def test_a_published_version_is_never_overwritten(tmp_path):
     [
         (embeddings([1, 2], seed=1, dim=DIM + 1), "row 0, field 'embedding': vector has size 9, expected 8"),
         (embeddings([1, 2], seed=1).assign(embedding=[np.full(DIM, np.nan, np.float32)] * 2), "NaN"),
-        (embeddings([1, 2, 1], seed=1), "row 2, field 'user_id': duplicate user_id 1"),
+        (embeddings([1, 2, 1], seed=1), "row 2, field 'as_of': duplicate snapshot: user_id 1 as of 1000000"),
         (embeddings([1], seed=1).drop(columns="reccot"), "missing column 'reccot'"),
         (embeddings([1], seed=1).iloc[:0], "emb.parquet: no rows: a version must hold at least one user's vector"),
     ],
@@ -195,9 +197,9 @@ def test_a_version_goes_through_memory_a_chunk_at_a_time_on_s3(tmp_path, s3, mon
     second.to_parquet(tmp_path / "second.parquet")
     chunks = versions.parquet_chunks(tmp_path / "second.parquet")
     summary = versions.publish(chunks, "v2", store, carry_from="v1", progress=False)
-    assert summary["rows"] == 12 and summary["carried"] == 8
+    assert summary["rows"] == 14 and summary["carried"] == 10  # v1's snapshots of 9 and 10 are older: kept
     handle = s3fs_file(endpoint, summary["offline"])
-    assert handle.metadata.num_row_groups == 2 + 3  # two new chunks; carried: 1-3, 4-6, 7-8 (9 and 10 are new)
+    assert handle.metadata.num_row_groups == 2 + 4  # two new chunks; carried: 1-3, 4-6, 7-9, 10
     np.testing.assert_array_equal(vectors(store.feast, [10, 12], version="v2"), np.stack(second.embedding)[[1, 3]])
     np.testing.assert_array_equal(vectors(store.feast, [1], version="v2"), np.stack(first.embedding)[[0]])
 
@@ -247,7 +249,7 @@ def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_ref
     first = publish(folders["all"], config, tmp_path / "out1")
     assert first["rows"] == 10 and first["arm"]["version"] == content_version(folders["all"])
     refreshed = publish(folders["active"], config, tmp_path / "out2", partial=True)
-    assert refreshed["rows"] == 10 and refreshed["carried"] == 8
+    assert refreshed["rows"] == 12 and refreshed["carried"] == 10  # every older snapshot stays
     assert refreshed["arm"] == {
         "arm": "control",
         "version": content_version(folders["active"], base=first["version"]),  # named by content and base
@@ -293,5 +295,5 @@ def test_the_publish_stage_opens_the_store_once(tmp_path, monkeypatch):
     monkeypatch.setattr(store_module, "check_reachable", counted_check)
     monkeypatch.setattr(feast.FeatureStore, "__init__", counted_build)
     summary = publish(tmp_path / "active", config, tmp_path / "out2", partial=True)
-    assert summary["carried"] == 8 and summary["arm"]["changed"] and summary["pruned"] == []
+    assert summary["carried"] == 10 and summary["arm"]["changed"] and summary["pruned"] == []
     assert opened == {"checks": 1, "stores": 1}

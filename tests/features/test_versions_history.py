@@ -108,7 +108,7 @@ def test_after_redis_loses_its_rows_restore_brings_back_the_arms_reads_bit_ident
     redis_server.start()  # an empty Redis: the registry still says complete
     assert versions.read(open_repo(config.repo), users).model_version.isna().all()
     assert versions.online_missing(open_store(config), first["version"])
-    assert versions.restore(open_store(config), first["version"], progress=False)["rows"] == 40
+    assert versions.restore(open_store(config), first["version"], progress=False)["users"] == 40
     after = versions.read(open_repo(config.repo), users)
     assert after.drop(columns="embedding").equals(before.drop(columns="embedding"))
     assert all(
@@ -117,7 +117,7 @@ def test_after_redis_loses_its_rows_restore_brings_back_the_arms_reads_bit_ident
     redis_server.kill()
     redis_server.start()
     again = publish(tmp_path / "emb", FeaturesConfig(store=config), tmp_path / "out2")  # publish checks Redis too
-    assert again["already_published"] and again["restored"]["rows"] == 40
+    assert again["already_published"] and again["restored"]["users"] == 40
     assert not versions.read(open_repo(config.repo), users).model_version.isna().any()
 
 

@@ -43,14 +43,20 @@ def judged(tmp_path, prepared):
     return samples, greedy, tmp_path / "judge", metrics
 
 
-def test_the_judge_gives_each_selected_user_its_latest_reccot(judged, prepared):
+def test_the_judge_reads_train_snapshots_only_so_held_out_users_get_no_test_period_text(judged, prepared):
+    """Each selected train sample's RecCoT is a snapshot as of its time; the held-out users' samples
+    are test-period ones and give none (before: each held-out user read the RecCoT of its latest test
+    sample, whose history held the labels of the very test rows it was then the feature of)."""
     samples, greedy, judge, metrics = judged
     vectors = pd.read_parquet(vectors_in(judge / VECTORS))
-    selected = pd.concat([pd.read_parquet(samples / f"{split}.parquet") for split in ("train", "eval")])
-    assert sorted(vectors.user_id) == sorted(selected.user_id.unique())
-    latest = selected.groupby("user_id").apply(lambda f: f.index.max(), include_groups=False)
-    for user, text in zip(vectors.user_id, vectors.reccot, strict=True):
-        assert text.startswith(f"User {user}, sample {latest[user]}:")
+    train = pd.read_parquet(samples / "train.parquet")
+    held_out = pd.read_parquet(samples / "eval.parquet")
+    assert sorted(vectors.user_id) == sorted(train.user_id) and not set(vectors.user_id) & set(held_out.user_id)
+    test_start = Dataset.open(prepared).samples("test").timestamp.min()
+    assert (vectors.as_of < test_start).all()
+    for row in vectors.itertuples():
+        sample = train[(train.user_id == row.user_id) & (train.timestamp == row.as_of)]
+        assert row.reccot.startswith(f"User {row.user_id}, sample {sample.index[0]}:")  # its own sample's text
     assert judge_auc(judge) == metrics["auc"]
     written = json.loads((judge / MODEL / "metrics.json").read_text())
     assert written["config"]["dense_dim"] == 384 and user_reccots(samples, greedy, 1).iteration.eq(1).all()

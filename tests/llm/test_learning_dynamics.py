@@ -86,7 +86,8 @@ def loop_config(tmp_path) -> LLMConfig:
     train = {"epochs": 1, "learning_rate": 3e-3, "batch_size": 4}
     raw = {
         "base": str(tmp_path / "base"),
-        "generation": {"history_tokens": 300, "max_new_tokens": 1, "samples": 4, "top_p": 1.0},
+        # V reads the history G summarised (the paper's scripts' setting): the task was designed on it
+        "generation": {"history_tokens": 300, "validator_items": 50, "max_new_tokens": 1, "samples": 4, "top_p": 1.0},
         "distill_train": train | {"epochs": 4},
         "rectune_train": train | {"epochs": 20, "batch_size": 8},
         "align_train": train | {"epochs": 6},

@@ -72,10 +72,10 @@ def first_run(tmp_path_factory, tiny_lm_dir):
 
 
 def test_pipeline_runs_end_to_end_on_s3(first_run):
-    from trackrec.ctr.features import user_vector_matrix
-    from trackrec.ctr.stream import SplitStream
+    from trackrec.ctr.features import rows_to_batch
     from trackrec.ctr.train import predict
     from trackrec.data.dataset import Dataset
+    from trackrec.data.snapshots import SnapshotVectors
     from trackrec.features.serving import RequestScorer
     from trackrec.features.store import open_repo
     from trackrec.features.versions import read
@@ -87,7 +87,11 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     assert {k: str(v) for k, v in paths.items()} == result["paths"]
     assert set(paths) == {"ctr", "ctr_model", "dataset", "curves", "generator", "distilled"}
     trained = json.loads((paths["ctr_model"] / "metrics.json").read_text())
-    assert result["ctr"] == trained["test"] and trained["config"]["dense_dim"] == 384  # RecCoT vectors reached DIN
+    assert {k: result["ctr"][k] for k in trained["test"]} == trained["test"]
+    assert trained["config"]["dense_dim"] == 384  # RecCoT vectors reached DIN
+    lift = trained["lift"]  # and the permuted-vector control beside them, with its interval
+    assert lift["control"] == "permuted" and result["ctr"]["lift_estimate"] == lift["difference"]["estimate"]
+    assert lift["difference"]["ci_low"] <= lift["difference"]["estimate"] <= lift["difference"]["ci_high"]
     assert "<img" in paths["curves"].read_text()
     rows = json.loads((paths["curves"].parent / "report" / "metrics.json").read_text())
     assert [row["iteration"] for row in rows] == [0, 1]
@@ -97,25 +101,34 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     assert {"ctr-judge", "ctr-judge-2"} <= first and len(judged) == 2  # one CTR judge per iteration
     by_iteration = {json.loads(path.read_text())["test"]["auc"] for path in judged}
     assert {row["ctr_auc"] for row in rows} == by_iteration  # the report's CTR curve is the judges' test AUC
+    test_start = Dataset.open(paths["dataset"]).samples("test").timestamp.min()
+    for path in judged:  # no held-out user, no test-period text reaches a judge
+        assert (pd.read_parquet(path.parents[1] / "reccots" / "reccots.parquet").as_of < test_start).all()
     for adapter in ("generator", "distilled"):
         assert (paths[adapter] / "adapter" / "adapter_config.json").is_file()
 
     # Features: readable from the local Feast store, the offline rows on S3, the same for both arms.
     (embeddings,) = (tmp_path / "run" / "artifacts").glob("*/for-loop-*/encode/embeddings/embeddings.parquet")
     table = pd.read_parquet(embeddings)
-    assert len(table) == 5 and set(table.iteration) == {1}
-    published = read(open_repo(tmp_path / "feast"), table.user_id.tolist())
-    np.testing.assert_array_equal(np.stack(published.embedding), np.stack(table.embedding))
-    assert published.reccot.tolist() == table.reccot.tolist()
-    listed = s3.list_objects_v2(Bucket="trackrec", Prefix="features/")["Contents"]
-    assert [o["Key"] for o in listed] == [f"features/{published.model_version[0]}.parquet"]
+    assert table.user_id.nunique() == 5 and set(table.iteration) == {1}
+    newest = table.sort_values(["user_id", "as_of"]).groupby("user_id").tail(1)  # what is served online
+    published = read(open_repo(tmp_path / "feast"), newest.user_id.tolist())
+    np.testing.assert_array_equal(np.stack(published.embedding), np.stack(newest.embedding))
+    assert published.reccot.tolist() == newest.reccot.tolist() and published.as_of.tolist() == newest.as_of.tolist()
+    version = published.model_version[0]
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket="trackrec", Prefix="features/")["Contents"]]
+    assert [key for key in listed if "/generators/" not in key] == [f"features/{version}.parquet"]
+    assert "adapter_config.json" in objects_under(f"s3://trackrec/features/generators/{version}")  # G(T), kept
 
-    # A request scored with online features gets exactly the offline (training-path) prediction.
+    # A request scored now with online features gets exactly the training path's prediction for a
+    # sample after the newest snapshot (the as-of join's vector at that time).
     dataset = Dataset.open(paths["dataset"])
     scorer = RequestScorer(paths["ctr_model"], paths["dataset"], tmp_path / "feast")
     test = split_rows(dataset, "test")
-    matrix = user_vector_matrix(table.user_id.to_numpy(), np.stack(table.embedding), dataset.n_users, "embeddings")
-    offline, _ = predict(scorer.model, SplitStream(dataset, "test", 10, 4096, matrix))
+    vectors = SnapshotVectors(table.user_id.to_numpy(), table.as_of.to_numpy(), np.stack(table.embedding))
+    later = np.full(len(test), dataset.meta["latest_timestamp"] + 1)
+    dense = vectors.gather(vectors.rows_for(test.user_id.to_numpy(), later))
+    offline, _ = predict(scorer.model, [rows_to_batch(test, trained["config"]["history_len"], dense)])
     with_features = int(table.user_id.iloc[0])
     without = int(next(u for u in test.user_id if u not in set(table.user_id)))
     for user in (with_features, without):
@@ -181,6 +194,34 @@ def test_the_same_data_again_is_answered_from_the_cache(grown):
     executed = run_tasks(grown["config"], grown["run_dir"])[1]
     assert executed == {"data-version", "publish"}  # publish checks the store itself
     assert len(history(open_store(grown["config"].features.store), "control")) == 2  # nothing new to read
+
+
+def objects_under(uri: str) -> dict[str, bytes]:
+    """relative key -> content of every S3 object under `uri`."""
+    s3, prefix = client(), uri.removeprefix("s3://trackrec/") + "/"
+    listed = s3.list_objects_v2(Bucket="trackrec", Prefix=prefix).get("Contents", [])
+    return {o["Key"][len(prefix) :]: s3.get_object(Bucket="trackrec", Key=o["Key"])["Body"].read() for o in listed}
+
+
+def test_the_refresh_trains_nothing_and_republishes_with_the_arms_generator(grown):
+    """The refresh pipeline on the grown log: the active users' snapshots as of now, written by the
+    G that wrote the version the arm reads (kept with it), every other snapshot carried over."""
+    from trackrec.features.store import open_store
+    from trackrec.features.versions import history, rollback, version_tags
+
+    store = grown["config"].features.store
+    before = history(open_store(store), "control")[-1]["version"]
+    result, executed = run_tasks(grown["config"], grown["run_dir"], active_within_days=1, refresh=True)
+    assert result["ctr"] is None and {"current-generator", "publish"} <= executed
+    trained = {"select-samples", "distill", "align", "rectune", "sample", "score", "greedy", "ctr-judge", "train-ctr"}
+    assert not executed & trained
+    log = history(open_store(store), "control")
+    assert len(log) == 3 and log[-1]["version"] != before
+    new, old = (version_tags(open_store(store), v) for v in (log[-1]["version"], before))
+    assert new["base"] == before and int(new["rows"]) == int(old["rows"])  # the same snapshots, the now ones anew
+    kept, was = (objects_under(tags["generator"]) for tags in (new, old))  # kept beside the offline rows, on S3
+    assert kept == was and "adapter_config.json" in kept  # the same G
+    rollback(open_store(store), "control")  # back to the grown run's version: the next test walks from there
 
 
 def test_rollback_returns_the_arm_to_the_first_runs_version(grown):

@@ -26,6 +26,9 @@ SPARSE_FROM = 200_000  # user + item rows from which `sparse_ids: auto` trains t
 @dataclass
 class ModelConfig(Config):
     embedding_dim: int = field(16, help="size of every feature field embedding")
+    user_id: bool = field(
+        True, help="read the user-id field; false: the user side is the history window and the RecCoT vector only"
+    )
     hidden_units: tuple[int, ...] = field((200, 80), help="the deep part's MLP sizes")
     dropout: float = field(0.1, help="dropout in the MLPs")
     connector_fields: int = field(2, help="feature fields the RecCoT connector produces (paper eq. 7)")
@@ -84,7 +87,9 @@ class CTRConfig(Config):
     backbone: str = field("din", help="a name in BACKBONES above (an unknown one is refused with the list)")
     history_len: int = field(10, help="most recent history items the model reads")
     user_vectors: str | None = field(
-        None, help="parquet of user_id + embedding (RecCoT vectors); users without one read zeros; none: ids only"
+        None,
+        help="parquet of user_id, as_of, embedding (RecCoT snapshots): a sample reads its user's newest from "
+        "before it (zeros where none); none: ids only",
     )
     dense_dim: int = field(0, help="size of the user vectors; 0 when none are given")
     model: ModelConfig = field(factory=ModelConfig, help="backbone hyperparameters")

@@ -5,7 +5,7 @@ A batch is a dict:
   item        (B,)    target item id
   hist_items  (B, L)  last L history items, right-aligned, 0 = padding
   hist_labels (B, L)  1 disliked, 2 liked, 0 padding
-  dense       (B, D)  optional per-user vector (the RecCoT embedding)
+  dense       (B, D)  optional RecCoT vector: the user's newest snapshot from before the sample
 Item side information (genres, year) lives in the model as lookup tables built from the item table.
 """
 
@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-
-from trackrec.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -30,6 +28,7 @@ class FeatureSpec:
     item_genres: torch.Tensor  # (n_items, G) genre ids, 0 = padding
     item_years: torch.Tensor  # (n_items,) year ids, 0 = unknown
     dense_dim: int = 0
+    user_ids: bool = True  # the user-id field; off: it reads the padding row for everyone
 
     @property
     def n_genres(self) -> int:
@@ -65,29 +64,16 @@ def right_aligned(lists, length: int) -> tuple[np.ndarray, np.ndarray]:
     return out, present
 
 
-def user_vector_matrix(ids: np.ndarray, rows: np.ndarray, n_users: int, source: str) -> np.ndarray:
-    """(n_users, D) matrix of checked vectors (`rows`, one per id); users without a row read zeros."""
-    outside = ~((ids > 0) & (ids < n_users))
-    if outside.any():
-        row = int(np.flatnonzero(outside)[0])
-        raise DataError(
-            source, f"user_id {ids[row]} is outside the dataset (1..{n_users - 1})", row=row, field="user_id"
-        )
-    matrix = np.zeros((n_users, rows.shape[1]), dtype=np.float32)
-    matrix[ids] = rows
-    return matrix
-
-
 def batch_of(
     users: np.ndarray,
     items: np.ndarray,
     labels: np.ndarray,
     hist_items: np.ndarray,
     hist_labels: np.ndarray,
-    user_vectors: np.ndarray | None = None,
+    dense: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
-    """A batch from arrays (hist_labels: 1 liked, 0 disliked, -1 padding); the user's vector is looked
-    up here, per batch, never copied into every sample."""
+    """A batch from arrays (hist_labels: 1 liked, 0 disliked, -1 padding; dense: each sample's RecCoT
+    vector, the snapshot it may read)."""
     batch = {
         "user": torch.from_numpy(np.asarray(users, np.int64)),
         "item": torch.from_numpy(np.asarray(items, np.int64)),
@@ -95,13 +81,14 @@ def batch_of(
         "hist_labels": torch.from_numpy(np.asarray(hist_labels, np.int64) + 1),
         "label": torch.from_numpy(np.asarray(labels, np.float32)),
     }
-    if user_vectors is not None:
-        batch["dense"] = torch.from_numpy(user_vectors[batch["user"].numpy()])
+    if dense is not None:
+        batch["dense"] = torch.from_numpy(np.ascontiguousarray(dense, np.float32))
     return batch
 
 
-def rows_to_batch(rows: pd.DataFrame, history_len: int, user_vectors: np.ndarray | None = None) -> dict:
-    """A batch from sample rows whose histories are lists (a serving request, LLM-side rows)."""
+def rows_to_batch(rows: pd.DataFrame, history_len: int, dense: np.ndarray | None = None) -> dict:
+    """A batch from sample rows whose histories are lists (a serving request, LLM-side rows); dense:
+    each row's vector."""
     hist_items, present = right_aligned(rows["history_item_ids"], history_len)
     hist_labels, _ = right_aligned(rows["history_labels"], history_len)
     return batch_of(
@@ -110,5 +97,5 @@ def rows_to_batch(rows: pd.DataFrame, history_len: int, user_vectors: np.ndarray
         rows["label"].to_numpy(),
         hist_items,
         np.where(present, hist_labels, -1),
-        user_vectors,
+        dense,
     )

@@ -73,6 +73,7 @@ class FieldEmbedder(nn.Module):
             Connector(spec.dense_dim, embedding_dim, connector_fields, connector_hidden) if spec.dense_dim else None
         )
         self.n_fields = self.base_fields + (connector_fields if spec.dense_dim else 0)
+        self.user_ids = spec.user_ids
         self.embedding_dim = embedding_dim
         for table in (self.user, self.item, self.genre, self.year, self.reaction):
             nn.init.normal_(table.weight, std=1e-2)
@@ -105,7 +106,8 @@ class FieldEmbedder(nn.Module):
         history = sum(self.item_parts(batch["hist_items"])) + self.reaction(batch["hist_labels"])
         weights = mask.unsqueeze(-1).float()
         pooled = (history * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        fields = [self.user(batch["user"]), item, genres, year, pooled]
+        users = batch["user"] if self.user_ids else torch.zeros_like(batch["user"])
+        fields = [self.user(users), item, genres, year, pooled]
         stacked = torch.stack(fields, dim=1)
         if self.connector is not None:
             if "dense" not in batch:

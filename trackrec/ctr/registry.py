@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 from torch import nn
@@ -14,4 +15,4 @@ def build_model(name: str, spec: FeatureSpec, config: ModelConfig) -> nn.Module:
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     module, cls = BACKBONES[name]
-    return getattr(importlib.import_module(module), cls)(spec, config)
+    return getattr(importlib.import_module(module), cls)(dataclasses.replace(spec, user_ids=config.user_id), config)

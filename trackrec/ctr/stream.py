@@ -13,9 +13,10 @@ import torch
 
 from trackrec.ctr.features import batch_of
 from trackrec.data.dataset import Dataset
+from trackrec.data.snapshots import SnapshotVectors
 
-ARRAYS = ("users", "items", "labels", "hist_items", "hist_labels")  # batch_of's order
-COLUMNS = ["user_id", "target_item_id", "label", "split", "history_start", "history_end"]
+ARRAYS = ("users", "items", "labels", "hist_items", "hist_labels", "vector_rows")
+COLUMNS = ["user_id", "target_item_id", "label", "timestamp", "split", "history_start", "history_end"]
 
 
 class SplitStream:
@@ -25,29 +26,37 @@ class SplitStream:
         split: str,
         history_len: int,
         size: int,
-        user_vectors: np.ndarray | None = None,
+        vectors: SnapshotVectors | None = None,
         window: int = 8,
     ):
         self.dataset, self.split, self.history_len, self.size = dataset, split, history_len, size
-        self.user_vectors, self.window = user_vectors, window
+        self.vectors, self.window = vectors, window
 
     def _load(self, index: int) -> dict[str, np.ndarray]:
         """One row group's samples of this split, histories gathered (compact dtypes)."""
         frame = self.dataset.sample_group(index, COLUMNS)
         frame = frame[(frame["split"] == self.split).to_numpy()]
         hist_items, hist_labels = self.dataset.history_matrix(frame, self.history_len)
+        users = frame["user_id"].to_numpy(np.int64)
+        vector_rows = (
+            np.full(len(users), -1, np.int64)
+            if self.vectors is None
+            else self.vectors.rows_for(users, frame["timestamp"].to_numpy(np.int64))
+        )
         return {
-            "users": frame["user_id"].to_numpy(np.int64),
+            "users": users,
             "items": frame["target_item_id"].to_numpy(np.int64),
             "labels": frame["label"].to_numpy(np.int8),
             "hist_items": hist_items.astype(np.int32),
             "hist_labels": hist_labels.astype(np.int8),
+            "vector_rows": vector_rows,  # the snapshot each sample reads (point in time), -1: none
         }
 
     def _batches(self, arrays: dict[str, np.ndarray], order: np.ndarray):
         for start in range(0, len(order), self.size):
             index = order[start : start + self.size]
-            yield batch_of(*(arrays[k][index] for k in ARRAYS), self.user_vectors)
+            dense = None if self.vectors is None else self.vectors.gather(arrays["vector_rows"][index])
+            yield batch_of(*(arrays[k][index] for k in ARRAYS[:-1]), dense)
 
     def __iter__(self):
         for index in range(self.dataset.sample_groups()):

@@ -30,7 +30,9 @@ def read_split(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(str(path), "file not found (set TRACKREC_DATA_DIR or data.root to the shared data folder)")
     try:
-        frame = pd.read_json(path, lines=True, compression="infer")
+        # convert_dates off: pandas would read a column named "timestamp" as datetimes, Unix seconds as
+        # nanoseconds after the int64 cast; the schema wants the file's seconds
+        frame = pd.read_json(path, lines=True, compression="infer", convert_dates=False)
     except ValueError as e:
         raise DataError(str(path), f"not valid JSON lines: {e}") from e
     source = str(path)

@@ -220,11 +220,12 @@ class Dataset:
         return np.where(present, items[index], 0), np.where(present, labels[index], -1)
 
     def with_histories(self, samples: pd.DataFrame) -> pd.DataFrame:
-        """Sample rows with their histories as lists (ROW_COLUMNS): what LLM prompts are built from.
+        """Sample (or snapshot) rows with their histories as lists (ROW_COLUMNS): what LLM prompts are built from.
         Meant for the rows an LLM reads (a draw, one shard's users), not for every event."""
         titles = pd.Series(self.items["title"].to_numpy(), index=self.items["item_id"].to_numpy())
         out = samples.copy()
-        out["target_title"] = titles.reindex(samples["target_item_id"]).to_numpy()
+        if "target_item_id" in samples:  # a snapshot's rows have no target
+            out["target_title"] = titles.reindex(samples["target_item_id"]).to_numpy()
         start, end = samples["history_start"].to_numpy(), samples["history_end"].to_numpy()
         low, rows = self._history_span(samples)
         item_ids = rows["item_id"].to_numpy(np.int64)
@@ -235,7 +236,7 @@ class Dataset:
         out["history_titles"] = [item_titles[s].tolist() for s in spans]
         out["history_labels"] = [labels[s].tolist() for s in spans]
         out["history_ratings"] = [ratings[s].tolist() for s in spans]
-        return out[[*ROW_COLUMNS, *[c for c in out.columns if c not in ROW_COLUMNS]]]
+        return out[[*[c for c in ROW_COLUMNS if c in out], *[c for c in out.columns if c not in ROW_COLUMNS]]]
 
 
 def user_groups(handle: pq.ParquetFile, users: tuple[int, int] | None) -> list[int]:

@@ -6,16 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trackrec.config import Config, field
+from trackrec.data.snapshots import SnapshotConfig
 from trackrec.features.encoder import EncoderConfig
 from trackrec.features.store import StoreConfig
 
 
 @dataclass
 class UserDraw(Config):
-    """Which users get a RecCoT: the summarize stage's share of the features section."""
+    """Which users get a RecCoT, and as of when: the summarize stage's share of the features section."""
 
     users: int | None = field(None, help="users whose RecCoT G(T) writes (drawn at random); none: every user")
     seed: int = field(0, help="which users are drawn")
+    snapshots: SnapshotConfig = field(factory=SnapshotConfig, help="the times each user's RecCoT is written as of")
 
     def problems(self) -> list[str]:
         return self.at_least(1, "users") if self.users is not None else []

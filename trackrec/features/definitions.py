@@ -37,7 +37,9 @@ def arm_service_name(arm: str) -> str:
     return f"ctr_{checked_name('arm', arm)}"
 
 
-def version_view(version: str, path: str, s3_endpoint: str | None) -> FeatureView:
+def version_view(version: str, path: str, s3_endpoint: str | None, ttl_days: int | None = None) -> FeatureView:
+    """A version's snapshots: event_timestamp is each one's as_of; a TTL (days) keeps a snapshot from
+    being joined to samples, or served, once it is older than that (none: never)."""
     source = FileSource(
         name=f"{view_name(version)}_source",
         path=path,
@@ -47,12 +49,13 @@ def version_view(version: str, path: str, s3_endpoint: str | None) -> FeatureVie
     return FeatureView(
         name=view_name(version),
         entities=[USER],
-        ttl=timedelta(0),  # RecCoT features do not expire; a new version replaces them
+        ttl=timedelta(days=ttl_days or 0),  # Feast's 0: no expiry
         schema=[
             Field(name="embedding", dtype=Array(Float32)),
             Field(name="reccot", dtype=String),
             Field(name="model_version", dtype=String),
             Field(name="iteration", dtype=Int64),
+            Field(name="as_of", dtype=Int64),  # Unix seconds: the summary knows the user's events up to then
         ],
         source=source,
         online=True,

@@ -43,9 +43,12 @@ class StoreConfig(Config):
     )
     s3_endpoint: str | None = field(None, help="S3-compatible endpoint URL; none: AWS's (credentials from AWS_*)")
     dim: int = field(384, help="size of every published vector (the encoder's)")
+    ttl_days: int | None = field(
+        None, help="a RecCoT snapshot older than this is neither joined to a training sample nor served; none: never"
+    )
 
     def problems(self) -> list[str]:
-        problems = self.positive("dim")
+        problems = self.positive("dim") + (self.at_least(1, "ttl_days") if self.ttl_days is not None else [])
         if self.online not in ONLINE_KINDS:
             problems.append(f"online: unknown {self.online!r}; choose one of {list(ONLINE_KINDS)}")
         return problems

@@ -1,4 +1,5 @@
-"""Checks on a table of per-user vectors, shared by the CTR input and the feature store."""
+"""Tables of RecCoT vectors, one row per snapshot (user_id, as_of): their checks, shared by the CTR
+input and the feature store, and the snapshots a CTR model's samples read."""
 
 from __future__ import annotations
 
@@ -7,56 +8,71 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trackrec.data.snapshots import SnapshotVectors
 from trackrec.errors import DataError
+
+KEYS = ("user_id", "as_of")  # a snapshot: one user's summary as of a time
+
+
+def _require(found, source: str) -> None:
+    for column in (*KEYS, "embedding"):
+        if column not in found:
+            raise DataError(source, f"missing column '{column}'", field=column)
 
 
 def checked_vectors(vectors: pd.DataFrame, dim: int, source: str, first_row: int = 0) -> np.ndarray:
     """(len(vectors), dim) float32; names the row of a missing column, a wrong size, NaN or a repeated
-    user (counted from `first_row`: the table's first row in a file read in chunks)."""
-    for column in ("user_id", "embedding"):
-        if column not in vectors.columns:
-            raise DataError(source, f"missing column '{column}'", field=column)
+    snapshot (counted from `first_row`: the table's first row in a file read in chunks)."""
+    _require(vectors.columns, source)
     column = vectors["embedding"]
     sizes = np.fromiter((np.size(v) if v is not None else 0 for v in column), dtype=np.int64, count=len(column))
     flat = np.concatenate([np.asarray(v, np.float32).reshape(-1) for v in column if v is not None] or [[]])
-    return _checked(vectors["user_id"].to_numpy(), sizes, flat, dim, source, first_row)
+    return _checked(vectors[list(KEYS)], sizes, flat, dim, source, first_row)
 
 
-def read_vectors(path: str | Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(user ids, (n, dim) float32) from a parquet of user_id + embedding, checked as checked_vectors
-    does, read as Arrow arrays: no Python object per vector, no other column."""
+def read_vectors(path: str | Path, dim: int, n_users: int | None = None) -> SnapshotVectors:
+    """The snapshot vectors of a parquet of user_id, as_of and embedding, checked as checked_vectors
+    does (and, given n_users, every user inside the dataset), read as Arrow arrays: no Python object
+    per vector, no other column."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     source = str(path)
-    found = pq.read_schema(path).names
-    for column in ("user_id", "embedding"):
-        if column not in found:
-            raise DataError(source, f"missing column '{column}'", field=column)
-    table = pq.read_table(path, columns=["user_id", "embedding"])
+    _require(pq.read_schema(path).names, source)
+    table = pq.read_table(path, columns=[*KEYS, "embedding"])
     column = table["embedding"].combine_chunks() if table.num_rows else pa.array([], pa.list_(pa.float32()))
     sizes = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32)
-    ids = table["user_id"].to_numpy()
-    return ids, _checked(ids, sizes, flat, dim, source)
+    keys = table.select(list(KEYS)).to_pandas()
+    matrix = _checked(keys, sizes, flat, dim, source)
+    users = keys.user_id.to_numpy(np.int64)
+    if n_users is not None:
+        outside = ~((users > 0) & (users < n_users))
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise DataError(
+                source, f"user_id {users[row]} is outside the dataset (1..{n_users - 1})", row=row, field="user_id"
+            )
+    return SnapshotVectors(users, keys.as_of.to_numpy(np.int64), matrix)
 
 
 def _checked(
-    ids: np.ndarray, sizes: np.ndarray, flat: np.ndarray, dim: int, source: str, first_row: int = 0
+    keys: pd.DataFrame, sizes: np.ndarray, flat: np.ndarray, dim: int, source: str, first_row: int = 0
 ) -> np.ndarray:
     wrong = sizes != dim
     if wrong.any():
         row = int(np.flatnonzero(wrong)[0])
         raise DataError(source, f"vector has size {sizes[row]}, expected {dim}", row=first_row + row, field="embedding")
-    matrix = flat.reshape(len(ids), dim)
+    matrix = flat.reshape(len(keys), dim)
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
         raise DataError(source, "vector holds NaN or infinite values", row=first_row + int(bad[0]), field="embedding")
-    repeated = pd.Series(ids).duplicated().to_numpy()
+    repeated = keys.duplicated(list(KEYS)).to_numpy()
     if repeated.any():
         row = int(np.flatnonzero(repeated)[0])
-        raise DataError(source, f"duplicate user_id {ids[row]}", row=first_row + row, field="user_id")
+        user, as_of = keys.user_id.iloc[row], keys.as_of.iloc[row]
+        raise DataError(source, f"duplicate snapshot: user_id {user} as of {as_of}", row=first_row + row, field="as_of")
     return matrix
 
 

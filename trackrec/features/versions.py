@@ -29,7 +29,7 @@ from trackrec.features.store import OpenedStore, StoreConfig, StoreError
 from trackrec.features.vectors import checked_vectors
 
 CHUNK = 1000  # online rows per write: progress, and bounded memory in the serialiser
-_COLUMNS = ("user_id", "reccot", "iteration", "embedding")
+_COLUMNS = ("user_id", "as_of", "reccot", "iteration", "embedding")
 
 
 def _service(feast, name: str):
@@ -66,38 +66,47 @@ def parquet_chunks(path: str | Path) -> Chunks:
     return lambda: read_batches(str(path), columns=list(_COLUMNS))
 
 
-def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str, first_row: int, when) -> pd.DataFrame:
+def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str, first_row: int) -> pd.DataFrame:
+    """The offline rows of a chunk of snapshots: Feast's event timestamp is each one's as_of (the time
+    it summarises the user as of), so Feast's point-in-time join gives a sample the snapshot before it."""
     for column in _COLUMNS:
         if column not in table.columns:
             raise DataError(source, f"missing column '{column}'", field=column)
     vectors = checked_vectors(table, config.dim, source, first_row)
+    as_of = table.as_of.astype("int64").to_numpy()
     return pd.DataFrame(
         {
             "user_id": table.user_id.astype("int64").to_numpy(),
+            "as_of": as_of,
             "embedding": list(vectors),
             "reccot": table.reccot.astype(str).to_numpy(),
             "model_version": version,
             "iteration": table.iteration.astype("int64").to_numpy(),
-            "event_timestamp": when,
+            "event_timestamp": pd.to_datetime(as_of, unit="s", utc=True),
         }
     )
 
 
-def _checked_users(chunks: Chunks, config: StoreConfig, version: str, source: str, when) -> pd.Index:
-    """Every chunk checked (columns, vector sizes, values, a user repeated anywhere) before anything is
-    written; the users, 8 bytes each."""
-    ids, count = [], 0
+def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([frame.user_id.to_numpy(np.int64), frame.as_of.to_numpy(np.int64)])
+
+
+def _checked_keys(chunks: Chunks, config: StoreConfig, version: str, source: str) -> pd.MultiIndex:
+    """Every chunk checked (columns, vector sizes, values, a snapshot repeated anywhere) before
+    anything is written; the snapshots' (user_id, as_of), 16 bytes each."""
+    keys, count = [], 0
     for chunk in chunks():
-        ids.append(_rows(chunk, config, version, source, count, when).user_id.to_numpy())
+        keys.append(_rows(chunk, config, version, source, count)[["user_id", "as_of"]])
         count += len(chunk)
-    users = pd.Index(np.concatenate(ids) if ids else np.array([], np.int64))
-    if users.empty:  # a complete version of nobody: every reader of the arm would silently get zeros
+    frame = pd.concat(keys, ignore_index=True) if keys else pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64")
+    if frame.empty:  # a complete version of nobody: every reader of the arm would silently get zeros
         raise DataError(source, "no rows: a version must hold at least one user's vector")
-    repeated = users.duplicated()
+    repeated = frame.duplicated().to_numpy()
     if repeated.any():
         row = int(np.flatnonzero(repeated)[0])
-        raise DataError(source, f"duplicate user_id {users[row]}", row=row, field="user_id")
-    return users
+        user, as_of = frame.user_id.iloc[row], frame.as_of.iloc[row]
+        raise DataError(source, f"duplicate snapshot: user_id {user} as of {as_of}", row=row, field="as_of")
+    return _keys(frame)
 
 
 def publish(
@@ -110,28 +119,34 @@ def publish(
     data_version: str | None = None,
     guard: Guard | None = None,
     content: str | None = None,
+    generator: str | None = None,
 ) -> dict:
-    """Publish `table` (user_id, reccot, iteration, embedding; a frame or `parquet_chunks`) as `version`.
+    """Publish `table` (user_id, as_of, reccot, iteration, embedding: one row per snapshot; a frame or
+    `parquet_chunks`) as `version`. The offline file keeps every snapshot (Feast's point-in-time
+    join reads them); the online store gets each user's newest.
 
-    carry_from: an earlier complete version whose rows for users absent from `table` are carried
-    over (the recurring job re-summarises only active users). content: the digest of the table it
-    was published from (kept in its tags, with the base). guard: refuse a version that would
-    drop more than a share of the users an arm reads. A killed attempt at `version` (its view
-    without its completion mark) is removed, online rows included, before writing. Everything is
-    checked before anything is written; rows go through memory a chunk at a time.
+    carry_from: an earlier complete version whose snapshots absent from `table` are carried over
+    (the recurring refresh summarises only active users, as of now, and keeps every older snapshot).
+    content: the digest of the table it was published from (kept in its tags, with the base and
+    `generator`, where the G that wrote the snapshots is kept: trackrec/features/generators.py).
+    guard: refuse a version that would drop more than a share of the users an arm reads. A killed
+    attempt at `version` (its view without its completion mark) is removed, online rows included,
+    before writing. Everything is checked before anything is written; rows go through memory a
+    chunk at a time.
     """
     chunks = table if callable(table) else table_chunks(table)
     view_name = definitions.view_name(version)
     config = store.config
-    when = datetime.now(UTC)
-    users = _checked_users(chunks, config, version, source, when)
+    keys = _checked_keys(chunks, config, version, source)
     feast = store.feast
     if _service(feast, view_name) is not None:
         raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
     old_path = None if carry_from is None else _require_complete(feast, carry_from).batch_source.path
-    carried = pd.Index([]) if old_path is None else _users_of(old_path, config).difference(users)
+    carried = _keys(pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64"))
+    if old_path is not None:
+        carried = _keys(_snapshots_of(old_path, config)).difference(keys)
     if guard is not None:
-        _check_drop(store, guard, users.append(carried))
+        _check_drop(store, guard, pd.Index(keys.get_level_values(0)).append(pd.Index(carried.get_level_values(0))))
     killed = _view(feast, view_name)
     if killed is not None:
         feast.apply([], objects_to_delete=[killed], partial=False)
@@ -139,24 +154,36 @@ def publish(
     with parquet_writer(path, config.s3_endpoint) as write:
         count = 0
         for chunk in chunks():
-            write(_rows(chunk, config, version, source, count, when))
+            write(_rows(chunk, config, version, source, count))
             count += len(chunk)
         for old in [] if old_path is None else read_batches(old_path, config.s3_endpoint):
-            kept = old[old.user_id.isin(carried)]
+            kept = old[_keys(old).isin(carried)]
             if len(kept):
-                write(kept.assign(model_version=version, event_timestamp=when))
-    view = definitions.version_view(version, path, config.s3_endpoint)
+                write(kept.assign(model_version=version))
+    view = definitions.version_view(version, path, config.s3_endpoint, config.ttl_days)
     feast.apply([definitions.USER, view])
-    rows = len(users) + len(carried)
-    _write_online(feast, view, config, f"publish {version}", rows, progress)
+    rows = len(keys) + len(carried)
+    users = _write_online(feast, view, config, f"publish {version}", progress)
     provenance = {"published_at": _now(), "data_version": data_version or "unknown"}
-    provenance |= {"content": content or "unknown", "base": carry_from or ""}
+    provenance |= {"content": content or "unknown", "base": carry_from or "", "generator": generator or ""}
     feast.apply([definitions.version_service(view, rows, provenance)])  # the completion mark, last
-    return {"version": version, "rows": rows, "carried": len(carried), "offline": path}
+    return {"version": version, "rows": rows, "users": users, "carried": len(carried), "offline": path}
 
 
 def _users_of(path: str, config: StoreConfig) -> pd.Index:
     return pd.Index(read_column(path, "user_id", config.s3_endpoint).unique())
+
+
+def _snapshots_of(path: str, config: StoreConfig) -> pd.DataFrame:
+    """user_id, as_of of every row of an offline file, in its order (16 bytes a row)."""
+    parts = list(read_batches(path, config.s3_endpoint, ["user_id", "as_of"]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64")
+
+
+def newest_rows(snapshots: pd.DataFrame) -> np.ndarray:
+    """Whether each row (user_id, as_of; unique pairs) is its user's newest snapshot: the one served
+    online."""
+    return (snapshots.groupby("user_id").as_of.transform("max") == snapshots.as_of).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -181,14 +208,20 @@ def _check_drop(store: OpenedStore, guard: Guard, user_ids: pd.Index) -> None:
         )
 
 
-def _write_online(feast, view, config: StoreConfig, what: str, rows: int, progress: bool) -> None:
-    """A version's online rows from its offline parquet, CHUNK rows per write."""
-    bar = tqdm(total=rows, desc=what, disable=not progress, unit="row")
+def _write_online(feast, view, config: StoreConfig, what: str, progress: bool) -> int:
+    """A version's online rows from its offline parquet: each user's newest snapshot, CHUNK rows per
+    write; returns how many users."""
+    newest = newest_rows(_snapshots_of(view.batch_source.path, config))
+    bar = tqdm(total=int(newest.sum()), desc=what, disable=not progress, unit="user")
+    offset = 0
     for batch in read_batches(view.batch_source.path, config.s3_endpoint):
-        for start in range(0, len(batch), CHUNK):
-            feast.write_to_online_store(view.name, batch.iloc[start : start + CHUNK])
-            bar.update(min(CHUNK, len(batch) - start))
+        served = batch[newest[offset : offset + len(batch)]]
+        offset += len(batch)
+        for start in range(0, len(served), CHUNK):
+            feast.write_to_online_store(view.name, served.iloc[start : start + CHUNK])
+            bar.update(min(CHUNK, len(served) - start))
     bar.close()
+    return int(newest.sum())
 
 
 def _view(feast, name: str):
@@ -205,7 +238,7 @@ def _now() -> str:
 
 
 def version_tags(store: OpenedStore, version: str) -> dict[str, str]:
-    """A complete version's tags: rows, published_at, data_version, content, base."""
+    """A complete version's tags: rows, published_at, data_version, content, base, generator."""
     return dict(_version_service(store.feast, version).tags)
 
 
@@ -224,9 +257,8 @@ def online_missing(store: OpenedStore, version: str, sample: int = 5) -> bool:
 def restore(store: OpenedStore, version: str, progress: bool = True) -> dict:
     """Rebuild a complete version's online rows from its offline parquet (after Redis lost them)."""
     view = _require_complete(store.feast, version)
-    rows = int(_version_service(store.feast, version).tags["rows"])
-    _write_online(store.feast, view, store.config, f"restore {version}", rows, progress)
-    return {"version": version, "rows": rows}
+    users = _write_online(store.feast, view, store.config, f"restore {version}", progress)
+    return {"version": version, "users": users}
 
 
 def arm_version(store: OpenedStore, arm: str) -> str | None:
@@ -319,8 +351,10 @@ def prune(store: OpenedStore, keep: int) -> list[str]:
 
 
 def read(feast, user_ids: list[int], version: str | None = None, arm: str = "control") -> pd.DataFrame:
-    """Online features of `user_ids` from `version`, or from what `arm` reads; missing users read
-    None. `feast`: a FeatureStore (a reader's `open_repo`, or an opened store's `.feast`)."""
+    """Online features of `user_ids` from `version`, or from what `arm` reads: each user's newest
+    snapshot, with its as_of; a user without one reads None, and one whose newest is older than the
+    view's TTL reads None for its embedding and RecCoT (its version and as_of stay, to say why).
+    `feast`: a FeatureStore (a reader's `open_repo`, or an opened store's `.feast`)."""
     if version is not None:
         service = _version_service(feast, version)
     else:
@@ -329,5 +363,10 @@ def read(feast, user_ids: list[int], version: str | None = None, arm: str = "con
             raise StoreError(f"arm {arm!r} reads no version; assign one with `trackrec features assign`")
     result = feast.get_online_features(features=service, entity_rows=[{"user_id": int(u)} for u in user_ids])
     frame = pd.DataFrame(result.to_dict())
+    ttl = feast.get_feature_view(service.feature_view_projections[0].name).ttl
+    if ttl and ttl.total_seconds() > 0:  # Feast's online read does not apply it: a stale RecCoT is not served
+        age = datetime.now(UTC).timestamp() - frame.as_of.astype("float64")
+        stale = (age > ttl.total_seconds()).to_numpy()
+        frame.loc[stale, ["embedding", "reccot"]] = None
     frame["embedding"] = [None if v is None else np.asarray(v, dtype=np.float32) for v in frame.embedding]
     return frame

@@ -12,6 +12,7 @@ from trackrec.config import Config, field
 from trackrec.errors import ConfigError
 from trackrec.llm.base_model import SMOLLM2, resolve_model
 from trackrec.llm.distributed import pod_gpus
+from trackrec.llm.prompts import MAX_TITLE_CHARS
 from trackrec.llm.reward import PreferenceMode
 
 
@@ -115,7 +116,16 @@ class SubsetConfig(Config):
 
 @dataclass
 class GenerationConfig(Config):
-    history_tokens: int = field(512, help="longest RecCoT prompt; older history items are dropped to fit")
+    history_tokens: int = field(
+        1024,
+        help="G's prompt: the user's long history, the most recent items that fit this many tokens (1024: about 60 "
+        "ML-1M items), the past a ranker's short window does not see",
+    )
+    validator_items: int = field(
+        3,
+        help="V's Rec prompt: this many most recent items beside the RecCoT (a ranker's short window); the "
+        "summary is its only view of the longer past",
+    )
     max_new_tokens: int = field(128, help="longest RecCoT G writes")
     samples: int = field(10, help="N: RecCoTs sampled per sample (Algorithm 1)")
     temperature: float = field(1.0, help="sampling temperature")
@@ -124,7 +134,7 @@ class GenerationConfig(Config):
     seed: int = field(0, help="sampling seed (offset by the iteration)")
 
     def problems(self) -> list[str]:
-        problems = self.at_least(1, "history_tokens", "max_new_tokens", "batch_size")
+        problems = self.at_least(1, "history_tokens", "validator_items", "max_new_tokens", "batch_size")
         if self.samples < 2:
             problems.append(f"samples: need at least 2 to form a preference, got {self.samples}")
         if not 0 < self.top_p <= 1:
@@ -159,14 +169,29 @@ class LLMConfig(Config):
         return self.at_least(1, "iterations") + self.positive("beta")
 
 
+REC_PROMPT_TOKENS = 160  # the Rec prompt's fixed text, generously
+
+
 def check_context(llm: LLMConfig) -> None:
     """Fail before any stage when the prompt budget plus a RecCoT cannot fit the base model's context."""
     from transformers import AutoConfig
 
     context = getattr(AutoConfig.from_pretrained(resolve_model(llm.base)), "max_position_embeddings", None)
-    needed = llm.generation.history_tokens + llm.generation.max_new_tokens
-    if context is not None and needed > context:
-        raise ConfigError(
-            "llm.generation",
-            [f"history_tokens + max_new_tokens = {needed} exceed the context of {llm.base} ({context} tokens)"],
-        )
+    generation = llm.generation
+    # G's: its budget and the RecCoT it writes. V's: its window (a part of G's history, so within the
+    # budget, and at most validator_items titles of MAX_TITLE_CHARS, about 4 characters a token), the
+    # target, the RecCoT and the fixed text; the engine refuses an outlier prompt by name
+    titles = (generation.validator_items + 1) * (MAX_TITLE_CHARS // 4 + 8)
+    needed = {
+        "history_tokens + max_new_tokens": generation.history_tokens + generation.max_new_tokens,
+        "V's prompt at its longest": min(generation.history_tokens, titles)
+        + generation.max_new_tokens
+        + REC_PROMPT_TOKENS,
+    }
+    over = [
+        f"{what} = {tokens} exceed the context of {llm.base} ({context} tokens)"
+        for what, tokens in needed.items()
+        if context is not None and tokens > context
+    ]
+    if over:
+        raise ConfigError("llm.generation", over)

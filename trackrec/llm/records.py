@@ -25,11 +25,14 @@ def history_items(row) -> list[HistoryItem]:
 
 
 class PromptBuilder:
-    """Figure 4 prompts for sample rows. The history is the most recent items whose RecCoT prompt
-    fits `history_tokens`; V's Rec prompt shows the same items G summarised."""
+    """Figure 4 prompts for sample rows. G's RecCoT prompt reads the long history: the most recent
+    items whose prompt fits `history_tokens`. V's Rec prompt reads only the `validator_items` most
+    recent of them beside the RecCoT, as a ranker reads a short recent window: the summary is its
+    only view of the longer past (the paper's scripts show V the same items G summarised)."""
 
-    def __init__(self, tokenizer, history_tokens: int, source: str):
+    def __init__(self, tokenizer, history_tokens: int, validator_items: int, source: str):
         self.tokenizer, self.budget, self.source = tokenizer, history_tokens, source
+        self.validator_items = validator_items
 
     def _count(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -50,11 +53,12 @@ class PromptBuilder:
         return [reccot_prompt(self._kept(row)) for row in frame.itertuples()]
 
     def rec(self, frame: pd.DataFrame, reccots: list[str]) -> list[str]:
-        """One Rec prompt per row; rows repeating a sample (its N RecCoTs) fit its history once."""
+        """One Rec prompt per row, on the recent window; rows repeating a sample (its N RecCoTs) fit
+        its history once."""
         kept: dict = {}
         prompts = []
         for row, reccot in zip(frame.itertuples(), reccots, strict=True):
             if row.Index not in kept:
-                kept[row.Index] = self._kept(row)
+                kept[row.Index] = self._kept(row)[-self.validator_items :]
             prompts.append(rec_prompt(kept[row.Index], row.target_title, reccot))
         return prompts

@@ -3,8 +3,8 @@ vectors.
 
 Its test AUC is the loop report's CTR curve (the paper's Figure 5, second curve). Under
 `llm.reward: ctr` it is DPO4Rec's reward model: round t+1 scores G(t)'s sampled RecCoTs with it
-(`judge_rewards`). Each user of the selected samples gets the RecCoT of its latest sample; every
-other user reads zeros, as in train_ctr.
+(`judge_rewards`). Its vectors are point-in-time snapshots (`user_reccots`): a sample reads its user's
+newest snapshot from before it, or zeros, as in train_ctr.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from trackrec.atomic import atomic_dir
 from trackrec.config import config_from_dict, config_to_dict
@@ -27,7 +26,7 @@ from trackrec.features.encoder import EncoderConfig, TextEncoder
 from trackrec.llm.reward import reward
 from trackrec.run_config import JudgeConfig
 from trackrec.stages.encode import encode, vector_size, vectors_in
-from trackrec.stages.greedy import SPLITS, read_reccots
+from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import read_samples
 from trackrec.stages.train_ctr import EVAL_BATCH, train_ctr
 
@@ -35,13 +34,20 @@ MODEL, VECTORS, ENCODER = "model", "vectors", "encoder.json"  # the judge's fold
 
 
 def user_reccots(samples_dir: str | Path, greedy_dir: str | Path, iteration: int) -> pd.DataFrame:
-    """user_id, reccot, iteration: each selected user's RecCoT of its latest sample (encode's input)."""
-    frames = []
-    for split in SPLITS:
-        frame = read_samples(samples_dir, split)
-        frames.append(frame[["user_id"]].assign(reccot=read_reccots(greedy_dir, split, frame)))
-    latest = pd.concat(frames).sort_index().groupby("user_id").tail(1)  # sample ids grow with time per user
-    return latest.assign(iteration=iteration).reset_index(drop=True)
+    """user_id, as_of, reccot, iteration (encode's input): one snapshot per selected train sample, its
+    greedy RecCoT as of its time (it summarises the events before it), read by that user's later
+    samples only. The held-out users' samples are test-period ones: they give no snapshot, so no
+    test-period text reaches a feature the judge is tested on."""
+    frame = read_samples(samples_dir, "train")
+    table = pd.DataFrame(
+        {
+            "user_id": frame.user_id.to_numpy(np.int64),
+            "as_of": frame.timestamp.to_numpy(np.int64),
+            "reccot": read_reccots(greedy_dir, "train", frame),
+            "iteration": iteration,
+        }
+    )
+    return table.drop_duplicates(["user_id", "as_of"], keep="last").sort_values(["user_id", "as_of"], kind="stable")
 
 
 def ctr_judge(
@@ -66,7 +72,7 @@ def train_judge(
     output: str | Path,
     progress: bool = True,
 ) -> dict:
-    """The judge from any RecCoT table of user_id, reccot, iteration (one row per user)."""
+    """The judge from any RecCoT table of user_id, as_of, reccot, iteration (one row per snapshot)."""
     with atomic_dir(output) as tmp:
         (tmp / "reccots").mkdir()
         reccots.to_parquet(tmp / "reccots" / "reccots.parquet")
@@ -89,13 +95,14 @@ def judge_rewards(
 ) -> np.ndarray:
     """DPO4Rec's reward of each row's RecCoT: the judge's probability of the row's label (p_click for
     a liked target, 1 - p_click for a disliked one) with the RecCoT's vector, encoded by the judge's
-    own encoder, as the user's vector. frame: sample rows with their histories as lists."""
+    own encoder, as the vector of the sample it was written for. frame: sample rows with their
+    histories as lists."""
     model, trained = load_trained(Path(judge_dir) / MODEL, Dataset.open(dataset_dir))
     encoder = config_from_dict(EncoderConfig, json.loads((Path(judge_dir) / ENCODER).read_text()), "judge encoder")
     vectors = TextEncoder(encoder).encode(list(reccots), progress)
     batches = []
     for start in range(0, len(frame), EVAL_BATCH):
-        batch = rows_to_batch(frame.iloc[start : start + EVAL_BATCH], trained["history_len"])
-        batches.append(batch | {"dense": torch.from_numpy(vectors[start : start + EVAL_BATCH])})
+        rows = frame.iloc[start : start + EVAL_BATCH]
+        batches.append(rows_to_batch(rows, trained["history_len"], vectors[start : start + EVAL_BATCH]))
     p_click = predict(model, batches)[0].astype(np.float64)
     return reward(p_click, 1.0 - p_click, frame.label.to_numpy())

@@ -1,4 +1,4 @@
-"""Stage encode: the users' RecCoTs as float32 vectors, with the text and the encoder that made them.
+"""Stage encode: the users' RecCoT snapshots as float32 vectors, with the text and the encoder that made them.
 
 The RecCoT table is read and encoded CHUNK rows at a time and the vectors are appended to the
 output as they come, so memory does not grow with the number of users; a shard encodes only its
@@ -22,7 +22,7 @@ from trackrec.features.encoder import EncoderConfig, TextEncoder
 from trackrec.stages.shards import WHOLE, Shard
 from trackrec.timing import work_begins
 
-COLUMNS = ("user_id", "reccot", "iteration")
+COLUMNS = ("user_id", "as_of", "reccot", "iteration")
 CHUNK = 16_384  # RecCoTs encoded and written per step
 VECTORS, META = "embeddings.parquet", "meta.json"  # what encode writes: the table and its encoder, dim
 
@@ -54,7 +54,8 @@ def vector_size(output: str | Path) -> int:
 def encode(
     reccots_dir: str | Path, config: EncoderConfig, output: str | Path, progress: bool = True, shard: Shard = WHOLE
 ) -> dict:
-    """Writes embeddings.parquet (user_id, reccot, iteration, embedding, encoder) and meta.json."""
+    """Writes embeddings.parquet (user_id, as_of, reccot, iteration, embedding, encoder), one row per
+    RecCoT snapshot in the order of the RecCoT table, and meta.json."""
     handle = _source(reccots_dir)
     id_space = int(handle.read(columns=["user_id"])["user_id"].to_numpy().max()) + 1
     low, high = shard.users(id_space)
@@ -75,7 +76,7 @@ def encode(
                     _table(chunk, encoder.encode(chunk.reccot.astype(str).tolist(), False), config.model)
                 )
                 count += len(chunk)
-        meta = {"encoder": config.model, "dim": encoder.dim, "users": count}
+        meta = {"encoder": config.model, "dim": encoder.dim, "snapshots": count}
         (tmp / META).write_text(json.dumps(meta, indent=2))
     bar.close()
     return meta
@@ -89,6 +90,7 @@ def _table(chunk: pd.DataFrame, vectors: np.ndarray, model: str) -> pa.Table:
     return pa.table(
         {
             "user_id": pa.array(chunk.user_id.to_numpy(np.int64)),
+            "as_of": pa.array(chunk.as_of.to_numpy(np.int64)),
             "reccot": pa.array(chunk.reccot.astype(str).tolist(), pa.string()),
             "iteration": pa.array(chunk.iteration.to_numpy(np.int64)),
             "embedding": pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1), pa.float32())),

@@ -25,7 +25,7 @@ def _indexed(path: Path) -> bool:
 
 def merged_meta(metas: list[dict]) -> dict:
     """The shards' meta.json as one: what every shard says alike (the encoder, its dim), counts summed
-    (the users each encoded)."""
+    (the snapshots each encoded)."""
     merged = {}
     for key in metas[0]:
         values = [meta.get(key) for meta in metas]

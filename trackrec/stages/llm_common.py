@@ -56,7 +56,8 @@ def alignment_samples(samples_dir: str | Path, iteration: int, shard: Shard = WH
 
 
 def prompt_builder(llm: LLMConfig, tokenizer, source: str) -> PromptBuilder:
-    return PromptBuilder(tokenizer, llm.generation.history_tokens, source)
+    generation = llm.generation
+    return PromptBuilder(tokenizer, generation.history_tokens, generation.validator_items, source)
 
 
 def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = True) -> Engine:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from trackrec.atomic import atomic_dir
 from trackrec.features.config import FeaturesConfig
+from trackrec.features.generators import TAG, fetch_generator, keep_generator
 from trackrec.features.store import OpenedStore, StoreError, open_store
 from trackrec.features.versions import (
     Guard,
@@ -23,6 +24,7 @@ from trackrec.features.versions import (
 from trackrec.features.versions import publish as publish_version
 from trackrec.hashing import sha256_of
 from trackrec.stages.encode import vectors_in
+from trackrec.stages.llm_common import ADAPTER
 from trackrec.timing import work_begins
 
 
@@ -58,12 +60,15 @@ def publish(
     output: str | Path,
     partial: bool = False,
     data_version: str | None = None,
+    generator: str | Path | None = None,
 ) -> dict:
     """Publish embeddings.parquet as a new version (unless that version is complete and its online
     rows are there: a re-run that only changed the arm), point `config.arm` at it; writes summary.json.
 
-    partial: the table holds only some users (the active ones); the others' rows are carried over
-    from the version the arm reads now, which must exist."""
+    partial: the table holds only some users' new snapshots (the active ones, as of now); every
+    older snapshot is carried over from the version the arm reads now, which must exist, and so is
+    its generator. generator: the adapter of the G that wrote the table, kept with the version for
+    the refresh runs."""
     work_begins()
     source = vectors_in(embeddings_dir)
     content = sha256_of(source)
@@ -76,9 +81,13 @@ def publish(
             summary["restored"] = restore(store, version, progress=False)
     else:
         guard = Guard(config.arm, config.max_drop, config.force) if config.arm else None
+        if generator is not None:
+            kept = keep_generator(store.config, version, generator)
+        else:
+            kept = version_tags(store, base).get(TAG) if base else None
         summary = publish_version(
             parquet_chunks(source), version, store, base, str(source), data_version=data_version, guard=guard,
-            content=content,
+            content=content, generator=kept,
         )  # fmt: skip
     if config.arm is not None:
         summary["arm"] = assign(store, config.arm, version)
@@ -87,3 +96,12 @@ def publish(
     with atomic_dir(output) as tmp:
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def current_generator(config: FeaturesConfig, output: str | Path) -> Path:
+    """The refresh run's G: the adapter that wrote the version `config.arm` reads, into `output`."""
+    store = open_store(config.store)
+    version = arm_version(store, config.arm) if config.arm else None
+    if version is None:
+        raise StoreError(f"arm {config.arm!r} reads no version: the refresh needs one retrain run to publish first")
+    return fetch_generator(store, version_tags(store, version), version, Path(output) / ADAPTER)

@@ -1,9 +1,10 @@
-"""Stage summarize: one RecCoT per user from G(T), on the history as it stood at the training cut-off.
+"""Stage summarize: G(T)'s RecCoT snapshots, each a summary of one user's history as of a time.
 
-The features a CTR model reads must not know the test period: each user's history is taken from
-their first sample after the train split (its history holds exactly the train-period events), or,
-for a user with none, from their latest train sample. The recurring job refreshes only active users:
-those with behaviour within the last K days of the log.
+A snapshot (user, as_of) summarises the user's events at or before as_of (trackrec/data/snapshots.py)
+and is what a CTR model reads for that user's samples after as_of, in training (a point-in-time
+join) and in serving (the newest). The times come from the config (every K days, the split starts,
+now); a user gets one only where their history changed. The recurring refresh summarises active
+users (behaviour within the last K days) as of now, and the publish keeps their older snapshots.
 """
 
 from __future__ import annotations
@@ -15,23 +16,31 @@ import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.data.dataset import Dataset
+from trackrec.data.snapshots import PLAN_COLUMNS, SnapshotConfig, plan_snapshots, snapshot_times
 from trackrec.llm.config import LLMConfig
 from trackrec.stages.llm_common import open_engine, prompt_builder
 from trackrec.stages.shards import WHOLE, Shard
 
-CUTOFF_COLUMNS = ["user_id", "target_item_id", "label", "timestamp", "split", "history_start", "history_end"]
+RECCOT_COLUMNS = ("user_id", "as_of", "reccot", "iteration")  # what summarize writes
 
 
-def cutoff_samples(dataset: Dataset, users: tuple[int, int] | None = None) -> pd.DataFrame:
-    """One sample per user (of ids in `users`, every user: None) with a non-empty history at the
-    training cut-off, indexed by user_id. Samples come grouped by user in time order."""
-    frame = dataset.samples(columns=CUTOFF_COLUMNS, users=users)
-    train = (frame["split"] == "train").to_numpy()
-    first_later = frame[~train].groupby("user_id").head(1)
-    latest_train = frame[train].groupby("user_id").tail(1)
-    rows = pd.concat([first_later, latest_train[~latest_train.user_id.isin(first_later.user_id)]])
-    rows = rows[rows.history_end > rows.history_start]
-    return rows.set_index("user_id", drop=False).sort_index()
+def dataset_snapshots(
+    dataset: Dataset, config: SnapshotConfig, users: tuple[int, int] | None = None, now_only: bool = False
+) -> pd.DataFrame:
+    """The snapshots of the users with ids in `users` (every user: None): user_id, as_of, events,
+    history_start, history_end, sorted by user and time. now_only: only those as of the log's latest
+    event (the refresh's)."""
+    every = dataset.samples(columns=["timestamp", "split"])  # the times are the whole log's, in every shard
+    latest = int(dataset.meta["latest_timestamp"])
+    times = np.array([latest]) if now_only else snapshot_times(every.timestamp, every.split, latest, config)
+    data = dataset.meta.get("config", {})
+    plan = plan_snapshots(
+        dataset.samples(columns=PLAN_COLUMNS, users=users),
+        times,
+        liked_only=data.get("history") == "liked",
+        max_len=int(data.get("max_history", 50)),
+    )
+    return plan[plan.as_of == latest].reset_index(drop=True) if now_only else plan
 
 
 def active_users(dataset: Dataset, within_days: int, users: tuple[int, int] | None = None) -> pd.Index:
@@ -49,32 +58,35 @@ def summarize(
     llm: LLMConfig,
     output: str | Path,
     iteration: int,
+    snapshots: SnapshotConfig,
     max_users: int | None = None,
     seed: int = 0,
     progress: bool = True,
     shard: Shard = WHOLE,
     active_within_days: int = 0,
 ) -> int:
-    """Writes reccots.parquet: user_id, reccot, iteration (which G wrote it). A shard reads only its
-    users' rows. `max_users` (a demo setting) draws from every user, the same draw in each shard, so
-    each shard then reads every user's cut-off; `active_within_days` > 0 keeps only active users."""
+    """Writes reccots.parquet (RECCOT_COLUMNS, by user and time) and returns its rows. A shard reads
+    only its users' rows. `max_users` (a demo setting) draws from every user, the same draw in each
+    shard; `active_within_days` > 0 is the refresh: only active users, one snapshot each, as of now."""
     dataset = Dataset.open(dataset_dir)
     users = None if max_users is not None else shard.users(dataset.n_users)
-    frame = cutoff_samples(dataset, users)
+    frame = dataset_snapshots(dataset, snapshots, users, now_only=active_within_days > 0)
     if active_within_days > 0:
         frame = frame[frame.user_id.isin(active_users(dataset, active_within_days, users))]
-    if max_users is not None and max_users < len(frame):
-        drawn = np.random.default_rng(seed).choice(len(frame), size=max_users, replace=False)
-        frame = frame.iloc[np.sort(drawn)]
     if max_users is not None:
-        frame = frame[frame.user_id.between(*shard.users(dataset.n_users), inclusive="left")]
+        ids = np.unique(frame.user_id.to_numpy())
+        if max_users < len(ids):
+            ids = np.sort(np.random.default_rng(seed).choice(ids, size=max_users, replace=False))
+        low, high = shard.users(dataset.n_users)
+        frame = frame[frame.user_id.isin(ids[(ids >= low) & (ids < high)])]
+    frame = frame.reset_index(drop=True)
     reccots = []
     if not frame.empty:
         engine = open_engine(llm, generator, progress)
         rows = dataset.with_histories(frame)
         prompt = prompt_builder(llm, engine.tokenizer, "user histories").reccot(rows)
         reccots = engine.greedy(prompt, llm.generation.max_new_tokens)
-    table = pd.DataFrame({"user_id": frame.user_id.to_numpy(), "reccot": reccots, "iteration": iteration})
+    table = frame[["user_id", "as_of"]].assign(reccot=reccots, iteration=iteration)
     with atomic_dir(output) as tmp:
-        table.to_parquet(tmp / "reccots.parquet")
+        table[list(RECCOT_COLUMNS)].to_parquet(tmp / "reccots.parquet")
     return len(table)

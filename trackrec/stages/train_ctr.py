@@ -9,27 +9,31 @@ import torch
 from trackrec.atomic import atomic_dir
 from trackrec.config import config_to_dict
 from trackrec.ctr.config import CTRConfig
-from trackrec.ctr.features import FeatureSpec, item_side_tables, user_vector_matrix
+from trackrec.ctr.features import FeatureSpec, item_side_tables
+from trackrec.ctr.metrics import ctr_metrics
 from trackrec.ctr.registry import build_model
 from trackrec.ctr.saved import save_trained
 from trackrec.ctr.stream import SplitStream
-from trackrec.ctr.train import evaluate, fit
+from trackrec.ctr.train import fit, predict
 from trackrec.data.dataset import Dataset
 from trackrec.data.schema import SPLITS
+from trackrec.data.snapshots import SnapshotVectors
 from trackrec.errors import DataError
 from trackrec.features.vectors import read_vectors
+from trackrec.intervals import auc_difference, bootstrap
 from trackrec.timing import work_begins
 
 EVAL_BATCH = 4096  # samples per forward pass when only predicting
 
 
 def load_user_vectors(config: CTRConfig, n_users: int):
+    """The RecCoT snapshots the samples read (each its user's newest from before it), or None."""
     if config.user_vectors is None:
         return None
     path = Path(config.user_vectors)
     if not path.exists():
         raise DataError(str(path), "user vector file not found")
-    return user_vector_matrix(*read_vectors(path, config.dense_dim), n_users, str(path))
+    return read_vectors(path, config.dense_dim, n_users)
 
 
 def check_both_classes(dataset: Dataset, source: str) -> None:
@@ -49,13 +53,8 @@ def check_both_classes(dataset: Dataset, source: str) -> None:
             )
 
 
-def train_ctr(dataset_dir: str | Path, config: CTRConfig, output: str | Path, progress: bool = True) -> dict:
-    """Train on train, stop early on valid, evaluate on test; write the model and its metrics to
-    `output` (trackrec/ctr/saved.py)."""
-    work_begins()
-    dataset = Dataset.open(dataset_dir)
-    check_both_classes(dataset, str(dataset_dir))
-    vectors = load_user_vectors(config, dataset.n_users)
+def _fit(dataset: Dataset, config: CTRConfig, vectors: SnapshotVectors | None, progress: bool):
+    """(the model, its training log, its test predictions and labels)."""
     genres, years = item_side_tables(dataset.items, dataset.n_items)
     spec = FeatureSpec(dataset.n_users, dataset.n_items, config.history_len, genres, years, config.dense_dim)
     data = {
@@ -67,13 +66,32 @@ def train_ctr(dataset_dir: str | Path, config: CTRConfig, output: str | Path, pr
     torch.manual_seed(config.train.seed)
     model = build_model(config.backbone, spec, config.model)
     log = fit(model, data["train"], data["valid"], config.train, progress=progress)
-    result = {
-        "backbone": config.backbone,
-        "test": evaluate(model, data["test"]),
-        **log,
-        "config": config_to_dict(config),
-        "dataset": dataset.meta,
-    }
+    return model, log, *predict(model, data["test"])
+
+
+def train_ctr(
+    dataset_dir: str | Path, config: CTRConfig, output: str | Path, progress: bool = True, control: bool = False
+) -> dict:
+    """Train on train, stop early on valid, evaluate on test; write the model and its metrics to
+    `output` (trackrec/ctr/saved.py). control (with vectors): also train the same model on the same
+    vectors dealt to other snapshots at random, and report `lift`: the test AUC with the RecCoT
+    vectors against that control, with a paired 95% bootstrap interval over test users."""
+    work_begins()
+    dataset = Dataset.open(dataset_dir)
+    check_both_classes(dataset, str(dataset_dir))
+    vectors = load_user_vectors(config, dataset.n_users)
+    model, log, probs, labels = _fit(dataset, config, vectors, progress)
+    result = {"backbone": config.backbone, "test": ctr_metrics(labels, probs), **log}
+    if control and vectors is not None:
+        _, _, shuffled, _ = _fit(dataset, config, vectors.permuted(config.train.seed), progress)
+        users = dataset.samples("test", columns=["user_id"]).user_id.to_numpy()
+        result["lift"] = {
+            "control": "permuted",
+            "auc": result["test"]["auc"],
+            "control_auc": ctr_metrics(labels, shuffled)["auc"],
+            "difference": bootstrap(auc_difference(labels, probs, shuffled), users),
+        }
+    result |= {"config": config_to_dict(config), "dataset": dataset.meta}
     with atomic_dir(output) as tmp:
         save_trained(model, result, tmp)
     return result

@@ -1,0 +1,136 @@
+"""When a user's RecCoT is written, and which of the user's events it summarises.
+
+A RecCoT is a snapshot (user, as_of): G's summary of the user's events at or before `as_of` (the
+most recent `max_history` of them), known from `as_of` on, so it serves only samples strictly
+after `as_of` (`as_of_rows`). Snapshot times come from the config: every K days of the log, the
+last second before each later split starts, and the log's latest event (now). A user gets a
+snapshot at a time only where their history changed since their previous one, so an idle user costs
+nothing, and nothing already summarised for an unchanged history is summarised again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from trackrec.config import Config, field
+from trackrec.data.schema import SPLITS
+from trackrec.errors import DataError
+
+DAY = 86_400  # timestamps are Unix seconds (trackrec/data/schema.py)
+PLAN_COLUMNS = ["user_id", "label", "timestamp", "history_start", "history_end"]
+
+
+@dataclass
+class SnapshotConfig(Config):
+    every_days: int | None = field(
+        30, help="a snapshot every K days from the log's first event (besides the split starts and now); none: "
+        "only those. Smaller K: fresher RecCoTs for the CTR model's training samples, more G calls"
+    )  # fmt: skip
+    at_splits: bool = field(True, help="a snapshot just before each later split starts (what a split-time model knows)")
+
+    def problems(self) -> list[str]:
+        return self.at_least(1, "every_days") if self.every_days is not None else []
+
+
+def snapshot_times(timestamps: pd.Series, splits: pd.Series, latest: int, config: SnapshotConfig) -> np.ndarray:
+    """The sorted, distinct as_of times of a log (its samples' timestamps and splits): the grid, the
+    split starts less a second, and `latest` (now: a snapshot of everything, the one served)."""
+    times = [np.array([latest], np.int64)]
+    if config.every_days is not None and len(timestamps):
+        times.append(np.arange(int(timestamps.min()) + config.every_days * DAY, latest, config.every_days * DAY))
+    if config.at_splits:
+        for split in SPLITS[1:]:
+            inside = timestamps[(splits == split).to_numpy()]
+            if len(inside):
+                times.append(np.array([int(inside.min()) - 1], np.int64))
+    return np.unique(np.concatenate(times).astype(np.int64))
+
+
+def plan_snapshots(samples: pd.DataFrame, times: np.ndarray, liked_only: bool, max_len: int) -> pd.DataFrame:
+    """user_id, as_of, events, history_start, history_end: one row per snapshot of the users in
+    `samples` (PLAN_COLUMNS, grouped by user in time order). A snapshot at T covers each event at or
+    before T, so an event first counts in the snapshot at the first time >= its own; `events` is how
+    many of the user's events it covers. Its history rows are the user's history after its newest
+    covered event: that event's own history plus the event (where the history shows it)."""
+    if samples.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in ("user_id", "as_of", "events", *PLAN_COLUMNS[3:])})
+    users = samples["user_id"].to_numpy(np.int64)
+    stamps = samples["timestamp"].to_numpy(np.int64)
+    if stamps.max() > times[-1]:
+        raise DataError("snapshots", f"an event at {stamps.max()} is after the last snapshot time {times[-1]}")
+    cell = np.searchsorted(times, stamps, side="left")
+    last = np.ones(len(users), bool)
+    last[:-1] = (users[1:] != users[:-1]) | (cell[1:] != cell[:-1])
+    new_user = np.ones(len(users), bool)
+    new_user[1:] = users[1:] != users[:-1]
+    firsts = np.flatnonzero(new_user)
+    first_row = np.repeat(samples["history_start"].to_numpy(np.int64)[firsts], np.diff(np.append(firsts, len(users))))
+    rank = np.arange(len(users)) - np.repeat(firsts, np.diff(np.append(firsts, len(users))))
+    shown = samples["label"].to_numpy(np.int64) == 1 if liked_only else np.ones(len(users), bool)
+    end = samples["history_end"].to_numpy(np.int64) + shown
+    plan = pd.DataFrame(
+        {
+            "user_id": users[last],
+            "as_of": times[cell[last]],
+            "events": rank[last] + 1,
+            "history_start": np.maximum(first_row, end - max_len)[last],
+            "history_end": end[last],
+        }
+    )
+    return plan[plan.history_end > plan.history_start].reset_index(drop=True)  # nothing shown yet: no summary
+
+
+def as_of_rows(
+    snapshot_users: np.ndarray,
+    snapshot_as_of: np.ndarray,
+    users: np.ndarray,
+    times: np.ndarray,
+    ttl_s: int | None = None,
+) -> np.ndarray:
+    """For each (user, time): the index of that user's newest snapshot with as_of strictly before
+    the time (and, with a TTL, no older than `ttl_s` seconds), or -1 where there is none. Feast's
+    point-in-time join on the same rows gives the same answer (tests/features/test_point_in_time.py)."""
+    snapshot_users, snapshot_as_of = np.asarray(snapshot_users, np.int64), np.asarray(snapshot_as_of, np.int64)
+    users, times = np.asarray(users, np.int64), np.asarray(times, np.int64)
+    if len(snapshot_users) == 0 or len(users) == 0:
+        return np.full(len(users), -1, np.int64)
+    base = min(int(snapshot_as_of.min()), int(times.min()))
+    span = max(int(snapshot_as_of.max()), int(times.max())) - base + 2
+    if max(int(snapshot_users.max()), int(users.max())) + 1 > np.iinfo(np.int64).max // span:
+        raise DataError("snapshots", "user ids times the time span overflow the as-of join's int64 key")
+    keys = snapshot_users * span + (snapshot_as_of - base)
+    order = np.argsort(keys, kind="stable")
+    found = np.searchsorted(keys[order], users * span + (times - base), side="left") - 1
+    index = order[np.maximum(found, 0)]
+    hit = (found >= 0) & (snapshot_users[index] == users)
+    if ttl_s is not None:
+        hit &= times - snapshot_as_of[index] <= ttl_s
+    return np.where(hit, index, -1)
+
+
+@dataclass(frozen=True)
+class SnapshotVectors:
+    """Checked snapshot vectors: users[i]'s vector as of as_of[i] is matrix[i]."""
+
+    users: np.ndarray
+    as_of: np.ndarray
+    matrix: np.ndarray
+
+    def rows_for(self, users: np.ndarray, times: np.ndarray, ttl_s: int | None = None) -> np.ndarray:
+        """Per sample (user, time), the row of the snapshot it may read (newest before it), else -1."""
+        return as_of_rows(self.users, self.as_of, users, times, ttl_s)
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), dim) vectors; zeros where a row is -1 (no snapshot yet: as for a new user)."""
+        out = self.matrix[np.maximum(rows, 0)]
+        out[rows < 0] = 0.0
+        return out
+
+    def permuted(self, seed: int) -> SnapshotVectors:
+        """The same vectors dealt to other snapshots at random: the control that keeps every vector
+        and the connector but not whose it is."""
+        order = np.random.default_rng(seed).permutation(len(self.matrix))
+        return SnapshotVectors(self.users, self.as_of, self.matrix[order])
