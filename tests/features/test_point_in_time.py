@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from tests.features.test_publish import DIM, embeddings
@@ -12,7 +13,7 @@ from trackrec import cli
 from trackrec.data.snapshots import DAY, SnapshotVectors
 from trackrec.features import versions
 from trackrec.features.point_in_time import training_features
-from trackrec.features.store import StoreConfig, open_repo, open_store
+from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
 
 
 def snapshots() -> pd.DataFrame:
@@ -68,3 +69,14 @@ def test_online_serves_each_users_newest_snapshot_with_its_as_of_and_not_an_expi
     assert shown.exit_code == 0, shown.output
     when = pd.Timestamp(now - DAY, unit="s", tz="UTC").isoformat()
     assert when in shown.output and "past the TTL" in shown.output  # user 4's as_of; user 1's expired
+
+
+def test_carrying_from_a_version_without_times_is_refused_by_name(tmp_path):
+    """A version an older trackrec published has no as_of: a refresh says so before writing."""
+    config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
+    versions.publish(embeddings([1, 2], seed=1), "v1", open_store(config), progress=False)
+    path = open_store(config).feast.get_feature_view("reccot_v1").batch_source.path
+    pd.read_parquet(path).drop(columns="as_of").to_parquet(path)
+    with pytest.raises(StoreError, match="v1.parquet: no as_of column .*run the retrain once"):
+        versions.publish(embeddings([1], seed=2), "v2", open_store(config), carry_from="v1", progress=False)
+    assert not versions.is_published(open_store(config), "v2")

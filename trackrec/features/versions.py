@@ -177,6 +177,8 @@ def _users_of(path: str, config: StoreConfig) -> pd.Index:
 def _snapshots_of(path: str, config: StoreConfig) -> pd.DataFrame:
     """user_id, as_of of every row of an offline file, in its order (16 bytes a row)."""
     parts = list(read_batches(path, config.s3_endpoint, ["user_id", "as_of"]))
+    if parts and "as_of" not in parts[0].columns:  # a version published before RecCoTs had times
+        raise StoreError(f"{path}: no as_of column (written by an older trackrec): run the retrain once")
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64")
 
 
