@@ -19,18 +19,22 @@ def publish(
     active_within_days: int,
     data_version: str,
     summary: Output[Artifact],
-    generator: Input[Model],
+    generator: Input[Model] = None,
+    refreshed_from: Input[Model] = None,
 ):
     """A new Feast feature version (every older snapshot carried over when only active users were
-    refreshed), read by the configured A/B arm once complete; it records the data version and keeps
-    the generator that wrote it for the refresh runs."""
+    refreshed), read by the configured A/B arm once complete; it records the data version and the
+    G that wrote it: `generator`, a retrain's G(T), kept with it; `refreshed_from`, a refresh's
+    current_generator output, whose version it carries from (and whose G it names)."""
     from trackrec.features.config import FeaturesConfig
     from trackrec.run_config import section
     from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.publish import publish as run
 
     config = section(FeaturesConfig, features, "features")
-    run(embeddings.path, config, summary.path, active_within_days > 0, data_version, adapter_in(generator.path))
+    adapter = None if generator is None else adapter_in(generator.path)
+    fetched = None if refreshed_from is None else refreshed_from.path
+    run(embeddings.path, config, summary.path, active_within_days > 0, data_version, adapter, fetched)
 
 
 def current_generator(features: str, generator: Output[Model]):

@@ -217,11 +217,13 @@ def schedule(
     params: dict,
     experiment: str,
     cron: str,
-    job: str = "trackrec-active-users",
-    name: str = "trackrec",
+    job: str = "trackrec-refresh",
+    name: str = "trackrec-refresh",
+    replaces: tuple[str, ...] = (),
 ) -> dict:
     """Create the recurring run `job`: `cron`, one run at a time, no catch-up of missed runs; then
-    remove the earlier ones of that name (a failed create leaves the old schedule running)."""
+    remove the earlier ones of that name and of the names in `replaces` (a failed create leaves the
+    old schedule running)."""
     check_cron(cron)
     client, uploaded, experiment_id = _uploaded_into(where, package, name, experiment)
     host = where.host
@@ -232,7 +234,7 @@ def schedule(
         experiment_id=experiment_id,
         namespace=where.namespace,
     )
-    earlier = [run.recurring_run_id for run in listed.recurring_runs or [] if run.display_name == job]
+    earlier = [run.recurring_run_id for run in listed.recurring_runs or [] if run.display_name in (job, *replaces)]
     created = _call(
         host,
         "the recurring run",

@@ -64,8 +64,9 @@ def build_pipeline(
             fan_out = shards_of[stage](shards=shards, **inputs).set_display_name(name)
             return (fan_out if after is None else fan_out.after(after)).output
 
-        def publish_features(g, after: dsl.PipelineTask | None):
-            """summarize -> encode -> publish: the new version keeps `g`, the G that wrote it."""
+        def publish_features(g, after: dsl.PipelineTask | None, refresh: bool):
+            """summarize -> encode -> publish; a retrain's version keeps `g`, the G that wrote it; a
+            refresh's names the G of the version it carries from (current_generator's `g`)."""
             reccots = sharded(
                 "summarize", "summarize users", after=after, dataset=dataset, generator=g, llm=llm,
                 users=sections.outputs["users"], active_within_days=active_within_days,
@@ -73,14 +74,15 @@ def build_pipeline(
             embeddings = sharded("encode", "encode", reccots=reccots, encoder=sections.outputs["encoder"])
             published = task(
                 "publish", "publish to Feast", embeddings=embeddings, features=sections.outputs["features"],
-                active_within_days=active_within_days, data_version=version.output, generator=g,
+                active_within_days=active_within_days, data_version=version.output,
+                **{"refreshed_from" if refresh else "generator": g},
             )  # fmt: skip
             published.set_caching_options(False)  # it checks the store itself: cheap, and the store may change
             return embeddings, published.outputs["summary"]
 
         if refresh:
             g = task("current_generator", "G of the arm's version", features=sections.outputs["features"])
-            _, summary = publish_features(g.set_caching_options(False).outputs["generator"], None)
+            _, summary = publish_features(g.set_caching_options(False).outputs["generator"], None, refresh=True)
             return Outputs(dataset=dataset, published=summary)
         embeddings = None
         if iterations:
@@ -117,7 +119,7 @@ def build_pipeline(
                 )  # fmt: skip
                 report = evaluation.outputs["report"]
             if features:
-                embeddings, _ = publish_features(g, evaluation)
+                embeddings, _ = publish_features(g, evaluation, refresh=False)
         optional_embeddings = {} if embeddings is None else {"embeddings": embeddings}
         ctr = task("train_ctr", "train CTR model", dataset=dataset, ctr=sections.outputs["ctr"], **optional_embeddings)
         results = {"ctr": ctr.outputs["metrics"], "ctr_model": ctr.outputs["model"], "dataset": dataset}

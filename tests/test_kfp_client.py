@@ -122,17 +122,19 @@ def test_the_refresh_and_the_retrain_are_two_recurring_runs_of_two_pipelines():
     """The daily refresh (active users, no training) and the weekly retrain: each its own pipeline and
     recurring run; scheduling one leaves the other."""
     with KFPApiServer() as kfp:
+        legacy = ("--package", str(COMPILED), "--retrain", "--job", "trackrec-active-users")  # an older release's
+        assert cli("schedule", "--host", kfp.url, "--cron", "0 0 3 * * *", *legacy)[0] == 0
         assert cli("schedule", "--host", kfp.url, "--cron", "0 0 3 * * *")[0] == 0
         code, output = cli("schedule", "--host", kfp.url, "--cron", "0 0 4 * * 0", "--retrain")
         assert code == 0, output
-        refresh, retrain = (call["body"] for call in kfp.calls("POST", "/recurringruns"))
+        _, refresh, retrain = (call["body"] for call in kfp.calls("POST", "/recurringruns"))
         assert refresh["display_name"] == "trackrec-refresh" and retrain["display_name"] == "trackrec-retrain"
         assert refresh["runtime_config"]["parameters"] == {"active_within_days": 1}
         assert retrain["runtime_config"].get("parameters", {}) == {}  # every user, summarised by the new G
         names = {p["pipeline_id"]: p["display_name"] for p in kfp.pipelines.values()}
         assert names[refresh["pipeline_version_reference"]["pipeline_id"]] == "trackrec-refresh"
         assert names[retrain["pipeline_version_reference"]["pipeline_id"]] == "trackrec"
-        assert len(kfp.recurring) == 2
+        assert sorted(r["display_name"] for r in kfp.recurring.values()) == ["trackrec-refresh", "trackrec-retrain"]
 
 
 @pytest.mark.parametrize("cron", ["0 3 * * *", "every day", "0 0 3 * * * *"])

@@ -328,3 +328,15 @@ def test_each_section_reaches_only_its_stages_so_a_change_reruns_only_them(tmp_p
     assert readers["judge"] == {"ctr_judge"}
     assert readers["encoder"] == {"encode"} and readers["features"] == {"publish"}
     assert readers["llm"] >= {"distill", "sample", "score", "align", "evaluate"}  # the loop reads llm
+
+
+def test_the_ctr_models_join_snapshots_with_the_stores_ttl():
+    """The final CTR model and the judge read snapshots as Feast's join does: the same TTL."""
+    import json
+
+    raw = {"llm": {}, "features": {"store": {"ttl_days": 30}}}
+    sections = split_sections(json.dumps(raw), 3, True)
+    assert json.loads(sections["ctr"])["vector_ttl_days"] == 30
+    assert json.loads(sections["judge"])["ctr"]["vector_ttl_days"] == 30
+    with pytest.raises(ConfigError, match=r"ctr.vector_ttl_days: set by features.store.ttl_days \(30\), got 5"):
+        config_from_dict(RunConfig, raw | {"ctr": {"vector_ttl_days": 5}})

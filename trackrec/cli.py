@@ -128,7 +128,7 @@ def lift_words(ctr: dict) -> str | None:
     verdict = "the vectors help" if low > 0 else "the vectors hurt" if high < 0 else "no difference this run can detect"
     return (
         f"RecCoT vectors: CTR test AUC {ctr['auc']:.4f} with each user's own point-in-time RecCoT vector, "
-        f"{ctr['auc_permuted_control']:.4f} with the same vectors dealt to other users (the control): "
+        f"{ctr['auc_permuted_control']:.4f} with the same vectors shuffled across users (the control): "
         f"{ctr['lift_estimate']:+.4f}, 95% interval over test users [{low:+.4f}, {high:+.4f}]: {verdict}."
     )
 
@@ -244,7 +244,9 @@ def schedule(
     experiment: Experiment = "trackrec",
     job: Annotated[
         str | None,
-        typer.Option(help="the recurring run's name (an existing one is replaced); default trackrec-refresh/-retrain"),
+        typer.Option(
+            help="the recurring run's name (an existing one is replaced); default trackrec-refresh or -retrain"
+        ),
     ] = None,
     token: Token = None,
     namespace: Namespace = None,
@@ -264,7 +266,9 @@ def schedule(
     if not retrain and params["active_within_days"] < 1:
         raise TrackRecError("--active-within-days: must be >= 1 for a recurring refresh of active users")
     where = _kfp_access(host, token, namespace, ca_bundle, settings)
-    console.print(schedule_run(where, package, params, experiment, cron, job, pipeline_name(package)))
+    # the one recurring run of the releases before the two cadences, which retrained every day
+    legacy = () if retrain else ("trackrec-active-users",)
+    console.print(schedule_run(where, package, params, experiment, cron, job, pipeline_name(package), legacy))
 
 
 @features_app.command("encode")
@@ -296,7 +300,9 @@ def features_publish(
     store: StorePath,
     embeddings: Annotated[Path, typer.Option(help="embeddings.parquet from the encode stage")],
     version: Annotated[str, typer.Option(help="the new version's name, e.g. 2026_11_22")],
-    carry_from: Annotated[str | None, typer.Option(help="earlier version whose other users' rows carry over")] = None,
+    carry_from: Annotated[
+        str | None, typer.Option(help="earlier version whose other snapshots (and G) carry over")
+    ] = None,
 ):
     """Publish a new version (offline parquet + online rows); arms keep reading theirs."""
     from trackrec.features.versions import parquet_chunks, publish

@@ -51,7 +51,12 @@ class RunConfig(Config):
     def problems(self) -> list[str]:
         if self.features is not None and self.llm is None:
             return ["features: needs an llm section (the RecCoTs come from the loop's last G)"]
-        return []
+        ttl = None if self.features is None else self.features.store.ttl_days
+        return [
+            f"{name}.vector_ttl_days: set by features.store.ttl_days ({ttl}), got {ctr.vector_ttl_days}"
+            for name, ctr in (("ctr", self.ctr), ("judge.ctr", self.judge.ctr))
+            if ctr.vector_ttl_days not in (None, ttl)
+        ]
 
 
 def split_sections(text: str, iterations: int, features: bool, reach: Reach | None = None) -> dict[str, str]:
@@ -72,6 +77,9 @@ def split_sections(text: str, iterations: int, features: bool, reach: Reach | No
     if shape:
         raise ConfigError("config", shape + ["compile a pipeline of the config's shape: trackrec compile --config"])
     plain = config_to_dict(config)
+    if config.features is not None:  # the CTR models join snapshots as the store does: the same TTL
+        for ctr in (plain["ctr"], plain["judge"]["ctr"]):
+            ctr["vector_ttl_days"] = config.features.store.ttl_days
     outside = [] if reach is None else reach_problems(plain, reach)
     if outside:
         raise ConfigError("config", outside + ["what a run may reach is set by the deployment's settings"])

@@ -34,8 +34,8 @@ def test_feasts_point_in_time_join_returns_the_vector_the_training_path_read(tmp
     samples = pd.DataFrame({"user_id": users, "timestamp": times})
 
     joined = training_features(open_store(config), "v1", samples)
-    vectors = SnapshotVectors(table.user_id.to_numpy(), table.as_of.to_numpy(), np.stack(table.embedding))
-    rows = vectors.rows_for(users, times, ttl_s=15 * DAY)
+    vectors = SnapshotVectors(table.user_id.to_numpy(), table.as_of.to_numpy(), np.stack(table.embedding), 15 * DAY)
+    rows = vectors.rows_for(users, times)
     for row, got in zip(rows, joined.itertuples(), strict=True):
         if row < 0:
             assert got.embedding is None and pd.isna(got.as_of)

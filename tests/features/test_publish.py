@@ -267,6 +267,27 @@ def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_ref
     )
 
 
+def test_a_refresh_whose_arm_moved_while_it_ran_is_refused(tmp_path):
+    """The refresh wrote its snapshots with the G of the version it fetched; if a retrain moved the
+    arm meanwhile, carrying the new version's snapshots under the old G would mix two Gs."""
+    from trackrec.features.config import FeaturesConfig
+    from trackrec.stages.publish import FETCHED_VERSION, publish
+
+    config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM))
+    for name, table in {"all": embeddings(range(1, 11), seed=1), "active": embeddings([2, 3], seed=2)}.items():
+        (tmp_path / name).mkdir()
+        table.to_parquet(tmp_path / name / "embeddings.parquet")
+    first = publish(tmp_path / "all", config, tmp_path / "out1")
+    fetched = tmp_path / "fetched"
+    fetched.mkdir()
+    (fetched / FETCHED_VERSION).write_text("emb_000000000000")  # what the arm read when the refresh began
+    with pytest.raises(StoreError, match=r"moved from emb_000000000000 to .* while this refresh ran"):
+        publish(tmp_path / "active", config, tmp_path / "out2", partial=True, refreshed_from=fetched)
+    assert versions.history(open_store(config.store), "control")[-1]["version"] == first["version"]
+    (fetched / FETCHED_VERSION).write_text(first["version"])
+    assert publish(tmp_path / "active", config, tmp_path / "out2", partial=True, refreshed_from=fetched)["carried"]
+
+
 def test_the_publish_stage_opens_the_store_once(tmp_path, monkeypatch):
     """An incremental publish with an arm and pruning: one reachability check, one Feast store (each
     opening pings Redis, checks S3 and rewrites the repo's feature_store.yaml)."""

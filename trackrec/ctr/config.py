@@ -92,6 +92,9 @@ class CTRConfig(Config):
         "before it (zeros where none); none: ids only",
     )
     dense_dim: int = field(0, help="size of the user vectors; 0 when none are given")
+    vector_ttl_days: int | None = field(
+        None, help="a snapshot older than this is not read (none: never); the pipeline sets features.store.ttl_days"
+    )
     model: ModelConfig = field(factory=ModelConfig, help="backbone hyperparameters")
     train: TrainConfig = field(factory=TrainConfig, help="optimisation and early stopping")
 

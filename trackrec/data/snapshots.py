@@ -20,6 +20,7 @@ from trackrec.data.schema import SPLITS
 from trackrec.errors import DataError
 
 DAY = 86_400  # timestamps are Unix seconds (trackrec/data/schema.py)
+LATEST_SECONDS = 7_258_118_400  # 2200-01-01: a later "second" is another unit
 PLAN_COLUMNS = ["user_id", "label", "timestamp", "history_start", "history_end"]
 
 
@@ -38,6 +39,10 @@ class SnapshotConfig(Config):
 def snapshot_times(timestamps: pd.Series, splits: pd.Series, latest: int, config: SnapshotConfig) -> np.ndarray:
     """The sorted, distinct as_of times of a log (its samples' timestamps and splits): the grid, the
     split starts less a second, and `latest` (now: a snapshot of everything, the one served)."""
+    if latest > LATEST_SECONDS:
+        raise DataError(
+            "snapshots", f"latest timestamp {latest} is not Unix seconds (nanoseconds?): prepare the data again"
+        )
     times = [np.array([latest], np.int64)]
     if config.every_days is not None and len(timestamps):
         times.append(np.arange(int(timestamps.min()) + config.every_days * DAY, latest, config.every_days * DAY))
@@ -80,7 +85,9 @@ def plan_snapshots(samples: pd.DataFrame, times: np.ndarray, liked_only: bool, m
             "history_end": end[last],
         }
     )
-    return plan[plan.history_end > plan.history_start].reset_index(drop=True)  # nothing shown yet: no summary
+    plan = plan[plan.history_end > plan.history_start]  # nothing shown yet: no summary
+    # liked-only histories: a time whose events were all dislikes shows what the previous one did
+    return plan.drop_duplicates(["user_id", "history_end"]).reset_index(drop=True)
 
 
 def as_of_rows(
@@ -113,15 +120,17 @@ def as_of_rows(
 
 @dataclass(frozen=True)
 class SnapshotVectors:
-    """Checked snapshot vectors: users[i]'s vector as of as_of[i] is matrix[i]."""
+    """Checked snapshot vectors: users[i]'s vector as of as_of[i] is matrix[i]; none is read once
+    older than `ttl_s` seconds (the store's TTL; None: never)."""
 
     users: np.ndarray
     as_of: np.ndarray
     matrix: np.ndarray
+    ttl_s: int | None = None
 
-    def rows_for(self, users: np.ndarray, times: np.ndarray, ttl_s: int | None = None) -> np.ndarray:
+    def rows_for(self, users: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Per sample (user, time), the row of the snapshot it may read (newest before it), else -1."""
-        return as_of_rows(self.users, self.as_of, users, times, ttl_s)
+        return as_of_rows(self.users, self.as_of, users, times, self.ttl_s)
 
     def gather(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), dim) vectors; zeros where a row is -1 (no snapshot yet: as for a new user)."""
@@ -130,7 +139,7 @@ class SnapshotVectors:
         return out
 
     def permuted(self, seed: int) -> SnapshotVectors:
-        """The same vectors dealt to other snapshots at random: the control that keeps every vector
-        and the connector but not whose it is."""
+        """The same vectors shuffled across the snapshots (so, almost always, to other users): the
+        control that keeps every vector and the connector but not whose it is."""
         order = np.random.default_rng(seed).permutation(len(self.matrix))
-        return SnapshotVectors(self.users, self.as_of, self.matrix[order])
+        return SnapshotVectors(self.users, self.as_of, self.matrix[order], self.ttl_s)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trackrec.data.snapshots import SnapshotVectors
+from trackrec.data.snapshots import DAY, SnapshotVectors
 from trackrec.errors import DataError
 
 KEYS = ("user_id", "as_of")  # a snapshot: one user's summary as of a time
@@ -30,10 +30,12 @@ def checked_vectors(vectors: pd.DataFrame, dim: int, source: str, first_row: int
     return _checked(vectors[list(KEYS)], sizes, flat, dim, source, first_row)
 
 
-def read_vectors(path: str | Path, dim: int, n_users: int | None = None) -> SnapshotVectors:
+def read_vectors(
+    path: str | Path, dim: int, n_users: int | None = None, ttl_days: int | None = None
+) -> SnapshotVectors:
     """The snapshot vectors of a parquet of user_id, as_of and embedding, checked as checked_vectors
     does (and, given n_users, every user inside the dataset), read as Arrow arrays: no Python object
-    per vector, no other column."""
+    per vector, no other column; none is read once older than `ttl_days` (the store's TTL)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -54,7 +56,8 @@ def read_vectors(path: str | Path, dim: int, n_users: int | None = None) -> Snap
             raise DataError(
                 source, f"user_id {users[row]} is outside the dataset (1..{n_users - 1})", row=row, field="user_id"
             )
-    return SnapshotVectors(users, keys.as_of.to_numpy(np.int64), matrix)
+    ttl_s = None if ttl_days is None else ttl_days * DAY
+    return SnapshotVectors(users, keys.as_of.to_numpy(np.int64), matrix, ttl_s)
 
 
 def _checked(
@@ -68,6 +71,9 @@ def _checked(
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
         raise DataError(source, "vector holds NaN or infinite values", row=first_row + int(bad[0]), field="embedding")
+    missing = keys.as_of.isna().to_numpy()
+    if missing.any():
+        raise DataError(source, "as_of is missing", row=first_row + int(np.flatnonzero(missing)[0]), field="as_of")
     repeated = keys.duplicated(list(KEYS)).to_numpy()
     if repeated.any():
         row = int(np.flatnonzero(repeated)[0])

@@ -128,7 +128,8 @@ def publish(
     carry_from: an earlier complete version whose snapshots absent from `table` are carried over
     (the recurring refresh summarises only active users, as of now, and keeps every older snapshot).
     content: the digest of the table it was published from (kept in its tags, with the base and
-    `generator`, where the G that wrote the snapshots is kept: trackrec/features/generators.py).
+    `generator`, where the G that wrote the snapshots is kept: trackrec/features/generators.py;
+    none: carry_from's).
     guard: refuse a version that would drop more than a share of the users an arm reads. A killed
     attempt at `version` (its view without its completion mark) is removed, online rows included,
     before writing. Everything is checked before anything is written; rows go through memory a
@@ -142,6 +143,8 @@ def publish(
     if _service(feast, view_name) is not None:
         raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
     old_path = None if carry_from is None else _require_complete(feast, carry_from).batch_source.path
+    if generator is None and carry_from is not None:  # the same G wrote the new snapshots (a refresh)
+        generator = _version_service(feast, carry_from).tags.get("generator") or None
     carried = _keys(pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64"))
     if old_path is not None:
         carried = _keys(_snapshots_of(old_path, config)).difference(keys)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trackrec.atomic import atomic_dir
 from trackrec.features.config import FeaturesConfig
-from trackrec.features.generators import TAG, fetch_generator, keep_generator
+from trackrec.features.generators import fetch_generator, keep_generator
 from trackrec.features.store import OpenedStore, StoreError, open_store
 from trackrec.features.versions import (
     Guard,
@@ -27,6 +27,8 @@ from trackrec.stages.encode import vectors_in
 from trackrec.stages.llm_common import ADAPTER
 from trackrec.timing import work_begins
 
+FETCHED_VERSION = "version"  # in current_generator's output: the version whose G it fetched
+
 
 def content_version(embeddings_dir: str | Path, base: str | None = None) -> str:
     """The version name of an embeddings table (and, for an incremental publish, of the version its
@@ -39,19 +41,26 @@ def _version_name(content: str, base: str | None) -> str:
     return "emb_" + digest[:12]
 
 
-def _base(store: OpenedStore, config: FeaturesConfig, content: str) -> tuple[str | None, str | None]:
-    """(the version to carry the other users from, the version this table already became): a re-run
-    finds the arm on the version it published from this same table and publishes nothing."""
+def _base(
+    store: OpenedStore, config: FeaturesConfig, content: str, expected: str | None
+) -> tuple[str | None, str | None]:
+    """(the version to carry the other snapshots from, the version this table already became): a
+    re-run finds the arm on the version it published from this same table and publishes nothing.
+    expected: the version whose G wrote the table (the refresh's); the arm must still read it."""
     current = arm_version(store, config.arm) if config.arm else None
     if current is None:
         raise StoreError(
             f"an incremental publish (active users only) needs a complete version to carry the others from, "
-            f"and arm {config.arm!r} reads none: run once with active_within_days=0"
+            f"and arm {config.arm!r} reads none: run the retrain first"
         )
     tags = version_tags(store, current)
-    if tags.get("content") == content:
-        return tags["base"] or None, current
-    return current, None
+    base, became = (tags["base"] or None, current) if tags.get("content") == content else (current, None)
+    if expected is not None and base != expected:
+        raise StoreError(
+            f"arm {config.arm!r} moved from {expected} to {current} while this refresh ran (its RecCoTs are "
+            f"{expected}'s G's): run the refresh again"
+        )
+    return base, became
 
 
 def publish(
@@ -61,19 +70,22 @@ def publish(
     partial: bool = False,
     data_version: str | None = None,
     generator: str | Path | None = None,
+    refreshed_from: str | Path | None = None,
 ) -> dict:
     """Publish embeddings.parquet as a new version (unless that version is complete and its online
     rows are there: a re-run that only changed the arm), point `config.arm` at it; writes summary.json.
 
     partial: the table holds only some users' new snapshots (the active ones, as of now); every
     older snapshot is carried over from the version the arm reads now, which must exist, and so is
-    its generator. generator: the adapter of the G that wrote the table, kept with the version for
-    the refresh runs."""
+    its generator. generator: the adapter of the G that wrote the table (a retrain's), kept with the
+    version for the refresh runs. refreshed_from: current_generator's output (a refresh's): the arm
+    must still read the version whose G it fetched."""
     work_begins()
     source = vectors_in(embeddings_dir)
     content = sha256_of(source)
     store = open_store(config.store)  # once: each opening checks Redis and S3 and rewrites the repo file
-    base, became = _base(store, config, content) if partial else (None, None)
+    expected = None if refreshed_from is None else (Path(refreshed_from) / FETCHED_VERSION).read_text()
+    base, became = _base(store, config, content, expected) if partial else (None, None)
     version = became or _version_name(content, base)
     if is_published(store, version):
         summary = {"version": version, "already_published": True}
@@ -81,10 +93,7 @@ def publish(
             summary["restored"] = restore(store, version, progress=False)
     else:
         guard = Guard(config.arm, config.max_drop, config.force) if config.arm else None
-        if generator is not None:
-            kept = keep_generator(store.config, version, generator)
-        else:
-            kept = version_tags(store, base).get(TAG) if base else None
+        kept = None if generator is None else keep_generator(store.config, version, generator)
         summary = publish_version(
             parquet_chunks(source), version, store, base, str(source), data_version=data_version, guard=guard,
             content=content, generator=kept,
@@ -98,10 +107,14 @@ def publish(
     return summary
 
 
-def current_generator(config: FeaturesConfig, output: str | Path) -> Path:
-    """The refresh run's G: the adapter that wrote the version `config.arm` reads, into `output`."""
+def current_generator(config: FeaturesConfig, output: str | Path) -> str:
+    """The refresh run's G: the adapter that wrote the version `config.arm` reads, into `output`
+    (with that version's name beside it, which the refresh's publish carries from); returns it."""
     store = open_store(config.store)
     version = arm_version(store, config.arm) if config.arm else None
     if version is None:
         raise StoreError(f"arm {config.arm!r} reads no version: the refresh needs one retrain run to publish first")
-    return fetch_generator(store, version_tags(store, version), version, Path(output) / ADAPTER)
+    with atomic_dir(output) as tmp:
+        fetch_generator(store, version_tags(store, version), version, tmp / ADAPTER)
+        (tmp / FETCHED_VERSION).write_text(version)
+    return version

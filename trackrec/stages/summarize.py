@@ -30,17 +30,19 @@ def dataset_snapshots(
     """The snapshots of the users with ids in `users` (every user: None): user_id, as_of, events,
     history_start, history_end, sorted by user and time. now_only: only those as of the log's latest
     event (the refresh's)."""
-    every = dataset.samples(columns=["timestamp", "split"])  # the times are the whole log's, in every shard
     latest = int(dataset.meta["latest_timestamp"])
-    times = np.array([latest]) if now_only else snapshot_times(every.timestamp, every.split, latest, config)
+    if now_only:
+        times = np.array([latest])
+    else:  # the times are the whole log's, the same in every shard
+        every = dataset.samples(columns=["timestamp", "split"])
+        times = snapshot_times(every.timestamp, every.split, latest, config)
     data = dataset.meta.get("config", {})
-    plan = plan_snapshots(
+    return plan_snapshots(
         dataset.samples(columns=PLAN_COLUMNS, users=users),
         times,
         liked_only=data.get("history") == "liked",
         max_len=int(data.get("max_history", 50)),
     )
-    return plan[plan.as_of == latest].reset_index(drop=True) if now_only else plan
 
 
 def active_users(dataset: Dataset, within_days: int, users: tuple[int, int] | None = None) -> pd.Index:

@@ -33,7 +33,7 @@ def load_user_vectors(config: CTRConfig, n_users: int):
     path = Path(config.user_vectors)
     if not path.exists():
         raise DataError(str(path), "user vector file not found")
-    return read_vectors(path, config.dense_dim, n_users)
+    return read_vectors(path, config.dense_dim, n_users, config.vector_ttl_days)
 
 
 def check_both_classes(dataset: Dataset, source: str) -> None:
