@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from trackrec.errors import DataError
 from trackrec.features import definitions
+from trackrec.features.generators import TAG as GENERATOR_TAG
 from trackrec.features.offline import located, parquet_writer, read_batches, read_column
 from trackrec.features.store import OpenedStore, StoreConfig, StoreError
 from trackrec.features.vectors import checked_vectors
@@ -144,7 +145,7 @@ def publish(
         raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
     old_path = None if carry_from is None else _require_complete(feast, carry_from).batch_source.path
     if generator is None and carry_from is not None:  # the same G wrote the new snapshots (a refresh)
-        generator = _version_service(feast, carry_from).tags.get("generator") or None
+        generator = _version_service(feast, carry_from).tags.get(GENERATOR_TAG) or None
     carried = _keys(pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64"))
     if old_path is not None:
         carried = _keys(_snapshots_of(old_path, config)).difference(keys)
@@ -168,7 +169,7 @@ def publish(
     rows = len(keys) + len(carried)
     users = _write_online(feast, view, config, f"publish {version}", progress)
     provenance = {"published_at": _now(), "data_version": data_version or "unknown"}
-    provenance |= {"content": content or "unknown", "base": carry_from or "", "generator": generator or ""}
+    provenance |= {"content": content or "unknown", "base": carry_from or "", GENERATOR_TAG: generator or ""}
     feast.apply([definitions.version_service(view, rows, provenance)])  # the completion mark, last
     return {"version": version, "rows": rows, "users": users, "carried": len(carried), "offline": path}
 
