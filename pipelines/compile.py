@@ -35,22 +35,25 @@ def compile_pipeline(config: RunConfig, settings: PipelineSettings, output: str 
 _READERS = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": lambda v: v.lower() == "true"}
 
 
+def _pipeline_spec(package: str | Path) -> dict:
+    """A compiled pipeline's spec: the YAML's first document (the second is its platform spec)."""
+    return next(yaml.safe_load_all(Path(package).read_text()))
+
+
 def pipeline_parameters(package: str | Path) -> dict[str, str]:
     """name -> KFP parameter type of a compiled pipeline's inputs."""
-    spec = next(yaml.safe_load_all(Path(package).read_text()))  # the pipeline; then its platform spec
-    inputs = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    inputs = _pipeline_spec(package)["root"].get("inputDefinitions", {}).get("parameters", {})
     return {name: value["parameterType"] for name, value in inputs.items()}
 
 
 def pipeline_name(package: str | Path) -> str:
     """The name a compiled pipeline is uploaded to KFP under (trackrec or trackrec-refresh)."""
-    return next(yaml.safe_load_all(Path(package).read_text()))["pipelineInfo"]["name"]
+    return _pipeline_spec(package)["pipelineInfo"]["name"]
 
 
 def package_reach(package: str | Path) -> Reach | None:
     """The Reach compiled into a pipeline (its first task's environment), if any."""
-    spec = next(yaml.safe_load_all(Path(package).read_text()))
-    for executor in spec["deploymentSpec"]["executors"].values():
+    for executor in _pipeline_spec(package)["deploymentSpec"]["executors"].values():
         for variable in executor.get("container", {}).get("env", []):
             if variable["name"] == REACH_ENV:
                 return config_from_dict(Reach, json.loads(variable["value"]), REACH_ENV)

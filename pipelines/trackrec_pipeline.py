@@ -64,7 +64,7 @@ def build_pipeline(
             fan_out = shards_of[stage](shards=shards, **inputs).set_display_name(name)
             return (fan_out if after is None else fan_out.after(after)).output
 
-        def publish_features(g, after: dsl.PipelineTask | None, refresh: bool):
+        def publish_features(g, after: dsl.PipelineTask | None):
             """summarize -> encode -> publish; a retrain's version keeps `g`, the G that wrote it; a
             refresh's names the G of the version it carries from (current_generator's `g`)."""
             reccots = sharded(
@@ -82,7 +82,7 @@ def build_pipeline(
 
         if refresh:
             g = task("current_generator", "G of the arm's version", features=sections.outputs["features"])
-            _, summary = publish_features(g.set_caching_options(False).outputs["generator"], None, refresh=True)
+            _, summary = publish_features(g.set_caching_options(False).outputs["generator"], None)
             return Outputs(dataset=dataset, published=summary)
         embeddings = None
         if iterations:
@@ -119,7 +119,7 @@ def build_pipeline(
                 )  # fmt: skip
                 report = evaluation.outputs["report"]
             if features:
-                embeddings, _ = publish_features(g, evaluation, refresh=False)
+                embeddings, _ = publish_features(g, evaluation)
         optional_embeddings = {} if embeddings is None else {"embeddings": embeddings}
         ctr = task("train_ctr", "train CTR model", dataset=dataset, ctr=sections.outputs["ctr"], **optional_embeddings)
         results = {"ctr": ctr.outputs["metrics"], "ctr_model": ctr.outputs["model"], "dataset": dataset}

@@ -88,6 +88,10 @@ def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str, f
     )
 
 
+def _no_snapshots() -> pd.DataFrame:
+    return pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64")
+
+
 def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([frame.user_id.to_numpy(np.int64), frame.as_of.to_numpy(np.int64)])
 
@@ -99,7 +103,7 @@ def _checked_keys(chunks: Chunks, config: StoreConfig, version: str, source: str
     for chunk in chunks():
         keys.append(_rows(chunk, config, version, source, count)[["user_id", "as_of"]])
         count += len(chunk)
-    frame = pd.concat(keys, ignore_index=True) if keys else pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64")
+    frame = pd.concat(keys, ignore_index=True) if keys else _no_snapshots()
     if frame.empty:  # a complete version of nobody: every reader of the arm would silently get zeros
         raise DataError(source, "no rows: a version must hold at least one user's vector")
     repeated = frame.duplicated().to_numpy()
@@ -146,9 +150,7 @@ def publish(
     old_path = None if carry_from is None else _require_complete(feast, carry_from).batch_source.path
     if generator is None and carry_from is not None:  # the same G wrote the new snapshots (a refresh)
         generator = _version_service(feast, carry_from).tags.get(GENERATOR_TAG) or None
-    carried = _keys(pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64"))
-    if old_path is not None:
-        carried = _keys(_snapshots_of(old_path, config)).difference(keys)
+    carried = _keys(_no_snapshots() if old_path is None else _snapshots_of(old_path, config)).difference(keys)
     if guard is not None:
         _check_drop(store, guard, pd.Index(keys.get_level_values(0)).append(pd.Index(carried.get_level_values(0))))
     killed = _view(feast, view_name)
@@ -183,7 +185,7 @@ def _snapshots_of(path: str, config: StoreConfig) -> pd.DataFrame:
     parts = list(read_batches(path, config.s3_endpoint, ["user_id", "as_of"]))
     if parts and "as_of" not in parts[0].columns:  # a version published before RecCoTs had times
         raise StoreError(f"{path}: no as_of column (written by an older trackrec): run the retrain once")
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64")
+    return pd.concat(parts, ignore_index=True) if parts else _no_snapshots()
 
 
 def newest_rows(snapshots: pd.DataFrame) -> np.ndarray:
