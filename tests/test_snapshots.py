@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from trackrec.data.dataset import Dataset
-from trackrec.data.snapshots import DAY, SnapshotConfig, as_of_rows
+from trackrec.data.snapshots import DAY, AsOfIndex, SnapshotConfig
 from trackrec.stages.summarize import active_users, dataset_snapshots
 
 
@@ -15,12 +15,12 @@ def test_a_sample_reads_the_newest_snapshot_from_strictly_before_it():
     yet when the sample happens), at t+2 it reads t+1's, at t-1 none; user 8 has none."""
     t = 1_000_000
     users, as_of = np.array([7, 7, 7, 9]), np.array([t - 1, t, t + 1, t - 5])
-    rows = as_of_rows(users, as_of, np.array([7, 7, 7, 8, 9]), np.array([t, t + 2, t - 1, t, t]))
+    rows = AsOfIndex(users, as_of).rows(np.array([7, 7, 7, 8, 9]), np.array([t, t + 2, t - 1, t, t]))
     assert rows.tolist() == [0, 2, -1, -1, 3]
 
 
 def test_a_ttl_keeps_an_old_snapshot_from_a_later_sample():
-    rows = as_of_rows(np.array([1]), np.array([0]), np.array([1, 1]), np.array([DAY, 3 * DAY]), ttl_s=2 * DAY)
+    rows = AsOfIndex(np.array([1]), np.array([0])).rows(np.array([1, 1]), np.array([DAY, 3 * DAY]), ttl_s=2 * DAY)
     assert rows.tolist() == [0, -1]
 
 
@@ -85,3 +85,23 @@ def test_the_refresh_summarises_a_grown_log_as_of_now(prepared, tmp_path):
     old = before[before.as_of < latest].drop(columns=["history_start", "history_end"])
     kept = after[after.as_of < latest].drop(columns=["history_start", "history_end"])
     pd.testing.assert_frame_equal(old.reset_index(drop=True), kept.reset_index(drop=True))
+
+
+def test_timestamps_in_another_unit_are_refused_when_written_and_when_opened(prepared, tmp_path):
+    """CoLLM's seconds once became nanoseconds (pandas read the column as datetimes): a dataset of
+    such times is not written, and one written before is not read."""
+    import json
+
+    import pytest
+
+    from trackrec.errors import DataError
+
+    dataset = Dataset.open(prepared)
+    samples = dataset.samples()
+    history = dataset.history_rows(0, dataset.meta["tables"]["history"]["rows"])
+    with pytest.raises(DataError, match="samples, row 0, field 'timestamp': must be Unix seconds between 1970"):
+        Dataset.built(samples.assign(timestamp=samples.timestamp * 10**9), history, dataset.items, {}, 50, "x")
+    meta = json.loads((prepared / "meta.json").read_text())
+    (prepared / "meta.json").write_text(json.dumps(meta | {"latest_timestamp": meta["latest_timestamp"] * 10**9}))
+    with pytest.raises(DataError, match="is not Unix seconds; prepare it again"):
+        Dataset.open(prepared)

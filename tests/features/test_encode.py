@@ -46,6 +46,15 @@ def test_encode_names_a_missing_column_and_writes_nothing(tmp_path):
     assert not (tmp_path / "e").exists()
 
 
+def test_a_bad_as_of_is_named_by_its_row_and_nothing_is_written(tmp_path):
+    folder = write_reccots(tmp_path / "r", ["a", "b", "c"])
+    table = pd.read_parquet(folder / "reccots.parquet")
+    table.assign(as_of=[1000.0, None, 3000.0]).to_parquet(folder / "reccots.parquet")
+    with pytest.raises(DataError, match="reccots.parquet, row 1, field 'as_of': must be Unix seconds"):
+        encode(folder, EncoderConfig(), tmp_path / "e", progress=False)
+    assert not (tmp_path / "e").exists()
+
+
 def test_active_users_are_exactly_those_with_behaviour_in_the_last_k_days(prepared):
     dataset = Dataset.open(prepared)
     events = dataset.samples()

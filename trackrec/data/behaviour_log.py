@@ -25,17 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from trackrec.data.schema import check_binary, first_bad_row, plain, require_columns
+from trackrec.data.schema import EARLIEST, LATEST, SECONDS_RANGE, check_binary, first_bad_row, plain, require_columns
 from trackrec.errors import DataError
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "label")
 OPTIONAL_COLUMNS = ("title", "rating", "genres")
 SORT_BLOCK = 65_536  # events per block of the canonical sort (cache-sized)
 TITLE_MAX = 200  # characters of an item title kept: titles are untrusted text in every prompt
-EARLIEST, LATEST = (
-    pd.Timestamp("1970-01-01"),
-    pd.Timestamp("2200-01-01"),
-)  # a Unix-seconds epoch out of these is a unit error
 _log = logging.getLogger(__name__)
 
 
@@ -46,7 +42,7 @@ def _unix_seconds(values: pd.Series, source: str) -> pd.Series:
         missing = seconds.isna().to_numpy()
         if missing.any():
             raise DataError(source, "missing timestamp", row=first_bad_row(missing), field="timestamp")
-        low, high = EARLIEST.timestamp(), LATEST.timestamp()
+        low, high = SECONDS_RANGE
         outside = ((seconds < low) | (seconds >= high)).to_numpy()
         if outside.any():
             row = first_bad_row(outside)

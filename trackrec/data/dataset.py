@@ -23,7 +23,15 @@ import pyarrow.parquet as pq
 
 from trackrec.atomic import atomic_dir
 from trackrec.data.items import ITEM_COLUMNS
-from trackrec.data.schema import HISTORY_TYPES, ROW_COLUMNS, SAMPLE_TYPES, SPLITS, require_columns, validate_tables
+from trackrec.data.schema import (
+    HISTORY_TYPES,
+    ROW_COLUMNS,
+    SAMPLE_TYPES,
+    SECONDS_RANGE,
+    SPLITS,
+    require_columns,
+    validate_tables,
+)
 from trackrec.errors import DataError
 from trackrec.hashing import sha256_of
 from trackrec.tables import concatenate
@@ -137,6 +145,10 @@ class Dataset:
         meta = json.loads((folder / "meta.json").read_text())
         if "tables" not in meta:
             raise DataError(str(folder), "written by an older trackrec (no table list in meta.json); prepare it again")
+        if not SECONDS_RANGE[0] <= meta.get("latest_timestamp", 0) < SECONDS_RANGE[1]:  # CoLLM read as nanoseconds
+            raise DataError(
+                str(folder), f"latest timestamp {meta['latest_timestamp']} is not Unix seconds; prepare it again"
+            )
         columns = {"samples": tuple(SAMPLE_TYPES), "history": tuple(HISTORY_TYPES), "items": ITEM_COLUMNS}
         for name, expected in meta["tables"].items():
             _check_table(folder / TABLE_FILES[name], columns[name], expected)

@@ -52,6 +52,10 @@ ROW_COLUMNS: tuple[str, ...] = (
     "timestamp",
 )
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
+# timestamps are Unix seconds of these years: a value outside is another unit (milliseconds, or the
+# nanoseconds pandas makes of a datetime)
+EARLIEST, LATEST = pd.Timestamp("1970-01-01"), pd.Timestamp("2200-01-01")
+SECONDS_RANGE = (int(EARLIEST.timestamp()), int(LATEST.timestamp()))
 
 
 def require_columns(frame: pd.DataFrame, columns, source: str) -> None:
@@ -104,6 +108,14 @@ def validate_tables(samples: pd.DataFrame, history: pd.DataFrame, max_len: int, 
     for field in ("user_id", "target_item_id"):
         check_positive_ids(samples[field], f"{source}/samples", field)
     check_binary(samples["label"], f"{source}/samples", "label")
+    stamps = samples["timestamp"].to_numpy()
+    _check(
+        (stamps < SECONDS_RANGE[0]) | (stamps >= SECONDS_RANGE[1]),
+        f"{source}/samples",
+        "timestamp",
+        "must be Unix seconds between 1970 and 2200",
+        stamps,
+    )
     _check(
         ~samples["split"].isin(SPLITS).to_numpy(),
         f"{source}/samples",

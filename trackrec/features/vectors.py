@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trackrec.data.schema import SECONDS_RANGE, plain
 from trackrec.data.snapshots import DAY, SnapshotVectors
 from trackrec.errors import DataError
 
@@ -18,6 +19,23 @@ def _require(found, source: str) -> None:
     for column in (*KEYS, "embedding"):
         if column not in found:
             raise DataError(source, f"missing column '{column}'", field=column)
+
+
+def checked_as_of(values: pd.Series, source: str, first_row: int = 0) -> np.ndarray:
+    """A snapshot table's as_of as int64 Unix seconds; names the first row that is missing, not a
+    whole number, or outside 1970-2200 (another unit: milliseconds, a datetime's nanoseconds)."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        raise DataError(source, f"must be Unix seconds (integers), got a column of {values.dtype}", field="as_of")
+    numbers = values.to_numpy(np.float64, na_value=np.nan)
+    low, high = SECONDS_RANGE
+    bad = ~((numbers >= low) & (numbers < high) & (numbers == np.floor(numbers)))  # NaN fails every test
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        got = plain(values.iloc[row])
+        raise DataError(
+            source, f"must be Unix seconds between 1970 and 2200, got {got!r}", row=first_row + row, field="as_of"
+        )
+    return numbers.astype(np.int64)
 
 
 def checked_vectors(vectors: pd.DataFrame, dim: int, source: str, first_row: int = 0) -> np.ndarray:
@@ -71,9 +89,7 @@ def _checked(
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
         raise DataError(source, "vector holds NaN or infinite values", row=first_row + int(bad[0]), field="embedding")
-    missing = keys.as_of.isna().to_numpy()
-    if missing.any():
-        raise DataError(source, "as_of is missing", row=first_row + int(np.flatnonzero(missing)[0]), field="as_of")
+    checked_as_of(keys.as_of, source, first_row)
     repeated = keys.duplicated(list(KEYS)).to_numpy()
     if repeated.any():
         row = int(np.flatnonzero(repeated)[0])

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from trackrec.atomic import atomic_dir
 from trackrec.errors import DataError
 from trackrec.features.encoder import EncoderConfig, TextEncoder
+from trackrec.features.vectors import checked_as_of
 from trackrec.stages.shards import WHOLE, Shard
 from trackrec.timing import work_begins
 
@@ -27,7 +28,8 @@ CHUNK = 16_384  # RecCoTs encoded and written per step
 VECTORS, META = "embeddings.parquet", "meta.json"  # what encode writes: the table and its encoder, dim
 
 
-def _source(reccots_dir: str | Path) -> pq.ParquetFile:
+def _source(reccots_dir: str | Path) -> tuple[pq.ParquetFile, str]:
+    """The RecCoT table, checked for its columns and rows, and its path (for messages)."""
     source = Path(reccots_dir) / "reccots.parquet"
     if not source.is_file():
         raise DataError(str(source), "RecCoT table not found; run summarize first")
@@ -38,7 +40,7 @@ def _source(reccots_dir: str | Path) -> pq.ParquetFile:
             raise DataError(str(source), f"missing column '{column}' (expected {list(COLUMNS)}, found {found})")
     if handle.metadata.num_rows == 0:
         raise DataError(str(source), "no RecCoT to encode")
-    return handle
+    return handle, str(source)
 
 
 def vectors_in(output: str | Path) -> Path:
@@ -56,7 +58,7 @@ def encode(
 ) -> dict:
     """Writes embeddings.parquet (user_id, as_of, reccot, iteration, embedding, encoder), one row per
     RecCoT snapshot in the order of the RecCoT table, and meta.json."""
-    handle = _source(reccots_dir)
+    handle, source = _source(reccots_dir)
     id_space = int(handle.read(columns=["user_id"])["user_id"].to_numpy().max()) + 1
     low, high = shard.users(id_space)
     encoder = TextEncoder(config)
@@ -66,9 +68,12 @@ def encode(
     with atomic_dir(output) as tmp:
         empty = _table(pd.DataFrame({c: [] for c in COLUMNS}), np.zeros((0, encoder.dim), np.float32), config.model)
         with pq.ParquetWriter(tmp / VECTORS, empty.schema) as writer:
+            read = 0
             for batch in handle.iter_batches(batch_size=CHUNK, columns=list(COLUMNS)):
                 bar.update(batch.num_rows)
                 chunk = batch.to_pandas()
+                checked_as_of(chunk.as_of, source, read)
+                read += len(chunk)
                 chunk = chunk[(chunk.user_id >= low) & (chunk.user_id < high)]
                 if chunk.empty:
                     continue

@@ -115,6 +115,6 @@ def current_generator(config: FeaturesConfig, output: str | Path) -> str:
     if version is None:
         raise StoreError(f"arm {config.arm!r} reads no version: the refresh needs one retrain run to publish first")
     with atomic_dir(output) as tmp:
-        fetch_generator(store, version_tags(store, version), version, tmp / ADAPTER)
+        fetch_generator(store.config, version_tags(store, version), version, tmp / ADAPTER)
         (tmp / FETCHED_VERSION).write_text(version)
     return version

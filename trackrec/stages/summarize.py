@@ -16,7 +16,7 @@ import pandas as pd
 
 from trackrec.atomic import atomic_dir
 from trackrec.data.dataset import Dataset
-from trackrec.data.snapshots import PLAN_COLUMNS, SnapshotConfig, plan_snapshots, snapshot_times
+from trackrec.data.snapshots import DAY, PLAN_COLUMNS, SnapshotConfig, plan_snapshots, snapshot_times
 from trackrec.llm.config import LLMConfig
 from trackrec.stages.llm_common import open_engine, prompt_builder
 from trackrec.stages.shards import WHOLE, Shard
@@ -27,7 +27,7 @@ RECCOT_COLUMNS = ("user_id", "as_of", "reccot", "iteration")  # what summarize w
 def dataset_snapshots(
     dataset: Dataset, config: SnapshotConfig, users: tuple[int, int] | None = None, now_only: bool = False
 ) -> pd.DataFrame:
-    """The snapshots of the users with ids in `users` (every user: None): user_id, as_of, events,
+    """The snapshots of the users with ids in `users` (every user: None): user_id, as_of,
     history_start, history_end, sorted by user and time. now_only: only those as of the log's latest
     event (the refresh's)."""
     latest = int(dataset.meta["latest_timestamp"])
@@ -50,7 +50,7 @@ def active_users(dataset: Dataset, within_days: int, users: tuple[int, int] | No
     log, that is now)."""
     events = dataset.samples(columns=["user_id", "timestamp"], users=users)
     latest = dataset.meta["latest_timestamp"]
-    start = latest - within_days * 86_400
+    start = latest - within_days * DAY
     return pd.Index(events.user_id[events.timestamp >= start].unique())
 
 
