@@ -121,3 +121,20 @@ def test_sample_says_which_completions_ended(tiny_lm):
     model.generation_config.eos_token_id = first  # now the very first token ends the turn
     ended = engine.sample(PROMPTS[:1], **nearly_greedy)[0]
     assert [c.finished for c in ended] == [True, True]
+
+
+def test_completion_logprobs_match_unpadded_scoring_and_give_no_divergence_from_itself(sharp_lm):
+    model, tokenizer = sharp_lm
+    engine = HFEngine(model, tokenizer, batch_size=2, progress=False)
+    completions = ["The user likes Action", "No.", "Yes or No? Yes"]
+    sums, counts = engine.completion_logprobs(PROMPTS, completions)
+    for prompt, completion, total, count in zip(PROMPTS, completions, sums, counts, strict=True):
+        prompt_ids = tokenizer(engine.render([prompt])[0], add_special_tokens=False).input_ids
+        answer = tokenizer(completion, add_special_tokens=False).input_ids
+        ids = torch.tensor([prompt_ids + answer])
+        with torch.no_grad():
+            logps = torch.log_softmax(model(ids).logits[0], -1)
+        expected = sum(float(logps[len(prompt_ids) - 1 + k, token]) for k, token in enumerate(answer))
+        assert count == len(answer) and total == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    again, _ = HFEngine(model, tokenizer, batch_size=3, progress=False).completion_logprobs(PROMPTS, completions)
+    assert float((sums - again).sum() / counts.sum()) == pytest.approx(0.0, abs=1e-5)  # KL of G to itself

@@ -7,10 +7,9 @@ the right word as summary, so it learns to read the summary and its reward judge
 is distilled from a few users and then writes one word for everyone. One round of sample ->
 score -> align against this fixed V must raise the reward of G's greedy RecCoT on held-out users.
 
-The negative control is the same round with the S-DPO loss negated (gradient ascent on eq. 4): the
-reward must fall instead (on this task it falls a little, 0.500 -> 0.488: G0 writes one word for
-everyone and most of a user's N samples repeat it, so the pushes on chosen and rejected copies of
-the same text cancel; the gain of the true loss is +0.2 and more).
+The negative control is the bench's anti-aligned arm: the same round on the negated preferences
+(`control_preferences(..., "negated")`: each sample's worst RecCoT chosen over the others). The
+reward must fall instead.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import pytest
 from tests.llm.conftest import save_tiny_lm
 from tests.llm.teacher_server import TeacherServer
 from trackrec.config import config_from_dict
-from trackrec.llm import sdpo_trainer
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.prompts import HistoryItem, rec_prompt, reccot_prompt
 from trackrec.stages.align import align
@@ -31,7 +29,7 @@ from trackrec.stages.evaluate import evaluate
 from trackrec.stages.greedy import greedy
 from trackrec.stages.rectune import rectune
 from trackrec.stages.sample import sample
-from trackrec.stages.score import score
+from trackrec.stages.score import control_preferences, score
 
 FAN = 0.95
 WORDS = ("Positive", "Negative")
@@ -97,11 +95,8 @@ def loop_config(tmp_path) -> LLMConfig:
     return config_from_dict(LLMConfig, raw)
 
 
-@pytest.mark.parametrize("loss_sign", [1, -1], ids=["eq4", "eq4-negated"])
-def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path, monkeypatch, loss_sign):
-    if loss_sign < 0:
-        eq4 = sdpo_trainer.sdpo_loss
-        monkeypatch.setattr(sdpo_trainer, "sdpo_loss", lambda chosen, rejected, beta: -eq4(chosen, rejected, beta))
+@pytest.mark.parametrize("control", [None, "negated"], ids=["aligned", "anti-aligned"])
+def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path, control):
     rng = np.random.default_rng(0)
     validator_users = users(rng, 64, 0, history_like=0.5)
     aligned_users, held_out, distilled = users(rng, 64, 1000), users(rng, 64, 2000), users(rng, 16, 3000)
@@ -132,12 +127,16 @@ def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path, monkeypatch,
 
     sample(g_samples, g0, llm, tmp_path / "sampled", seed=1, progress=False)
     stats = score(g_samples, tmp_path / "sampled", validator, llm, tmp_path / "scored", progress=False)
-    align(tmp_path / "scored", g0, llm, tmp_path / "G1")
+    preferences = tmp_path / "scored"
+    if control is not None:
+        preferences = tmp_path / "scored-negated"
+        control_preferences(tmp_path / "scored", tmp_path / "sampled", llm, preferences, control)
+    align(preferences, g0, llm, tmp_path / "G1")
     greedy(g_samples, tmp_path / "G1" / "adapter", llm, tmp_path / "greedy1", progress=False)
     after = evaluate(g_samples, tmp_path / "greedy1", validator, llm, tmp_path / "eval1", progress=False)
 
     assert stats["mean_chosen_reward"] > stats["mean_reward"] + 0.2  # V tells the N RecCoTs apart
-    if loss_sign > 0:
+    if control is None:
         assert after["mean_reward"] > before["mean_reward"] + 0.2, (before, after)
         assert after["auc"] > 0.8, after
         # G1's reward under a fixed V: judged by V while another adapter (G0's) is the evaluated V(t)

@@ -84,3 +84,19 @@ def test_profile_teacher_reads_genres_and_years_by_item_id():
 def test_eval_per_user_below_one_is_refused(count):
     with pytest.raises(ConfigError, match=f"eval_per_user: must be >= 1, got {count}"):
         SubsetConfig(eval_per_user=count)
+
+
+def test_the_temporal_split_judges_train_users_later_and_draws_several_samples_a_user(prepared, tmp_path):
+    config = SubsetConfig(train_samples=6, train_per_user=2, split="time", eval_users=6, eval_per_user=1)
+    select_samples(prepared, config, tmp_path / "samples")
+    train, held, valid = (pd.read_parquet(tmp_path / "samples" / f"{s}.parquet") for s in ("train", "eval", "valid"))
+    assert train.groupby("user_id").size().max() == 2  # several samples of one user
+    seen = set(train.user_id) & set(held.user_id)
+    assert len(seen) == 3 and held.user_id.nunique() == 6  # half judged later, half never trained on
+    both = held.merge(train, on="user_id", suffixes=("_test", "_train"))
+    assert (both.timestamp_test > both.timestamp_train).all()  # and only after what V trained on
+    assert set(valid.user_id) <= set(held.user_id) and len(valid)
+    by_users = SubsetConfig(train_samples=8, train_per_user=2, eval_users=12, eval_per_user=1)
+    select_samples(prepared, by_users, tmp_path / "by-users")
+    train, held = (pd.read_parquet(tmp_path / "by-users" / f"{s}.parquet") for s in ("train", "eval"))
+    assert not set(train.user_id) & set(held.user_id)

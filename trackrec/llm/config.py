@@ -70,6 +70,9 @@ class TrainingConfig(Config):
     gradient_accumulation: int = field(1, help="steps per optimiser update")
     seed: int = field(0, help="data order and dropout")
     deepspeed: str | None = field(None, help="DeepSpeed JSON config path, passed to the trainer (GPU)")
+    full_finetune: bool = field(
+        False, help="train every weight of the base (the stage writes a whole model) instead of a LoRA adapter"
+    )
 
     def problems(self) -> list[str]:
         problems = self.positive("epochs", "learning_rate", "batch_size", "gradient_accumulation")
@@ -98,8 +101,16 @@ class VLLMConfig(Config):
 
 @dataclass
 class SubsetConfig(Config):
-    train_samples: int = field(64, help="train-split samples for alignment and Rec-tuning (one per user)")
-    eval_users: int = field(64, help="held-out users (not drawn for train) whose test samples evaluate V")
+    train_samples: int = field(64, help="train-split samples for alignment and Rec-tuning")
+    train_per_user: int = field(
+        1, help="a drawn user's latest train samples in the pool (more: V and the judge see a user's text vary)"
+    )
+    split: Literal["users", "time"] = field(
+        "users",
+        help="users: eval users are held out (none drawn for train); time: half the eval users are train users, "
+        "judged on their later test-period samples, half are users never trained on (both views at once)",
+    )
+    eval_users: int = field(64, help="users whose test samples evaluate V (held out from train under split: users)")
     eval_per_user: int = field(1, help="latest test samples per held-out user (more: tighter AUC, same users)")
     distill_fraction: float = field(0.05, help="fraction of train users whose latest history goes to the teacher")
     balanced: bool = field(
@@ -108,7 +119,7 @@ class SubsetConfig(Config):
     seed: int = field(0, help="which users are drawn")
 
     def problems(self) -> list[str]:
-        problems = self.at_least(1, "train_samples", "eval_users", "eval_per_user")
+        problems = self.at_least(1, "train_samples", "train_per_user", "eval_users", "eval_per_user")
         if not 0 <= self.distill_fraction <= 1:
             problems.append(f"distill_fraction: must be in [0, 1], got {self.distill_fraction}")
         return problems

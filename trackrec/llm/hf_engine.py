@@ -128,6 +128,27 @@ class HFEngine:
             rows.append(torch.softmax(logits, dim=-1)[:, [self.yes_id, self.no_id]].cpu())
         return torch.cat(rows).numpy()
 
+    @torch.no_grad()
+    def completion_logprobs(self, prompts: Sequence[str], completions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Summed log-probability of each completion's tokens after its prompt, and their count: with
+        samples of one model scored under two, the per-token KL between them is the mean difference of
+        the sums over the total count."""
+        sums, counts = [], []
+        pairs = list(zip(prompts, completions, strict=True))
+        for chunk in self._chunks(pairs, "log-probs"):
+            prompt_ids = self.tokenizer(self.render([p for p, _ in chunk]), add_special_tokens=False)["input_ids"]
+            answer_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for _, c in chunk]
+            rows = [p + a for p, a in zip(prompt_ids, answer_ids, strict=True)]
+            self._check_context(max(map(len, rows)), 0)
+            ids, mask = self._left_padded(rows)
+            positions = (mask.cumsum(1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
+            token_logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+            for row, answer in enumerate(answer_ids):
+                sums.append(float(token_logps[row, token_logps.shape[1] - len(answer) :].sum()) if answer else 0.0)
+                counts.append(len(answer))
+        return np.asarray(sums), np.asarray(counts)
+
     def _last_logits(self, ids: list[list[int]], groups: list[tuple[int, int]]) -> torch.Tensor:
         """Next-token logits after each prompt. A group of consecutive prompts (start, shared prefix
         length) has its prefix computed once; each member then runs only its own tokens over the

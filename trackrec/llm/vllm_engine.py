@@ -38,14 +38,17 @@ def cpu_engine_settings(config: VLLMConfig) -> dict:
 
 
 class VLLMEngine:
-    def __init__(self, base: Path, adapter: str | Path | None, tokenizer, config: VLLMConfig, seed: int = 0):
+    def __init__(
+        self, base: Path, adapter: str | Path | None, tokenizer, config: VLLMConfig, seed: int = 0, scoring=False
+    ):
         import torch
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
         self.tokenizer = tokenizer
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
-        device = {} if torch.cuda.is_available() else cpu_engine_settings(config)
+        # a GPU serves the model's own dtype (bfloat16) except to score: rewards are computed in float32
+        device = ({"dtype": "float32"} if scoring else {}) if torch.cuda.is_available() else cpu_engine_settings(config)
         self.llm = LLM(
             model=str(base),
             tokenizer=str(base),

@@ -50,7 +50,7 @@ def distill(corpus_dir: str | Path, llm: LLMConfig, output: str | Path) -> list[
     copy of the corpus."""
     corpus = pd.read_parquet(Path(corpus_dir) / CORPUS)
     tokenizer = load_tokenizer(llm.base)
-    model = load_model(llm.base, lora=llm.lora, trainable=True)
+    model = load_model(llm.base, lora=llm.lora, trainable=True, full=llm.distill_train.full_finetune)
     work_begins()
     history = []
     if len(corpus):

@@ -60,26 +60,31 @@ def prompt_builder(llm: LLMConfig, tokenizer, source: str) -> PromptBuilder:
     return PromptBuilder(tokenizer, generation.history_tokens, generation.validator_items, source)
 
 
-def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = True) -> Engine:
-    """G or V for inference: the base with its adapter, on the configured backend (torch and the
-    engines are imported here, so that tasks that only read and write tables start fast)."""
-    from trackrec.llm.adapters import load_model, load_tokenizer
+def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = True, scoring: bool = False) -> Engine:
+    """G or V for inference: the base with its adapter (or a fully fine-tuned model in its place), on
+    the configured backend; `scoring`: float32 weights, whatever the device (torch and the engines
+    are imported here, so that tasks that only read and write tables start fast)."""
+    from trackrec.llm.adapters import is_full_model, load_model, load_tokenizer
     from trackrec.llm.base_model import resolve_model
     from trackrec.llm.hf_engine import HFEngine
 
+    tokenizer = load_tokenizer(llm.base)
     if llm.engine == "vllm":
         from trackrec.llm.vllm_engine import VLLMEngine  # the infer extra: GPU images only
 
-        engine = VLLMEngine(resolve_model(llm.base), adapter, load_tokenizer(llm.base), llm.vllm, llm.generation.seed)
+        whole = adapter is not None and is_full_model(adapter)
+        model, adapter = (Path(adapter), None) if whole else (resolve_model(llm.base), adapter)
+        engine = VLLMEngine(model, adapter, tokenizer, llm.vllm, llm.generation.seed, scoring)
     else:
-        engine = HFEngine(load_model(llm.base, adapter), load_tokenizer(llm.base), llm.generation.batch_size, progress)
+        model = load_model(llm.base, adapter, scoring=scoring)
+        engine = HFEngine(model, tokenizer, llm.generation.batch_size, progress)
     work_begins()
     return engine
 
 
 def validator_probs(llm: LLMConfig, validator, frame: pd.DataFrame, reccots: list[str], source: str, progress=True):
     """(len(frame), 2): V's P(Yes), P(No) for each sample's Rec prompt with its RecCoT."""
-    engine = open_engine(llm, validator, progress)
+    engine = open_engine(llm, validator, progress, scoring=True)
     return engine.yes_no_probs(prompt_builder(llm, engine.tokenizer, source).rec(frame, reccots))
 
 

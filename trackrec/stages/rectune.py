@@ -20,7 +20,7 @@ def rectune(
     tokenizer = load_tokenizer(llm.base)
     prompts = prompt_builder(llm, tokenizer, "train samples").rec(frame, read_reccots(greedy_dir, "train", frame))
     answers = ["Yes" if label == 1 else "No" for label in frame.label]
-    model = load_model(llm.base, validator, lora=llm.lora, trainable=True)
+    model = load_model(llm.base, validator, lora=llm.lora, trainable=True, full=llm.rectune_train.full_finetune)
     work_begins()
     history = sft(model, tokenizer, sft_dataset(tokenizer, prompts, answers, answer_only=True), llm.rectune_train)
     return write_trained(model, history, output)

@@ -70,6 +70,30 @@ def score(
     return stats
 
 
+CONTROLS = ("shuffled", "negated")
+
+
+def control_preferences(
+    scored_dir: str | Path, sampled_dir: str | Path, llm: LLMConfig, output: str | Path, control: str, seed: int = 0
+) -> int:
+    """A scoring round's preferences rebuilt as an alignment control, everything else (prompts, texts,
+    counts) kept: `shuffled` permutes each sample's N rewards (which RecCoT is chosen becomes random);
+    `negated` negates them (the worst is chosen: anti-alignment, whose reward must fall). Writes
+    preferences.parquet; returns its rows."""
+    if control not in CONTROLS:
+        raise ValueError(f"control: one of {CONTROLS}, got {control!r}")
+    rng = np.random.default_rng(seed)
+    table = pd.read_parquet(Path(scored_dir) / "preferences.parquet")
+    texts = pd.read_parquet(Path(sampled_dir) / "samples.parquet").loc[table.index]
+    prefs = []
+    for prompt, reccots, rewards, done in zip(table.prompt, texts.reccots, table.rewards, texts.finished, strict=True):
+        rewards = rng.permutation(rewards) if control == "shuffled" else -np.asarray(rewards)
+        prefs.append(preference(prompt, list(reccots), list(rewards), llm.preference, list(done)))
+    with atomic_dir(output) as tmp:
+        preference_table(prefs, table.rewards, table.index).to_parquet(tmp / "preferences.parquet")
+    return len(prefs)
+
+
 def preference_table(prefs: list, rewards, index: pd.Index) -> pd.DataFrame:
     """preferences.parquet's rows: what align reads (prompt, chosen, rejected, finish flags) and the
     N rewards each preference came from."""

@@ -1,9 +1,13 @@
 """Stage select_samples: the users and samples the LLM loop reads.
 
-train: one train-split sample per drawn user (the latest, so the history is longest), half of them
-with a liked and half with a disliked target when `balanced` (as many as there are of the rarer);
-eval: the latest `eval_per_user` test-split samples of each of `eval_users` users not drawn for
-train (held-out users);
+train: `train_samples` drawn from each user's latest `train_per_user` train-split samples (the
+latest have the longest histories), half of them with a liked and half with a disliked target when
+`balanced` (as many as there are of the rarer);
+eval: the latest `eval_per_user` test-split samples of each of `eval_users` users: under `split:
+users` users not drawn for train (held-out users), under `split: time` half of them train users (the
+temporal split: their test samples come after everything V trained on) and half users never drawn
+for train (the user-disjoint view beside it);
+valid: the latest `eval_per_user` valid-split samples of the eval users (to choose settings on);
 distill: the latest train sample of `distill_fraction` of the train users (the teacher's prompts);
 align: the alignment samples of each round (iteration) t = 1..rounds, column `round`: round 1 is the
 train samples, each later round a new balanced draw of as many users, disjoint from the earlier
@@ -70,20 +74,29 @@ def select_samples(
     work_begins()
     dataset = Dataset.open(dataset_dir)
     rng = np.random.default_rng(config.seed)
-    train_pool = _latest_per_user(dataset.samples("train", POOL_COLUMNS))
-    if train_pool.empty:
+    train_samples = dataset.samples("train", POOL_COLUMNS)
+    latest = _latest_per_user(train_samples)
+    if latest.empty:
         raise DataError(str(dataset_dir), "no train sample has a history to summarise")
+    train_pool = _latest_per_user(train_samples, config.train_per_user)
     train = (_draw_balanced if config.balanced else _draw)(train_pool, config.train_samples, rng)
     test_pool = _latest_per_user(dataset.samples("test", POOL_COLUMNS), config.eval_per_user)
-    test_pool = test_pool[~test_pool.user_id.isin(train.user_id)]
-    users = rng.permutation(test_pool.user_id.unique())[: config.eval_users]
+    seen = test_pool.user_id.isin(train.user_id)
+    unseen_users = rng.permutation(test_pool.user_id[~seen].unique())
+    if config.split == "users":
+        users = unseen_users[: config.eval_users]
+    else:  # half train users judged later, half users never trained on (random draws rarely overlap)
+        seen_users = rng.permutation(test_pool.user_id[seen].unique())[: config.eval_users // 2]
+        users = np.concatenate([seen_users, unseen_users[: config.eval_users - len(seen_users)]])
     held_out = test_pool[test_pool.user_id.isin(users)].sort_index()
     if held_out.empty:
         raise DataError(str(dataset_dir), "no test sample of a held-out user; lower subset.train_samples")
-    n_distill = round(config.distill_fraction * train_pool.user_id.nunique())
-    distill = _draw(train_pool, n_distill, rng)
+    valid = _latest_per_user(dataset.samples("valid", POOL_COLUMNS), config.eval_per_user)
+    valid = valid[valid.user_id.isin(users)]
+    n_distill = round(config.distill_fraction * latest.user_id.nunique())
+    distill = _draw(latest, n_distill, rng)
     align = _alignment_rounds(train_pool, train, held_out, config, rounds, rng)
-    splits = {"train": train, "eval": held_out, "distill": distill, "align": align}
+    splits = {"train": train, "eval": held_out, "valid": valid, "distill": distill, "align": align}
     with atomic_dir(output) as tmp:
         for name, frame in splits.items():
             dataset.with_histories(frame).to_parquet(tmp / f"{name}.parquet")
