@@ -164,3 +164,26 @@ def test_a_base_without_a_pad_token_aligns(tmp_path, tiny_lm_dir, prepared):
     score(samples, tmp_path / "sampled", None, llm, tmp_path / "scored", progress=False)
     align(tmp_path / "scored", None, llm, tmp_path / "aligned")
     assert (tmp_path / "aligned" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_a_fully_fine_tuned_validator_is_a_whole_model_every_scorer_loads(tmp_path, tiny_lm_dir, prepared):
+    import numpy as np
+    import pandas as pd
+
+    from trackrec.stages.greedy import read_reccots
+    from trackrec.stages.llm_common import adapter_in, read_samples, validator_probs
+    from trackrec.stages.rectune import rectune
+
+    llm = _small_llm(tiny_lm_dir, rectune_train={"full_finetune": True, "learning_rate": 1e-2, "epochs": 2})
+    samples = _selected(prepared, tmp_path)
+    train = read_samples(samples, "train")
+    (tmp_path / "texts").mkdir()
+    texts = pd.DataFrame({"split": "train", "sample": train.index, "reccot": "likes Action"})
+    texts.to_parquet(tmp_path / "texts" / "reccots.parquet")
+    rectune(samples, tmp_path / "texts", None, llm, tmp_path / "V")
+    folder = adapter_in(tmp_path / "V")
+    assert (folder / "config.json").is_file() and not (folder / "adapter_config.json").exists()
+    reccots = read_reccots(tmp_path / "texts", "train", train)
+    tuned = validator_probs(llm, folder, train, reccots, "train", progress=False)
+    base = validator_probs(llm, None, train, reccots, "train", progress=False)
+    assert tuned.shape == base.shape and not np.allclose(tuned, base, atol=1e-4)  # every weight moved V

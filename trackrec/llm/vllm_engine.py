@@ -39,8 +39,17 @@ def cpu_engine_settings(config: VLLMConfig) -> dict:
 
 class VLLMEngine:
     def __init__(
-        self, base: Path, adapter: str | Path | None, tokenizer, config: VLLMConfig, seed: int = 0, scoring=False
+        self,
+        base: Path,
+        adapter: str | Path | None,
+        tokenizer,
+        config: VLLMConfig,
+        seed: int = 0,
+        scoring: bool = False,
+        tokenizer_dir: Path | None = None,
     ):
+        """`base`: the model served (the base, or a fully fine-tuned model, whose folder holds no
+        tokenizer: `tokenizer_dir` names the base's)."""
         import torch
         from vllm import LLM
         from vllm.lora.request import LoRARequest
@@ -51,7 +60,7 @@ class VLLMEngine:
         device = ({"dtype": "float32"} if scoring else {}) if torch.cuda.is_available() else cpu_engine_settings(config)
         self.llm = LLM(
             model=str(base),
-            tokenizer=str(base),
+            tokenizer=str(tokenizer_dir or base),
             enable_lora=adapter is not None,
             max_lora_rank=config.max_lora_rank,
             enable_prefix_caching=True,

@@ -72,9 +72,10 @@ def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = Tru
     if llm.engine == "vllm":
         from trackrec.llm.vllm_engine import VLLMEngine  # the infer extra: GPU images only
 
+        base = resolve_model(llm.base)
         whole = adapter is not None and is_full_model(adapter)
-        model, adapter = (Path(adapter), None) if whole else (resolve_model(llm.base), adapter)
-        engine = VLLMEngine(model, adapter, tokenizer, llm.vllm, llm.generation.seed, scoring)
+        model, adapter = (Path(adapter), None) if whole else (base, adapter)
+        engine = VLLMEngine(model, adapter, tokenizer, llm.vllm, llm.generation.seed, scoring, tokenizer_dir=base)
     else:
         model = load_model(llm.base, adapter, scoring=scoring)
         engine = HFEngine(model, tokenizer, llm.generation.batch_size, progress)
