@@ -20,8 +20,9 @@ def distill(
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.distill import teach
-    from trackrec.stages.launch import run_training_stage
+    from trackrec.stages.launch import run_training_stage, use_run_cache
 
+    use_run_cache(nodes, workspace)  # a TrainJob's base: fetched once, onto the run's workspace (the tokenizer too)
     config = section(LLMConfig, llm, "llm")
     corpus = Path(tempfile.mkdtemp()) / "corpus"
     teach(samples.path, config, corpus)

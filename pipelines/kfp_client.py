@@ -139,14 +139,17 @@ def _call(host: str, what: str, function, *args, **kwargs):
         raise KFPError(f"KFP endpoint {host} answered {what} with something that is not KFP's API: {TO_SET}") from error
 
 
-def upload(client, host: str, package: str | Path, name: str) -> Uploaded:
+def upload(client, host: str, package: str | Path, name: str, namespace: str | None = None) -> Uploaded:
     """The pipeline `name` with a version for this package (named by its content, so uploading the
-    same YAML twice reuses the version)."""
+    same YAML twice reuses the version). With `namespace` (multi-user KFP) the pipeline is the
+    namespace's own, looked up and uploaded there, never the shared one of that name."""
     package = str(package)
     version_name = f"{name}-{hashlib.sha256(Path(package).read_bytes()).hexdigest()[:12]}"
-    pipeline_id = _call(host, "the pipeline lookup", client.get_pipeline_id, name)
+    pipeline_id = _pipeline_id(client, host, name, namespace)
     if pipeline_id is None:
-        created = _call(host, "the pipeline upload", client.upload_pipeline, package, pipeline_name=name)
+        created = _call(
+            host, "the pipeline upload", client.upload_pipeline, package, pipeline_name=name, namespace=namespace
+        )
         pipeline_id = created.pipeline_id
         versions = _call(host, "the version listing", client.list_pipeline_versions, pipeline_id)
         return Uploaded(
@@ -160,9 +163,24 @@ def upload(client, host: str, package: str | Path, name: str) -> Uploaded:
     return Uploaded(pipeline_id, version.pipeline_version_id, version_name)
 
 
+def _by_name(name: str) -> str:
+    return json.dumps({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": name}]})
+
+
+def _pipeline_id(client, host: str, name: str, namespace: str | None) -> str | None:
+    """The id of the pipeline `name` in `namespace` (none: the shared ones). kfp's get_pipeline_id
+    lists without a namespace, which multi-user KFP answers with the shared pipelines only."""
+    listed = _call(host, "the pipeline lookup", client.list_pipelines, filter=_by_name(name), namespace=namespace)
+    found = listed.pipelines or []
+    if len(found) > 1:
+        raise KFPError(f"KFP at {host} has {len(found)} pipelines named {name!r} in {namespace or 'the shared ones'}")
+    return found[0].pipeline_id if found else None
+
+
 def _listed_versions(client, host: str, pipeline_id: str, version_name: str) -> list:
-    by_name = json.dumps({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": version_name}]})
-    listed = _call(host, "the version listing", client.list_pipeline_versions, pipeline_id, filter=by_name)
+    listed = _call(
+        host, "the version listing", client.list_pipeline_versions, pipeline_id, filter=_by_name(version_name)
+    )
     return listed.pipeline_versions or []
 
 
@@ -173,7 +191,7 @@ def ui_link(host: str, run_id: str) -> str:
 def _uploaded_into(where: Access, package: str | Path, name: str, experiment: str) -> tuple:
     """A client, the pipeline version of `package`, and the id of `experiment` in the namespace."""
     client = connect(where)
-    uploaded = upload(client, where.host, package, name)
+    uploaded = upload(client, where.host, package, name, where.namespace)
     found = _call(where.host, "the experiment", client.create_experiment, experiment, namespace=where.namespace)
     return client, uploaded, found.experiment_id
 

@@ -46,23 +46,25 @@ class Pool(Config):
 
 @dataclass
 class GPUPool(Pool):
+    """A pool whose every default is the GPU pool's own: a settings file naming only some fields
+    (`gpu_pool: {gpus: 8}`) keeps the rest, tolerations and node selector included."""
+
+    node_selector: dict[str, str] = field(
+        factory=lambda: {"trackrec.io/pool": "gpu"}, help="node labels a pod of this pool requires"
+    )
+    tolerations: tuple[Toleration, ...] = field(
+        (Toleration(),), help="taints of the pool's nodes that its pods tolerate (default: nvidia.com/gpu)"
+    )
+    cpu: str = field("8", help="CPU request and limit of each pod")
+    memory: str = field("64Gi", help="memory request and limit of each pod")
+    scratch: str = field("200Gi", help="disk at /cache (base model, caches): its size request and limit")
+    timeout_s: int = field(6 * 3600, help="a pod running longer is stopped")
     accelerator: str = field("nvidia.com/gpu", help="the accelerator resource name")
     gpus: int = field(1, help="GPUs per pod; DeepSpeed and vLLM use them all")
     shm: str = field("16Gi", help="size of the in-memory /dev/shm volume (NCCL, data loaders)")
 
     def problems(self) -> list[str]:
         return super().problems() + self.at_least(1, "gpus")
-
-
-def _gpu_pool() -> GPUPool:
-    return GPUPool(
-        node_selector={"trackrec.io/pool": "gpu"},
-        tolerations=(Toleration(),),
-        cpu="8",
-        memory="64Gi",
-        scratch="200Gi",
-        timeout_s=6 * 3600,
-    )
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Training(Config):
 class PipelineSettings(Config):
     pipeline_root: str = field("s3://trackrec/pipeline-root", help="where KFP keeps the runs' artifacts")
     images: Images = field(factory=Images, help="component images")
-    gpu_pool: GPUPool = field(factory=_gpu_pool, help="where the GPU stages run")
+    gpu_pool: GPUPool = field(factory=GPUPool, help="where the GPU stages run")
     training: Training = field(factory=Training, help="distill, align and rectune on one node or several")
     cpu_pool: Pool = field(factory=Pool, help="where the CPU stages run (never on the GPU pool's taints)")
     prepare_shards: int = field(

@@ -163,6 +163,7 @@ def trainjob_inputs(settings: PipelineSettings, stage: str) -> dict[str, str]:
         image=settings.images.train,
         timeout_s=(override and override.timeout_s) or settings.gpu_pool.timeout_s,
         run_as_user=settings.run_as_user,
+        shm=settings.gpu_pool.shm,
     )
     return {"nodes": json.dumps(dataclasses.asdict(nodes)), "workspace": dsl.WORKSPACE_PATH_PLACEHOLDER}
 

@@ -3,7 +3,9 @@ state (pipelines, versions, experiments, recurring runs) for the client's calls 
 
 With `token` it acts as multi-user Kubeflow behind an auth proxy: a request without that bearer
 token is answered 302 to a login page (`login_redirect`) or 401, and with `namespace` the
-namespaced calls (experiments, recurring-run listings not by experiment) must name it or get 403. `failing` holds
+namespaced calls (experiments, pipeline uploads and listings, recurring-run listings not by experiment)
+must name it or get 403, as where KFP sets REQUIRE_NAMESPACE_FOR_PIPELINES. Pipelines belong to the
+namespace they were uploaded into (none: shared) and a listing shows only its namespace's. `failing` holds
 "METHOD /path" routes that answer 500.
 
 No KFP server can run here; the client's requests are what the tests check.
@@ -58,10 +60,11 @@ class KFPApiServer:
         """What an auth proxy and KFP's namespace check answer instead of the route, if anything."""
         if self.token and headers.get("Authorization") != f"Bearer {self.token}":
             return (302, {}) if self.login_redirect else (401, {"error": "missing or invalid token"})
-        namespaced = (method == "POST" and path == "/experiments") or (
-            method == "GET" and (path == "/experiments" or (path == "/recurringruns" and "experiment_id" not in query))
+        namespaced = (method == "POST" and path in ("/experiments", "/pipelines/upload")) or (
+            method == "GET"
+            and (path in ("/experiments", "/pipelines") or (path == "/recurringruns" and "experiment_id" not in query))
         )
-        asked = body.get("namespace") if method == "POST" else (query.get("namespace") or [None])[0]
+        asked = body.get("namespace") or _namespace(query)
         if self.namespace and namespaced and asked != self.namespace:
             return 403, {"error": f"PermissionDenied: namespace {asked!r}"}
         if f"{method} {path}" in self.failing:
@@ -73,10 +76,13 @@ class KFPApiServer:
         if path == "/healthz":
             return 200, {"multi_user": self.namespace is not None}
         if method == "GET" and path == "/pipelines":
-            wanted = _filtered_name(query)
-            return 200, {"pipelines": [p for p in self.pipelines.values() if wanted in (None, p["display_name"])]}
+            wanted, namespace = _filtered_name(query), _namespace(query)
+            listed = [p for p in self.pipelines.values() if p["namespace"] == namespace]
+            return 200, {"pipelines": [p for p in listed if wanted in (None, p["display_name"])]}
         if method == "POST" and path == "/pipelines/upload":
-            pipeline = {"pipeline_id": self._new_id("pipeline"), "display_name": name}
+            if [p for p in self.pipelines.values() if (p["display_name"], p["namespace"]) == (name, _namespace(query))]:
+                return 409, {"error": f"AlreadyExists: pipeline {name!r}"}
+            pipeline = {"pipeline_id": self._new_id("pipeline"), "display_name": name, "namespace": _namespace(query)}
             self.pipelines[pipeline["pipeline_id"]] = pipeline
             self.versions[pipeline["pipeline_id"]] = [self._version(pipeline["pipeline_id"], name)]
             return 200, pipeline
@@ -149,6 +155,10 @@ class KFPApiServer:
                 pass
 
         return Handler
+
+
+def _namespace(query: dict) -> str | None:
+    return (query.get("namespace") or [None])[0]
 
 
 def _filtered_name(query: dict) -> str | None:

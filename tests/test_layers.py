@@ -1,6 +1,6 @@
 """The import graph, read from the source (every import, also those inside functions): no circle
-between modules, and every import between layers goes down:
-cli -> pipelines -> components -> stages -> run_config -> features -> llm | ctr -> data -> artifacts -> base."""
+between modules, and every import between layers goes down: main -> experiment_cli -> cli -> pipelines
+-> components -> stages -> run_config | experiments -> features -> llm | ctr -> data -> artifacts -> base."""
 
 import ast
 import subprocess
@@ -14,11 +14,14 @@ ROOTS = ("trackrec", "components", "pipelines")
 # higher imports lower; llm and ctr are peers (neither imports the other); every other trackrec
 # module (config, errors, atomic, paths, ...) is the base
 RANKS = {
+    "trackrec.main": 11,
+    "trackrec.experiment_cli": 10,
     "trackrec.cli": 9,
     "pipelines": 8,
     "components": 7,
     "trackrec.stages": 6,
     "trackrec.run_config": 5,
+    "trackrec.experiments": 5,
     "trackrec.features": 4,
     "trackrec.llm": 3,
     "trackrec.ctr": 3,

@@ -1,6 +1,7 @@
 """The compiled pipeline: fresh, T copies of each iteration stage, GPU scheduling on GPU stages
 only, S3 access from a Secret with no secret value; settings and parameters checked."""
 
+import dataclasses
 import re
 
 import pytest
@@ -197,6 +198,21 @@ def test_settings_reach_the_scheduling(tmp_path):
     accelerator = executors[sample]["container"]["resources"]["accelerator"]
     assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("amd.com/gpu", "2")
     assert platform[sample]["nodeSelector"]["labels"] == {"pool": "mi300"}
+
+
+def test_a_partial_gpu_pool_settings_file_keeps_every_default_it_does_not_override(tmp_path):
+    (tmp_path / "settings.yaml").write_text("gpu_pool: {gpus: 8}\n")
+    settings = load_config(tmp_path / "settings.yaml", PipelineSettings)
+    assert settings.gpu_pool == dataclasses.replace(PipelineSettings().gpu_pool, gpus=8)
+    _, pipeline, platform = compiled(tmp_path, settings)
+    align = next(e for e in pipeline["deploymentSpec"]["executors"] if executor_stage(e) == "align")
+    resources = pipeline["deploymentSpec"]["executors"][align]["container"]["resources"]
+    assert resources["accelerator"]["resourceCount"] == "8"
+    assert (resources["resourceCpuLimit"], resources["resourceMemoryLimit"]) == ("8", "64Gi")
+    assert platform[align]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert platform[align]["nodeSelector"]["labels"] == {"trackrec.io/pool": "gpu"}
+    assert platform[align]["genericEphemeralVolume"][0]["size"] == "200Gi"
+    assert platform[align]["activeDeadlineSeconds"] in (6 * 3600, str(6 * 3600))
 
 
 def test_the_sharded_sub_pipelines_are_the_stage_tables_sharded_stages(tmp_path):

@@ -68,9 +68,8 @@ def test_the_first_task_splits_an_allowed_config(monkeypatch):
 def test_submit_refuses_such_a_config_before_any_request():
     changes, said = ATTACKS["the S3 key as password"]
     with KFPApiServer() as kfp:
-        result = CliRunner().invoke(
-            app, ["submit", "--host", kfp.url, "--param", f"config={json.dumps(cluster_config(**changes))}"]
-        )
+        config = f"config={json.dumps(cluster_config(**changes))}"
+        result = CliRunner().invoke(app, ["submit", "--package", str(COMPILED), "--host", kfp.url, "--param", config])
         assert result.exit_code == 2 and said in result.output, result.output
         assert kfp.requests == []
 

@@ -5,9 +5,11 @@ CRDs), and the launcher's create / wait / retry against a Kubernetes API on 127.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -16,9 +18,11 @@ from kfp.dsl import TaskConfig
 from components.catalog import STAGES
 from pipelines.compile import compile_pipeline
 from pipelines.settings import PipelineSettings
+from tests.deploy.netpol import selects
+from tests.deploy.upstream import ISTIO_INJECTOR_OBJECT_SELECTOR
 from trackrec.config import config_from_dict, load_config
 from trackrec.run_config import RunConfig
-from trackrec.stages.launch import Nodes, TrainJobError, run_on_trainjob, stage_job, trainjob_manifest
+from trackrec.stages.launch import Nodes, TrainJobError, run_cache, run_on_trainjob, stage_job, trainjob_manifest
 
 TRAINJOB_STAGES = tuple(name for name, stage in STAGES.items() if stage.trainjob)
 MULTI_NODE = {"training": {"nodes": 4, "storage_class": "nfs-rwx"}, "stages": {s: {"gpus": 8} for s in TRAINJOB_STAGES}}
@@ -69,6 +73,7 @@ def test_training_tasks_hand_their_gpu_pool_to_a_trainjob_and_share_an_rwx_works
             "image": PipelineSettings().images.train,
             "timeout_s": 6 * 3600,
             "run_as_user": 10001,
+            "shm": "16Gi",  # the GPU pool's /dev/shm, for each node
         }
         assert parameters["workspace"]["runtimeValue"]["constant"] == "{{$.workspace_path}}"
     accelerator = pipeline["deploymentSpec"]["executors"]["exec-align"]["container"]["resources"]["accelerator"]
@@ -132,10 +137,16 @@ def test_the_trainjob_matches_the_trainer_api_and_carries_the_gpu_pool(multi_nod
     pod = job["template"]["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"trackrec.io/pool": "gpu"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert pod["containers"][0]["volumeMounts"] == [{"name": "kfp-workspace", "mountPath": "/kfp-workspace"}]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "kfp-workspace", "mountPath": "/kfp-workspace"},
+        {"name": "dshm", "mountPath": "/dev/shm"},  # KFP's passthrough carries no emptyDir: the TrainJob adds it
+    ]
+    assert pod["volumes"][-1] == {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
     labels = job["template"]["spec"]["template"]["metadata"]["labels"]
-    assert labels == {"trackrec.io/trainjob": "true"}  # the trainer egress policy selects them
+    # the trainer egress policy selects them; Istio's injector never sees them in a profile namespace
+    assert labels == {"trackrec.io/trainjob": "true", "sidecar.istio.io/inject": "false"}
+    assert not selects(ISTIO_INJECTOR_OBJECT_SELECTOR, labels)
     misspelt = json.loads(json.dumps(manifest))
     misspelt["spec"]["trainer"]["numNode"] = misspelt["spec"]["trainer"].pop("numNodes")
     assert as_the_crd_reads_it(misspelt) != misspelt  # the check sees a field the CRD does not have
@@ -174,29 +185,39 @@ def test_the_job_file_carries_the_inputs_and_the_deepspeed_config_to_the_nodes(t
 
 class FakeKubernetes:
     """A Kubernetes API on 127.0.0.1 serving TrainJobs as Kubeflow Trainer's controller would
-    leave them: `finish(body)` plays the nodes (writes the adapter) and returns the final condition."""
+    leave them: `finish(body)` plays the nodes (writes the adapter) and returns the final condition.
+    Each TrainJob gets two pods, labelled as JobSet labels them; node 0's log is NODE_0_LOG."""
+
+    NODE_0_LOG = "rank 0: step 1 loss 0.5\nrank 0: saved the adapter\n"
 
     def __init__(self, finish):
-        self.jobs, self.requests, self.finish = {}, [], finish
+        self.jobs, self.pods, self.requests, self.finish = {}, {}, [], finish
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
-            def _reply(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
+            def _reply(self, status: int, body: dict | str) -> None:
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
             def do_GET(self):
                 server.requests.append(("GET", self.path))
-                name = self.path.rsplit("/", 1)[-1]
-                if name in server.jobs:
-                    self._reply(200, server.jobs[name])
+                path, _, query = self.path.partition("?")
+                if path.endswith("/pods"):
+                    selector = parse_qs(query)["labelSelector"][0]
+                    wanted = dict(pair.split("=") for pair in selector.split(","))
+                    items = [pod for pod in server.pods.values() if wanted.items() <= pod["metadata"]["labels"].items()]
+                    self._reply(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+                elif path.endswith("/log"):
+                    self._reply(200, server.NODE_0_LOG)
+                elif path.rsplit("/", 1)[-1] in server.jobs:
+                    self._reply(200, server.jobs[path.rsplit("/", 1)[-1]])
                 else:
                     self._reply(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
 
@@ -204,12 +225,16 @@ class FakeKubernetes:
                 server.requests.append(("POST", self.path))
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 condition = server.finish(body)
-                server.jobs[body["metadata"]["name"]] = body | {"status": {"conditions": [condition]}}
+                name = body["metadata"]["name"]
+                server.jobs[name] = body | {"status": {"conditions": [condition]}}
+                server.pods.update(pods_of(name, failed=condition["type"] == "Failed"))
                 self._reply(201, body)
 
             def do_DELETE(self):
                 server.requests.append(("DELETE", self.path))
-                server.jobs.pop(self.path.rsplit("/", 1)[-1], None)
+                name = self.path.rsplit("/", 1)[-1]
+                server.jobs.pop(name, None)
+                server.pods = {k: v for k, v in server.pods.items() if not k.startswith(name)}
                 self._reply(200, {"kind": "Status", "status": "Success"})
 
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -227,6 +252,29 @@ class FakeKubernetes:
         self.http.server_close()
 
 
+def pods_of(trainjob: str, failed: bool) -> dict[str, dict]:
+    """Node 0's and node 1's pods as JobSet names and labels them; node 0 ran out of memory if `failed`."""
+    pods = {}
+    for index in (0, 1):
+        name = f"{trainjob}-node-0-{index}-x{index}z"
+        labels = {
+            "jobset.sigs.k8s.io/jobset-name": trainjob,
+            "jobset.sigs.k8s.io/replicatedjob-name": "node",
+            "batch.kubernetes.io/job-completion-index": str(index),
+        }
+        exit_code, reason = (137, "OOMKilled") if failed and index == 0 else (0, "Completed")
+        terminated = {"exitCode": exit_code, "reason": reason}
+        status = {"name": "node", "image": "train", "imageID": "", "ready": False, "restartCount": 0}
+        pods[name] = {
+            "metadata": {"name": name, "labels": labels, "creationTimestamp": "2026-12-02T10:00:00Z"},
+            "status": {
+                "phase": "Failed" if exit_code else "Succeeded",
+                "containerStatuses": [status | {"state": {"terminated": terminated}}],
+            },
+        }
+    return pods
+
+
 def finished_by_rank_0(body: dict) -> dict:
     job = Path(body["spec"]["trainer"]["command"][-1])
     output = Path(json.loads(job.read_text())["arguments"]["output"])
@@ -235,15 +283,26 @@ def finished_by_rank_0(body: dict) -> dict:
     return {"type": "Complete", "status": "True"}
 
 
-def launch_align(tmp_path, kubernetes, output):
-    scored = tmp_path / "scored"
-    scored.mkdir(exist_ok=True)
-    arguments = {"scored_dir": str(scored), "generator": None, "llm": "{}", "output": str(output)}
+def launch(stage, tmp_path, kubernetes, output, base: str | None = None):
+    """One training task of a run whose workspace is tmp_path/ws; base: the llm section's (none: a
+    local folder, which nothing fetches)."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir(exist_ok=True)
+    if base is None:
+        (tmp_path / "base").mkdir(exist_ok=True)
+        base = str(tmp_path / "base")
+    llm = json.dumps({"base": base})
+    names = {"align": ("scored_dir", "generator"), "rectune": ("samples_dir", "greedy_dir", "validator")}[stage]
+    arguments = {names[0]: str(inputs), **dict.fromkeys(names[1:]), "llm": llm, "output": str(output)}
     api = kubernetes.api()
-    run_on_trainjob("align", arguments, nodes(), tmp_path / "ws", TaskConfig(), output, api, "team-a", poll_s=0.05)
+    run_on_trainjob(stage, arguments, nodes(), tmp_path / "ws", TaskConfig(), output, api, "team-a", poll_s=0.05)
 
 
-def test_the_task_creates_the_trainjob_waits_and_copies_rank_0s_adapter(tmp_path):
+def launch_align(tmp_path, kubernetes, output):
+    launch("align", tmp_path, kubernetes, output)
+
+
+def test_the_task_creates_the_trainjob_waits_and_copies_rank_0s_adapter(tmp_path, capsys):
     kubernetes = FakeKubernetes(finished_by_rank_0)
     try:
         launch_align(tmp_path, kubernetes, tmp_path / "aligned")
@@ -251,22 +310,74 @@ def test_the_task_creates_the_trainjob_waits_and_copies_rank_0s_adapter(tmp_path
         kubernetes.close()
     assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").read_text() == "weights"
     assert [m for m, _ in kubernetes.requests].count("POST") == 1
-    assert all("/namespaces/team-a/trainjobs" in path for _, path in kubernetes.requests)
+    trainjobs = [path for _, path in kubernetes.requests if "/trainjobs" in path]
+    pods = [path for _, path in kubernetes.requests if "/trainjobs" not in path]
+    assert trainjobs and all("/namespaces/team-a/trainjobs" in path for path in trainjobs)
+    assert pods and all(path.startswith("/api/v1/namespaces/team-a/pods") for path in pods)
+    # node 0's log is in the task's own log, each line under its pod's name; node 1's is not
+    (job,) = kubernetes.jobs
+    out = capsys.readouterr().out
+    assert f"[{job}-node-0-0-x0z] rank 0: step 1 loss 0.5\n[{job}-node-0-0-x0z] rank 0: saved the adapter" in out
+    assert f"{job}-node-0-1-x1z" not in out
 
 
-def test_a_failed_trainjob_is_one_line_and_a_retry_replaces_it(tmp_path):
-    outcomes = [{"type": "Failed", "status": "True", "message": "node 2: CUDA out of memory"}]
+def test_a_failed_trainjob_names_its_pods_and_a_retry_replaces_it(tmp_path):
+    outcomes = [{"type": "Failed", "status": "True", "message": "node 0: CUDA out of memory"}]
 
     def finish(body):
         return outcomes.pop(0) if outcomes else finished_by_rank_0(body)
 
     kubernetes = FakeKubernetes(finish)
     try:
-        with pytest.raises(TrainJobError, match=r"TrainJob team-a/trackrec-align-\w+ \(align\) ended Failed: node 2"):
+        with pytest.raises(TrainJobError) as failed:
             launch_align(tmp_path, kubernetes, tmp_path / "aligned")
         assert not (tmp_path / "aligned").exists()
         launch_align(tmp_path, kubernetes, tmp_path / "aligned")  # KFP's retry of the task
     finally:
         kubernetes.close()
+    message = str(failed.value)
+    assert re.match(
+        r"TrainJob team-a/(trackrec-align-\w+) \(align\) ended Failed: node 0: CUDA out of memory; ", message
+    )
+    job = re.match(r"TrainJob team-a/(\S+)", message).group(1)
+    assert f"pods: {job}-node-0-0-x0z Failed (node: OOMKilled, exit 137), {job}-node-0-1-x1z Succeeded" in message
     assert [m for m, _ in kubernetes.requests if m != "GET"] == ["POST", "DELETE", "POST"]
     assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_the_base_is_fetched_once_per_run_by_the_waiting_task_before_any_node_starts(tmp_path, s3):
+    """The trainer pods reach no S3 (their egress policy): the first training task fetches the base
+    onto the run's workspace, where each TrainJob's TRACKREC_CACHE points; later tasks fetch nothing."""
+    s3.create_bucket(Bucket="models")
+    for name, text in {"config.json": "{}", "model.safetensors": "weights"}.items():
+        s3.put_object(Bucket="models", Key=f"base/{name}", Body=text.encode())
+    staged = []
+
+    def finish(body):  # the nodes start: the base must already be where their TRACKREC_CACHE says
+        cache = {v["name"]: v["value"] for v in body["spec"]["trainer"]["env"]}["TRACKREC_CACHE"]
+        staged.append((Path(cache) / "models" / "s3" / "models" / "base" / "model.safetensors").read_text())
+        return finished_by_rank_0(body)
+
+    kubernetes = FakeKubernetes(finish)
+    try:
+        launch("align", tmp_path, kubernetes, tmp_path / "aligned", base="s3://models/base")
+        s3.delete_object(Bucket="models", Key="base/model.safetensors")  # a second fetch would fail
+        launch("rectune", tmp_path, kubernetes, tmp_path / "tuned", base="s3://models/base")
+    finally:
+        kubernetes.close()
+    assert staged == ["weights", "weights"]
+    assert (run_cache(tmp_path / "ws") / "models" / "s3" / "models" / "base" / "model.safetensors").is_file()
+
+
+def test_distills_waiting_pod_reads_the_base_from_the_runs_cache_only_when_it_launches_a_trainjob(
+    tmp_path, monkeypatch
+):
+    """Its tokenizer read (the teacher's prompts) then fetches the one copy the nodes use."""
+    from trackrec.llm.base_model import cache_root
+    from trackrec.stages.launch import use_run_cache
+
+    monkeypatch.setenv("TRACKREC_CACHE", "/cache")
+    use_run_cache("", str(tmp_path / "ws"))  # one node: the pod's own scratch disk
+    assert cache_root() == Path("/cache")
+    use_run_cache(json.dumps({"nodes": 4}), str(tmp_path / "ws"))
+    assert cache_root() == run_cache(tmp_path / "ws")

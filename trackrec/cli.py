@@ -26,7 +26,10 @@ app.add_typer(features_app, name="features")
 console = Console()
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="YAML config")]
 RunDir = Annotated[Path, typer.Option("--run-dir", help="a local run's folder: artifacts, KFP's cache, latest.json")]
-StorePath = Annotated[Path, typer.Option("--store", help="feature store YAML (trackrec.features.store.StoreConfig)")]
+StorePath = Annotated[
+    Path,
+    typer.Option("--store", envvar="TRACKREC_STORE", help="feature store YAML (trackrec.features.store.StoreConfig)"),
+]
 
 
 def user_errors(command):
@@ -150,7 +153,13 @@ def task_table(tasks: list[dict]) -> Table:
 ClusterSettings = Annotated[
     Path | None, typer.Option("--settings", help="cluster settings YAML (pipelines.settings.PipelineSettings)")
 ]
-Package = Annotated[Path, typer.Option("--package", help="compiled pipeline YAML")]
+Package = Annotated[
+    Path | None,
+    typer.Option(
+        "--package", help="a pipeline compiled with the deployment's settings; default: compile one now with --settings"
+    ),
+]
+Overrides = Annotated[Path | None, typer.Option(help="YAML deep-merged onto the config (what a deployment sets)")]
 Host = Annotated[str, typer.Option("--host", envvar="KF_PIPELINES_ENDPOINT", help="KFP API endpoint")]
 Params = Annotated[list[str] | None, typer.Option("--param", "-p", help="run parameter name=value (repeatable)")]
 Experiment = Annotated[str, typer.Option(help="KFP experiment")]
@@ -176,13 +185,35 @@ def _kfp_access(host: str, token: str | None, namespace: str | None, ca_bundle: 
     return access(host, token, None, namespace, None if ca_bundle is None else str(ca_bundle), cluster.service_account)
 
 
+def _deployed_package(
+    package: Path | None, settings: Path | None, config: Path, overrides: Path | None, refresh: bool, folder: Path
+) -> Path:
+    """`package` as given, else the pipeline compiled now with the deployment's settings and overrides:
+    never the checked-in YAML, whose images, bucket, Redis and reach are the defaults'."""
+    if package is not None:
+        return package
+    if settings is None:
+        raise TrackRecError(
+            "pass --settings (and --overrides) from the deployment to compile the pipeline with them, "
+            "e.g. kubectl get configmap trackrec-pipeline -o jsonpath='{.data.settings\\.yaml}' in the register "
+            "Job's namespace, "
+            "or --package a pipeline compiled with them (trackrec compile --settings ...); the checked-in "
+            "pipelines/*.yaml carry the defaults' images, bucket and Redis"
+        )
+    from pipelines.compile import compile_pipeline
+    from pipelines.settings import PipelineSettings
+    from trackrec.run_config import RunConfig
+
+    output = folder / ("trackrec-refresh.yaml" if refresh else "trackrec.yaml")
+    cluster = load_config(settings, PipelineSettings)
+    return compile_pipeline(load_config(config, RunConfig, overrides), cluster, output, refresh)
+
+
 @app.command("compile")
 @user_errors
 def compile_(
     config: ConfigPath = Path("configs/cluster.yaml"),
-    overrides: Annotated[
-        Path | None, typer.Option(help="YAML deep-merged onto the config (what a deployment sets)")
-    ] = None,
+    overrides: Overrides = None,
     settings: ClusterSettings = None,
     refresh: Annotated[
         bool, typer.Option(help="the refresh pipeline (active users' snapshots by the arm's G; no training)")
@@ -206,22 +237,28 @@ def compile_(
 @user_errors
 def submit(
     host: Host,
-    package: Package = Path("pipelines/trackrec.yaml"),
+    settings: ClusterSettings = None,
+    overrides: Overrides = None,
+    config: ConfigPath = Path("configs/cluster.yaml"),
+    package: Package = None,
     param: Params = None,
     experiment: Experiment = "trackrec",
     token: Token = None,
     namespace: Namespace = None,
     ca_bundle: CABundle = None,
-    settings: ClusterSettings = None,
 ):
-    """Upload the pipeline (or a new version of it), start a run, print its link in KFP's UI."""
+    """Compile the pipeline with the deployment's settings (or take --package), upload it (or a new
+    version of it) into the namespace, start a run, print its link in KFP's UI."""
+    import tempfile
+
     from pipelines.compile import parse_parameters, pipeline_name
     from pipelines.kfp_client import submit as submit_run
 
-    params = parse_parameters(package, param or [])
-    where = _kfp_access(host, token, namespace, ca_bundle, settings)
-    result = submit_run(where, package, params, experiment, pipeline_name(package))
-    console.print(result)
+    with tempfile.TemporaryDirectory(prefix="trackrec-submit-") as folder:
+        package = _deployed_package(package, settings, config, overrides, False, Path(folder))
+        params = parse_parameters(package, param or [])
+        where = _kfp_access(host, token, namespace, ca_bundle, settings)
+        console.print(submit_run(where, package, params, experiment, pipeline_name(package)))
 
 
 @app.command("schedule")
@@ -237,9 +274,10 @@ def schedule(
         ),
     ] = False,
     active_within_days: Annotated[int, typer.Option(help="the refresh: users with behaviour in the last K days")] = 1,
-    package: Annotated[
-        Path | None, typer.Option(help="compiled pipeline YAML; default pipelines/trackrec[-refresh].yaml")
-    ] = None,
+    settings: ClusterSettings = None,
+    overrides: Overrides = None,
+    config: ConfigPath = Path("configs/cluster.yaml"),
+    package: Package = None,
     param: Params = None,
     experiment: Experiment = "trackrec",
     job: Annotated[
@@ -251,24 +289,26 @@ def schedule(
     token: Token = None,
     namespace: Namespace = None,
     ca_bundle: CABundle = None,
-    settings: ClusterSettings = None,
 ):
     """Create (or replace) a recurring run: the refresh, which summarises and publishes the active
     users' features and never trains, or (--retrain) the retrain of G and V."""
-    from pipelines.compile import COMPILED, COMPILED_REFRESH, parse_parameters, pipeline_name
+    import tempfile
+
+    from pipelines.compile import parse_parameters, pipeline_name
     from pipelines.kfp_client import schedule as schedule_run
 
-    package = package or (COMPILED if retrain else COMPILED_REFRESH)
     job = job or ("trackrec-retrain" if retrain else "trackrec-refresh")
-    params = parse_parameters(
-        package, [*(param or []), *([] if retrain else [f"active_within_days={active_within_days}"])]
-    )
-    if not retrain and params["active_within_days"] < 1:
-        raise TrackRecError("--active-within-days: must be >= 1 for a recurring refresh of active users")
-    where = _kfp_access(host, token, namespace, ca_bundle, settings)
-    # the one recurring run of the releases before the two cadences, which retrained every day
-    legacy = () if retrain else ("trackrec-active-users",)
-    console.print(schedule_run(where, package, params, experiment, cron, job, pipeline_name(package), legacy))
+    with tempfile.TemporaryDirectory(prefix="trackrec-schedule-") as folder:
+        package = _deployed_package(package, settings, config, overrides, not retrain, Path(folder))
+        params = parse_parameters(
+            package, [*(param or []), *([] if retrain else [f"active_within_days={active_within_days}"])]
+        )
+        if not retrain and params["active_within_days"] < 1:
+            raise TrackRecError("--active-within-days: must be >= 1 for a recurring refresh of active users")
+        where = _kfp_access(host, token, namespace, ca_bundle, settings)
+        # the one recurring run of the releases before the two cadences, which retrained every day
+        legacy = () if retrain else ("trackrec-active-users",)
+        console.print(schedule_run(where, package, params, experiment, cron, job, pipeline_name(package), legacy))
 
 
 @features_app.command("encode")
@@ -287,11 +327,12 @@ def features_encode(
     console.print(encode(reccots, load_config(config, EncoderConfig) if config else EncoderConfig(), output))
 
 
-def _opened(store: Path):
-    """The store a store.yaml describes, opened once for the command."""
+def _opened(store: Path, registry_only: bool = False):
+    """The store a store.yaml describes, opened once for the command; registry_only: a command that
+    reads and writes Feast's registry alone, which needs no Redis."""
     from trackrec.features.store import StoreConfig, open_store
 
-    return open_store(load_config(store, StoreConfig))
+    return open_store(load_config(store, StoreConfig), registry_only)
 
 
 @features_app.command("publish")
@@ -317,7 +358,7 @@ def features_assign(store: StorePath, arm: Annotated[str, typer.Option()], versi
     """Point an A/B arm (its feature service ctr_<arm>) at a published version."""
     from trackrec.features.versions import assign
 
-    console.print(assign(_opened(store), arm, version))
+    console.print(assign(_opened(store, registry_only=True), arm, version))
 
 
 @features_app.command("promote")
@@ -326,7 +367,7 @@ def features_promote(store: StorePath, source: str = "candidate", target: str = 
     """The target arm (control) reads what the source arm (candidate) reads."""
     from trackrec.features.versions import promote
 
-    console.print(promote(_opened(store), source, target))
+    console.print(promote(_opened(store, registry_only=True), source, target))
 
 
 @features_app.command("rollback")
@@ -339,7 +380,7 @@ def features_rollback(
     """The arm reads the version it read before its last change (repeat to go further back), or `--to`."""
     from trackrec.features.versions import rollback
 
-    console.print(rollback(_opened(store), arm, to))
+    console.print(rollback(_opened(store, registry_only=True), arm, to))
 
 
 @features_app.command("history")
@@ -351,9 +392,41 @@ def features_history(store: StorePath, arm: str = "control"):
     table = Table(title=f"arm {arm}, oldest first")
     for column in ("version", "action", "at", "by", "data version"):
         table.add_column(column)
-    for entry in history(_opened(store), arm):
+    for entry in history(_opened(store, registry_only=True), arm):
         table.add_row(*(escape(str(entry.get(k, ""))) for k in ("version", "action", "at", "by", "data_version")))
     console.print(table)
+
+
+@features_app.command("list")
+@user_errors
+def features_list(
+    store: StorePath, as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False
+):
+    """Every version (complete or a killed attempt, newest first) and every arm: what it reads, with
+    which model, what it can roll back to, its last change. Reads the registry alone (no Redis)."""
+    import json
+
+    from trackrec.features.versions import listing
+
+    listed = listing(_opened(store, registry_only=True))
+    if as_json:
+        print(json.dumps(listed))
+        return
+    arms = Table(title="arms")
+    for column in ("arm", "reads", "model", "can roll back to (newest first)", "last change"):
+        arms.add_column(column)
+    for arm in listed["arms"]:
+        cells = (arm["arm"], arm["version"], arm["model"] or "-", ", ".join(arm["rollback"]) or "-", arm["last_change"])
+        arms.add_row(*(escape(str(cell)) for cell in cells))
+    versions = Table(title="versions, newest first")
+    for column in ("version", "complete", "rows", "published", "data version", "generator", "base", "read by"):
+        versions.add_column(column)
+    for v in listed["versions"]:
+        cells = (v["version"], "yes" if v["complete"] else "no: a killed attempt", v["rows"], v["published_at"])
+        cells += (v["data_version"], v["generator"] or "-", v["base"] or "-", ", ".join(v["read_by"]) or "-")
+        versions.add_row(*(escape(str(cell)) for cell in cells))
+    console.print(arms)
+    console.print(versions)
 
 
 @features_app.command("restore")

@@ -23,6 +23,8 @@ def pod_specs(manifest: dict) -> list[dict]:
     spec = manifest.get("spec", {})
     if manifest["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
         return [spec["template"]["spec"]]
+    if manifest["kind"] == "CronJob":
+        return [spec["jobTemplate"]["spec"]["template"]["spec"]]
     return [spec] if manifest["kind"] == "Pod" else []
 
 

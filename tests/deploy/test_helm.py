@@ -10,6 +10,14 @@ import pytest
 import yaml
 
 from tests.deploy.manifests import check_all
+from tests.deploy.netpol import Destination, Pod, egress_allowed, ingress_allowed, selects
+from tests.deploy.upstream import (
+    ISTIO_INJECTOR_OBJECT_SELECTOR,
+    ML_PIPELINE_INGRESS,
+    PIPELINE_JOB_TIME_PLACEHOLDERS,
+    PROFILE_NAMESPACE_LABELS,
+    check_runner_role,
+)
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart (the dev extra)")
 
@@ -43,7 +51,7 @@ def test_chart_lints_and_every_render_validates(values):
     assert {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service", "Job"} <= kinds
     (job,) = [m for m in manifests if m["kind"] == "Job"]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
-    assert ("redis" in {m["metadata"]["name"] for m in manifests if m["kind"] == "Deployment"}) == (values is None)
+    assert ("redis" in {m["metadata"]["name"] for m in manifests if m["kind"] == "StatefulSet"}) == (values is None)
     assert "feast-feature-server" in rendered["trackrec/templates/NOTES.txt"]
 
 
@@ -87,7 +95,8 @@ def test_gpu_pool_values_reach_the_pipelines_scheduling(tmp_path):
 
 @pytest.mark.parametrize("values", [None, MULTI_USER], ids=["single-user", "multi-user"])
 def test_the_register_job_runs_exec_form_with_a_projected_kfp_token(values):
-    job = manifests_of(values)[("Job", "trackrec", "trackrec-register")]["spec"]["template"]["spec"]
+    where = "team-a" if values else "trackrec"  # multi-user: in the profile namespace
+    job = manifests_of(values)[("Job", where, "trackrec-register")]["spec"]["template"]["spec"]
     (compile_retrain, compile_refresh), (retrain, schedule) = job["initContainers"], job["containers"]
     for compile_ in (compile_retrain, compile_refresh):
         assert compile_["command"] == ["trackrec", "compile"]
@@ -107,6 +116,24 @@ def test_the_register_job_runs_exec_form_with_a_projected_kfp_token(values):
     assert mounts["kfp-token"] == "/var/run/secrets/kubeflow/pipelines"  # where `trackrec schedule` reads it
 
 
+def test_multi_user_the_register_job_runs_where_kubeflows_ml_pipeline_policy_admits_it():
+    manifests = manifests_of(MULTI_USER)
+    (job,) = [m for (kind, _, _), m in manifests.items() if kind == "Job"]
+    template = job["spec"]["template"]
+    register = Pod(job["metadata"]["namespace"], template["metadata"]["labels"], PROFILE_NAMESPACE_LABELS)
+    assert register.namespace == "team-a" and template["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    api = Pod("kubeflow", {"app": "ml-pipeline"})
+    assert ingress_allowed([ML_PIPELINE_INGRESS], register, api, 8888)  # kubeflow/manifests' side
+    policies = [m for (kind, _, _), m in manifests.items() if kind == "NetworkPolicy"]
+    assert egress_allowed(policies, register, Destination(8888, pod=api))  # and ours
+    mounted = {v["configMap"]["name"] for v in template["spec"]["volumes"] if "configMap" in v}
+    assert {("ConfigMap", "team-a", name) for name in mounted} <= set(manifests)
+    assert ("ServiceAccount", "team-a", template["spec"]["serviceAccountName"]) in manifests
+    assert job["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"  # logs kept
+    where_it_was = Pod("trackrec", template["metadata"]["labels"])  # the release's namespace: refused
+    assert not ingress_allowed([ML_PIPELINE_INGRESS], where_it_was, api, 8888)
+
+
 def test_a_registry_with_a_port_and_digests_are_accepted_and_untagged_images_refused():
     chart = helm.Chart.load(CHART)
     digest = "@sha256:" + "a" * 64
@@ -121,10 +148,7 @@ def test_a_registry_with_a_port_and_digests_are_accepted_and_untagged_images_ref
 def test_the_runs_namespace_gets_the_runner_identity_least_privilege_storage_and_egress(values):
     manifests = manifests_of(values)
     runs = "team-a" if values else "kubeflow"  # standalone KFP runs every workflow in its own namespace
-    role = manifests[("Role", runs, "trackrec-pipeline-runner")]
-    assert role["rules"] == [
-        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
-    ]
+    check_runner_role(manifests[("Role", runs, "trackrec-pipeline-runner")]["rules"])
     binding = manifests[("RoleBinding", runs, "trackrec-pipeline-runner")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "trackrec-pipeline-runner", "namespace": runs}]
     assert ("ServiceAccount", runs, "trackrec-pipeline-runner") in manifests
@@ -141,8 +165,40 @@ def test_the_runs_namespace_gets_the_runner_identity_least_privilege_storage_and
         assert manifests[kfp_edit]["subjects"][0] == {
             "kind": "ServiceAccount",
             "name": "trackrec-register",
-            "namespace": "trackrec",
+            "namespace": "team-a",
         }
+
+
+@pytest.mark.parametrize("package", ["pipelines/trackrec.yaml", "pipelines/trackrec-refresh.yaml"])
+def test_the_compiled_pipelines_need_nothing_the_runner_role_withholds(package):
+    """upstream.NOT_NEEDED holds only while the pipeline avoids what would need them: job-time
+    placeholders (the driver's workflows get), kfp-kubernetes PVC tasks (PVC create/delete), a
+    pipeline root other than s3:// with the pods' keys (the launcher's secrets get)."""
+    text = Path(package).read_text()
+    assert not [p for p in PIPELINE_JOB_TIME_PLACEHOLDERS if p in text]
+    assert "argostub/createpvc" not in text and "argostub/deletepvc" not in text
+    pipeline, _ = yaml.safe_load_all(text)
+    assert pipeline["defaultPipelineRoot"].startswith("s3://")
+
+
+@pytest.mark.parametrize("values", [None, MULTI_USER], ids=["single-user", "multi-user"])
+def test_a_task_pod_reaches_the_api_servers_endpoints_kfp_and_its_seaweedfs_after_dnat(values):
+    policies = [m for (kind, _, _), m in manifests_of(values).items() if kind == "NetworkPolicy"]
+    task = Pod("team-a" if values else "kubeflow", {"trackrec.io/pipeline": "true"})
+    # the API server as a CNI matching after DNAT sees it: kubeadm's endpoint, a managed one, the ClusterIP
+    for ip, port in (("192.168.10.2", 6443), ("35.190.1.2", 443), ("10.96.0.1", 443)):
+        assert egress_allowed(policies, task, Destination(port, ip=ip)), f"{ip}:{port}"
+    kubeflow = {
+        8333: {"app": "seaweedfs"},  # seaweedfs:9000 and :8333 both land on the pod's 8333
+        8888: {"app": "ml-pipeline"},
+        8887: {"app": "ml-pipeline"},
+        8080: {"component": "metadata-grpc-server"},
+    }
+    for port, labels in kubeflow.items():
+        assert egress_allowed(policies, task, Destination(port, pod=Pod("kubeflow", labels))), port
+    redis = Pod("trackrec", {"app.kubernetes.io/name": "redis"})
+    assert not egress_allowed(policies, task, Destination(6379, pod=redis))  # the publish stage's alone
+    assert not egress_allowed(policies, task, Destination(22, ip="192.168.10.2"))
 
 
 def test_the_feature_server_listens_on_loopback_behind_the_read_only_front():
@@ -193,29 +249,54 @@ def test_the_compiled_pipelines_default_images_are_the_charts():
 
 def test_the_charts_redis_is_durable_and_never_evicts():
     manifests = manifests_of()
-    redis = manifests[("Deployment", "trackrec", "redis")]["spec"]
-    args = redis["template"]["spec"]["containers"][0]["args"]
+    redis = manifests[("StatefulSet", "trackrec", "redis")]["spec"]
+    pod = redis["template"]["spec"]
+    (server,) = pod["containers"]
+    args = server["args"]
     assert args[args.index("--appendonly") + 1] == "yes" and args[args.index("--maxmemory-policy") + 1] == "noeviction"
-    (data,) = redis["template"]["spec"]["volumes"]
+    assert redis["replicas"] == 1 and redis["serviceName"] == "redis"
+    (data,) = [v for v in pod["volumes"] if v["name"] == "data"]
     claim = manifests[("PersistentVolumeClaim", "trackrec", data["persistentVolumeClaim"]["claimName"])]
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert redis["strategy"] == {"type": "Recreate"}
+
+
+def test_the_charts_redis_writes_a_fresh_volume_answers_probes_and_reads_its_password_from_a_file():
+    pod = manifests_of()[("StatefulSet", "trackrec", "redis")]["spec"]["template"]["spec"]
+    security = pod["securityContext"]
+    assert security["runAsUser"] == security["runAsGroup"] == security["fsGroup"] == 999  # the image's redis uid
+    (init,), (server,) = pod["initContainers"], pod["containers"]
+    assert server["readinessProbe"]["exec"]["command"][-1].endswith("ping | grep -qx PONG")
+    assert server["livenessProbe"]["tcpSocket"] == server["startupProbe"]["tcpSocket"] == {"port": "redis"}
+    assert server["command"] == ["redis-server"] and server["args"][0] == "/auth/redis.conf"
+    for container in (init, server):
+        assert "env" not in container and "--requirepass" not in container["args"]
+        assert not [a for a in container["args"] if "REDIS_PASSWORD" in a]
+    assert "/secret/password" in init["args"][0] and "> /auth/redis.conf" in init["args"][0]
+    (auth,) = [v for v in pod["volumes"] if v["name"] == "auth"]
+    assert auth["emptyDir"]["medium"] == "Memory"  # the rendered password never reaches a disk
 
 
 def test_multi_node_training_values_reach_the_settings_the_runner_role_and_the_trainer_egress(tmp_path):
     values = {"training": {"nodes": 4, "storageClass": "nfs-rwx"}}
     manifests = manifests_of(values)
-    rules = manifests[("Role", "kubeflow", "trackrec-pipeline-runner")]["rules"]
-    assert {
-        "apiGroups": ["trainer.kubeflow.org"],
-        "resources": ["trainjobs"],
-        "verbs": ["create", "get", "delete"],
-    } in (rules)
+    check_runner_role(manifests[("Role", "kubeflow", "trackrec-pipeline-runner")]["rules"], trainjobs=True)
     trainers = manifests[("NetworkPolicy", "kubeflow", "trackrec-trainjob-egress")]["spec"]
     assert trainers["podSelector"]["matchLabels"] == {"trackrec.io/trainjob": "true"}
     assert [rule["to"] for rule in trainers["egress"]][-1] == [
         {"podSelector": {"matchLabels": {"trackrec.io/trainjob": "true"}}}
     ]
+    # the base reaches the nodes through the workspace: the waiting task (a pipeline pod) fetches it
+    # from S3, the trainer pods (trackrec/stages/launch.py's labels) reach only each other and DNS
+    from trackrec.stages.launch import NO_SIDECAR, TRAINER_LABEL
+
+    policies = [m for (kind, _, _), m in manifests.items() if kind == "NetworkPolicy"]
+    waiting, node = (
+        Pod("kubeflow", {"trackrec.io/pipeline": "true"}),
+        Pod("kubeflow", {TRAINER_LABEL: "true"} | NO_SIDECAR),
+    )
+    s3 = Destination(443, ip="52.216.1.2")
+    assert egress_allowed(policies, waiting, s3) and not egress_allowed(policies, node, s3)
+    assert egress_allowed(policies, node, Destination(29500, pod=node))  # torchrun's rendezvous
     data = yaml.safe_load(render(values)["trackrec/templates/pipeline-settings.yaml"])["data"]
     from pipelines.settings import PipelineSettings
     from trackrec.config import config_from_dict
@@ -223,10 +304,7 @@ def test_multi_node_training_values_reach_the_settings_the_runner_role_and_the_t
     settings = config_from_dict(PipelineSettings, yaml.safe_load(data["settings.yaml"]), "settings.yaml")
     assert (settings.training.nodes, settings.training.storage_class) == (4, "nfs-rwx")
     single = manifests_of()  # one node: no TrainJob rights, no trainer policy
-    assert all(
-        r["apiGroups"] != ["trainer.kubeflow.org"]
-        for r in single[("Role", "kubeflow", "trackrec-pipeline-runner")]["rules"]
-    )
+    check_runner_role(single[("Role", "kubeflow", "trackrec-pipeline-runner")]["rules"])
     assert ("NetworkPolicy", "kubeflow", "trackrec-trainjob-egress") not in single
 
 
@@ -273,3 +351,74 @@ def test_the_charts_per_stage_settings_name_the_stage_table():
 
     schema = json.loads((Path(CHART) / "values.schema.json").read_text())
     assert set(schema["properties"]["stages"]["propertyNames"]["enum"]) == set(STAGES)
+
+
+@pytest.mark.parametrize("values", [None, PROD, MULTI_USER], ids=["default", "prod", "multi-user"])
+def test_the_features_job_opens_the_publishers_store_from_beside_redis(values):
+    """Operators run `trackrec features ...` as Jobs created from a suspended CronJob in the release's
+    namespace: the publish stage's store, the Secrets there, no API token, and a network path to
+    Redis (its egress, and Redis's ingress) and S3, nothing else."""
+    from trackrec.config import config_from_dict
+    from trackrec.features.store import StoreConfig
+
+    manifests = manifests_of(values)
+    cron = manifests[("CronJob", "trackrec", "trackrec-features")]["spec"]
+    assert cron["suspend"] is True  # never runs on its own
+    template = cron["jobTemplate"]["spec"]["template"]
+    pod = template["spec"]
+    assert not selects(ISTIO_INJECTOR_OBJECT_SELECTOR, template["metadata"]["labels"])  # no sidecar keeps it running
+    assert pod["serviceAccountName"] == "trackrec-features" and pod["automountServiceAccountToken"] is False
+    assert manifests[("ServiceAccount", "trackrec", "trackrec-features")]["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["command"] == ["trackrec", "features"] and container["args"] == ["list"]
+    env = {variable["name"]: variable for variable in container["env"]}
+    assert env["TRACKREC_STORE"]["value"] == "/etc/trackrec/store.yaml"
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "trackrec-redis", "key": "password"}
+    store = yaml.safe_load(manifests[("ConfigMap", "trackrec", "trackrec-features")]["data"]["store.yaml"])
+    data = yaml.safe_load(render(values)["trackrec/templates/pipeline-settings.yaml"])["data"]
+    published = yaml.safe_load(data["overrides.yaml"])["features"]["store"]  # the publish stage's (a null: the default)
+    assert store == {key: value for key, value in published.items() if value is not None} | {"repo": "/tmp/feast"}
+    assert config_from_dict(StoreConfig, store, "store.yaml").online == "redis"
+    policies = [m for (kind, _, _), m in manifests.items() if kind == "NetworkPolicy"]
+    job = Pod("trackrec", template["metadata"]["labels"])
+    if values is PROD:  # an external Redis, at the addresses egress.redis names
+        assert egress_allowed(policies, job, Destination(6380, ip="10.30.0.5"))
+        assert egress_allowed(policies, job, Destination(9000, pod=Pod("minio", {"app": "minio"})))
+    else:
+        redis = Pod("trackrec", {"app.kubernetes.io/name": "redis"})
+        assert egress_allowed(policies, job, Destination(6379, pod=redis))
+        assert ingress_allowed(policies, job, redis, 6379)
+        assert egress_allowed(policies, job, Destination(443, ip="52.216.1.2"))  # S3
+    assert not egress_allowed(policies, job, Destination(8888, pod=Pod("kubeflow", {"app": "ml-pipeline"})))
+    assert not egress_allowed(policies, job, Destination(6443, ip="192.168.10.2"))  # no Kubernetes API
+
+
+def test_the_features_job_can_be_turned_off():
+    manifests = manifests_of({"featuresJob": {"enabled": False}})
+    assert not [key for key in manifests if key[2] == "trackrec-features"]
+
+
+def test_the_documented_way_to_run_any_features_command_gives_the_job_those_arguments():
+    """docs/features.md's `kubectl create job --from ... | kubectl patch --local ...`: the Job
+    `kubectl create job --from=cronjob/...` renders (the CronJob's jobTemplate), patched offline by
+    kubectl with the documented patch, runs `trackrec features <the operator's arguments>`."""
+    import re
+    import subprocess
+
+    from tests.conftest import required_tool
+
+    kubectl = required_tool("kubectl")
+    cron = manifests_of()[("CronJob", "trackrec", "trackrec-features")]
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "rollback-alice-1", "namespace": "trackrec"}}
+    job["spec"] = cron["spec"]["jobTemplate"]["spec"]
+    (patch,) = re.findall(r"-p '(\[.*\])'", Path("docs/features.md").read_text())
+    patched = subprocess.run(
+        [kubectl, "patch", "--local", "-f", "-", "--type=json", "-o", "json", "-p", patch],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (container,) = json.loads(patched.stdout)["spec"]["template"]["spec"]["containers"]
+    assert container["command"] + container["args"] == ["trackrec", "features", "rollback", "--arm", "control"]
+    assert {"name": "TRACKREC_STORE", "value": "/etc/trackrec/store.yaml"} in container["env"]  # the store, kept

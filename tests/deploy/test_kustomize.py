@@ -1,5 +1,5 @@
 """k8s/ is the Helm chart rendered (k8s/render.py): fresh, and `kubectl kustomize` renders each
-overlay into valid, restricted manifests with a least-privilege pipeline Role."""
+overlay into valid, restricted manifests with a pipeline Role of exactly what upstream needs."""
 
 import subprocess
 from pathlib import Path
@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import required_tool
 from tests.deploy.manifests import check_all
+from tests.deploy.upstream import check_runner_role
 
 OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
 pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart (the dev extra)")
@@ -45,17 +46,16 @@ def test_every_overlay_renders_valid_restricted_manifests(path):
 
 def test_prod_uses_an_external_redis_and_dev_a_single_feature_server():
     prod = {(m["kind"], m["metadata"]["name"]): m for m in check_all(render("overlays/prod"), "prod")}
-    assert ("Deployment", "redis") not in prod and ("NetworkPolicy", "redis-ingress") not in prod
+    assert ("StatefulSet", "redis") not in prod and ("NetworkPolicy", "redis-ingress") not in prod
     assert "redis.prod.internal:6380" in prod[("ConfigMap", "feast-repo")]["data"]["feature_store.yaml"]
     dev = {(m["kind"], m["metadata"]["name"]): m for m in check_all(render("overlays/dev"), "dev")}
     assert dev[("Deployment", "feast-feature-server")]["spec"]["replicas"] == 1
-    assert ("Deployment", "redis") in dev
+    assert ("StatefulSet", "redis") in dev
 
 
-def test_the_pipeline_runner_role_is_least_privilege():
-    manifests = check_all(render("base"), "base")
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_the_pipeline_runner_role_grants_what_upstream_needs_and_no_more(path):
+    manifests = check_all(render(path), path)
     (role,) = [m for m in manifests if m["kind"] == "Role"]
     assert not [m for m in manifests if m["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    assert role["rules"] == [
-        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
-    ]
+    check_runner_role(role["rules"])

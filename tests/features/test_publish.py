@@ -61,6 +61,7 @@ def test_a_candidate_version_leaves_the_control_arm_unchanged(store_config):
     assert versions.promote(open_store(store_config)) == {
         "arm": "control",
         "version": "v2",
+        "model": None,  # the candidate named no model: none moves with its version
         "previous": "v1",
         "changed": True,
     }
@@ -253,6 +254,7 @@ def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_ref
     assert refreshed["arm"] == {
         "arm": "control",
         "version": content_version(folders["active"], base=first["version"]),  # named by content and base
+        "model": None,
         "previous": first["version"],
         "changed": True,
     }

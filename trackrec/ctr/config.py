@@ -95,6 +95,11 @@ class CTRConfig(Config):
     vector_ttl_days: int | None = field(
         None, help="a snapshot older than this is not read (none: never); the pipeline sets features.store.ttl_days"
     )
+    task: Literal["ctr", "esmm"] = field(
+        "ctr",
+        help="ctr: a click model; esmm: a joint CTR x CVR model (ESMM: two towers of the backbone over shared "
+        "embeddings, trained on every impression; needs the dataset's conversion column)",
+    )
     model: ModelConfig = field(factory=ModelConfig, help="backbone hyperparameters")
     train: TrainConfig = field(factory=TrainConfig, help="optimisation and early stopping")
 

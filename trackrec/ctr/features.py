@@ -6,6 +6,7 @@ A batch is a dict:
   hist_items  (B, L)  last L history items, right-aligned, 0 = padding
   hist_labels (B, L)  1 disliked, 2 liked, 0 padding
   dense       (B, D)  optional RecCoT vector: the user's newest snapshot from before the sample
+  conversion  (B,)    optional post-click conversion label (a joint CTR x CVR model trains on it)
 Item side information (genres, year) lives in the model as lookup tables built from the item table.
 """
 
@@ -71,6 +72,7 @@ def batch_of(
     hist_items: np.ndarray,
     hist_labels: np.ndarray,
     dense: np.ndarray | None = None,
+    conversion: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
     """A batch from arrays (hist_labels: 1 liked, 0 disliked, -1 padding; dense: each sample's RecCoT
     vector, the snapshot it may read)."""
@@ -83,6 +85,8 @@ def batch_of(
     }
     if dense is not None:
         batch["dense"] = torch.from_numpy(np.ascontiguousarray(dense, np.float32))
+    if conversion is not None:
+        batch["conversion"] = torch.from_numpy(np.asarray(conversion, np.float32))
     return batch
 
 

@@ -13,8 +13,8 @@ from torch import nn
 
 from trackrec.config import config_from_dict
 from trackrec.ctr.config import ModelConfig
+from trackrec.ctr.esmm import build_task_model
 from trackrec.ctr.features import FeatureSpec, item_side_tables
-from trackrec.ctr.registry import build_model
 from trackrec.data.dataset import Dataset
 
 WEIGHTS, METRICS = "model.pt", "metrics.json"
@@ -35,6 +35,8 @@ def load_trained(folder: str | Path, dataset: Dataset) -> tuple[nn.Module, dict]
     trained = trained_metrics(folder)["config"]
     genres, years = item_side_tables(dataset.items, dataset.n_items)
     spec = FeatureSpec(dataset.n_users, dataset.n_items, trained["history_len"], genres, years, trained["dense_dim"])
-    model = build_model(trained["backbone"], spec, config_from_dict(ModelConfig, trained["model"]))
+    model = build_task_model(
+        trained.get("task", "ctr"), trained["backbone"], spec, config_from_dict(ModelConfig, trained["model"])
+    )
     model.load_state_dict(torch.load(Path(folder) / WEIGHTS, weights_only=True))
     return model.eval(), trained

@@ -28,13 +28,15 @@ class SplitStream:
         size: int,
         vectors: SnapshotVectors | None = None,
         window: int = 8,
+        conversions: bool = False,
     ):
         self.dataset, self.split, self.history_len, self.size = dataset, split, history_len, size
         self.vectors, self.window = vectors, window
+        self.columns = [*COLUMNS, *["conversion"] * conversions]  # the CVR label: a joint model's batches
 
     def _load(self, index: int) -> dict[str, np.ndarray]:
         """One row group's samples of this split, histories gathered (compact dtypes)."""
-        frame = self.dataset.sample_group(index, COLUMNS)
+        frame = self.dataset.sample_group(index, self.columns)
         frame = frame[(frame["split"] == self.split).to_numpy()]
         hist_items, hist_labels = self.dataset.history_matrix(frame, self.history_len)
         users = frame["user_id"].to_numpy(np.int64)
@@ -50,13 +52,15 @@ class SplitStream:
             "hist_items": hist_items.astype(np.int32),
             "hist_labels": hist_labels.astype(np.int8),
             "vector_rows": vector_rows,  # the snapshot each sample reads (point in time), -1: none
+            **({"conversion": frame["conversion"].to_numpy(np.int8)} if "conversion" in frame else {}),
         }
 
     def _batches(self, arrays: dict[str, np.ndarray], order: np.ndarray):
         for start in range(0, len(order), self.size):
             index = order[start : start + self.size]
             dense = None if self.vectors is None else self.vectors.gather(arrays["vector_rows"][index])
-            yield batch_of(*(arrays[k][index] for k in ARRAYS[:-1]), dense)
+            conversion = arrays["conversion"][index] if "conversion" in arrays else None
+            yield batch_of(*(arrays[k][index] for k in ARRAYS[:-1]), dense, conversion)
 
     def __iter__(self):
         for index in range(self.dataset.sample_groups()):
@@ -68,5 +72,5 @@ class SplitStream:
         groups = torch.randperm(count, generator=generator).tolist() if count > 1 else [0]
         for start in range(0, count, self.window):
             parts = [self._load(i) for i in groups[start : start + self.window]]
-            arrays = {k: np.concatenate([p[k] for p in parts]) for k in ARRAYS}
+            arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
             yield from self._batches(arrays, torch.randperm(len(arrays["labels"]), generator=generator).numpy())

@@ -102,7 +102,9 @@ def fit(
     for epoch in bar:
         model.train()
         for batch in train.shuffled(generator):
-            step(batch, loss_fn(model(batch)["logit"], batch["label"]))
+            out = model(batch)
+            # a joint model (trackrec/ctr/esmm.py) has its own loss; early stopping stays on click AUC
+            step(batch, model.loss(batch, out) if hasattr(model, "loss") else loss_fn(out["logit"], batch["label"]))
         valid_metrics = evaluate(model, valid)
         epochs.append({"epoch": epoch, **{f"valid_{k}": v for k, v in valid_metrics.items()}})
         bar.set_postfix(valid_auc=f"{valid_metrics['auc']:.4f}")

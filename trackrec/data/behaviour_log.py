@@ -4,7 +4,9 @@ Spark writes them), one row per user-item event.
 Required columns: `user_id` (int or string), `item_id` (int or string), `timestamp` (Unix seconds,
 or a datetime of any unit; zone-aware ones are converted to UTC, naive ones are taken as UTC),
 `label` (0/1: clicked, converted or liked). Optional: `title` (item text; the item id where absent
-or missing, capped at TITLE_MAX characters), `rating` (numeric), `genres` (list of strings).
+or missing, capped at TITLE_MAX characters), `rating` (numeric), `genres` (list of strings),
+`conversion` (0/1: converted after the click; 1 requires label 1, the post-click label a CVR model
+learns).
 
 Events that repeat a (user, item, timestamp) are the same event exported twice: the last in file
 order is kept and the count of the others is reported, so a sample's own target never lands in its
@@ -29,7 +31,7 @@ from trackrec.data.schema import EARLIEST, LATEST, SECONDS_RANGE, check_binary, 
 from trackrec.errors import DataError
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "label")
-OPTIONAL_COLUMNS = ("title", "rating", "genres")
+OPTIONAL_COLUMNS = ("title", "rating", "genres", "conversion")
 SORT_BLOCK = 65_536  # events per block of the canonical sort (cache-sized)
 TITLE_MAX = 200  # characters of an item title kept: titles are untrusted text in every prompt
 _log = logging.getLogger(__name__)
@@ -158,7 +160,22 @@ def check_log(log: pd.DataFrame, source: str) -> pd.DataFrame:
             row = first_bad_row(bad)
             raise DataError(source, f"not a number: {plain(log['rating'].iloc[row])!r}", row=row, field="rating")
         log["rating"] = ratings
+    if "conversion" in log.columns:
+        check_conversions(log["conversion"], log["label"], source)
     return log
+
+
+def check_conversions(conversion: pd.Series, label: pd.Series, source: str) -> None:
+    """Conversions are 0/1 and follow a click: a conversion on a row with label 0 is refused, named."""
+    check_binary(conversion, source, "conversion")
+    orphan = (conversion.to_numpy() == 1) & (label.to_numpy() == 0)
+    if orphan.any():
+        raise DataError(
+            source,
+            "a conversion without a click (label 0): conversions are post-click",
+            row=first_bad_row(orphan),
+            field="conversion",
+        )
 
 
 def _check_ids(log: pd.DataFrame, source: str) -> None:
@@ -248,6 +265,8 @@ def behaviour_log_events(
         },
         copy=False,  # fresh arrays: no consolidating copy into one block (0.4 s at 10M events)
     )
+    if "conversion" in log.columns:
+        events["conversion"] = log["conversion"].to_numpy()[kept].astype(np.int8)
     events.attrs["dropped_duplicates"] = int(repeated.sum())
     return events, _item_rows(log, events, kept), maps
 

@@ -39,6 +39,11 @@ class DataConfig(Config):
         help="behaviour-log: folder (or s3:// prefix) of the raw->dense id maps that every run reads and "
         "extends, so a user keeps its id (and its feature rows) across runs; none: ids from this log alone",
     )
+    conversion_at_rating: float | None = field(
+        None,
+        help="a stated CVR proxy for a source with ratings but no conversions: a click (label 1) rated at least "
+        "this converts (e.g. 5, where a click is a rating >= 4); none: the log's own conversion column, if any",
+    )
 
     def problems(self) -> list[str]:
         import pandas as pd  # only to read the split dates

@@ -25,6 +25,7 @@ from trackrec.atomic import atomic_dir
 from trackrec.data.items import ITEM_COLUMNS
 from trackrec.data.schema import (
     HISTORY_TYPES,
+    OPTIONAL_SAMPLE_TYPES,
     ROW_COLUMNS,
     SAMPLE_TYPES,
     SECONDS_RANGE,
@@ -66,7 +67,8 @@ class Dataset:
     ) -> Dataset:
         """A dataset from freshly built tables, validated (the one full check it gets)."""
         validate_tables(samples, history, max_len, source)
-        samples, history = _typed(samples, SAMPLE_TYPES), _typed(history, HISTORY_TYPES)
+        optional = {c: t for c, t in OPTIONAL_SAMPLE_TYPES.items() if c in samples}
+        samples, history = _typed(samples, SAMPLE_TYPES | optional), _typed(history, HISTORY_TYPES)
         meta = {
             **meta,
             "n_users": int(samples["user_id"].max()) + 1,

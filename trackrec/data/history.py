@@ -65,6 +65,8 @@ def samples_from_events(
         },
         copy=False,  # no consolidating copy of the columns into one block (0.4 s at 10M events)
     )
+    if "conversion" in events:  # a CVR label: post-click, optional
+        samples["conversion"] = events["conversion"].to_numpy().astype(np.int8)
     kept = slice(None) if mode is HistoryMode.FULL else shown
     history = pd.DataFrame(
         {

@@ -13,6 +13,8 @@ samples (one row per event, grouped by user, in time order)
 | split             | string         | train, valid or test                                  |
 | history_start     | int64          | first history row (oldest item)                       |
 | history_end       | int64          | one past the last history row; end - start <= max     |
+| conversion        | int8 in {0,1}  | optional (OPTIONAL_SAMPLE_TYPES): converted after the  |
+|                   |                | click; 1 only where label is 1                        |
 
 history
 | item_id           | int64 >= 1     | an earlier item                                       |
@@ -39,6 +41,7 @@ SAMPLE_TYPES: dict[str, str] = {
     "history_start": "int64",
     "history_end": "int64",
 }
+OPTIONAL_SAMPLE_TYPES: dict[str, str] = {"conversion": "int8"}  # kept where the source has them
 HISTORY_TYPES: dict[str, str] = {"item_id": "int64", "label": "int8", "rating": "float32"}
 ROW_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -108,6 +111,16 @@ def validate_tables(samples: pd.DataFrame, history: pd.DataFrame, max_len: int, 
     for field in ("user_id", "target_item_id"):
         check_positive_ids(samples[field], f"{source}/samples", field)
     check_binary(samples["label"], f"{source}/samples", "label")
+    if "conversion" in samples:
+        check_binary(samples["conversion"], f"{source}/samples", "conversion")
+        orphan = (samples["conversion"].to_numpy() == 1) & (samples["label"].to_numpy() == 0)
+        _check(
+            orphan,
+            f"{source}/samples",
+            "conversion",
+            "a conversion without a click: label must be 1",
+            samples["label"].to_numpy(),
+        )
     stamps = samples["timestamp"].to_numpy()
     _check(
         (stamps < SECONDS_RANGE[0]) | (stamps >= SECONDS_RANGE[1]),

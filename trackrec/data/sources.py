@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from trackrec.config import config_to_dict
@@ -44,6 +45,8 @@ def build_dataset(config: DataConfig, shard: LogShard | None = None) -> Dataset:
     else:
         events, items, id_maps = _log_events(config, shard)
         meta["dropped_duplicates"] = events.attrs["dropped_duplicates"]
+    if config.conversion_at_rating is not None:
+        events["conversion"] = rating_proxy(events, config.conversion_at_rating, config.source)
     if shard is None:
         require_splits({split: int((events["split"] == split).sum()) for split in SPLITS}, config.source)
     samples, history = samples_from_events(events, config.history, config.max_history, config.source)
@@ -70,6 +73,18 @@ def _log_events(config: DataConfig, shard: LogShard | None) -> tuple[pd.DataFram
     if shard is not None and len(id_maps["item"]) != len(known["item"]):
         raise DataError(str(source), "holds items its plan did not number: the log changed after it was planned")
     return events, item_table(item_rows), id_maps if shard is None else {}  # a shard's maps: its plan's
+
+
+def rating_proxy(events: pd.DataFrame, at: float, source: str) -> np.ndarray:
+    """The stated CVR proxy: a click rated at least `at` converts (docs/experiments.md)."""
+    if "conversion" in events:
+        raise DataError(source, "has its own conversion column: unset data.conversion_at_rating", field="conversion")
+    ratings = events["rating"].to_numpy(np.float64)
+    if np.isnan(ratings).all():
+        raise DataError(
+            source, "no ratings: the conversion proxy (data.conversion_at_rating) needs them", field="rating"
+        )
+    return ((events["label"].to_numpy() == 1) & (ratings >= at)).astype(np.int8)
 
 
 def require_splits(rows: dict[str, int], source: str) -> None:

@@ -69,12 +69,29 @@ def version_service(view: FeatureView, rows: int, provenance: dict[str, str]) ->
     return FeatureService(name=view.name, features=[view], tags=tags)
 
 
-def arm_service(arm: str, view: FeatureView, stack: list[str], log: list[dict]) -> FeatureService:
+def arm_service(arm: str, view: FeatureView, stack: list[str], log: list[dict], models: list[str]) -> FeatureService:
     """What an arm reads: `view`, the versions it can roll back through (`stack`, its top is the
-    one read now, at most ROLLBACK_DEPTH) and every change made to it (`log`, the latest HISTORY)."""
+    one read now, at most ROLLBACK_DEPTH), the CTR/CVR model that goes with each (`models`, "" where
+    none was named) and every change made to it (`log`, the latest HISTORY)."""
     tags = {
         "version": view.tags["version"],
+        "model": models[-1],
         "stack": json.dumps(stack[-ROLLBACK_DEPTH:]),
+        "models": json.dumps(models[-ROLLBACK_DEPTH:]),
         "log": json.dumps(log[-HISTORY:]),
     }
     return FeatureService(name=arm_service_name(arm), features=[view], tags=tags)
+
+
+EXPERIMENT_PREFIX = "exp_"  # an experiment's FeatureService (trackrec/experiments/registry.py writes it)
+
+
+def experiment_holding(feast, arm: str) -> str | None:
+    """The running experiment whose FeatureService names `arm` among its arms (tag `arms`), if any:
+    its treatment is frozen."""
+    for service in feast.list_feature_services():
+        tags = service.tags or {}
+        if service.name.startswith(EXPERIMENT_PREFIX) and tags.get("status") == "running":
+            if arm in tags.get("arms", "").split(","):
+                return tags.get("experiment")
+    return None

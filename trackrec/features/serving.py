@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from trackrec.ctr.esmm import predict_tasks
 from trackrec.ctr.features import rows_to_batch
 from trackrec.ctr.saved import load_trained
-from trackrec.ctr.train import predict
 from trackrec.data.dataset import Dataset
 from trackrec.features.store import open_repo
 from trackrec.features.versions import read
@@ -52,9 +52,9 @@ class RequestScorer:
         if self.dim:
             vector, version = self.user_vector(user_id)
             batch["dense"] = torch.from_numpy(vector[None, :])
-        return {
-            "user_id": user_id,
-            "item_id": item_id,
-            "p_click": float(predict(self.model, [batch])[0][0]),
-            "features": version,
-        }
+        scored = predict_tasks(self.model, [batch]).iloc[0]
+        answer = {"user_id": user_id, "item_id": item_id, "p_click": float(scored.p_click)}
+        if not np.isnan(scored.p_conversion):  # a joint CTR x CVR model (ctr.task: esmm)
+            answer["p_conversion"] = float(scored.p_conversion)
+        # "features": the name older callers read; "feature_version" says what it is
+        return answer | {"features": version, "feature_version": version}

@@ -2,8 +2,10 @@
 store (SQLite by default, Redis in production) and an offline folder (local or s3://).
 
 `open_store` first checks that Redis and S3 answer, so an unreachable store fails before anything
-is written; the first operation that needs the store writes feature_store.yaml, so
-`feast -c REPO serve` and the `features get` command read the same store as the publisher.
+is written; an operation on the registry alone (assign, promote, rollback, history, list: Feast's
+services and views, never online rows) opens it with `registry_only` and needs no Redis. The first
+operation that needs the store writes feature_store.yaml, so `feast -c REPO serve` and the
+`features get` command read the same store as the publisher.
 """
 
 from __future__ import annotations
@@ -82,12 +84,12 @@ def _check_redis(connection: str) -> None:
         raise StoreError(f"online store redis at {address!r} is unreachable: {error}") from error
 
 
-def _check_s3(config: StoreConfig) -> None:
+def _check_s3(config: StoreConfig, root: str) -> None:
     import boto3
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket = config.offline_root.removeprefix("s3://").split("/")[0]
+    bucket = root.removeprefix("s3://").split("/")[0]
     client = boto3.client(
         "s3", endpoint_url=config.s3_endpoint, config=BotoConfig(connect_timeout=2, retries={"max_attempts": 1})
     )
@@ -98,11 +100,16 @@ def _check_s3(config: StoreConfig) -> None:
         raise StoreError(f"offline store s3://{bucket} at {where} is unreachable: {error}") from error
 
 
-def check_reachable(config: StoreConfig) -> None:
+def check_reachable(config: StoreConfig, registry_only: bool = False) -> None:
+    """Redis and the offline bucket answer; registry_only: the registry's bucket alone (an s3:// registry)."""
+    if registry_only:
+        if (config.registry or "").startswith("s3://"):
+            _check_s3(config, config.registry)
+        return
     if config.online == "redis":
         _check_redis(config.redis)
     if config.offline_root.startswith("s3://"):
-        _check_s3(config)
+        _check_s3(config, config.offline_root)
 
 
 def repo_yaml(config: StoreConfig) -> dict:
@@ -142,9 +149,11 @@ class OpenedStore:
         return FeatureStore(repo_path=str(repo))
 
 
-def open_store(config: StoreConfig) -> OpenedStore:
-    """The store behind `config`, after checking its services answer."""
-    check_reachable(config)
+def open_store(config: StoreConfig, registry_only: bool = False) -> OpenedStore:
+    """The store behind `config`, after checking its services answer. registry_only: for operations that
+    read and write Feast's registry alone (an arm's service, the versions' tags): Redis is not asked,
+    and need not be reachable from where the command runs."""
+    check_reachable(config, registry_only)
     return OpenedStore(config)
 
 

@@ -1,5 +1,5 @@
 """Versioned publishing for A/B arms: publish, assign an arm, promote, roll back (any number of
-steps), read, restore online rows, prune old versions.
+steps), list versions and arms, read, restore online rows, prune old versions.
 
 Readers only ever go through a complete version: an arm's service moves to a version after that
 version's service (its completion mark) exists. A publish killed midway leaves its view half
@@ -274,6 +274,13 @@ def arm_version(store: OpenedStore, arm: str) -> str | None:
     return None if service is None else service.tags["version"]
 
 
+def arm_model(store: OpenedStore, arm: str) -> str | None:
+    """The CTR/CVR model that goes with the version `arm` reads (trained on it); None where none was
+    named (a ranker must not score an arm's features with a model trained on another version)."""
+    service = _service(store.feast, definitions.arm_service_name(arm))
+    return None if service is None else service.tags.get("model") or None
+
+
 def _arm_state(feast, arm: str) -> tuple[list[str], list[dict]]:
     """The versions `arm` can roll back through (the last is read now) and its change log."""
     service = _service(feast, definitions.arm_service_name(arm))
@@ -282,53 +289,84 @@ def _arm_state(feast, arm: str) -> tuple[list[str], list[dict]]:
     return json.loads(service.tags.get("stack", "[]")), json.loads(service.tags.get("log", "[]"))
 
 
+def _arm_models(feast, arm: str, depth: int) -> list[str]:
+    """The model of each version in the arm's stack ("" where none was named, or before models were kept)."""
+    service = _service(feast, definitions.arm_service_name(arm))
+    models = [] if service is None else json.loads(service.tags.get("models", "[]"))
+    return [""] * (depth - len(models)) + models[-depth:] if depth else []
+
+
 def _actor() -> str:
     """Who changes an arm: TRACKREC_ACTOR if set, else user@host (in a pipeline pod the host is the
     pod's name, which names the run's workflow)."""
     return os.environ.get("TRACKREC_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def _point(feast, arm: str, version: str, stack: list[str], log: list[dict], action: str) -> dict:
+def _point(feast, arm: str, version: str, stack: list[str], log: list[dict], action: str, models: list[str]) -> dict:
     view = _require_complete(feast, version)
     data_version = _version_service(feast, version).tags.get("data_version", "unknown")
-    entry = {"version": version, "action": action, "at": _now(), "by": _actor(), "data_version": data_version}
-    feast.apply([definitions.arm_service(arm, view, stack, [*log, entry])])
-    return {"arm": arm, "version": version, "previous": stack[-2] if len(stack) > 1 else None, "changed": True}
+    entry = {"version": version, "model": models[-1], "action": action, "at": _now(), "by": _actor()}
+    entry["data_version"] = data_version
+    feast.apply([definitions.arm_service(arm, view, stack, [*log, entry], models)])
+    previous = stack[-2] if len(stack) > 1 else None
+    return {"arm": arm, "version": version, "model": models[-1] or None, "previous": previous, "changed": True}
 
 
-def assign(store: OpenedStore, arm: str, version: str) -> dict:
-    """Point `arm` at a complete `version`; the versions it read before stay for rollback. Assigning
-    the version it reads changes nothing."""
-    return _assign(store.feast, arm, version)
+def _unfrozen(feast, arm: str, force: bool) -> None:
+    """Refuse to move an arm a running experiment holds (its treatment is frozen), unless forced."""
+    held = definitions.experiment_holding(feast, arm)
+    if held and not force:
+        raise StoreError(
+            f"arm {arm!r} is frozen by running experiment {held!r}: stop it first (`trackrec experiment stop`) "
+            "or pass force"
+        )
 
 
-def _assign(feast, arm: str, version: str, action: str = "assign") -> dict:
+def assign(store: OpenedStore, arm: str, version: str, model: str | None = None, force: bool = False) -> dict:
+    """Point `arm` at a complete `version` and the CTR/CVR `model` trained on it (none: the arm names
+    no model, or keeps its own if the version is unchanged); the pairs it read before stay for
+    rollback. Assigning what it reads changes nothing. Refused on an arm a running experiment holds."""
+    return _assign(store.feast, arm, version, model=model, force=force)
+
+
+def _assign(feast, arm: str, version: str, action: str = "assign", model: str | None = None, force: bool = False):
     stack, log = _arm_state(feast, arm)
-    if stack and stack[-1] == version:
+    models = _arm_models(feast, arm, len(stack))
+    if stack and stack[-1] == version and model in (None, models[-1]):
         _require_complete(feast, version)
-        return {"arm": arm, "version": version, "previous": stack[-2] if len(stack) > 1 else None, "changed": False}
-    return _point(feast, arm, version, [*stack, version], log, action)
+        previous = stack[-2] if len(stack) > 1 else None
+        return {"arm": arm, "version": version, "model": models[-1] or None, "previous": previous, "changed": False}
+    _unfrozen(feast, arm, force)
+    kept = models[-1] if stack and stack[-1] == version and model is None else ""
+    return _point(feast, arm, version, [*stack, version], log, action, [*models, model or kept])
 
 
-def promote(store: OpenedStore, source_arm: str = "candidate", target_arm: str = "control") -> dict:
+def promote(
+    store: OpenedStore, source_arm: str = "candidate", target_arm: str = "control", force: bool = False
+) -> dict:
+    """The target arm reads what the source arm reads: its version and its model, together."""
     version = arm_version(store, source_arm)
     if version is None:
         raise StoreError(f"arm {source_arm!r} reads no version; assign one first")
-    return _assign(store.feast, target_arm, version, action=f"promote from {source_arm}")
+    model = arm_model(store, source_arm) or ""
+    return _assign(store.feast, target_arm, version, f"promote from {source_arm}", model=model, force=force)
 
 
-def rollback(store: OpenedStore, arm: str = "control", to: str | None = None) -> dict:
-    """Point `arm` back at the version it read before (or at `to`, one it read earlier)."""
+def rollback(store: OpenedStore, arm: str = "control", to: str | None = None, force: bool = False) -> dict:
+    """Point `arm` back at the version it read before, with that version's model (or at `to`, one
+    it read earlier)."""
     stack, log = _arm_state(store.feast, arm)
+    models = _arm_models(store.feast, arm, len(stack))
     if to is None:
         if len(stack) < 2:
             raise StoreError(f"arm {arm!r} has no earlier version to roll back to")
-        kept = stack[:-1]
+        depth = len(stack) - 1
     elif to in stack[:-1]:
-        kept = stack[: len(stack) - 1 - stack[::-1].index(to, 1) + 1]
+        depth = len(stack) - 1 - stack[::-1].index(to, 1) + 1
     else:
         raise StoreError(f"arm {arm!r} never read version {to!r} before: see `trackrec features history`")
-    return _point(store.feast, arm, kept[-1], kept, log, "rollback")
+    _unfrozen(store.feast, arm, force)
+    return _point(store.feast, arm, stack[depth - 1], stack[:depth], log, "rollback", models[:depth])
 
 
 def history(store: OpenedStore, arm: str) -> list[dict]:
@@ -338,13 +376,45 @@ def history(store: OpenedStore, arm: str) -> list[dict]:
     return _arm_state(store.feast, arm)[1]
 
 
+def listing(store: OpenedStore) -> dict[str, list[dict]]:
+    """From the registry alone: every version, newest first (complete, or a killed attempt: its view
+    without its completion mark; its tags; which arms read it), and every arm (the version it reads,
+    the ones it can roll back to, newest first, and its last change)."""
+    feast = store.feast
+    services = {service.name: service for service in feast.list_feature_services()}
+    arms = []
+    for arm in sorted(name.removeprefix("ctr_") for name in services if name.startswith("ctr_")):
+        stack, log = _arm_state(feast, arm)
+        last = log[-1] if log else {}
+        change = f"{last['action']} at {last['at']} by {last['by']}" if last else ""
+        model = services[f"ctr_{arm}"].tags.get("model", "")
+        arms.append(
+            {"arm": arm, "version": stack[-1], "model": model, "rollback": stack[-2::-1], "last_change": change}
+        )
+    versions = []
+    for view in feast.list_feature_views():
+        if not view.name.startswith("reccot_") or "version" not in view.tags:
+            continue
+        version, service = view.tags["version"], services.get(view.name)
+        tags = {} if service is None else service.tags
+        entry = {"version": version, "complete": service is not None}
+        entry |= {key: tags.get(key, "") for key in ("rows", "published_at", "data_version", GENERATOR_TAG, "base")}
+        entry["read_by"] = [arm["arm"] for arm in arms if arm["version"] == version]
+        versions.append(entry | {"offline": view.batch_source.path})
+    return {"versions": sorted(versions, key=lambda v: v["published_at"], reverse=True), "arms": arms}
+
+
 def prune(store: OpenedStore, keep: int) -> list[str]:
     """Delete all but the `keep` newest complete versions (view, service, online rows), never one an
     arm reads or can roll back to; returns the deleted versions."""
     if keep < 1:
         raise StoreError(f"keep: must be >= 1, got {keep}")
     feast = store.feast
-    services = [s for s in feast.list_feature_services() if s.name == definitions.view_name(s.tags.get("version", "-"))]
+    services = [  # versions' completion marks (an experiment's service has no version tag)
+        s
+        for s in feast.list_feature_services()
+        if "version" in s.tags and s.name == definitions.view_name(s.tags["version"])
+    ]
     protected = {
         v for s in feast.list_feature_services() if s.name.startswith("ctr_") for v in _arm_state(feast, s.name[4:])[0]
     }

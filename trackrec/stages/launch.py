@@ -3,21 +3,27 @@
 the task creates and waits for.
 
 TrainJob path: the task copies its inputs into the run's shared workspace (a ReadWriteMany PVC that
-KFP mounts in the task and, through the task-config passthrough, in every trainer pod), writes the
-stage's arguments there, and creates a TrainJob on the cluster's torch runtime. KFP forwards the
-task's GPU pool (resources, tolerations, node selector) to the TrainJob instead of the task's own
-pod, so the task itself waits on a CPU node. Each trainer node runs `torchrun` (the runtime sets
-its rank and peers); DeepSpeed ZeRO-3 (`*_train.deepspeed`) shards across all of them and global
-rank 0 writes the adapter into the workspace, which the task copies into its output artifact.
+KFP mounts in the task and, through the task-config passthrough, in every trainer pod), fetches the
+base model there once per run (the first training task does; the trainer pods, which reach no S3,
+and later tasks find it), writes the stage's arguments there, and creates a TrainJob on the
+cluster's torch runtime. KFP forwards the task's GPU pool (resources, tolerations, node selector) to
+the TrainJob instead of the task's own pod, so the task itself waits on a CPU node. Each trainer
+node runs `torchrun` (the runtime sets its rank and peers); DeepSpeed ZeRO-3 (`*_train.deepspeed`)
+shards across all of them and global rank 0 writes the adapter into the workspace, which the task
+copies into its output artifact.
+While it waits, the task streams node 0's log into its own (KFP's task log); a failure names the
+TrainJob's pods and how each ended.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,14 @@ GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 MANAGER = "trackrec.io/launcher"  # owner of the TrainJob's runtime patch
 NODE_CONTAINER = "node"  # the torch runtime's trainer job and container
 TRAINER_LABEL = "trackrec.io/trainjob"  # on every trainer pod: they reach each other and DNS, nothing else
+# no Istio sidecar in a profile namespace: it would hold the pods' rendezvous and NCCL ports and keep
+# a finished node's pod running
+NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+# JobSet labels every pod with its JobSet's name, the TrainJob's (kubeflow/trainer v2.3.0
+# pkg/runtime/framework/plugins/jobset/jobset.go:413, examples/yaml/01-multi-node.yaml:27); node 0 is
+# completion index 0 of the replicated job "node" (manifests/base/runtimes/torch_distributed.yaml:28)
+JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
+NODE_0 = f"jobset.sigs.k8s.io/replicatedjob-name={NODE_CONTAINER},batch.kubernetes.io/job-completion-index=0"
 PATH_ARGUMENTS = {
     "distill": ("corpus_dir",),
     "align": ("scored_dir", "generator"),
@@ -49,6 +63,7 @@ class Nodes:
     image: str
     timeout_s: int
     run_as_user: int
+    shm: str = "16Gi"  # each node's memory-backed /dev/shm (NCCL, data loaders): the GPU pool's
 
     @classmethod
     def from_json(cls, text: str) -> Nodes:
@@ -75,6 +90,9 @@ def run_training_stage(
     if gpus <= 1:
         call_stage(stage, arguments)
         return
+    from trackrec.llm.base_model import cache_root
+
+    stage_base(arguments.get("llm", ""), cache_root())  # once, before the ranks (each would fetch it at once)
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", "-m", __name__, stage]
     subprocess.run([*command, json.dumps(arguments)], check=True)
 
@@ -108,6 +126,38 @@ def job_name(stage: str, output: Path) -> str:
     return f"trackrec-{stage}-{hashlib.sha256(str(output).encode()).hexdigest()[:12]}"
 
 
+def run_cache(workspace: str | Path) -> Path:
+    """The run's model cache on its workspace: the base is fetched there once, and every trainer pod
+    (TRACKREC_CACHE) reads it."""
+    return Path(workspace) / "trainjobs" / "cache"
+
+
+def use_run_cache(nodes: str, workspace: str) -> None:
+    """For a task that will launch a TrainJob (`nodes` set): this pod's own reads of the base (distill's
+    tokenizer, for the teacher's prompts) go to the run's cache too, so the base is fetched once."""
+    if nodes:
+        os.environ["TRACKREC_CACHE"] = str(run_cache(workspace))
+
+
+def stage_base(llm: str, cache: Path) -> Path | None:
+    """Fetch (or convert) the base named in the llm section (JSON) into `cache`, once per run, from this
+    waiting pod; the trainer pods find it there. A local folder is read where it is: None."""
+    from trackrec.llm.base_model import SMOLLM2, resolve_model
+
+    reference = json.loads(llm or "{}").get("base", SMOLLM2)
+    if reference != SMOLLM2 and not reference.startswith("s3://"):
+        return None
+    before = os.environ.get("TRACKREC_CACHE")
+    os.environ["TRACKREC_CACHE"] = str(cache)
+    try:
+        return resolve_model(reference)
+    finally:
+        if before is None:
+            os.environ.pop("TRACKREC_CACHE")
+        else:
+            os.environ["TRACKREC_CACHE"] = before
+
+
 def stage_job(stage: str, arguments: dict, folder: Path) -> Path:
     """Copy the stage's input files and folders into `folder` (in the workspace), point the arguments
     at the copies and at `folder/output`; returns the job file the nodes read."""
@@ -129,15 +179,19 @@ def trainjob_manifest(
     name: str, namespace: str, stage: str, job: Path, nodes: Nodes, task_config, withheld: tuple[str, ...] = ()
 ) -> dict:
     """The TrainJob: `nodes.nodes` nodes of the task's GPU pool (KFP's passthrough), the train image,
-    the workspace mounted, the task's environment but `withheld`, non-root, each node running this
-    module under torchrun."""
+    the workspace mounted, a memory-backed /dev/shm (KFP's passthrough carries no emptyDir), the
+    task's environment but `withheld`, non-root, no Istio sidecar, each node running this module
+    under torchrun."""
     env = [variable for variable in task_config.env or [] if variable.get("name") not in withheld]
-    container = {"name": NODE_CONTAINER, "volumeMounts": task_config.volume_mounts or []}
+    mounts = [m for m in task_config.volume_mounts or [] if m.get("name") != "dshm"]
+    container = {"name": NODE_CONTAINER, "volumeMounts": [*mounts, {"name": "dshm", "mountPath": "/dev/shm"}]}
     container["securityContext"] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    volumes = [v for v in task_config.volumes or [] if v.get("name") != "dshm"]
+    shm = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": nodes.shm}}
     pod = {
         "nodeSelector": task_config.node_selector or {},
         "tolerations": task_config.tolerations or [],
-        "volumes": task_config.volumes or [],
+        "volumes": [*volumes, shm],
         "containers": [container],
         "securityContext": {
             "runAsNonRoot": True,
@@ -146,8 +200,8 @@ def trainjob_manifest(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
-    cache = {"name": "TRACKREC_CACHE", "value": str(job.parent.parent / "cache")}  # the base model, once per run
-    template = {"metadata": {"labels": {TRAINER_LABEL: "true"}}, "spec": pod}  # the chart's egress policy
+    cache = {"name": "TRACKREC_CACHE", "value": str(job.parent.parent / "cache")}  # run_cache: the staged base
+    template = {"metadata": {"labels": {TRAINER_LABEL: "true"} | NO_SIDECAR}, "spec": pod}  # the egress policy's
     patch = {"spec": {"replicatedJobs": [{"name": NODE_CONTAINER, "template": {"spec": {"template": template}}}]}}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -188,13 +242,16 @@ def run_on_trainjob(
     poll_s: float = 10.0,
     withheld: tuple[str, ...] = (),
 ) -> None:
-    """Create (or find, on a retry) the TrainJob, wait for it, copy the adapter into `output`.
-    api, namespace: the cluster's (default: this pod's ServiceAccount and namespace)."""
+    """Create (or find, on a retry) the TrainJob, wait for it while streaming node 0's log, copy the
+    adapter into `output`. api, namespace: the cluster's (default: this pod's ServiceAccount and namespace)."""
+    from kubernetes import client
+
     if api is None:
-        from kubernetes import client, config
+        from kubernetes import config
 
         config.load_incluster_config()
         api = client.CustomObjectsApi()
+    core = client.CoreV1Api(api.api_client)
     namespace = namespace or _namespace()
     name = job_name(stage, output)
     folder = workspace / "trainjobs" / name
@@ -206,13 +263,75 @@ def run_on_trainjob(
     if existing is None:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
+        stage_base(arguments.get("llm", ""), run_cache(workspace))  # before any node starts
         job = stage_job(stage, arguments, folder)
         body = trainjob_manifest(name, namespace, stage, job, nodes, task_config, withheld)
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-    state = wait_for(lambda: _get(api, namespace, name), nodes.timeout_s, f"TrainJob {namespace}/{name}", poll_s)
+    stop = threading.Event()
+    follower = threading.Thread(target=follow_node_0, args=(core, namespace, name, stop, poll_s), daemon=True)
+    follower.start()
+    try:
+        state = wait_for(lambda: _get(api, namespace, name), nodes.timeout_s, f"TrainJob {namespace}/{name}", poll_s)
+    finally:
+        stop.set()
+        follower.join(timeout=60)  # node 0's last lines, before the task's own
     if state != "Complete":
-        raise TrainJobError(f"TrainJob {namespace}/{name} ({stage}) ended {state}: see its pods' logs")
+        raise TrainJobError(f"TrainJob {namespace}/{name} ({stage}) ended {state}; {pod_states(core, namespace, name)}")
     shutil.copytree(folder / "output", output, dirs_exist_ok=True)
+
+
+def follow_node_0(core, namespace: str, name: str, stop: threading.Event, every_s: float) -> None:
+    """Print node 0's log (each line prefixed with its pod's name) into this task's log until `stop`,
+    then one last pass; a pod JobSet recreated (a restart) is followed too. Never raises: a log it
+    cannot read is one line, and the wait goes on."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    followed: set[str] = set()
+    try:
+        while True:
+            last = stop.is_set()
+            pods = core.list_namespaced_pod(namespace, label_selector=f"{JOBSET_LABEL}={name},{NODE_0}").items
+            for pod in sorted(pods, key=lambda p: (str(p.metadata.creation_timestamp), p.metadata.name)):
+                if pod.metadata.name in followed or pod.status.phase not in ("Running", "Succeeded", "Failed"):
+                    continue
+                followed.add(pod.metadata.name)
+                log = core.read_namespaced_pod_log(
+                    pod.metadata.name, namespace, container=NODE_CONTAINER, follow=True, _preload_content=False
+                )
+                try:
+                    for line in log:
+                        print(f"[{pod.metadata.name}] {line.decode(errors='replace').rstrip()}", flush=True)
+                finally:
+                    log.release_conn()
+            if last:
+                return
+            stop.wait(every_s)
+    except (ApiException, HTTPError, OSError) as error:
+        reason = f"HTTP {error.status} {error.reason}" if isinstance(error, ApiException) else str(error)
+        print(f"cannot stream node 0's log of TrainJob {namespace}/{name}: {reason}", flush=True)
+
+
+def pod_states(core, namespace: str, name: str) -> str:
+    """The TrainJob's pods and how each ended, for its error: 'pods: <name> Failed (node: Error, exit 1), ...'."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        pods = core.list_namespaced_pod(namespace, label_selector=f"{JOBSET_LABEL}={name}").items
+    except ApiException as error:
+        where = f"kubectl -n {namespace} get pods -l {JOBSET_LABEL}={name}"
+        return f"its pods could not be listed (HTTP {error.status}): {where}"
+    if not pods:
+        return "it left no pods"
+    states = []
+    for pod in sorted(pods, key=lambda p: p.metadata.name):
+        ended = [
+            f"{c.name}: {c.state.terminated.reason}, exit {c.state.terminated.exit_code}"
+            for c in pod.status.container_statuses or []
+            if c.state and c.state.terminated and c.state.terminated.exit_code
+        ]
+        states.append(f"{pod.metadata.name} {pod.status.phase}" + (f" ({'; '.join(ended)})" if ended else ""))
+    return f"pods: {', '.join(states)} (node 0's log is above; kubectl -n {namespace} logs <pod> -c {NODE_CONTAINER})"
 
 
 def _get(api, namespace: str, name: str) -> dict | None:

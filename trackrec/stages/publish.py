@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from trackrec.atomic import atomic_dir
+from trackrec.experiments.registry import frozen_by
 from trackrec.features.config import FeaturesConfig
 from trackrec.features.generators import fetch_generator, keep_generator
 from trackrec.features.store import OpenedStore, StoreError, open_store
@@ -73,7 +74,9 @@ def publish(
     refreshed_from: str | Path | None = None,
 ) -> dict:
     """Publish embeddings.parquet as a new version (unless that version is complete and its online
-    rows are there: a re-run that only changed the arm), point `config.arm` at it; writes summary.json.
+    rows are there: a re-run that only changed the arm), point `config.arm` at it unless a running
+    experiment holds that arm (its treatment stays frozen; the version waits for the next
+    experiment); writes summary.json.
 
     partial: the table holds only some users' new snapshots (the active ones, as of now); every
     older snapshot is carried over from the version the arm reads now, which must exist, and so is
@@ -98,7 +101,11 @@ def publish(
             parquet_chunks(source), version, store, base, str(source), data_version=data_version, guard=guard,
             content=content, generator=kept,
         )  # fmt: skip
-    if config.arm is not None:
+    held = None if config.arm is None else frozen_by(store.feast, config.arm)
+    if held is not None:  # a running experiment's treatment stays what it started with
+        summary["arm"] = {"arm": config.arm, "version": arm_version(store, config.arm), "changed": False}
+        summary["arm"]["frozen_by"] = held
+    elif config.arm is not None:
         summary["arm"] = assign(store, config.arm, version)
     if config.keep_versions is not None:
         summary["pruned"] = prune(store, config.keep_versions)

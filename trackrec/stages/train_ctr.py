@@ -9,9 +9,9 @@ import torch
 from trackrec.atomic import atomic_dir
 from trackrec.config import config_to_dict
 from trackrec.ctr.config import CTRConfig
+from trackrec.ctr.esmm import build_task_model, has_conversions, predict_tasks, task_metrics
 from trackrec.ctr.features import FeatureSpec, item_side_tables
 from trackrec.ctr.metrics import ctr_metrics
-from trackrec.ctr.registry import build_model
 from trackrec.ctr.saved import save_trained
 from trackrec.ctr.stream import SplitStream
 from trackrec.ctr.train import fit, predict
@@ -54,18 +54,18 @@ def check_both_classes(dataset: Dataset, source: str) -> None:
 
 
 def _fit(dataset: Dataset, config: CTRConfig, vectors: SnapshotVectors | None, progress: bool):
-    """(the model, its training log, its test predictions and labels)."""
+    """(the model, its training log, its test predictions and labels; a joint model's test
+    predictions per task in `log["tasks"]`)."""
     genres, years = item_side_tables(dataset.items, dataset.n_items)
     spec = FeatureSpec(dataset.n_users, dataset.n_items, config.history_len, genres, years, config.dense_dim)
-    data = {
-        split: SplitStream(
-            dataset, split, config.history_len, EVAL_BATCH if split != "train" else config.train.batch_size, vectors
-        )
-        for split in SPLITS
-    }
+    joint = config.task == "esmm"
+    sizes = {split: EVAL_BATCH if split != "train" else config.train.batch_size for split in SPLITS}
+    data = {s: SplitStream(dataset, s, config.history_len, sizes[s], vectors, conversions=joint) for s in SPLITS}
     torch.manual_seed(config.train.seed)
-    model = build_model(config.backbone, spec, config.model)
+    model = build_task_model(config.task, config.backbone, spec, config.model)
     log = fit(model, data["train"], data["valid"], config.train, progress=progress)
+    if joint:
+        log["tasks"] = task_metrics(predict_tasks(model, data["test"]))
     return model, log, *predict(model, data["test"])
 
 
@@ -75,10 +75,13 @@ def train_ctr(
     """Train on train, stop early on valid, evaluate on test; write the model and its metrics to
     `output` (trackrec/ctr/saved.py). control (with vectors): also train the same model on the same
     vectors dealt to other snapshots at random, and report `lift`: the test AUC with the RecCoT
-    vectors against that control, with a paired 95% bootstrap interval over test users."""
+    vectors against that control, with a paired 95% bootstrap interval over test users. With
+    `config.task` esmm, `tasks` holds the test metrics of CVR (on clicks) and CTCVR (every impression)."""
     work_begins()
     dataset = Dataset.open(dataset_dir)
     check_both_classes(dataset, str(dataset_dir))
+    if config.task == "esmm" and not has_conversions(dataset):
+        raise DataError(str(dataset_dir), "no conversion column: a joint CTR x CVR model needs one", field="conversion")
     vectors = load_user_vectors(config, dataset.n_users)
     model, log, probs, labels = _fit(dataset, config, vectors, progress)
     result = {"backbone": config.backbone, "test": ctr_metrics(labels, probs), **log}

@@ -29,6 +29,19 @@ capabilities:
 {{- end -}}
 {{- end -}}
 
+{{/* The feature store every writer opens (trackrec.features.store.StoreConfig, YAML): the publish stage
+through the overrides and the features Job; pipeline.config's features.store wins where it sets a key. */}}
+{{- define "trackrec.featureStore" -}}
+{{- $store := dict
+      "online" "redis"
+      "redis" (include "trackrec.redisConnection" .)
+      "offline" (printf "s3://%s/features" .Values.s3.bucket)
+      "registry" (printf "s3://%s/features/registry.db" .Values.s3.bucket)
+      "s3_endpoint" (.Values.s3.endpoint | default nil) -}}
+{{- $configured := dig "features" "store" (dict) .Values.pipeline.config -}}
+{{- mergeOverwrite $store (deepCopy $configured) | toYaml -}}
+{{- end -}}
+
 {{- define "trackrec.s3Env" -}}
 {{- if not .Values.s3.workloadIdentity.enabled }}
 - name: AWS_ACCESS_KEY_ID
@@ -48,6 +61,13 @@ capabilities:
 KFP's own namespace (where it runs every workflow). */}}
 {{- define "trackrec.runNamespace" -}}
 {{ .Values.kfp.namespace | default .Values.kfp.apiNamespace }}
+{{- end -}}
+
+{{/* Where the register Job runs: in multi-user Kubeflow the profile namespace, which kubeflow/manifests'
+NetworkPolicy ml-pipeline admits (namespaces labelled app.kubernetes.io/part-of=kubeflow-profile); else
+the release's. */}}
+{{- define "trackrec.registerNamespace" -}}
+{{ .Values.kfp.namespace | default .Release.Namespace }}
 {{- end -}}
 
 {{/* host:port of the online store, without options: what a run may reach. */}}
