@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from quality.alignment import generator_zero, judge_alignment, latest_rows, validator_alignment
+from quality.alignment import generator_zero, judge_alignment, latest_rows, samples_with, validator_alignment
 from quality.report import draw, print_results, write_results
 from quality.validator import Validators, arm_texts, validator_experiments
 from quality.work import PROFILES, Profile, Work
@@ -135,7 +135,7 @@ def main() -> None:
     def second_validator() -> Path:  # V' on other users: trained only when alignment runs
         taken = train_users | set(rows.user_id)
         other = latest_rows(data, "train", taken, len(train_users), profile.train_per_user, seed=4)
-        folder = work.step("samples-other-users", lambda o: samples_with_train(samples, o, other))
+        folder = work.step("samples-other-users", lambda o: samples_with(samples, o, train=other))
         validators.texts["teacher_long_other"] = work.texts(
             "texts-teacher_long-other", {"train": other}, lambda s, f: teacher_reccots(llm, builder, f, samples)
         )
@@ -159,12 +159,6 @@ def main() -> None:
     write_results(out, results)
     draw(results, out)
     print_results(results, out)
-
-
-def samples_with_train(samples: Path, folder: Path, train) -> None:
-    from quality.alignment import samples_with
-
-    samples_with(samples, folder, train=train)
 
 
 def settings(name: str, profile: Profile, llm: LLMConfig, frames: dict, machine_name: str) -> dict:
