@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import shutil
@@ -15,6 +16,18 @@ from moto.server import ThreadedMotoServer
 from tests.synthetic import collm_rows, write_collm
 from trackrec.data.config import DataConfig
 from trackrec.stages.prepare_data import prepare_data
+
+PRINT = builtins.print
+
+
+@pytest.fixture(autouse=True)
+def real_print():
+    """kfp.local indents its tasks' output by swapping builtins.print, and two of its runs in
+    overlapping threads restore each other's swap: the indenting print then outlives them and every
+    later test's output is indented. Each test starts and ends with the real one."""
+    builtins.print = PRINT
+    yield
+    builtins.print = PRINT
 
 
 @pytest.fixture
