@@ -32,8 +32,8 @@ from trackrec.llm.adapters import load_tokenizer
 from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import PreferenceMode, reward
 from trackrec.stages.align import align
-from trackrec.stages.ctr_judge import judge_auc, judge_rewards, train_judge
-from trackrec.stages.distill import distill, teach
+from trackrec.stages.ctr_judge import judge_auc, judge_rewards, train_judge, user_reccots
+from trackrec.stages.distill import CORPUS, distill, teach
 from trackrec.stages.greedy import greedy as greedy_stage
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import adapter_in, open_engine, prompt_builder, read_samples, validator_probs
@@ -73,7 +73,7 @@ def generator_zero(work: Work, llm: LLMConfig, samples: Path, profile: Profile) 
     g0_dir = work.step("g0", lambda out: distill(corpus, llm, out))
     losses = [entry["loss"] for entry in json.loads((g0_dir / "log.json").read_text()) if "loss" in entry]
     tokenizer = load_tokenizer(llm.base)
-    teacher_texts = pd.read_parquet(corpus / "corpus.parquet").reccot
+    teacher_texts = pd.read_parquet(corpus / CORPUS).reccot
     lengths = np.array([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in teacher_texts])
     return adapter_in(g0_dir), {
         "steps": len(losses),
@@ -248,15 +248,7 @@ def judge_alignment(work, config, llm, data, samples, rows, g0, profile, exclude
             f"samples-judge{seed}", lambda out, r=users_rows: samples_with(samples, out, train=r, eval=r.iloc[:0])
         )
         texts = work.step(f"greedy-judge{seed}", lambda out, s=judge_samples: greedy_stage(s, g0, llm, out))
-        table = pd.DataFrame(
-            {
-                "user_id": users_rows.user_id.to_numpy(np.int64),
-                "as_of": users_rows.timestamp.to_numpy(np.int64),
-                "reccot": read_reccots(texts, "train", users_rows),
-                "iteration": 0,
-            }
-        )  # samples at one second (MovieLens rates in bursts) are one snapshot: the latest text
-        table = table.drop_duplicates(["user_id", "as_of"], keep="last").sort_values(["user_id", "as_of"])
+        table = user_reccots(judge_samples, texts, 0)  # one snapshot per sample, as the loop's judge
         judges[seed] = work.step(f"judge{seed}", lambda out, t=table: train_judge(data, t, config.judge, out))
     first, second = (Reward(f"judge{s}", llm, judge=judges[s], data=data) for s in (0, 1))
     alignment = Alignment(work, llm, samples, rows, profile.rounds)
