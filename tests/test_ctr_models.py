@@ -1,11 +1,12 @@
 """Every backbone: shapes, the dense connector, gradients, and that it can learn a planted signal."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from trackrec.ctr.config import BACKBONES, ModelConfig, TrainConfig
-from trackrec.ctr.features import FeatureSpec
+from trackrec.ctr.features import FeatureSpec, rows_to_batch
 from trackrec.ctr.registry import build_model
 from trackrec.ctr.train import TensorBatches, evaluate, fit
 
@@ -125,3 +126,21 @@ def test_sparse_id_tables_learn_the_planted_interaction_and_touch_only_the_batch
     step(batch, model(batch)["logit"].sum())
     grad = model.embed.user.weight.grad
     assert grad.is_sparse and set(grad.coalesce().indices()[0].tolist()) == set(batch["user"].tolist())
+
+
+def test_a_batch_from_a_reversed_frame_is_the_reversed_batch():
+    """Serving requests arrive in any order; a view with negative strides must batch like a copy."""
+    rows = pd.DataFrame(
+        {
+            "user_id": [1, 2, 3],
+            "target_item_id": [4, 5, 6],
+            "label": [1, 0, 1],
+            "history_item_ids": [[1, 2], [3], [4, 5, 6]],
+            "history_labels": [[1, 0], [1], [0, 1, 1]],
+        }
+    )
+    dense = np.arange(6, dtype=np.float32).reshape(3, 2)
+    reversed_batch = rows_to_batch(rows.iloc[::-1], 4, dense[::-1])
+    forward = rows_to_batch(rows, 4, dense)
+    for key, values in forward.items():
+        assert torch.equal(reversed_batch[key], values.flip(0)), key

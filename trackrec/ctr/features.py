@@ -75,19 +75,24 @@ def batch_of(
     conversion: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
     """A batch from arrays (hist_labels: 1 liked, 0 disliked, -1 padding; dense: each sample's RecCoT
-    vector, the snapshot it may read)."""
+    vector, the snapshot it may read). Arrays may be views in any order; each is copied contiguous,
+    since torch refuses negative strides (a reversed frame's columns)."""
     batch = {
-        "user": torch.from_numpy(np.asarray(users, np.int64)),
-        "item": torch.from_numpy(np.asarray(items, np.int64)),
-        "hist_items": torch.from_numpy(np.asarray(hist_items, np.int64)),
-        "hist_labels": torch.from_numpy(np.asarray(hist_labels, np.int64) + 1),
-        "label": torch.from_numpy(np.asarray(labels, np.float32)),
+        "user": _tensor(users, np.int64),
+        "item": _tensor(items, np.int64),
+        "hist_items": _tensor(hist_items, np.int64),
+        "hist_labels": _tensor(np.asarray(hist_labels, np.int64) + 1, np.int64),
+        "label": _tensor(labels, np.float32),
     }
     if dense is not None:
-        batch["dense"] = torch.from_numpy(np.ascontiguousarray(dense, np.float32))
+        batch["dense"] = _tensor(dense, np.float32)
     if conversion is not None:
-        batch["conversion"] = torch.from_numpy(np.asarray(conversion, np.float32))
+        batch["conversion"] = _tensor(conversion, np.float32)
     return batch
+
+
+def _tensor(values, dtype) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(values, dtype))
 
 
 def rows_to_batch(rows: pd.DataFrame, history_len: int, dense: np.ndarray | None = None) -> dict:
