@@ -11,7 +11,7 @@ VLLM_PINS := -e 's/^transformers==.*/transformers==5.19.0/' -e 's/^fastapi==.*/f
 	-e 's/^numpy==.*/numpy==2.3.5/'
 export TRACKREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup debian demo test bench lock clean
+.PHONY: setup debian demo test test-fast bench lock clean
 
 setup: $(VENV)/.installed debian
 
@@ -49,6 +49,10 @@ $(VLLM_VENV)/.installed: pyproject.toml $(CONSTRAINTS) Makefile
 
 demo: setup
 	$(BIN)/trackrec run --config configs/local.yaml
+
+# The developer's tier: everything but the tests marked slow in tests/conftest.py.
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
 
 test: setup $(VLLM_VENV)/.installed
 	$(BIN)/ruff check trackrec components pipelines tests bench k8s

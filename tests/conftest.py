@@ -150,3 +150,30 @@ def tasks_executed(run_dir: Path, before: set[Path]) -> set[str]:
     """The tasks that runs started after `before` executed themselves (a task answered from
     KFP's cache writes no folder)."""
     return {p.parent.name for run in local_runs(run_dir) - before for p in run.rglob("executor_output.json")}
+
+
+# The slow tier (`make test-fast` deselects it): kfp.local pipeline runs, real servers that take
+# seconds to start, model training. One list, so a test's tier is stated in one place.
+SLOW_MODULES = (
+    "tests/llm/test_pipeline_local.py",
+    "tests/llm/test_learning_dynamics.py",
+    "tests/llm/test_deepspeed.py",
+    "tests/llm/test_training.py",
+    "tests/llm/test_sdpo_trainer.py",
+    "tests/test_trainjob.py",
+    "tests/features/test_feast_serve.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    matched = set()
+    for item in items:
+        for module in SLOW_MODULES:
+            if item.nodeid == module or item.nodeid.startswith(module + "::"):
+                item.add_marker(pytest.mark.slow)
+                matched.add(module)
+    # A renamed module would otherwise drop out of the slow tier silently.
+    collected_whole_suite = not config.args or config.args == ["tests"]
+    missing = [m for m in SLOW_MODULES if m not in matched]
+    if missing and collected_whole_suite:
+        raise pytest.UsageError(f"tests/conftest.py SLOW_MODULES: no test collected for {missing}")
