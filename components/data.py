@@ -33,7 +33,7 @@ def plan_prepare(data: str, data_version: str, shards: int, plan: Output[Dataset
     from trackrec.run_config import section
     from trackrec.stages.prepare_data import plan_prepare as run
 
-    return run(section(DataConfig, data, "data"), shards, plan.path)
+    return run(section(DataConfig, data, "data"), shards, plan.path, data_version)
 
 
 def prepare_shard(data: str, plan: Input[Dataset], shard: int, part: Output[Dataset]):

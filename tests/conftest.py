@@ -162,6 +162,7 @@ SLOW_MODULES = (
     "tests/llm/test_sdpo_trainer.py",
     "tests/test_trainjob.py",
     "tests/features/test_feast_serve.py",
+    "tests/features/test_writer_lease.py",
 )
 
 

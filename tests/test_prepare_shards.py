@@ -18,7 +18,7 @@ from trackrec.data.config import DataConfig
 from trackrec.data.dataset import Dataset
 from trackrec.data.log_shards import ShardPlan
 from trackrec.errors import DataError
-from trackrec.stages.prepare_data import join_prepared, plan_prepare, prepare_data, prepare_shard
+from trackrec.stages.prepare_data import data_version, join_prepared, plan_prepare, prepare_data, prepare_shard
 
 START = pd.Timestamp("2025-01-01", tz="UTC")
 
@@ -135,6 +135,44 @@ def test_a_log_that_changed_after_its_plan_is_refused_by_the_shard(tmp_path):
     )
     with pytest.raises(DataError, match="changed after it was planned"):
         for index in (0, 1):
+            prepare_shard(config(path), tmp_path / "plan", index, tmp_path / f"part-{index}")
+
+
+@pytest.mark.parametrize("where", ["file", "s3"])
+def test_a_log_rewritten_between_shards_with_as_many_events_is_refused(tmp_path, where, request):
+    """Every user keeps its events and every shard its count: only the log's identity, recorded in
+    the plan and checked again by each shard after its read, tells the two logs apart."""
+    log = event_log()
+    path, rewrite = tmp_path / "log.parquet", lambda table: table.to_parquet(tmp_path / "log.parquet")
+    if where == "s3":
+        s3 = request.getfixturevalue("s3")
+        s3.create_bucket(Bucket="logs")
+        path = "s3://logs/log.parquet"
+
+        def rewrite(table):
+            table.to_parquet(tmp_path / "local.parquet")
+            s3.upload_file(str(tmp_path / "local.parquet"), "logs", "log.parquet")
+
+    rewrite(log)
+    assert plan_prepare(config(path), 2, tmp_path / "plan") == [0, 1]
+    prepare_shard(config(path), tmp_path / "plan", 0, tmp_path / "part-0")
+    rewrite(log.assign(label=1 - log.label))  # the same users, items and times: every count equal
+    with pytest.raises(DataError, match=r"log\.parquet: the log changed after it was planned \(identity \w+ then"):
+        prepare_shard(config(path), tmp_path / "plan", 1, tmp_path / "part-1")
+    assert not (tmp_path / "part-1").exists()
+
+
+def test_a_log_rewritten_after_the_pipeline_took_its_data_version_is_refused_by_every_shard(tmp_path):
+    """The plan checks the log against the version KFP's cache keys on, not one it takes later: a log
+    rewritten between the two would otherwise be joined and cached under the older version."""
+    path = tmp_path / "log.parquet"
+    log = event_log()
+    log.to_parquet(path)
+    keyed = data_version(config(path))
+    log.assign(label=1 - log.label).to_parquet(path)
+    assert plan_prepare(config(path), 2, tmp_path / "plan", keyed) == [0, 1]
+    for index in (0, 1):
+        with pytest.raises(DataError, match=f"the log changed after it was planned \\(identity {keyed} then"):
             prepare_shard(config(path), tmp_path / "plan", index, tmp_path / f"part-{index}")
 
 

@@ -99,7 +99,7 @@ def test_timestamps_in_another_unit_are_refused_when_written_and_when_opened(pre
     dataset = Dataset.open(prepared)
     samples = dataset.samples()
     history = dataset.history_rows(0, dataset.meta["tables"]["history"]["rows"])
-    with pytest.raises(DataError, match="samples, row 0, field 'timestamp': must be Unix seconds between 1970"):
+    with pytest.raises(DataError, match="samples, row 0, field 'timestamp': must be whole Unix seconds between 1970"):
         Dataset.built(samples.assign(timestamp=samples.timestamp * 10**9), history, dataset.items, {}, 50, "x")
     meta = json.loads((prepared / "meta.json").read_text())
     (prepared / "meta.json").write_text(json.dumps(meta | {"latest_timestamp": meta["latest_timestamp"] * 10**9}))

@@ -40,7 +40,13 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except TrackRecError as e:
-            console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
+            from rich.text import Text
+
+            from trackrec.inert import inert
+
+            # a message may quote a server's words or a title: data, never markup or terminal control
+            shown = Text("error: ", style="bold red") + Text(inert(e, 10_000, keep_newlines=True))
+            console.print(shown, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from e
 
     return wrapper
@@ -329,7 +335,7 @@ def features_encode(
 
 def _opened(store: Path, registry_only: bool = False):
     """The store a store.yaml describes, opened once for the command; registry_only: a command that
-    reads and writes Feast's registry alone, which needs no Redis."""
+    only reads Feast's registry (list, history), which needs no Redis."""
     from trackrec.features.store import StoreConfig, open_store
 
     return open_store(load_config(store, StoreConfig), registry_only)
@@ -358,7 +364,7 @@ def features_assign(store: StorePath, arm: Annotated[str, typer.Option()], versi
     """Point an A/B arm (its feature service ctr_<arm>) at a published version."""
     from trackrec.features.versions import assign
 
-    console.print(assign(_opened(store, registry_only=True), arm, version))
+    console.print(assign(_opened(store), arm, version))  # Redis too: the writer lease
 
 
 @features_app.command("promote")
@@ -367,7 +373,7 @@ def features_promote(store: StorePath, source: str = "candidate", target: str = 
     """The target arm (control) reads what the source arm (candidate) reads."""
     from trackrec.features.versions import promote
 
-    console.print(promote(_opened(store, registry_only=True), source, target))
+    console.print(promote(_opened(store), source, target))  # Redis too: the lease, the rows checked
 
 
 @features_app.command("rollback")
@@ -380,7 +386,7 @@ def features_rollback(
     """The arm reads the version it read before its last change (repeat to go further back), or `--to`."""
     from trackrec.features.versions import rollback
 
-    console.print(rollback(_opened(store, registry_only=True), arm, to))
+    console.print(rollback(_opened(store), arm, to))  # Redis too: the lease, the rows checked
 
 
 @features_app.command("history")

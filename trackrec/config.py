@@ -1,7 +1,8 @@
 """Typed configs: dataclasses loaded from YAML, checked field by field, every problem reported at once.
 
-Each config is a dataclass deriving from `Config`; fields carry `metadata={"help": ...}` and
-`problems()` returns cross-field complaints. `load_config(path, cls)` reads YAML, rejects unknown
+Each config is a dataclass deriving from `Config`; fields carry `metadata={"help": ..., "range": ...}`
+(a number outside its field's `Range`, and any NaN or infinite float, is refused on construction)
+and `problems()` returns cross-field complaints. `load_config(path, cls)` reads YAML, rejects unknown
 keys and wrong types, and raises one ConfigError listing everything that is wrong.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 import types
 import typing
@@ -22,11 +24,66 @@ from trackrec.errors import ConfigError
 C = TypeVar("C", bound="Config")
 
 
-def field(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field with trl-style `help` metadata; `factory` builds nested configs."""
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Where a number (or each number of a list) must lie; NaN, the infinities and ints beyond int64
+    lie nowhere."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is outside
+    high_open: bool = False
+
+    def _above(self, value: float) -> bool:
+        return self.low is None or (value > self.low if self.low_open else value >= self.low)
+
+    def _below(self, value: float) -> bool:
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def outside(self, value: float) -> str | None:
+        """What `value` breaks ("must be >= 1"), or None where it lies inside. Written so that NaN
+        fails every comparison, and a huge int is never turned into a float."""
+        low = None if self.low is None else f"{'>' if self.low_open else '>='} {self.low}"
+        high = None if self.high is None else f"{'<' if self.high_open else '<='} {self.high}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return " and ".join(["a finite number", *filter(None, (low, high))])
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:  # numpy, torch and parquet take int64
+            return "a 64-bit integer"
+        if not self._above(value):
+            return low
+        return None if self._below(value) else high
+
+
+PROBABILITY = Range(0, 1)
+SEED = Range(0, 2**32 - 1)  # what numpy's and torch's seeding both take
+
+
+def field(
+    default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING, range: Range | None = None
+) -> Any:
+    """A dataclass field with trl-style `help` metadata; `factory` builds nested configs; `range`: where
+    a number must lie (None: anywhere finite)."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple or a factory for container defaults")
-    return dataclasses.field(default=default, default_factory=factory, metadata={"help": help})
+    return dataclasses.field(default=default, default_factory=factory, metadata={"help": help, "range": range})
+
+
+def _numbers(value: Any) -> list:
+    """The numbers in a field's value: itself, or each item of a list (bools are not numbers)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def number_problems(config: Any) -> list[str]:
+    """One problem for each numeric field of a dataclass outside its field's range, or not finite."""
+    found = []
+    for f in dataclasses.fields(config):
+        bounds = f.metadata.get("range") or Range()
+        for number in _numbers(getattr(config, f.name)):
+            broken = bounds.outside(number)
+            if broken is not None:
+                found.append(f"{f.name}: must be {broken}, got {number}")
+    return found
 
 
 @dataclasses.dataclass
@@ -44,7 +101,8 @@ class Config:
         return [f"{n}: must be > 0, got {getattr(self, n)}" for n in names if getattr(self, n) <= 0]
 
     def __post_init__(self) -> None:
-        problems = self.problems()
+        problems = number_problems(self)
+        problems += [] if problems else self.problems()  # cross-field checks read in-range numbers
         if problems:
             raise ConfigError(type(self).__name__, problems)
 

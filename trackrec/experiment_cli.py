@@ -68,7 +68,7 @@ def start(
         ArmSpec(n, v, models[n], float(shares.get(n, 1 / len(versions)))) for n, v in versions.items()
     )  # fmt: skip
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    experiment = start_experiment(_opened(store, registry_only=True), Experiment(name, salt or name, specs, now), force)
+    experiment = start_experiment(_opened(store), Experiment(name, salt or name, specs, now), force)
     console.print_json(experiment.to_json())
 
 
@@ -149,7 +149,7 @@ def stop(
     from trackrec.experiments.registry import stop as stop_experiment
     from trackrec.features.versions import promote as promote_arm
 
-    opened = _opened(store, registry_only=True)
+    opened = _opened(store)
     experiment = stop_experiment(opened, name)
     console.print({"experiment": name, "status": experiment.status, "stopped_at": experiment.stopped_at})
     if promote is not None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import unicodedata
 
 MAX_SHOWN_CHARS = 2000
+# Unicode categories that act rather than show: controls, format (bidi overrides, zero widths),
+# surrogates, private use, unassigned, line and paragraph separators
+ACTING = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
 def inert(text: object, limit: int = MAX_SHOWN_CHARS, keep_newlines: bool = False) -> str:
@@ -16,7 +19,7 @@ def inert(text: object, limit: int = MAX_SHOWN_CHARS, keep_newlines: bool = Fals
     for c in str(text):
         if c == "\n" and keep_newlines:
             shown.append(c)
-        elif unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+        elif unicodedata.category(c) in ACTING:
             shown.append(f"\\u{ord(c):04x}")
         else:
             shown.append(c)

@@ -40,27 +40,29 @@ def test_list_names_every_version_and_what_each_arm_reads_and_can_roll_back_to(t
     assert arms["control"]["last_change"].startswith("assign at ")
 
 
-def test_the_registry_commands_need_no_redis_and_the_online_ones_still_ask_it(tmp_path):
+def test_the_registry_readers_need_no_redis_and_every_writer_asks_it(tmp_path):
     """An operator's store.yaml names the cluster's Redis, unreachable from where the command runs:
-    list, history, assign, promote and rollback change only Feast's registry and still work."""
+    list and history read only Feast's registry and still work; assign, promote and rollback take
+    the writer lease in Redis, so they are refused with the store named before anything changes."""
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
     published(config, "v1", "v2")
     versions.assign(open_store(config), "control", "v1")
+    versions.assign(open_store(config), "candidate", "v2")
     store = tmp_path / "store.yaml"
     unreachable = {"repo": config.repo, "dim": DIM, "online": "redis", "redis": "127.0.0.1:1"}
     store.write_text(yaml.safe_dump(unreachable))
-    for command in (
-        ("assign", "--arm", "candidate", "--version", "v2"),
-        ("promote",),
-        ("rollback",),
-        ("history", "--arm", "control"),
-    ):
-        result = features(*command, store=store)
-        assert result.exit_code == 0, (command, result.output)
+    result = features("history", "--arm", "control", store=store)
+    assert result.exit_code == 0 and "v1" in result.output, result.output
+    for command in (("assign", "--arm", "candidate", "--version", "v1"), ("promote",), ("rollback",)):
+        refused = features(*command, store=store)
+        assert refused.exit_code == 2 and "redis" in refused.output and "127.0.0.1:1" in refused.output, (
+            command,
+            refused.output,
+        )
     result = features("list", "--json", store=store)
     assert result.exit_code == 0, result.output
     arms = {arm["arm"]: arm["version"] for arm in json.loads(result.output)["arms"]}
-    assert arms == {"candidate": "v2", "control": "v1"}  # promoted to v2, then rolled back
+    assert arms == {"candidate": "v2", "control": "v1"}  # no refused writer changed an arm
     table = features("list", store=store)
     assert table.exit_code == 0 and "killed attempt" not in table.output and "candidate" in table.output
     restore = features("restore", "--version", "v1", store=store)  # writes online rows: Redis first

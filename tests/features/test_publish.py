@@ -12,7 +12,7 @@ import pytest
 
 from trackrec.errors import DataError
 from trackrec.features import offline as offline_files
-from trackrec.features import versions
+from trackrec.features import online_rows, versions
 from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
 
 DIM = 8
@@ -85,7 +85,7 @@ KILLED_PUBLISH = """
 import os, sys
 import pandas as pd
 from feast import FeatureStore
-from trackrec.features import versions
+from trackrec.features import online_rows, versions
 from trackrec.features.store import StoreConfig, open_store
 
 calls = []
@@ -103,7 +103,7 @@ versions.publish(pd.read_parquet(sys.argv[2]), "v2", open_store(config), progres
 
 def test_a_publish_killed_midway_leaves_readers_on_a_complete_version_and_a_rerun_completes(tmp_path):
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
-    users = range(1, versions.CHUNK * 2 + 501)
+    users = range(1, online_rows.CHUNK * 2 + 501)
     versions.publish(embeddings(users, seed=1), "v1", open_store(config), progress=False)
     versions.assign(open_store(config), "control", "v1")
     store = open_repo(config.repo)
@@ -233,8 +233,10 @@ def test_registry_on_s3_is_shared_by_two_repo_folders(tmp_path, s3):
     versions.publish(embeddings(range(1, 6), seed=1), "v1", open_store(publisher), progress=False)
     versions.assign(open_store(publisher), "control", "v1")
     reader = StoreConfig(repo=str(tmp_path / "pod-b"), dim=DIM, **shared)
-    assert versions.is_published(open_store(reader), "v1")
-    assert versions.promote(open_store(reader), source_arm="control", target_arm="candidate")["version"] == "v1"
+    assert versions.is_published(open_store(reader), "v1") and versions.arm_version(open_store(reader), "control")
+    # pod-b's own SQLite file never got v1's rows: no arm moves to it there
+    with pytest.raises(StoreError, match="'v1': the online store does not serve 5 of its 5 users as published"):
+        versions.promote(open_store(reader), source_arm="control", target_arm="candidate")
 
 
 def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_refreshed(tmp_path):

@@ -27,7 +27,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from trackrec.data.schema import EARLIEST, LATEST, SECONDS_RANGE, check_binary, first_bad_row, plain, require_columns
+from trackrec.data.items import genre_lists
+from trackrec.data.schema import (
+    EARLIEST,
+    ID_LIMIT,
+    LATEST,
+    SECONDS_RANGE,
+    check_binary,
+    first_bad_row,
+    plain,
+    require_columns,
+)
 from trackrec.errors import DataError
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "label")
@@ -179,11 +189,26 @@ def check_conversions(conversion: pd.Series, label: pd.Series, source: str) -> N
 
 
 def _check_ids(log: pd.DataFrame, source: str) -> None:
-    """Raise naming the first row without a user or item id."""
+    """Raise naming the first row without a user or item id, or with one that is not an integer or a
+    string: a boolean, or a fractional float (numbering would keep 1.5 apart from 1 but a re-export
+    as integers would not). Whole floats become int64, so an id is named "7" whichever type the
+    export used (a CSV with a gap reads an integer column as floats)."""
     for field in ("user_id", "item_id"):
-        absent = log[field].isna().to_numpy()
+        values = log[field]
+        absent = values.isna().to_numpy()
         if absent.any():
             raise DataError(source, "missing id", row=first_bad_row(absent), field=field)
+        if pd.api.types.is_bool_dtype(values):
+            raise DataError(source, "must be integer or string ids, got a column of booleans", field=field)
+        if pd.api.types.is_float_dtype(values):
+            numbers = values.to_numpy(np.float64)
+            fractional = ~((numbers == np.floor(numbers)) & (np.abs(numbers) < ID_LIMIT))
+            if fractional.any():
+                row = first_bad_row(fractional)
+                raise DataError(
+                    source, f"must be a whole number, got {plain(values.iloc[row])!r}", row=row, field=field
+                )
+            log[field] = numbers.astype(np.int64)
 
 
 def _clean_titles(titles: pd.Series, raw_ids: pd.Series) -> pd.Series:
@@ -299,5 +324,5 @@ def _item_rows(log: pd.DataFrame, events: pd.DataFrame, kept: np.ndarray) -> pd.
     out = pd.DataFrame({"item_id": events["item_id"].to_numpy()[first]})
     out["title"] = _clean_titles(titles.reset_index(drop=True), raw_ids).to_numpy()
     if "genres" in log.columns:
-        out["genres"] = log["genres"].iloc[rows].to_numpy()
+        out["genres"] = genre_lists(log["genres"].iloc[rows], "behaviour log", rows).to_numpy()
     return out

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from trackrec.config import Config, field
+from trackrec.config import Config, Range, field
+from trackrec.reach import path_problems
 
 
 class HistoryMode(StrEnum):
@@ -31,7 +32,7 @@ class DataConfig(Config):
     history: HistoryMode = field(
         HistoryMode.FULL, help="full: liked and disliked earlier items; liked: CoLLM's liked-only"
     )
-    max_history: int = field(50, help="most recent history items kept per sample")
+    max_history: int = field(50, help="most recent history items kept per sample", range=Range(1, 100_000))
     valid_start: str | None = field(None, help="behaviour-log: first day of the valid split (ISO date, UTC)")
     test_start: str | None = field(None, help="behaviour-log: first day of the test split (ISO date, UTC)")
     id_map: str | None = field(
@@ -43,12 +44,13 @@ class DataConfig(Config):
         None,
         help="a stated CVR proxy for a source with ratings but no conversions: a click (label 1) rated at least "
         "this converts (e.g. 5, where a click is a rating >= 4); none: the log's own conversion column, if any",
+        range=Range(-1e9, 1e9),  # any finite rating scale
     )
 
     def problems(self) -> list[str]:
         import pandas as pd  # only to read the split dates
 
-        problems = self.at_least(1, "max_history")
+        problems = path_problems("path", self.path) + path_problems("id_map", self.id_map)
         if self.reads_log:
             for name in ("path", "valid_start", "test_start"):
                 if getattr(self, name) is None:

@@ -37,11 +37,14 @@ class LogShard:
 @dataclass
 class ShardPlan:
     """ranges: [low, high) dense user ids of each shard, in id order; none: one shard that prepares
-    the whole source in one pass (a source that is not a parquet log)."""
+    the whole source in one pass (a source that is not a parquet log). log: the identity of the log
+    the plan read (trackrec/data/identity.py), which each shard checks again after its read: a log
+    rewritten in place with as many events per shard passes the event counts."""
 
     ranges: list[tuple[int, int]] = field(default_factory=list)
     events: list[int] = field(default_factory=list)
     id_maps: dict[str, pd.DataFrame] = field(default_factory=dict)
+    log: str = ""
 
     @property
     def count(self) -> int:
@@ -61,7 +64,7 @@ class ShardPlan:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         save_id_maps(self.id_maps, folder)
-        (folder / PLAN_FILE).write_text(json.dumps({"ranges": self.ranges, "events": self.events}))
+        (folder / PLAN_FILE).write_text(json.dumps({"ranges": self.ranges, "events": self.events, "log": self.log}))
 
     @classmethod
     def load(cls, folder: str | Path) -> ShardPlan:
@@ -69,7 +72,7 @@ class ShardPlan:
         if not (folder / PLAN_FILE).is_file():
             raise DataError(str(folder), f"not a shard plan (no {PLAN_FILE})")
         plan = json.loads((folder / PLAN_FILE).read_text())
-        return cls([tuple(r) for r in plan["ranges"]], plan["events"], load_id_maps(folder))
+        return cls([tuple(r) for r in plan["ranges"]], plan["events"], load_id_maps(folder), plan.get("log", ""))
 
 
 class _Seen:

@@ -89,18 +89,41 @@ def check_binary(values: pd.Series, source: str, field: str) -> None:
         raise DataError(source, f"must be 0 or 1, got {plain(values.iloc[row])!r}", row=row, field=field)
 
 
-def check_positive_ids(values: pd.Series, source: str, field: str) -> None:
-    numeric = pd.to_numeric(values, errors="coerce")
-    bad = (numeric.isna() | (numeric < 1) | (numeric != np.floor(numeric))).to_numpy()
+ID_LIMIT = 2**53  # ids from here on are not exact as floats, and no embedding table is that large
+
+
+def checked_ids(values: pd.Series, source: str, field: str, first_row: int = 0) -> np.ndarray:
+    """Embedding ids as int64, each a whole number in 1..ID_LIMIT-1 (0 is the padding id); names the
+    first row that is missing, fractional (a float id would be cut), below 1, too large (a uint64
+    that int64 would wrap to a negative id) or a boolean (counted from `first_row`)."""
+    if pd.api.types.is_bool_dtype(values):
+        raise DataError(source, "must be integer ids >= 1, got a column of booleans", field=field)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    bad = ~((numbers >= 1) & (numbers < ID_LIMIT) & (numbers == np.floor(numbers)))  # NaN fails every test
     if bad.any():
         row = first_bad_row(bad)
-        raise DataError(source, f"must be an integer id >= 1, got {plain(values.iloc[row])!r}", row=row, field=field)
+        raise DataError(
+            source, f"must be an integer id >= 1, got {plain(values.iloc[row])!r}", row=first_row + row, field=field
+        )
+    return numbers.astype(np.int64)
+
+
+def check_positive_ids(values: pd.Series, source: str, field: str) -> None:
+    checked_ids(values, source, field)
 
 
 def _check(bad: np.ndarray, source: str, field: str, message: str, values) -> None:
     if bad.any():
         row = first_bad_row(bad)
         raise DataError(source, f"{message}, got {plain(values[row])!r}", row=row, field=field)
+
+
+def _whole(values: np.ndarray) -> np.ndarray:
+    """Which values are whole numbers (of an integer column: all; NaN: none)."""
+    if np.issubdtype(values.dtype, np.integer):
+        return np.ones(len(values), bool)
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    return numbers == np.floor(numbers)
 
 
 def validate_tables(samples: pd.DataFrame, history: pd.DataFrame, max_len: int, source: str) -> None:
@@ -123,10 +146,10 @@ def validate_tables(samples: pd.DataFrame, history: pd.DataFrame, max_len: int, 
         )
     stamps = samples["timestamp"].to_numpy()
     _check(
-        (stamps < SECONDS_RANGE[0]) | (stamps >= SECONDS_RANGE[1]),
+        ~((stamps >= SECONDS_RANGE[0]) & (stamps < SECONDS_RANGE[1]) & _whole(stamps)),  # NaN fails too
         f"{source}/samples",
         "timestamp",
-        "must be Unix seconds between 1970 and 2200",
+        "must be whole Unix seconds between 1970 and 2200",
         stamps,
     )
     _check(
@@ -137,6 +160,8 @@ def validate_tables(samples: pd.DataFrame, history: pd.DataFrame, max_len: int, 
         samples["split"].to_numpy(),
     )
     start, end = samples["history_start"].to_numpy(), samples["history_end"].to_numpy()
+    for field, values in (("history_start", start), ("history_end", end)):
+        _check(~_whole(values), f"{source}/samples", field, "must be a whole row number", values)
     _check(
         (start < 0) | (end < start) | (end > len(history)),
         f"{source}/samples",

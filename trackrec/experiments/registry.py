@@ -21,9 +21,14 @@ def _service_name(name: str) -> str:
     return PREFIX + definitions.checked_name("experiment", name)
 
 
-def _save(feast, experiment: Experiment) -> None:
+def _save(store, experiment: Experiment) -> None:
+    """Under the writer lease: the experiment's FeatureService, applied."""
     from feast import FeatureService
 
+    from trackrec.features.lease import confirm
+
+    confirm(store)
+    feast = store.feast
     views = [feast.get_feature_view(definitions.view_name(v)) for v in {a.feature_version for a in experiment.arms}]
     tags = {
         "experiment": experiment.name,
@@ -63,34 +68,39 @@ def frozen_by(feast, arm: str) -> str | None:
 def start(store, experiment: Experiment, force: bool = False) -> Experiment:
     """Point each arm at its version and model, then record the experiment (running). Refused while
     another running experiment holds one of its arms, unless `force` (which stops that one first)."""
+    from trackrec.features.lease import writer
     from trackrec.features.versions import assign
 
-    feast = store.feast
-    if any(e.name == experiment.name for e in experiments(feast)):
-        raise ExperimentError(f"experiment {experiment.name!r} exists; a new treatment is a new experiment name")
-    for other in running(feast):
-        shared = {a.name for a in other.arms} & {a.name for a in experiment.arms}
-        if shared and not force:
-            raise ExperimentError(
-                f"experiment {other.name!r} is running on arm(s) {sorted(shared)}: stop it first "
-                "(`trackrec experiment stop`), or start with --force to stop it"
-            )
-        if shared:
-            _save(feast, other.stopped(_now()))
-    for arm in experiment.arms:
-        assign(store, arm.name, arm.feature_version, model=arm.model)
-    _save(feast, experiment)
-    return experiment
+    with writer(store, f"experiment start {experiment.name}"):  # the check and the writes as one
+        feast = store.feast
+        if any(e.name == experiment.name for e in experiments(feast)):
+            raise ExperimentError(f"experiment {experiment.name!r} exists; a new treatment is a new experiment name")
+        for other in running(feast):
+            shared = {a.name for a in other.arms} & {a.name for a in experiment.arms}
+            if shared and not force:
+                raise ExperimentError(
+                    f"experiment {other.name!r} is running on arm(s) {sorted(shared)}: stop it first "
+                    "(`trackrec experiment stop`), or start with --force to stop it"
+                )
+            if shared:
+                _save(store, other.stopped(_now()))
+        for arm in experiment.arms:
+            assign(store, arm.name, arm.feature_version, model=arm.model)
+        _save(store, experiment)
+        return experiment
 
 
 def stop(store, name: str) -> Experiment:
     """Mark the experiment stopped: its arms can move again (promote, a new experiment)."""
-    experiment = get(store.feast, name)
-    if not experiment.running:
-        raise ExperimentError(f"experiment {name!r} was stopped at {experiment.stopped_at}")
-    stopped = experiment.stopped(_now())
-    _save(store.feast, stopped)
-    return stopped
+    from trackrec.features.lease import writer
+
+    with writer(store, f"experiment stop {name}"):
+        experiment = get(store.feast, name)
+        if not experiment.running:
+            raise ExperimentError(f"experiment {name!r} was stopped at {experiment.stopped_at}")
+        stopped = experiment.stopped(_now())
+        _save(store, stopped)
+        return stopped
 
 
 def _now() -> str:

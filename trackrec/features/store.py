@@ -2,8 +2,9 @@
 store (SQLite by default, Redis in production) and an offline folder (local or s3://).
 
 `open_store` first checks that Redis and S3 answer, so an unreachable store fails before anything
-is written; an operation on the registry alone (assign, promote, rollback, history, list: Feast's
-services and views, never online rows) opens it with `registry_only` and needs no Redis. The first
+is written; a reader of the registry alone (history, list: Feast's services and views, never
+online rows) opens it with `registry_only` and needs no Redis; every writer needs Redis for the
+writer lease (trackrec/features/lease.py). The first
 operation that needs the store writes feature_store.yaml, so `feast -c REPO serve` and the
 `features get` command read the same store as the publisher.
 """
@@ -18,11 +19,16 @@ from pathlib import Path
 import yaml
 
 from trackrec.atomic import atomic_file
-from trackrec.config import Config, field
+from trackrec.config import Config, Range, field
 from trackrec.errors import TrackRecError
-from trackrec.reach import PASSWORD, redis_parts
+from trackrec.inert import inert
+from trackrec.reach import PASSWORD, parse_redis, path_problems, read_redis, url_problems
 
 ONLINE_KINDS = ("sqlite", "redis")
+# a publish or a read on a stalled Redis fails instead of hanging: set on Feast's connection where the
+# config sets none (Feast passes them to redis.Redis: feast/infra/online_stores/redis.py:406-413)
+REDIS_TIMEOUTS_S = {"socket_connect_timeout": 5, "socket_timeout": 30}
+ERROR_CHARS = 300  # of a server's error text in a message
 
 
 class StoreError(TrackRecError):
@@ -44,16 +50,26 @@ class StoreConfig(Config):
         None, help="Feast registry: s3://bucket/key, shared by every pod of a cluster; none: REPO/registry.db"
     )
     s3_endpoint: str | None = field(None, help="S3-compatible endpoint URL; none: AWS's (credentials from AWS_*)")
-    dim: int = field(384, help="size of every published vector (the encoder's)")
+    dim: int = field(384, help="size of every published vector (the encoder's)", range=Range(1, 65_536))
     ttl_days: int | None = field(
-        None, help="a RecCoT snapshot older than this is neither joined to a training sample nor served; none: never"
+        None,
+        help="a RecCoT snapshot older than this is neither joined to a training sample nor served; none: never",
+        range=Range(1, 36_500),
     )
 
     def problems(self) -> list[str]:
-        problems = self.positive("dim") + (self.at_least(1, "ttl_days") if self.ttl_days is not None else [])
+        problems = []
         if self.online not in ONLINE_KINDS:
             problems.append(f"online: unknown {self.online!r}; choose one of {list(ONLINE_KINDS)}")
-        return problems
+        if self.online == "redis":
+            problems += [f"redis: {p}" for p in read_redis(self.redis)[1]]
+        # Feast runs os.path.expandvars over feature_store.yaml (feast/repo_config.py:941): no '$' in
+        # what is written there but the Redis password's own variable (checked above)
+        problems += [
+            f"{name}: may not hold '$'" for name in ("project", "registry") if "$" in (getattr(self, name) or "")
+        ]
+        problems += path_problems("registry", self.registry) + path_problems("offline", self.offline)
+        return problems + url_problems("s3_endpoint", self.s3_endpoint)
 
     @property
     def offline_root(self) -> str:
@@ -63,25 +79,26 @@ class StoreConfig(Config):
 def _check_redis(connection: str) -> None:
     import redis
 
-    # Feast's form: host:port[,password=...][,ssl=true]; the password may be ${REDIS_PASSWORD}, read
-    # from the environment (a Secret) as Feast does; nothing else is expanded
-    address, options = redis_parts(connection)
-    host, _, port = address.partition(":")
-    password = options.get("password")
+    # read as Feast reads it; the password may be ${REDIS_PASSWORD}, read from the environment (a
+    # Secret) as Feast's expandvars does; nothing else is expanded
+    target = parse_redis(connection)
+    password = target.options.get("password")
     if password == PASSWORD:
         password = os.environ.get("REDIS_PASSWORD")
     try:
         redis.Redis(
-            host=host,
-            port=int(port or 6379),
-            password=password,
-            ssl=options.get("ssl", "").lower() == "true",
+            host=target.host,
+            port=target.port,
+            password=None if password is None else str(password),
+            username=target.options.get("username"),
+            ssl=target.options.get("ssl", False),
             socket_connect_timeout=2,
             socket_timeout=2,
         ).ping()
     except (redis.RedisError, OSError, ValueError) as error:
         # the address only: the connection string may hold a password
-        raise StoreError(f"online store redis at {address!r} is unreachable: {error}") from error
+        said = inert(error, ERROR_CHARS)
+        raise StoreError(f"online store redis at {target.address!r} is unreachable: {said}") from error
 
 
 def _check_s3(config: StoreConfig, root: str) -> None:
@@ -97,7 +114,8 @@ def _check_s3(config: StoreConfig, root: str) -> None:
         client.head_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError) as error:
         where = client.meta.endpoint_url
-        raise StoreError(f"offline store s3://{bucket} at {where} is unreachable: {error}") from error
+        said = inert(error, ERROR_CHARS)  # the server's words
+        raise StoreError(f"offline store s3://{bucket} at {where} is unreachable: {said}") from error
 
 
 def check_reachable(config: StoreConfig, registry_only: bool = False) -> None:
@@ -116,7 +134,7 @@ def repo_yaml(config: StoreConfig) -> dict:
     online = (
         {"type": "sqlite", "path": "online.db"}
         if config.online == "sqlite"
-        else {"type": "redis", "connection_string": config.redis}
+        else {"type": "redis", "connection_string": with_timeouts(config.redis)}
     )
     return {
         "project": config.project,
@@ -126,6 +144,12 @@ def repo_yaml(config: StoreConfig) -> dict:
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
     }
+
+
+def with_timeouts(connection: str) -> str:
+    """`connection` with REDIS_TIMEOUTS_S's options where it sets none."""
+    given = parse_redis(connection).options
+    return ",".join([connection, *(f"{k}={v}" for k, v in REDIS_TIMEOUTS_S.items() if k not in given)])
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,17 @@
 steps), list versions and arms, read, restore online rows, prune old versions.
 
 Readers only ever go through a complete version: an arm's service moves to a version after that
-version's service (its completion mark) exists. A publish killed midway leaves its view half
-written but unnamed by any arm or completion mark; publishing the same version again removes that
-attempt, online rows included, and writes it whole.
+version's service (its completion mark) exists, and only while the online store serves every one
+of the version's users as published (trackrec/features/online_rows.py). A publish whose online
+writes fail (a full Redis) removes the rows it wrote; one killed midway leaves its view half
+written but unnamed by any arm or completion mark: publishing the same version again removes that
+attempt, online rows included, and `prune` sweeps it. Every change holds the store's writer lease
+(trackrec/features/lease.py): one writer at a time, each reading the registry afresh.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,16 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from trackrec.errors import DataError
-from trackrec.features import definitions
+from trackrec.features import definitions, lease, online_rows
 from trackrec.features.generators import TAG as GENERATOR_TAG
 from trackrec.features.offline import located, parquet_writer, read_batches, read_column
+from trackrec.features.online_rows import no_snapshots, snapshots_of
 from trackrec.features.store import OpenedStore, StoreConfig, StoreError
 from trackrec.features.vectors import checked_vectors
 
-CHUNK = 1000  # online rows per write: progress, and bounded memory in the serialiser
 _COLUMNS = ("user_id", "as_of", "reccot", "iteration", "embedding")
 
 
@@ -88,10 +87,6 @@ def _rows(table: pd.DataFrame, config: StoreConfig, version: str, source: str, f
     )
 
 
-def _no_snapshots() -> pd.DataFrame:
-    return pd.DataFrame({"user_id": [], "as_of": []}, dtype="int64")
-
-
 def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([frame.user_id.to_numpy(np.int64), frame.as_of.to_numpy(np.int64)])
 
@@ -103,7 +98,7 @@ def _checked_keys(chunks: Chunks, config: StoreConfig, version: str, source: str
     for chunk in chunks():
         keys.append(_rows(chunk, config, version, source, count)[["user_id", "as_of"]])
         count += len(chunk)
-    frame = pd.concat(keys, ignore_index=True) if keys else _no_snapshots()
+    frame = pd.concat(keys, ignore_index=True) if keys else no_snapshots()
     if frame.empty:  # a complete version of nobody: every reader of the arm would silently get zeros
         raise DataError(source, "no rows: a version must hold at least one user's vector")
     repeated = frame.duplicated().to_numpy()
@@ -137,61 +132,69 @@ def publish(
     none: carry_from's).
     guard: refuse a version that would drop more than a share of the users an arm reads. A killed
     attempt at `version` (its view without its completion mark) is removed, online rows included,
-    before writing. Everything is checked before anything is written; rows go through memory a
-    chunk at a time.
+    before writing; online writes that fail (a full Redis) remove the rows they wrote. Everything is
+    checked before anything is written; rows go through memory a chunk at a time.
     """
     chunks = table if callable(table) else table_chunks(table)
-    view_name = definitions.view_name(version)
     config = store.config
     keys = _checked_keys(chunks, config, version, source)
-    feast = store.feast
-    if _service(feast, view_name) is not None:
-        raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
-    old_path = None if carry_from is None else _require_complete(feast, carry_from).batch_source.path
-    if generator is None and carry_from is not None:  # the same G wrote the new snapshots (a refresh)
-        generator = _version_service(feast, carry_from).tags.get(GENERATOR_TAG) or None
-    carried = _keys(_no_snapshots() if old_path is None else _snapshots_of(old_path, config)).difference(keys)
-    if guard is not None:
-        _check_drop(store, guard, pd.Index(keys.get_level_values(0)).append(pd.Index(carried.get_level_values(0))))
-    killed = _view(feast, view_name)
-    if killed is not None:
-        feast.apply([], objects_to_delete=[killed], partial=False)
-    path = located(f"{config.offline_root}/{version}.parquet")
-    with parquet_writer(path, config.s3_endpoint) as write:
-        count = 0
-        for chunk in chunks():
-            write(_rows(chunk, config, version, source, count))
-            count += len(chunk)
-        for old in [] if old_path is None else read_batches(old_path, config.s3_endpoint):
-            kept = old[_keys(old).isin(carried)]
-            if len(kept):
-                write(kept.assign(model_version=version))
-    view = definitions.version_view(version, path, config.s3_endpoint, config.ttl_days)
-    feast.apply([definitions.USER, view])
-    rows = len(keys) + len(carried)
-    users = _write_online(feast, view, config, f"publish {version}", progress)
-    provenance = {"published_at": _now(), "data_version": data_version or "unknown"}
-    provenance |= {"content": content or "unknown", "base": carry_from or "", GENERATOR_TAG: generator or ""}
-    feast.apply([definitions.version_service(view, rows, provenance)])  # the completion mark, last
-    return {"version": version, "rows": rows, "users": users, "carried": len(carried), "offline": path}
+    with lease.writer(store, f"publish {version}"):
+        view_name = definitions.view_name(version)
+        feast = store.feast
+        if _service(feast, view_name) is not None:
+            raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
+        old_path = None if carry_from is None else _require_complete(feast, carry_from).batch_source.path
+        if generator is None and carry_from is not None:  # the same G wrote the new snapshots (a refresh)
+            generator = _version_service(feast, carry_from).tags.get(GENERATOR_TAG) or None
+        carried = _keys(no_snapshots() if old_path is None else snapshots_of(old_path, config)).difference(keys)
+        if guard is not None:
+            _check_drop(store, guard, pd.Index(keys.get_level_values(0)).append(pd.Index(carried.get_level_values(0))))
+        killed = _view(feast, view_name)
+        if killed is not None:
+            lease.confirm(store)
+            feast.apply([], objects_to_delete=[killed], partial=False)
+        path = located(f"{config.offline_root}/{version}.parquet")
+        with parquet_writer(path, config.s3_endpoint) as write:
+            count = 0
+            for chunk in chunks():
+                write(_rows(chunk, config, version, source, count))
+                count += len(chunk)
+            for old in [] if old_path is None else read_batches(old_path, config.s3_endpoint):
+                kept = old[_keys(old).isin(carried)]
+                if len(kept):
+                    write(kept.assign(model_version=version))
+        view = definitions.version_view(version, path, config.s3_endpoint, config.ttl_days)
+        lease.confirm(store)
+        feast.apply([definitions.USER, view])
+        rows = len(keys) + len(carried)
+        try:
+            users = online_rows.write(feast, view, config, f"publish {version}", progress)
+        except Exception as error:
+            fate = _remove_attempt(feast, view)
+            found = online_rows.failure(error, f"publish {version}")
+            if found is None:
+                error.add_note(f"publish {version}: {fate}")
+                raise
+            raise StoreError(f"{found}; {fate}") from error
+        provenance = {"published_at": _now(), "data_version": data_version or "unknown"}
+        provenance |= {"content": content or "unknown", "base": carry_from or "", GENERATOR_TAG: generator or ""}
+        lease.confirm(store)
+        feast.apply([definitions.version_service(view, rows, provenance)])  # the completion mark, last
+        return {"version": version, "rows": rows, "users": users, "carried": len(carried), "offline": path}
+
+
+def _remove_attempt(feast, view) -> str:
+    """Remove a failed attempt's view and the online rows it wrote (Feast deletes a deleted view's
+    rows: redis.py:263-310); where the store cannot now, they stay marked incomplete for `prune`."""
+    try:
+        feast.apply([], objects_to_delete=[view], partial=False)
+    except Exception:  # noqa: BLE001 - the store failing again: the first error is the one to report
+        return "its rows written so far stay, marked incomplete (`trackrec features prune` removes them)"
+    return "its rows written so far were removed"
 
 
 def _users_of(path: str, config: StoreConfig) -> pd.Index:
     return pd.Index(read_column(path, "user_id", config.s3_endpoint).unique())
-
-
-def _snapshots_of(path: str, config: StoreConfig) -> pd.DataFrame:
-    """user_id, as_of of every row of an offline file, in its order (16 bytes a row)."""
-    parts = list(read_batches(path, config.s3_endpoint, ["user_id", "as_of"]))
-    if parts and "as_of" not in parts[0].columns:  # a version published before RecCoTs had times
-        raise StoreError(f"{path}: no as_of column (written by an older trackrec): run the retrain once")
-    return pd.concat(parts, ignore_index=True) if parts else _no_snapshots()
-
-
-def newest_rows(snapshots: pd.DataFrame) -> np.ndarray:
-    """Whether each row (user_id, as_of; unique pairs) is its user's newest snapshot: the one served
-    online."""
-    return (snapshots.groupby("user_id").as_of.transform("max") == snapshots.as_of).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -216,22 +219,6 @@ def _check_drop(store: OpenedStore, guard: Guard, user_ids: pd.Index) -> None:
         )
 
 
-def _write_online(feast, view, config: StoreConfig, what: str, progress: bool) -> int:
-    """A version's online rows from its offline parquet: each user's newest snapshot, CHUNK rows per
-    write; returns how many users."""
-    newest = newest_rows(_snapshots_of(view.batch_source.path, config))
-    bar = tqdm(total=int(newest.sum()), desc=what, disable=not progress, unit="user")
-    offset = 0
-    for batch in read_batches(view.batch_source.path, config.s3_endpoint):
-        served = batch[newest[offset : offset + len(batch)]]
-        offset += len(batch)
-        for start in range(0, len(served), CHUNK):
-            feast.write_to_online_store(view.name, served.iloc[start : start + CHUNK])
-            bar.update(min(CHUNK, len(served) - start))
-    bar.close()
-    return int(newest.sum())
-
-
 def _view(feast, name: str):
     from feast.errors import FeatureViewNotFoundException
 
@@ -254,19 +241,34 @@ def is_published(store: OpenedStore, version: str) -> bool:
     return _service(store.feast, definitions.view_name(version)) is not None
 
 
-def online_missing(store: OpenedStore, version: str, sample: int = 5) -> bool:
-    """Whether some of a complete version's users read nothing online (a Redis that lost its rows)."""
-    view = _require_complete(store.feast, version)
-    users = read_column(view.batch_source.path, "user_id", store.config.s3_endpoint)
-    probe = sorted(set(users.iloc[:sample]) | set(users.iloc[-sample:]))
-    return bool(read(store.feast, probe, version=version).model_version.isna().any())
+def online_missing(store: OpenedStore, version: str) -> int:
+    """How many of a complete version's users the online store does not serve as published (a Redis
+    that lost rows): every user is checked."""
+    return len(online_rows.missing(store.feast, _require_complete(store.feast, version), store.config)[0])
 
 
-def restore(store: OpenedStore, version: str, progress: bool = True) -> dict:
-    """Rebuild a complete version's online rows from its offline parquet (after Redis lost them)."""
+def _require_online(store: OpenedStore, version: str):
+    """The view of `version`, which an arm moves to only while every one of its users is served as
+    published."""
     view = _require_complete(store.feast, version)
-    users = _write_online(store.feast, view, store.config, f"restore {version}", progress)
-    return {"version": version, "users": users}
+    gone, users = online_rows.missing(store.feast, view, store.config)
+    if len(gone):
+        raise StoreError(
+            f"version {version!r}: the online store does not serve {len(gone)} of its {users} users as published "
+            f"(lost rows): restore them first (`trackrec features restore --version {version}`)"
+        )
+    return view
+
+
+def restore(store: OpenedStore, version: str, progress: bool = True, only_missing: bool = False) -> dict:
+    """Rebuild a complete version's online rows from its offline parquet (after Redis lost them);
+    only_missing: only those of users the online store does not serve as published."""
+    with lease.writer(store, f"restore {version}"):
+        view = _require_complete(store.feast, version)
+        users = online_rows.missing(store.feast, view, store.config)[0] if only_missing else None
+        with online_rows.failing_as(f"restore {version}"):
+            written = online_rows.write(store.feast, view, store.config, f"restore {version}", progress, users)
+        return {"version": version, "users": written}
 
 
 def arm_version(store: OpenedStore, arm: str) -> str | None:
@@ -296,17 +298,13 @@ def _arm_models(feast, arm: str, depth: int) -> list[str]:
     return [""] * (depth - len(models)) + models[-depth:] if depth else []
 
 
-def _actor() -> str:
-    """Who changes an arm: TRACKREC_ACTOR if set, else user@host (in a pipeline pod the host is the
-    pod's name, which names the run's workflow)."""
-    return os.environ.get("TRACKREC_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-def _point(feast, arm: str, version: str, stack: list[str], log: list[dict], action: str, models: list[str]) -> dict:
-    view = _require_complete(feast, version)
+def _point(store, arm: str, version: str, stack: list[str], log: list[dict], action: str, models: list[str]) -> dict:
+    feast = store.feast
+    view = _require_online(store, version)
     data_version = _version_service(feast, version).tags.get("data_version", "unknown")
-    entry = {"version": version, "model": models[-1], "action": action, "at": _now(), "by": _actor()}
+    entry = {"version": version, "model": models[-1], "action": action, "at": _now(), "by": lease.actor()}
     entry["data_version"] = data_version
+    lease.confirm(store)
     feast.apply([definitions.arm_service(arm, view, stack, [*log, entry], models)])
     previous = stack[-2] if len(stack) > 1 else None
     return {"arm": arm, "version": version, "model": models[-1] or None, "previous": previous, "changed": True}
@@ -325,36 +323,45 @@ def _unfrozen(feast, arm: str, force: bool) -> None:
 def assign(store: OpenedStore, arm: str, version: str, model: str | None = None, force: bool = False) -> dict:
     """Point `arm` at a complete `version` and the CTR/CVR `model` trained on it (none: the arm names
     no model, or keeps its own if the version is unchanged); the pairs it read before stay for
-    rollback. Assigning what it reads changes nothing. Refused on an arm a running experiment holds."""
-    return _assign(store.feast, arm, version, model=model, force=force)
+    rollback. Assigning what it reads changes nothing. Refused on an arm a running experiment holds,
+    and on a version whose online rows are gone."""
+    with lease.writer(store, f"assign {arm}"):
+        return _assign(store, arm, version, model=model, force=force)
 
 
-def _assign(feast, arm: str, version: str, action: str = "assign", model: str | None = None, force: bool = False):
+def _assign(store, arm: str, version: str, action: str = "assign", model: str | None = None, force: bool = False):
+    feast = store.feast
     stack, log = _arm_state(feast, arm)
     models = _arm_models(feast, arm, len(stack))
     if stack and stack[-1] == version and model in (None, models[-1]):
-        _require_complete(feast, version)
+        _require_online(store, version)
         previous = stack[-2] if len(stack) > 1 else None
         return {"arm": arm, "version": version, "model": models[-1] or None, "previous": previous, "changed": False}
     _unfrozen(feast, arm, force)
     kept = models[-1] if stack and stack[-1] == version and model is None else ""
-    return _point(feast, arm, version, [*stack, version], log, action, [*models, model or kept])
+    return _point(store, arm, version, [*stack, version], log, action, [*models, model or kept])
 
 
 def promote(
     store: OpenedStore, source_arm: str = "candidate", target_arm: str = "control", force: bool = False
 ) -> dict:
     """The target arm reads what the source arm reads: its version and its model, together."""
-    version = arm_version(store, source_arm)
-    if version is None:
-        raise StoreError(f"arm {source_arm!r} reads no version; assign one first")
-    model = arm_model(store, source_arm) or ""
-    return _assign(store.feast, target_arm, version, f"promote from {source_arm}", model=model, force=force)
+    with lease.writer(store, f"promote {source_arm} to {target_arm}"):
+        version = arm_version(store, source_arm)
+        if version is None:
+            raise StoreError(f"arm {source_arm!r} reads no version; assign one first")
+        model = arm_model(store, source_arm) or ""
+        return _assign(store, target_arm, version, f"promote from {source_arm}", model=model, force=force)
 
 
 def rollback(store: OpenedStore, arm: str = "control", to: str | None = None, force: bool = False) -> dict:
     """Point `arm` back at the version it read before, with that version's model (or at `to`, one
-    it read earlier)."""
+    it read earlier). Refused where that version's online rows are gone."""
+    with lease.writer(store, f"rollback {arm}"):
+        return _rollback(store, arm, to, force)
+
+
+def _rollback(store: OpenedStore, arm: str, to: str | None, force: bool) -> dict:
     stack, log = _arm_state(store.feast, arm)
     models = _arm_models(store.feast, arm, len(stack))
     if to is None:
@@ -366,7 +373,7 @@ def rollback(store: OpenedStore, arm: str = "control", to: str | None = None, fo
     else:
         raise StoreError(f"arm {arm!r} never read version {to!r} before: see `trackrec features history`")
     _unfrozen(store.feast, arm, force)
-    return _point(store.feast, arm, stack[depth - 1], stack[:depth], log, "rollback", models[:depth])
+    return _point(store, arm, stack[depth - 1], stack[:depth], log, "rollback", models[:depth])
 
 
 def history(store: OpenedStore, arm: str) -> list[dict]:
@@ -406,26 +413,31 @@ def listing(store: OpenedStore) -> dict[str, list[dict]]:
 
 def prune(store: OpenedStore, keep: int) -> list[str]:
     """Delete all but the `keep` newest complete versions (view, service, online rows), never one an
-    arm reads or can roll back to; returns the deleted versions."""
+    arm reads or can roll back to, and every incomplete one (a failed or killed attempt: no publish
+    runs while prune holds the writer lease); returns the deleted versions."""
     if keep < 1:
         raise StoreError(f"keep: must be >= 1, got {keep}")
-    feast = store.feast
-    services = [  # versions' completion marks (an experiment's service has no version tag)
-        s
-        for s in feast.list_feature_services()
-        if "version" in s.tags and s.name == definitions.view_name(s.tags["version"])
-    ]
-    protected = {
-        v for s in feast.list_feature_services() if s.name.startswith("ctr_") for v in _arm_state(feast, s.name[4:])[0]
-    }
-    newest_first = sorted(services, key=lambda s: s.tags.get("published_at", ""), reverse=True)
-    deleted = []
-    for service in newest_first[keep:]:
-        version = service.tags["version"]
-        if version not in protected:
-            feast.apply([], objects_to_delete=[service, feast.get_feature_view(service.name)], partial=False)
-            deleted.append(version)
-    return deleted
+    with lease.writer(store, "prune"):
+        feast = store.feast
+        services = {s.name: s for s in feast.list_feature_services()}
+        complete = [  # versions' completion marks (an experiment's service has no version tag)
+            s for s in services.values() if "version" in s.tags and s.name == definitions.view_name(s.tags["version"])
+        ]
+        protected = {v for name in services if name.startswith("ctr_") for v in _arm_state(feast, name[4:])[0]}
+        newest_first = sorted(complete, key=lambda s: s.tags.get("published_at", ""), reverse=True)
+        doomed = [(s.tags["version"], [s, feast.get_feature_view(s.name)]) for s in newest_first[keep:]]
+        doomed += [
+            (view.tags["version"], [view])
+            for view in feast.list_feature_views()
+            if view.name.startswith("reccot_") and "version" in view.tags and view.name not in services
+        ]
+        deleted = []
+        for version, objects in doomed:
+            if version not in protected:
+                lease.confirm(store)
+                feast.apply([], objects_to_delete=objects, partial=False)
+                deleted.append(version)
+        return deleted
 
 
 def read(feast, user_ids: list[int], version: str | None = None, arm: str = "control") -> pd.DataFrame:

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from trackrec.atomic import atomic_file  # noqa: E402
+from trackrec.inert import inert  # noqa: E402
 
 CURVES = (
     ("V as recommender (held-out users)", ("auc", "prior_auc", "acc")),
@@ -56,13 +57,18 @@ def _figure(rows: list[dict]) -> str:
 
 def _table(rows: list[dict]) -> str:
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "iteration", k))
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    head = "".join(f"<th>{_text(k)}</th>" for k in keys)
     body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _cell(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else html.escape("" if value is None else str(value))
+    return f"{value:.4f}" if isinstance(value, float) else _text("" if value is None else value)
+
+
+def _text(value) -> str:
+    """Text from a run (a title, a metric's name, a RecCoT) as inert, bounded HTML text."""
+    return html.escape(inert(value))
 
 
 def caveats(rows: list[dict]) -> list[str]:
@@ -88,12 +94,12 @@ def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec lo
     folder = Path(folder)
     with atomic_file(folder / ROWS) as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
-    notes = "".join(f"<p><b>Caveat.</b> {html.escape(note)}</p>" for note in caveats(rows))
+    notes = "".join(f"<p><b>Caveat.</b> {_text(note)}</p>" for note in caveats(rows))
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_text(title)}</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><img alt='curves' src='data:image/png;base64,{_figure(rows)}'>"
+        f"<h1>{_text(title)}</h1><img alt='curves' src='data:image/png;base64,{_figure(rows)}'>"
         f"<h2>Per iteration</h2>{_table(rows)}{notes}"
         "<p>Iteration 0: G0 from distillation, V0 Rec-tuned on G0's greedy RecCoTs. "
         "Sampled rewards are V(t-1)'s rewards of the N RecCoTs drawn from G(t-1). "

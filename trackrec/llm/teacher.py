@@ -5,6 +5,11 @@ The HTTP client retries (connection errors, timeouts, 429 and 5xx, with backoff)
 `concurrency` requests in flight, and caches every answer on disk by (model, prompt, sampling),
 so a re-run after a failure only asks for what is missing. The API key is read from the
 environment variable the config names, never from the config itself.
+
+An answer is untrusted text that becomes G0's training target: it is screened (`screened`) before
+it is cached or trained on. One longer than `max_tokens` could write (a server that ignores it) is
+refused, its body read no further than that; control and format characters (ESC sequences, bidi
+overrides, NULs) and chat-template markup (a turn of its own inside G0's training text) are removed.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
+import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -25,13 +32,49 @@ from urllib3.util.retry import Retry
 
 from trackrec.atomic import atomic_file
 from trackrec.errors import TrackRecError
+from trackrec.inert import ACTING, inert
 from trackrec.llm import chat
 from trackrec.llm.base_model import cache_root
 from trackrec.llm.config import TeacherConfig
 
+MAX_CHARS_PER_TOKEN = 16  # far more than any tokenizer's tokens spell on average
+BODY_OVERHEAD = 64 * 1024  # a chat completion's JSON around its answer
+# chat-template markup of the model families in use: <|im_start|>, <|eot_id|>, </s>, [INST], <<SYS>>,
+# <start_of_turn>; a tokenizer's own special tokens are removed too, where one is given
+_CHAT_MARKUP = re.compile(r"<\|[^<>|\s]{0,64}\|>|</?s>|\[/?INST\]|<</?SYS>>|</?(start|end)_of_turn>", re.IGNORECASE)
+_KEPT = "\n\t"
+
 
 class TeacherError(TrackRecError):
     """The teacher endpoint failed or answered something that is not a chat completion."""
+
+
+def max_answer_chars(max_tokens: int) -> int:
+    return max_tokens * MAX_CHARS_PER_TOKEN
+
+
+def screened(answer: str, max_tokens: int, where: str, special: Sequence[str] = ()) -> str:
+    """`answer` fit to be a training target: refused where longer than `max_tokens` tokens could
+    spell or empty; control and format characters (but newlines and tabs) and chat markup removed,
+    and each of `special` (a tokenizer's special tokens, which its tokenizer would read as such)."""
+    if len(answer) > max_answer_chars(max_tokens):
+        raise TeacherError(
+            f"{where}: an answer of {len(answer)} characters, more than max_tokens ({max_tokens}) can write"
+        )
+    # controls first: removing one must not join two halves of a token; each removal leaves a space
+    kept = "".join(c for c in answer if c in _KEPT or unicodedata.category(c) not in ACTING)
+    for token in special:
+        kept = kept.replace(token, " ")
+    kept = _CHAT_MARKUP.sub(" ", kept).strip()
+    if not kept:
+        raise TeacherError(f"{where}: an empty answer once control characters and chat markup are removed")
+    return kept
+
+
+def special_tokens(tokenizer) -> list[str]:
+    """Every text `tokenizer` reads as one special token (its chat template's among them), longest first."""
+    added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special]
+    return sorted({*tokenizer.all_special_tokens, *added} - {""}, key=len, reverse=True)
 
 
 class AnswerCache:
@@ -45,8 +88,12 @@ class AnswerCache:
         return self.folder / key[:2] / f"{key}.json"
 
     def get(self, prompt: str) -> str | None:
+        """The cached answer (screened: a cache may predate screening), or None."""
         path = self._path(prompt)
-        return json.loads(path.read_text())["answer"] if path.exists() else None
+        if not path.exists():
+            return None
+        answer = json.loads(path.read_text())["answer"]
+        return screened(answer, self.identity["max_tokens"], f"teacher cache {path}")
 
     def put(self, prompt: str, answer: str) -> None:
         with atomic_file(self._path(prompt)) as tmp:
@@ -88,7 +135,8 @@ class OpenAITeacher:
         }
         where = f"teacher {self.url}, prompt {index}"
         try:
-            response = self._session().post(self.url, json=body, timeout=self.config.timeout_s)
+            response = self._session().post(self.url, json=body, timeout=self.config.timeout_s, stream=True)
+            text = self._capped_body(response, where)
         except requests.RequestException as error:
             # after retries, a read timeout arrives wrapped in MaxRetryError
             if isinstance(error, requests.Timeout) or isinstance(
@@ -99,16 +147,27 @@ class OpenAITeacher:
                 ) from error
             raise TeacherError(f"{where}: {error}") from error
         if response.status_code != 200:
-            raise TeacherError(f"{where}: HTTP {response.status_code}: {response.text[:200]!r}")
+            raise TeacherError(f"{where}: HTTP {response.status_code}: {inert(repr(text[:200]))}")
         try:
-            answer = response.json()["choices"][0]["message"]["content"]
+            answer = json.loads(text)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise TeacherError(f"{where}: not a chat completion: {response.text[:200]!r}") from error
+            raise TeacherError(f"{where}: not a chat completion: {inert(repr(text[:200]))}") from error
         if not isinstance(answer, str) or not answer.strip():
-            raise TeacherError(f"{where}: empty or non-text answer {answer!r}")
-        answer = answer.strip()
+            raise TeacherError(f"{where}: empty or non-text answer {inert(repr(answer), 200)}")
+        answer = screened(answer, self.config.max_tokens, where)
         self.cache.put(prompt, answer)
         return answer
+
+    def _capped_body(self, response: requests.Response, where: str) -> str:
+        """The body as text, read no further than an answer of max_tokens can need."""
+        limit = BODY_OVERHEAD + 8 * max_answer_chars(self.config.max_tokens)  # JSON escapes: 6 bytes a char
+        body = bytearray()
+        with response:
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > limit:
+                    raise TeacherError(f"{where}: an answer of more than {limit} bytes, more than max_tokens can write")
+        return body.decode(response.encoding or "utf-8", errors="replace")
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """Answers in the order of `prompts`; the first fatal answer (a 4xx, retries exhausted, not a

@@ -13,7 +13,7 @@ from trackrec.llm.adapters import load_model, load_tokenizer
 from trackrec.llm.config import LLMConfig, check_context
 from trackrec.llm.profile_teacher import ProfileTeacher
 from trackrec.llm.records import PromptBuilder
-from trackrec.llm.teacher import make_teacher
+from trackrec.llm.teacher import make_teacher, screened, special_tokens
 from trackrec.llm.training import sft, sft_dataset
 from trackrec.stages.llm_common import prompt_builder, read_samples, write_trained
 from trackrec.timing import work_begins
@@ -36,10 +36,13 @@ def teach(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress:
     check_context(llm)  # the first stage that loads the base: fail before the teacher is asked
     frame = read_samples(samples_dir, "distill")
     work_begins()  # the teacher's answers are work, even from a local model
-    builder = prompt_builder(llm, load_tokenizer(llm.base), "distill samples")
-    corpus = pd.DataFrame(
-        {"prompt": builder.reccot(frame), "reccot": teacher_reccots(llm, builder, frame, samples_dir, progress)}
-    )
+    tokenizer = load_tokenizer(llm.base)
+    builder = prompt_builder(llm, tokenizer, "distill samples")
+    # every teacher's answers become G0's targets: none may hold what G0's tokenizer reads as a turn
+    special = special_tokens(tokenizer)
+    answers = teacher_reccots(llm, builder, frame, samples_dir, progress)
+    reccots = [screened(a, llm.teacher.max_tokens, f"teacher answer {i}", special) for i, a in enumerate(answers)]
+    corpus = pd.DataFrame({"prompt": builder.reccot(frame), "reccot": reccots})
     with atomic_dir(output) as tmp:
         corpus.to_parquet(tmp / CORPUS)
     return len(corpus)

@@ -81,16 +81,18 @@ def prepare_data(config: DataConfig, output: str | Path, version: str | None = N
     return dataset
 
 
-def plan_prepare(config: DataConfig, shards: int, output: str | Path) -> list[int]:
+def plan_prepare(config: DataConfig, shards: int, output: str | Path, version: str | None = None) -> list[int]:
     """The user shards prepare_shard runs (up to `shards`; one, the whole source, unless it is a
-    parquet log) with the whole log's id maps, written to `output`; returns the shard indices."""
+    parquet log) with the whole log's id maps, written to `output`; returns the shard indices.
+    version: the data version the pipeline keyed its cache on, which the shards check the log against."""
     work_begins()
     plan = ShardPlan()
     if config.source == "behaviour-log":
+        log = version or data_version(config)  # before the read: a later change fails every shard's check
         with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
             fetched = _fetched(config, Path(folder))
             known = load_id_maps(Path(fetched.id_map)) if fetched.id_map else {}
-            plan = plan_log_shards(Path(fetched.path), shards, known)
+            plan = dataclasses.replace(plan_log_shards(Path(fetched.path), shards, known), log=log)
     with atomic_dir(output) as tmp:
         plan.save(tmp)
     return list(range(plan.count))
@@ -99,11 +101,25 @@ def plan_prepare(config: DataConfig, shards: int, output: str | Path) -> list[in
 def prepare_shard(config: DataConfig, plan: str | Path, index: int, output: str | Path) -> Dataset:
     """Shard `index` of the plan: its users' samples, prepared as one pass would, written to `output`."""
     work_begins()
-    shard = ShardPlan.load(plan).shard(index)
+    shard_plan = ShardPlan.load(plan)
+    shard = shard_plan.shard(index)
     with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
         dataset = build_dataset(_fetched(config, Path(folder)), shard)
+    if shard is not None:
+        _require_planned_log(config, shard_plan.log)
     dataset.save(output)
     return dataset
+
+
+def _require_planned_log(config: DataConfig, planned: str) -> None:
+    """After a shard read its users' events: the log is still the one its plan read (checked after,
+    so a change during the read is seen too; equal event counts are not enough)."""
+    now = data_version(config)
+    if now != planned:
+        raise DataError(
+            config.path, f"the log changed after it was planned (identity {planned or 'unknown'} then, {now} now): "
+            "plan again"
+        )  # fmt: skip
 
 
 def join_prepared(

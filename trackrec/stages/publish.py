@@ -10,6 +10,7 @@ from trackrec.atomic import atomic_dir
 from trackrec.experiments.registry import frozen_by
 from trackrec.features.config import FeaturesConfig
 from trackrec.features.generators import fetch_generator, keep_generator
+from trackrec.features.lease import writer
 from trackrec.features.store import OpenedStore, StoreError, open_store
 from trackrec.features.versions import (
     Guard,
@@ -73,42 +74,44 @@ def publish(
     generator: str | Path | None = None,
     refreshed_from: str | Path | None = None,
 ) -> dict:
-    """Publish embeddings.parquet as a new version (unless that version is complete and its online
-    rows are there: a re-run that only changed the arm), point `config.arm` at it unless a running
-    experiment holds that arm (its treatment stays frozen; the version waits for the next
-    experiment); writes summary.json.
+    """Publish embeddings.parquet as a new version (unless that version is complete: a re-run, which
+    writes back only the online rows a Redis lost, every user checked), point `config.arm` at it
+    unless a running experiment holds that arm (its treatment stays frozen; the version waits for
+    the next experiment); writes summary.json.
 
     partial: the table holds only some users' new snapshots (the active ones, as of now); every
     older snapshot is carried over from the version the arm reads now, which must exist, and so is
     its generator. generator: the adapter of the G that wrote the table (a retrain's), kept with the
     version for the refresh runs. refreshed_from: current_generator's output (a refresh's): the arm
-    must still read the version whose G it fetched."""
+    must still read the version whose G it fetched. Holds the store's writer lease throughout: a
+    second publish of the same table waits, then finds its version complete."""
     work_begins()
     source = vectors_in(embeddings_dir)
     content = sha256_of(source)
     store = open_store(config.store)  # once: each opening checks Redis and S3 and rewrites the repo file
     expected = None if refreshed_from is None else (Path(refreshed_from) / FETCHED_VERSION).read_text()
-    base, became = _base(store, config, content, expected) if partial else (None, None)
-    version = became or _version_name(content, base)
-    if is_published(store, version):
-        summary = {"version": version, "already_published": True}
-        if online_missing(store, version):  # the registry says complete, Redis lost the rows
-            summary["restored"] = restore(store, version, progress=False)
-    else:
-        guard = Guard(config.arm, config.max_drop, config.force) if config.arm else None
-        kept = None if generator is None else keep_generator(store.config, version, generator)
-        summary = publish_version(
-            parquet_chunks(source), version, store, base, str(source), data_version=data_version, guard=guard,
-            content=content, generator=kept,
-        )  # fmt: skip
-    held = None if config.arm is None else frozen_by(store.feast, config.arm)
-    if held is not None:  # a running experiment's treatment stays what it started with
-        summary["arm"] = {"arm": config.arm, "version": arm_version(store, config.arm), "changed": False}
-        summary["arm"]["frozen_by"] = held
-    elif config.arm is not None:
-        summary["arm"] = assign(store, config.arm, version)
-    if config.keep_versions is not None:
-        summary["pruned"] = prune(store, config.keep_versions)
+    with writer(store, f"publish {source}"):
+        base, became = _base(store, config, content, expected) if partial else (None, None)
+        version = became or _version_name(content, base)
+        if is_published(store, version):
+            summary = {"version": version, "already_published": True}
+            if online_missing(store, version):  # the registry says complete, Redis lost rows
+                summary["restored"] = restore(store, version, progress=False, only_missing=True)
+        else:
+            guard = Guard(config.arm, config.max_drop, config.force) if config.arm else None
+            kept = None if generator is None else keep_generator(store.config, version, generator)
+            summary = publish_version(
+                parquet_chunks(source), version, store, base, str(source), data_version=data_version, guard=guard,
+                content=content, generator=kept,
+            )  # fmt: skip
+        held = None if config.arm is None else frozen_by(store.feast, config.arm)
+        if held is not None:  # a running experiment's treatment stays what it started with
+            summary["arm"] = {"arm": config.arm, "version": arm_version(store, config.arm), "changed": False}
+            summary["arm"]["frozen_by"] = held
+        elif config.arm is not None:
+            summary["arm"] = assign(store, config.arm, version)
+        if config.keep_versions is not None:
+            summary["pruned"] = prune(store, config.keep_versions)
     with atomic_dir(output) as tmp:
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

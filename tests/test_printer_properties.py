@@ -1,0 +1,105 @@
+"""Text with every control and markup character through every printer of untrusted text: the CLI's
+error printer, the loop's HTML report and the feature store's errors that quote a server. What
+comes out holds no character that acts (ESC sequences, bidi overrides, NULs, carriage returns), is
+bounded, and shows rich or HTML markup as the characters it is."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import unicodedata
+
+import pytest
+import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from trackrec.cli import user_errors
+from trackrec.errors import TrackRecError
+from trackrec.features.store import StoreConfig, StoreError, check_reachable
+from trackrec.inert import ACTING, inert
+from trackrec.llm.report import write_report
+
+FAST = settings(max_examples=150, deadline=None)
+PIECES = st.one_of(
+    st.sampled_from("[]/=\\<>&'\"\x1b\x07\x00\r\u202e\u2066\u200b\u2028\x85\ufeff"),
+    st.sampled_from(["[link=http://evil.example]", "[/]", "[bold red]", "\x1b]8;;http://x\x1b\\", "</td><script>"]),
+    st.characters(),
+)
+HOSTILE = st.lists(PIECES, max_size=20).map("".join)
+
+
+def acting(text: str) -> list[str]:
+    return [c for c in text if c != "\n" and unicodedata.category(c) in ACTING]
+
+
+def failing_command(message: str) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    @user_errors
+    def fail():
+        raise TrackRecError(message)
+
+    return app
+
+
+@FAST
+@given(text=HOSTILE)
+def test_the_cli_prints_an_error_as_the_text_it_is(text):
+    result = CliRunner().invoke(failing_command(f"bad title {text}"), [], color=False)
+    assert result.exit_code == 2, result.output  # "[/]" does not crash the printer
+    assert not acting(result.output)
+    assert "".join(result.output.split()) == "".join(f"error: bad title {inert(text, 10_000, True)}".split())
+
+
+def test_the_cli_bounds_an_error():
+    result = CliRunner().invoke(failing_command("x" * 50_000), [])
+    assert result.exit_code == 2 and len(result.output) < 11_000 and "40000 more characters" in result.output
+
+
+@pytest.mark.filterwarnings("ignore:No artists with labels")
+@settings(max_examples=25, deadline=None)  # each draws the curves
+@given(title=HOSTILE, cell=HOSTILE)
+def test_the_report_shows_run_text_as_inert_html(title, cell, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    row = {"iteration": 0, "auc": 0.6, "note": cell, cell or "k": 1}
+    page = write_report([row], folder, title=title).read_text()
+    assert not acting(page) and "<script>" not in page
+    assert page.count("<td>") == page.count("<th>") == len(row)  # no text opened or closed a cell
+
+
+@contextlib.contextmanager
+def redis_answering_errors(words: str):
+    """A TCP server that answers every Redis command with a RESP error of `words`."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer(client):
+        with client, contextlib.suppress(OSError):
+            while client.recv(65536):  # each command (redis-py's handshake, then PING) gets the error
+                client.sendall(b"-ERR " + words.encode("utf-8", "replace") + b"\r\n")
+
+    def serve():
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=answer, args=(server.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def test_a_redis_error_is_quoted_inert_and_bounded():
+    words = "\x1b[2J\x1b]8;;http://evil.example\x07click\u202e [link=x]" + "y" * 5000
+    with redis_answering_errors(words) as address:
+        try:
+            check_reachable(StoreConfig(online="redis", redis=address))
+        except StoreError as error:
+            said = str(error)
+        else:
+            raise AssertionError("a Redis that answers errors was taken as reachable")
+    assert not acting(said) and "\\u001b" in said and len(said) < 1000
