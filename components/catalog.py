@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kfp import dsl
 
+from components.base_model import stage_base
 from components.config import split_config
 from components.data import data_version, join_prepared, plan_prepare, prepare_data, prepare_shard, select_samples
 from components.features import ctr_judge, current_generator, encode, publish, train_ctr
@@ -44,6 +45,7 @@ STAGES: dict[str, Stage] = {
     "prepare_shard": Stage(prepare_shard, "cpu"),
     "join_prepared": Stage(join_prepared, "cpu"),
     "select_samples": Stage(select_samples, "cpu"),
+    "stage_base": Stage(stage_base, "cpu"),  # a cluster run's one fetch of the base, onto its workspace
     "distill": Stage(distill, "train", gpu=True, trainjob=True),
     "sample": Stage(sample, "infer", gpu=True, sharded="sampled"),
     "score": Stage(score, "infer", gpu=True, sharded="scored"),

@@ -1,5 +1,6 @@
 """Components of G's stages: distill, sample, align, greedy, summarize. Models travel as LoRA
-adapters (`<artifact>/adapter`) over the base named in the llm section."""
+adapters (`<artifact>/adapter`) over the base named in the llm section; on a cluster each GPU task
+takes the run's workspace, where the staging task put the base (`use_run_cache`)."""
 
 from kfp.dsl import Dataset, Input, Model, Output, TaskConfig
 
@@ -17,12 +18,13 @@ def distill(
     import tempfile
     from pathlib import Path
 
+    from trackrec.llm.base_model import use_run_cache
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.distill import teach
-    from trackrec.stages.launch import run_training_stage, use_run_cache
+    from trackrec.stages.launch import run_training_stage
 
-    use_run_cache(nodes, workspace)  # a TrainJob's base: fetched once, onto the run's workspace (the tokenizer too)
+    use_run_cache(workspace)  # the run's staged base: the tokenizer read for the teacher's prompts, the training
     config = section(LLMConfig, llm, "llm")
     corpus = Path(tempfile.mkdtemp()) / "corpus"
     teach(samples.path, config, corpus)
@@ -39,14 +41,17 @@ def sample(
     shard: int,
     shards: int,
     sampled: Output[Dataset],
+    workspace: str = "",
 ):
     """N RecCoTs per train sample of one user shard from G(t-1)."""
+    from trackrec.llm.base_model import use_run_cache
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.sample import sample as run
     from trackrec.stages.shards import Shard
 
+    use_run_cache(workspace)
     config = section(LLMConfig, llm, "llm")
     adapter = adapter_in(generator.path)
     seed = config.generation.seed + iteration
@@ -64,24 +69,34 @@ def align(
 ):
     """G(t): S-DPO of G(t-1) on the scored preferences (one process per GPU of the pod, or a
     TrainJob over `nodes` when the settings ask for several)."""
+    from trackrec.llm.base_model import use_run_cache
     from trackrec.stages.launch import run_training_stage
     from trackrec.stages.llm_common import adapter_in
 
+    use_run_cache(workspace)
     adapter = str(adapter_in(generator.path))
     arguments = {"scored_dir": scored.path, "generator": adapter, "llm": llm, "output": aligned.path}
     run_training_stage("align", arguments, nodes, workspace, task_config, aligned.path)
 
 
 def greedy(
-    samples: Input[Dataset], generator: Input[Model], llm: str, shard: int, shards: int, reccots: Output[Dataset]
+    samples: Input[Dataset],
+    generator: Input[Model],
+    llm: str,
+    shard: int,
+    shards: int,
+    reccots: Output[Dataset],
+    workspace: str = "",
 ):
     """One greedy RecCoT per train and eval sample of one user shard from G(t)."""
+    from trackrec.llm.base_model import use_run_cache
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.greedy import greedy as run
     from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.shards import Shard
 
+    use_run_cache(workspace)
     adapter = adapter_in(generator.path)
     run(samples.path, adapter, section(LLMConfig, llm, "llm"), reccots.path, shard=Shard(shard, shards))
 
@@ -95,16 +110,19 @@ def summarize(
     shards: int,
     active_within_days: int,
     reccots: Output[Dataset],
+    workspace: str = "",
 ):
     """G(T)'s RecCoT snapshots of one shard's users (only active users, as of now, when
     active_within_days > 0); `users`: which users and when (trackrec.features.config.UserDraw)."""
     from trackrec.features.config import UserDraw
+    from trackrec.llm.base_model import use_run_cache
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.shards import Shard
     from trackrec.stages.summarize import summarize as run
 
+    use_run_cache(workspace)
     config = section(LLMConfig, llm, "llm")
     draw = section(UserDraw, users, "users")
     run(

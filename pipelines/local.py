@@ -97,7 +97,7 @@ def run_local(
     )
     iterations = None if config.llm is None else config.llm.iterations
     settings = PipelineSettings(pipeline_root=str(root), reach=None, retries=0)
-    pipeline = build_pipeline(iterations, config.features is not None, settings, refresh=refresh)
+    pipeline = build_pipeline(iterations, config.features is not None, settings, refresh=refresh, cluster=False)
     clock = TaskClock(run_dir / "task-timing.json")
     logging.getLogger().addFilter(clock)
     os.environ[TIMING_ENV] = str(clock.record)  # the task processes inherit it

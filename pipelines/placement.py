@@ -3,9 +3,10 @@ identity, retries, S3 access.
 
 KFP's spec has no per-task ServiceAccount (a run's pods all run as the run's: `submit` and
 `schedule` set the settings' one) and no ephemeral-storage resource: the scratch disk at /cache is
-a generic ephemeral volume (a PVC sized by the pool) on GPU stages, where the base model goes, and
-a size-limited emptyDir on CPU stages; the chart's LimitRange gives every container of the run's
-namespace ephemeral-storage requests and limits.
+a generic ephemeral volume (a PVC sized by the pool) on GPU stages (which read the base model from
+the run's workspace instead: `trackrec_pipeline`), and a size-limited emptyDir on CPU stages; the
+chart's LimitRange gives every container of the run's namespace ephemeral-storage requests and
+limits.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class GPUPool(Pool):
     )
     cpu: str = field("8", help="CPU request and limit of each pod")
     memory: str = field("64Gi", help="memory request and limit of each pod")
-    scratch: str = field("200Gi", help="disk at /cache (base model, caches): its size request and limit")
+    scratch: str = field("200Gi", help="disk at /cache (engine caches; the base is on the run's workspace): its size")
     timeout_s: int = field(6 * 3600, help="a pod running longer is stopped")
     accelerator: str = field("nvidia.com/gpu", help="the accelerator resource name")
     gpus: int = field(1, help="GPUs per pod; DeepSpeed and vLLM use them all")
@@ -104,12 +104,18 @@ def _default_reach() -> Reach:
 @dataclass
 class Training(Config):
     """Multi-node training: distill's SFT, align and rectune as a Kubeflow Trainer TrainJob (docs/deploy.md says
-    what the cluster needs: Kubeflow Trainer v2, a torch runtime, an RWX storage class)."""
+    what the cluster needs: Kubeflow Trainer v2, a torch runtime, an RWX storage class); and the run's
+    workspace, which every cluster run gets (the staged base model)."""
 
     nodes: int = field(1, help="GPU nodes for distill, align and rectune; 1: in the task's pod; > 1: a TrainJob")
     runtime: str = field("torch-distributed", help="the ClusterTrainingRuntime the TrainJob uses")
-    workspace: str = field("500Gi", help="size of the run's shared workspace (inputs, base model, adapter)")
-    storage_class: str | None = field(None, help="a ReadWriteMany storage class for it; none: the cluster's default")
+    workspace: str = field(
+        "500Gi",
+        help="size of every run's shared workspace (the base model for every GPU task; TrainJob inputs, adapter)",
+    )
+    storage_class: str | None = field(
+        None, help="a ReadWriteMany storage class for it (any nodes); none: the cluster's default"
+    )
 
     def problems(self) -> list[str]:
         return self.at_least(1, "nodes")

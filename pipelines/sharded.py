@@ -1,7 +1,8 @@
 """The sharded inference stages as sub-pipelines: plan the shards, one task per shard with
-ParallelFor, gather. A sub-pipeline takes its config section as its own input: `kfp.local`
-(2.17) replaces a task-output parameter that flows straight into a ParallelFor with the loop
-item, and a sub-pipeline's inputs are not task outputs inside it.
+ParallelFor, gather. A GPU stage's sub-pipeline takes the run's workspace too (empty: a local run),
+where each shard reads the staged base. A sub-pipeline takes its config section as its own input:
+`kfp.local` (2.17) replaces a task-output parameter that flows straight into a ParallelFor with the
+loop item, and a sub-pipeline's inputs are not task outputs inside it.
 """
 
 from collections.abc import Callable
@@ -24,8 +25,12 @@ def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph
         return task("gather", f"gather {stage}", parts=collected).outputs["gathered"]
 
     @dsl.pipeline(name="sample-shards")
-    def sample(samples: Input[Dataset], generator: Input[Model], llm: str, iteration: int, shards: int) -> Dataset:
-        return fan_out("sample", shards, samples=samples, generator=generator, llm=llm, iteration=iteration)
+    def sample(
+        samples: Input[Dataset], generator: Input[Model], llm: str, iteration: int, shards: int, workspace: str = ""
+    ) -> Dataset:
+        return fan_out(
+            "sample", shards, samples=samples, generator=generator, llm=llm, iteration=iteration, workspace=workspace
+        )
 
     @dsl.pipeline(name="score-shards")
     def score(
@@ -36,15 +41,16 @@ def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph
         dataset: Input[Dataset],
         llm: str,
         shards: int,
+        workspace: str = "",
     ) -> Dataset:
         return fan_out(
             "score", shards, samples=samples, sampled=sampled, validator=validator, judge=judge, dataset=dataset,
-            llm=llm,
+            llm=llm, workspace=workspace,
         )  # fmt: skip
 
     @dsl.pipeline(name="greedy-shards")
-    def greedy(samples: Input[Dataset], generator: Input[Model], llm: str, shards: int) -> Dataset:
-        return fan_out("greedy", shards, samples=samples, generator=generator, llm=llm)
+    def greedy(samples: Input[Dataset], generator: Input[Model], llm: str, shards: int, workspace: str = "") -> Dataset:
+        return fan_out("greedy", shards, samples=samples, generator=generator, llm=llm, workspace=workspace)
 
     @dsl.pipeline(name="summarize-shards")
     def summarize(
@@ -54,10 +60,11 @@ def sharded_stages(task: Callable[..., dsl.PipelineTask]) -> dict[str, dsl.graph
         users: str,
         active_within_days: int,
         shards: int,
+        workspace: str = "",
     ) -> Dataset:
         return fan_out(
             "summarize", shards, dataset=dataset, generator=generator, llm=llm, users=users,
-            active_within_days=active_within_days,
+            active_within_days=active_within_days, workspace=workspace,
         )  # fmt: skip
 
     @dsl.pipeline(name="encode-shards")

@@ -4,7 +4,9 @@
 The inference stages (sample, score, greedy, summarize) and encode fan out over user shards with
 ParallelFor and are gathered into one folder; prepare_data does too where the settings ask
 (`prepare_shards`: a log larger than one pod). The same pipeline runs on a cluster and, through
-`kfp.local`, on one machine (`trackrec run`).
+`kfp.local`, on one machine (`trackrec run`). On a cluster, one CPU task stages the base model on
+the run's workspace and every GPU task reads it there: one fetch from S3 per run, not one per pod
+(docs/deploy.md).
 """
 
 import dataclasses
@@ -31,16 +33,20 @@ def build_pipeline(
     settings: PipelineSettings,
     default_config: str = "{}",
     refresh: bool = False,
+    cluster: bool = True,
 ) -> dsl.graph_component.GraphComponent:
     """The pipeline for a run config of this shape: T iterations (None: no LLM loop, data and CTR
     only) and with or without the feature stages (which need the loop). refresh: the daily refresh
     instead (no training: the active users' snapshots as of now, written by the G of the version the
-    arm reads, published with every older snapshot carried)."""
+    arm reads, published with every older snapshot carried). cluster: the run gets a workspace and
+    one task stages the base there for every GPU task (false: `kfp.local`, whose tasks share this
+    machine's cache already)."""
     if features and not iterations:
         raise ValueError("the feature stages need the LLM loop (iterations >= 1)")
     if refresh and not features:
         raise ValueError("the refresh pipeline needs the feature stages")
     multi_node = settings.training.nodes > 1
+    staged_base = cluster and bool(iterations)
     ops = build(settings.images, multi_node)
 
     def task(stage: str, name: str, **inputs) -> dsl.PipelineTask:
@@ -53,6 +59,14 @@ def build_pipeline(
     def body(config, shards, active_within_days):
         sections = task("split_config", "check config", config=config, iterations=iterations or 0, features=features)
         data, llm = sections.outputs["data"], sections.outputs["llm"]
+        base = {}  # what each GPU task takes to read the base: the staged workspace on a cluster
+        if staged_base:
+            staging = task("stage_base", "stage the base model", llm=llm, workspace=dsl.WORKSPACE_PATH_PLACEHOLDER)
+            base = {"workspace": staging.set_caching_options(False).output}  # each run's workspace is new
+
+        def gpu_task(stage: str, name: str, **inputs) -> dsl.PipelineTask:
+            return task(stage, name, **inputs, **base)
+
         version = task("data_version", "identify data", data=data).set_caching_options(False)  # the log may grow
         if settings.prepare_shards > 1:
             dataset = prepare_in_shards(data=data, data_version=version.output, shards=settings.prepare_shards)
@@ -61,6 +75,7 @@ def build_pipeline(
             dataset = task("prepare_data", "prepare data", data=data, data_version=version.output).outputs["dataset"]
 
         def sharded(stage: str, name: str, after: dsl.PipelineTask | None = None, **inputs):
+            inputs |= base if STAGES[stage].gpu else {}
             fan_out = shards_of[stage](shards=shards, **inputs).set_display_name(name)
             return (fan_out if after is None else fan_out.after(after)).output
 
@@ -87,7 +102,7 @@ def build_pipeline(
         embeddings = None
         if iterations:
             samples = task("select_samples", "select samples", dataset=dataset, llm=llm).outputs["samples"]
-            g = g0 = task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
+            g = g0 = gpu_task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
             v = v0 = judge = report = scored = evaluation = None
             for t in range(iterations + 1):
                 if t > 0:
@@ -100,20 +115,20 @@ def build_pipeline(
                         "score", f"score {t}", samples=samples, sampled=sampled, validator=v, judge=judge,
                         dataset=dataset, llm=llm,
                     )  # fmt: skip
-                    g = task("align", f"align G{t}", scored=scored, generator=g, llm=llm).outputs["aligned"]
+                    g = gpu_task("align", f"align G{t}", scored=scored, generator=g, llm=llm).outputs["aligned"]
                 reccots = sharded("greedy", f"greedy {t}", samples=samples, generator=g, llm=llm)
                 judge = task(
                     "ctr_judge", f"CTR judge {t}", dataset=dataset, samples=samples, reccots=reccots,
                     config=sections.outputs["judge"], iteration=t,
                 ).outputs["judge"]  # fmt: skip
                 optional_v = {} if v is None else {"validator": v}
-                v = task("rectune", f"rectune V{t}", samples=samples, reccots=reccots, llm=llm, **optional_v)
+                v = gpu_task("rectune", f"rectune V{t}", samples=samples, reccots=reccots, llm=llm, **optional_v)
                 v = v.outputs["tuned"]
                 if v0 is None:
                     v0 = v
                 # after the first: the report so far, the scoring round and V0, which judges G(t) fixed
                 previous = {} if report is None else {"previous": report, "scored": scored, "fixed_validator": v0}
-                evaluation = task(
+                evaluation = gpu_task(
                     "evaluate", f"evaluate {t}", samples=samples, reccots=reccots, validator=v, judge=judge, llm=llm,
                     iteration=t, **previous,
                 )  # fmt: skip
@@ -147,7 +162,7 @@ def build_pipeline(
             return body(config, shards, 0)
 
     trackrec.__annotations__["return"] = Outputs
-    workspace = dsl.PipelineConfig(workspace=shared_workspace(settings)) if multi_node else None
+    workspace = dsl.PipelineConfig(workspace=shared_workspace(settings)) if staged_base else None
     name, description = (REFRESH, REFRESH_DESCRIPTION) if refresh else (NAME, __doc__.splitlines()[0])
     return dsl.pipeline(
         name=name, description=description, pipeline_root=settings.pipeline_root, pipeline_config=workspace
@@ -155,7 +170,7 @@ def build_pipeline(
 
 
 def trainjob_inputs(settings: PipelineSettings, stage: str) -> dict[str, str]:
-    """What a training task needs to launch its TrainJob: the nodes (JSON) and the workspace path."""
+    """What a training task needs to launch its TrainJob beside the workspace: the nodes (JSON)."""
     override = settings.stages.get(stage)
     nodes = Nodes(
         nodes=settings.training.nodes,
@@ -165,11 +180,12 @@ def trainjob_inputs(settings: PipelineSettings, stage: str) -> dict[str, str]:
         run_as_user=settings.run_as_user,
         shm=settings.gpu_pool.shm,
     )
-    return {"nodes": json.dumps(dataclasses.asdict(nodes)), "workspace": dsl.WORKSPACE_PATH_PLACEHOLDER}
+    return {"nodes": json.dumps(dataclasses.asdict(nodes))}
 
 
 def shared_workspace(settings: PipelineSettings) -> dsl.WorkspaceConfig:
-    """The run's workspace PVC, mounted by the training tasks and their TrainJobs' nodes: ReadWriteMany."""
+    """The run's workspace PVC, mounted by the staging task, every GPU task and the TrainJobs' nodes:
+    ReadWriteMany."""
     spec = {"accessModes": ["ReadWriteMany"]}
     if settings.training.storage_class:
         spec["storageClassName"] = settings.training.storage_class

@@ -356,3 +356,61 @@ def test_the_ctr_models_join_snapshots_with_the_stores_ttl():
     assert json.loads(sections["judge"])["ctr"]["vector_ttl_days"] == 30
     with pytest.raises(ConfigError, match=r"ctr.vector_ttl_days: set by features.store.ttl_days \(30\), got 5"):
         config_from_dict(RunConfig, raw | {"ctr": {"vector_ttl_days": 5}})
+
+
+def cluster_pipelines(tmp_path) -> dict[str, tuple[dict, dict, PipelineSettings]]:
+    """name -> (pipeline, its Kubernetes platform spec, the settings) of the cluster's retrain (one
+    node and TrainJobs) and refresh."""
+    multi_node = config_from_dict(PipelineSettings, {"training": {"nodes": 4}})
+    shapes = {"retrain": (PipelineSettings(), False), "retrain on 4 nodes": (multi_node, False)}
+    shapes["refresh"] = (PipelineSettings(), True)
+    found = {}
+    for name, (settings, refresh) in shapes.items():
+        path = compile_pipeline(load_config(CLUSTER, RunConfig), settings, tmp_path / f"{name}.yaml", refresh)
+        pipeline, platform = yaml.safe_load_all(path.read_text())
+        found[name] = (pipeline, platform["platforms"]["kubernetes"], settings)
+    return found
+
+
+def runs_on_gpu(pipeline, task) -> bool:
+    """A root task that is a GPU stage or a sub-pipeline holding one."""
+    component = pipeline["components"][task["componentRef"]["name"]]
+    if "dag" in component:
+        return any(runs_on_gpu(pipeline, inner) for inner in component["dag"]["tasks"].values())
+    return STAGES[executor_stage(component["executorLabel"])].gpu
+
+
+def test_one_task_stages_the_base_on_the_runs_workspace_and_every_gpu_task_reads_it_there(tmp_path):
+    """Every GPU task's workspace input (in a shard: through its sub-pipeline's) is the staging
+    task's output, so it starts after the staging task and KFP mounts the workspace; the staging
+    task is then the run's one fetch from S3 (bench/model_downloads.py counts it from the IR)."""
+    from bench.model_downloads import downloads, pods
+
+    for name, (pipeline, platform, settings) in cluster_pipelines(tmp_path).items():
+        assert platform["pipelineConfig"]["workspace"]["kubernetes"]["pvcSpecPatch"]["accessModes"] == [
+            "ReadWriteMany"
+        ], name
+        root = pipeline["root"]["dag"]["tasks"]
+        (staging,) = [key for key, task in root.items() if task["componentRef"]["name"] == "comp-stage-base"]
+        inputs = root[staging]["inputs"]["parameters"]
+        assert inputs["workspace"]["runtimeValue"]["constant"] == "{{$.workspace_path}}", name
+        assert not root[staging]["cachingOptions"].get("enableCache"), name  # a cached answer: an empty workspace
+        gpu = [key for key, task in root.items() if runs_on_gpu(pipeline, task)]
+        assert gpu and all(staging in root[key]["dependentTasks"] for key in gpu), name
+        found = pods(pipeline, shards=16)
+        assert all(staged for stage, _, staged in found if stage != "stage_base"), name
+        before, after = downloads(found, settings)
+        assert after == 1 and before >= 16, name
+
+
+def test_a_local_run_keeps_this_machines_cache_no_workspace_no_staging(tmp_path):
+    from kfp import compiler
+
+    from pipelines.trackrec_pipeline import build_pipeline
+
+    pipeline = build_pipeline(3, True, PipelineSettings(), cluster=False)
+    compiler.Compiler().compile(pipeline, str(tmp_path / "local.yaml"))
+    spec, platform = yaml.safe_load_all((tmp_path / "local.yaml").read_text())
+    assert "pipelineConfig" not in platform["platforms"]["kubernetes"]
+    assert "stage_base" not in tasks_by_stage(spec)
+    assert "{{$.workspace_path}}" not in (tmp_path / "local.yaml").read_text()

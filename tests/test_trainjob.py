@@ -21,8 +21,9 @@ from pipelines.settings import PipelineSettings
 from tests.deploy.netpol import selects
 from tests.deploy.upstream import ISTIO_INJECTOR_OBJECT_SELECTOR
 from trackrec.config import config_from_dict, load_config
+from trackrec.llm.base_model import run_cache
 from trackrec.run_config import RunConfig
-from trackrec.stages.launch import Nodes, TrainJobError, run_cache, run_on_trainjob, stage_job, trainjob_manifest
+from trackrec.stages.launch import Nodes, TrainJobError, run_on_trainjob, stage_job, trainjob_manifest
 
 TRAINJOB_STAGES = tuple(name for name, stage in STAGES.items() if stage.trainjob)
 MULTI_NODE = {"training": {"nodes": 4, "storage_class": "nfs-rwx"}, "stages": {s: {"gpus": 8} for s in TRAINJOB_STAGES}}
@@ -75,15 +76,15 @@ def test_training_tasks_hand_their_gpu_pool_to_a_trainjob_and_share_an_rwx_works
             "run_as_user": 10001,
             "shm": "16Gi",  # the GPU pool's /dev/shm, for each node
         }
-        assert parameters["workspace"]["runtimeValue"]["constant"] == "{{$.workspace_path}}"
+        assert parameters["workspace"]["taskOutputParameter"]["producerTask"] == "stage-base"  # the staged base
     accelerator = pipeline["deploymentSpec"]["executors"]["exec-align"]["container"]["resources"]["accelerator"]
     assert accelerator["resourceCount"] == "8"  # forwarded to every TrainJob node
 
 
-def test_single_node_settings_compile_no_trainjob_and_no_workspace(tmp_path):
+def test_single_node_settings_compile_no_trainjob_but_the_runs_workspace(tmp_path):
     path = compile_pipeline(load_config("configs/cluster.yaml", RunConfig), PipelineSettings(), tmp_path / "p.yaml")
     pipeline, platform = yaml.safe_load_all(path.read_text())
-    assert "pipelineConfig" not in platform["platforms"]["kubernetes"]
+    assert platform["platforms"]["kubernetes"]["pipelineConfig"]["workspace"]["size"] == "500Gi"  # the staged base
     assert not any("taskConfigPassthroughs" in c for c in pipeline["components"].values())
     assert all("nodes" not in t["inputs"]["parameters"] for t in training_tasks(pipeline).values())
 
@@ -345,9 +346,11 @@ def test_a_failed_trainjob_names_its_pods_and_a_retry_replaces_it(tmp_path):
     assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_the_base_is_fetched_once_per_run_by_the_waiting_task_before_any_node_starts(tmp_path, s3):
-    """The trainer pods reach no S3 (their egress policy): the first training task fetches the base
-    onto the run's workspace, where each TrainJob's TRACKREC_CACHE points; later tasks fetch nothing."""
+def test_the_base_is_fetched_once_per_run_by_the_staging_task_before_any_node_starts(tmp_path, s3):
+    """The trainer pods reach no S3 (their egress policy): the run's staging task fetches the base
+    onto the run's workspace, where each TrainJob's TRACKREC_CACHE points; the tasks fetch nothing."""
+    from components.base_model import stage_base
+
     s3.create_bucket(Bucket="models")
     for name, text in {"config.json": "{}", "model.safetensors": "weights"}.items():
         s3.put_object(Bucket="models", Key=f"base/{name}", Body=text.encode())
@@ -358,26 +361,25 @@ def test_the_base_is_fetched_once_per_run_by_the_waiting_task_before_any_node_st
         staged.append((Path(cache) / "models" / "s3" / "models" / "base" / "model.safetensors").read_text())
         return finished_by_rank_0(body)
 
+    assert stage_base(json.dumps({"base": "s3://models/base"}), str(tmp_path / "ws")) == str(tmp_path / "ws")
+    s3.delete_object(Bucket="models", Key="base/model.safetensors")  # a second fetch would fail
     kubernetes = FakeKubernetes(finish)
     try:
         launch("align", tmp_path, kubernetes, tmp_path / "aligned", base="s3://models/base")
-        s3.delete_object(Bucket="models", Key="base/model.safetensors")  # a second fetch would fail
         launch("rectune", tmp_path, kubernetes, tmp_path / "tuned", base="s3://models/base")
     finally:
         kubernetes.close()
     assert staged == ["weights", "weights"]
-    assert (run_cache(tmp_path / "ws") / "models" / "s3" / "models" / "base" / "model.safetensors").is_file()
+    assert [p.name for p in run_cache(tmp_path / "ws").joinpath("models", "s3", "models").iterdir()] == ["base"]
 
 
-def test_distills_waiting_pod_reads_the_base_from_the_runs_cache_only_when_it_launches_a_trainjob(
-    tmp_path, monkeypatch
-):
-    """Its tokenizer read (the teacher's prompts) then fetches the one copy the nodes use."""
-    from trackrec.llm.base_model import cache_root
-    from trackrec.stages.launch import use_run_cache
+def test_a_task_given_the_runs_workspace_reads_the_base_from_the_runs_cache(tmp_path, monkeypatch):
+    """A cluster run's GPU tasks (distill's tokenizer read for the teacher's prompts among them)
+    read the staged copy; a local run's keep this machine's cache."""
+    from trackrec.llm.base_model import cache_root, use_run_cache
 
     monkeypatch.setenv("TRACKREC_CACHE", "/cache")
-    use_run_cache("", str(tmp_path / "ws"))  # one node: the pod's own scratch disk
+    use_run_cache("")  # a local run: no workspace
     assert cache_root() == Path("/cache")
-    use_run_cache(json.dumps({"nodes": 4}), str(tmp_path / "ws"))
+    use_run_cache(str(tmp_path / "ws"))
     assert cache_root() == run_cache(tmp_path / "ws")

@@ -285,17 +285,17 @@ def test_multi_node_training_values_reach_the_settings_the_runner_role_and_the_t
     assert [rule["to"] for rule in trainers["egress"]][-1] == [
         {"podSelector": {"matchLabels": {"trackrec.io/trainjob": "true"}}}
     ]
-    # the base reaches the nodes through the workspace: the waiting task (a pipeline pod) fetches it
+    # the base reaches the nodes through the workspace: the staging task (a pipeline pod) fetches it
     # from S3, the trainer pods (trackrec/stages/launch.py's labels) reach only each other and DNS
     from trackrec.stages.launch import NO_SIDECAR, TRAINER_LABEL
 
     policies = [m for (kind, _, _), m in manifests.items() if kind == "NetworkPolicy"]
-    waiting, node = (
+    staging, node = (
         Pod("kubeflow", {"trackrec.io/pipeline": "true"}),
         Pod("kubeflow", {TRAINER_LABEL: "true"} | NO_SIDECAR),
     )
     s3 = Destination(443, ip="52.216.1.2")
-    assert egress_allowed(policies, waiting, s3) and not egress_allowed(policies, node, s3)
+    assert egress_allowed(policies, staging, s3) and not egress_allowed(policies, node, s3)
     assert egress_allowed(policies, node, Destination(29500, pod=node))  # torchrun's rendezvous
     data = yaml.safe_load(render(values)["trackrec/templates/pipeline-settings.yaml"])["data"]
     from pipelines.settings import PipelineSettings

