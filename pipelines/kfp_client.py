@@ -4,12 +4,17 @@ Multi-user Kubeflow puts an auth proxy in front of the API and one profile names
 call carries a bearer token (given, or the in-cluster ServiceAccount token projected for KFP's
 audience) and names the namespace. Before any call, one GET of the health endpoint (redirects not
 followed) turns a login redirect, a 401 or a 403 into one line that says what to set.
+
+Every call has a connect and a read timeout, a deadline for the whole call (KFP_TIMEOUTS_S) and a
+cap on its answer's size: an endpoint that goes silent, drips its answer or never ends it fails with
+one line naming the call.
 """
 
 import hashlib
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,26 @@ API = "/apis/v2beta1"
 SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
 SA_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 TO_SET = "pass --token (or KF_PIPELINES_TOKEN), or run in a pod with a projected KFP token, and --namespace"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds a KFP call may take. urllib3's connect and read timeouts bound one socket operation
+    each, so a server dripping a byte now and then never trips them: `health` and `call` bound the
+    whole of one call."""
+
+    connect: float  # to open the connection
+    read: float  # of silence within one answer
+    health: float  # the health check, from connecting to its last byte
+    call: float  # one API call through kfp's client (an upload, a listing, a run's creation)
+
+
+# KFP answers its API in well under a second and takes a few to store an upload or create a run; these
+# are far above that and still fail a hung submit in minutes. kfp's client retries a GET that read
+# nothing 3 times, so `call` is above 4 reads' silence.
+KFP_TIMEOUTS_S = Timeouts(connect=10, read=30, health=30, call=180)
+HEALTH_ANSWER_MAX = 64 * 1024  # KFP's is under 1 KiB; more is not KFP, and is not read
+API_ANSWER_MAX = 64 * 1024**2  # the largest, 10 listed versions with their specs (~300 KiB each), is a few MiB
 
 
 class KFPError(TrackRecError):
@@ -77,16 +102,12 @@ def preflight(where: Access) -> None:
     """One health call that names what is missing: a login redirect, a refused token, a namespace."""
     token = where.bearer()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    http = urllib3.PoolManager(ca_certs=where.ca_bundle) if where.ca_bundle else urllib3.PoolManager()
+    what = "its health check"
     try:
-        answer = http.request(
-            "GET", f"{where.host}{API}/healthz", headers=headers, redirect=False, retries=False, timeout=15
-        )
+        status, login, data = _within(KFP_TIMEOUTS_S.health, where.host, what, _health, where, headers)
     except urllib3.exceptions.HTTPError as error:
-        raise KFPError(f"KFP endpoint {where.host} is unreachable: {error}") from error
-    status = answer.status
+        raise _failed(where.host, what, error) from error
     if status in (301, 302, 303, 307, 308):
-        login = answer.headers.get("Location", "?")
         raise KFPError(f"KFP endpoint {where.host} redirected to a login page ({login}): {TO_SET}")
     if status == 401:
         said = "refused the token" if token else "needs a token"
@@ -96,11 +117,102 @@ def preflight(where: Access) -> None:
     if status != 200:
         raise KFPError(f"KFP endpoint {where.host} answered HTTP {status} to its health check")
     try:
-        multi_user = json.loads(answer.data).get("multi_user", False)
+        multi_user = json.loads(data).get("multi_user", False)
     except ValueError as error:
         raise KFPError(f"KFP endpoint {where.host} answered its health check with something not JSON") from error
     if multi_user and not where.namespace:
         raise KFPError(f"KFP at {where.host} is multi-user: pass --namespace (your Kubeflow profile's namespace)")
+
+
+def _health(where: Access, headers: dict) -> tuple[int, str, bytes]:
+    """The health answer's status, Location and body (200's only)."""
+    http = urllib3.PoolManager(ca_certs=where.ca_bundle) if where.ca_bundle else urllib3.PoolManager()
+    timeout = urllib3.Timeout(connect=KFP_TIMEOUTS_S.connect, read=KFP_TIMEOUTS_S.read)
+    url = f"{where.host}{API}/healthz"
+    answer = http.request(
+        "GET", url, headers=headers, redirect=False, retries=False, timeout=timeout, preload_content=False
+    )
+    data = _read_most(answer, HEALTH_ANSWER_MAX) if answer.status == 200 else b""
+    return answer.status, answer.headers.get("Location", "?"), data
+
+
+class _Overlong(urllib3.exceptions.HTTPError):
+    """An answer longer than its cap: a failed transfer, as urllib3's own errors are."""
+
+
+def _read_most(answer: urllib3.BaseHTTPResponse, most: int) -> bytes:
+    """`answer`'s body; past `most` bytes, _Overlong and the connection closed."""
+    data = answer.read(most + 1)
+    if len(data) > most:
+        answer.close()
+        raise _Overlong(most)
+    answer.release_conn()
+    return data
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What kfp's REST client reads of an answer (its RESTResponse's source)."""
+
+    status: int
+    reason: str | None
+    data: bytes
+    headers: urllib3.HTTPHeaderDict
+
+    def getheaders(self) -> urllib3.HTTPHeaderDict:
+        return self.headers
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+
+def _within(seconds: float, host: str, what: str, function, *args, **kwargs):
+    """`function(*args, **kwargs)`, or a KFPError once it has run `seconds`. It runs in a daemon
+    thread: one left behind on a socket ends at its read timeout or with the process."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as error:  # raised again in the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name=f"kfp {what}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise KFPError(f"KFP endpoint {host} did not finish {what} within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _failed(host: str, what: str, error: urllib3.exceptions.HTTPError) -> KFPError:
+    cause = getattr(error, "reason", None) or error  # a MaxRetryError holds its last attempt's error
+    refused = isinstance(cause, urllib3.exceptions.NewConnectionError)  # urllib3's subclass of a timeout
+    if isinstance(cause, urllib3.exceptions.ConnectTimeoutError) and not refused:
+        return KFPError(f"KFP endpoint {host} accepted no connection within {KFP_TIMEOUTS_S.connect:g} s ({what})")
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+        return KFPError(f"KFP endpoint {host} sent nothing for {KFP_TIMEOUTS_S.read:g} s during {what}")
+    if isinstance(cause, _Overlong):
+        return KFPError(f"KFP endpoint {host} answered {what} with more than {cause.args[0]:,} bytes")
+    return KFPError(f"KFP endpoint {host} is unreachable ({what}): {error}")
+
+
+def _bounded(client):
+    """`client` with a (connect, read) timeout and a capped answer on each request: kfp's Client sets
+    no timeout (its constructor's own health call has only `call`'s bound) on the one pool all its
+    service APIs share (kfp 2.17 keeps it at `_run_api.api_client`, as at every `_*_api`)."""
+    rest = client._run_api.api_client.rest_client
+    send = rest.pool_manager.request
+
+    def bounded(*args, timeout=None, preload_content=True, **kwargs):  # kfp's preloads: read here, capped
+        limits = timeout or urllib3.Timeout(connect=KFP_TIMEOUTS_S.connect, read=KFP_TIMEOUTS_S.read)
+        answer = send(*args, timeout=limits, preload_content=False, **kwargs)
+        return _Answer(answer.status, answer.reason, _read_most(answer, API_ANSWER_MAX), answer.headers)
+
+    rest.pool_manager.request = bounded
+    return client
 
 
 def connect(where: Access):
@@ -112,7 +224,7 @@ def connect(where: Access):
     credentials = (
         None if where.token or not where.token_file else ServiceAccountTokenVolumeCredentials(where.token_file)
     )
-    return _call(
+    client = _call(
         where.host,
         "the connection",
         kfp.Client,
@@ -122,16 +234,18 @@ def connect(where: Access):
         credentials=credentials,
         ssl_ca_cert=where.ca_bundle,
     )
+    return _bounded(client)
 
 
 def _call(host: str, what: str, function, *args, **kwargs):
-    """Run one client call; an unreachable host or an API error becomes a KFPError naming both."""
+    """Run one client call within KFP_TIMEOUTS_S.call; an unreachable or silent host or an API error
+    becomes a KFPError naming both."""
     from kfp_server_api.exceptions import ApiException, OpenApiException
 
     try:
-        return function(*args, **kwargs)
+        return _within(KFP_TIMEOUTS_S.call, host, what, function, *args, **kwargs)
     except urllib3.exceptions.HTTPError as error:
-        raise KFPError(f"KFP endpoint {host} is unreachable ({what}): {error}") from error
+        raise _failed(host, what, error) from error
     except ApiException as error:
         hint = f": {TO_SET}" if error.status in (401, 403) else f": {error.body}"
         raise KFPError(f"KFP endpoint {host} refused {what}: HTTP {error.status} {error.reason}{hint}") from error

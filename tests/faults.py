@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 
 from tests.conftest import RedisServer, free_port
@@ -159,3 +160,87 @@ def cutting_proxy(endpoint: str) -> Iterator[CuttingProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+class MisbehavingHTTP:
+    """An HTTP/1.1 server on 127.0.0.1 that answers the paths in `answers` (200, their JSON, the
+    connection kept) and meets any other request with `fault`: "silent" (reads it, never answers),
+    "drip" (an answer sent one byte each `interval` s) or "endless" (a 200 whose body never ends).
+    It misbehaves for `lifetime` s from its start, then closes each connection it is faulting, so a
+    client without a bound of its own fails late instead of hanging the test."""
+
+    FAULTS = ("silent", "drip", "endless")
+
+    def __init__(
+        self, fault: str, answers: dict[str, bytes] | None = None, interval: float = 0.2, lifetime: float = 6.0
+    ):
+        assert fault in self.FAULTS, fault
+        self.fault, self.answers, self.interval = fault, answers or {}, interval
+        self.until = time.monotonic() + lifetime
+        self.faulted: list[tuple[str, float]] = []  # the request lines the fault met, and when (monotonic)
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(max(0.1, self.until - time.monotonic()))
+            reader = conn.makefile("rb")
+            while line := reader.readline():
+                length = 0
+                while (header := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode("latin-1").partition(":")
+                    length = int(value) if name.strip().lower() == "content-length" else length
+                reader.read(length)
+                path = line.split()[1].decode().split("?")[0]
+                if path not in self.answers:
+                    self.faulted.append((line.decode().strip(), time.monotonic()))
+                    self._misbehave(conn)
+                    return
+                body = self.answers[path]
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                conn.sendall(head.encode() + body)
+
+    def _misbehave(self, conn: socket.socket) -> None:
+        def going() -> bool:
+            return not self._stop.is_set() and time.monotonic() < self.until
+
+        if self.fault == "silent":
+            self._stop.wait(max(0.0, self.until - time.monotonic()))
+        elif self.fault == "drip":
+            answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+            for byte in answer + b" " * 100000:
+                if not going():
+                    return
+                conn.sendall(bytes([byte]))
+                self._stop.wait(self.interval)
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[")
+            while going():
+                conn.sendall(b"0," * 32768)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+
+@contextlib.contextmanager
+def misbehaving_http(fault: str, **options) -> Iterator[MisbehavingHTTP]:
+    server = MisbehavingHTTP(fault, **options)
+    try:
+        yield server
+    finally:
+        server.close()

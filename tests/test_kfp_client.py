@@ -1,13 +1,17 @@
 """`trackrec submit` and `trackrec schedule` against a recording KFP API server on 127.0.0.1."""
 
+import time
+
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from pipelines import kfp_client
 from pipelines.compile import COMPILED, COMPILED_REFRESH
-from pipelines.kfp_client import KFPError, access, check_cron, submit
+from pipelines.kfp_client import API, KFPError, Timeouts, access, check_cron, submit
 from pipelines.settings import Images
 from tests.conftest import free_port
+from tests.faults import misbehaving_http
 from tests.kfp_api_server import KFPApiServer
 from trackrec.cli import app
 
@@ -221,3 +225,57 @@ def test_untrusted_text_in_an_error_is_printed_as_written_not_as_markup():
     with KFPApiServer() as kfp:
         code, output = cli("submit", *CHECKED_IN, "--host", kfp.url, "--param", "[red]boom[/red]=1")
         assert code == 2 and "[red]boom[/red]: unknown parameter" in output
+
+
+HEALTHY = {f"{API}/healthz": b'{"multi_user": false}'}  # a single-user KFP's health answer
+
+
+@pytest.fixture
+def short_timeouts(monkeypatch):
+    """Seconds, not minutes. kfp's client tries a silent GET 4 times: 4 reads' silence is under `call`.
+    The servers misbehave for 6 s, so a missing bound shows as a late failure naming something else."""
+    monkeypatch.setattr(kfp_client, "KFP_TIMEOUTS_S", Timeouts(connect=1, read=0.5, health=2, call=3))
+
+
+def error_line(server, seconds: float, *args) -> str:
+    """The CLI's one error line for `trackrec *args`, which must come within `seconds` of the
+    server's first fault."""
+    code, output = cli(*args)
+    took = time.monotonic() - server.faulted[0][1]
+    assert code == 2 and "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert took < seconds, f"{took:.1f} s: {line}"
+    return line
+
+
+@pytest.mark.parametrize(
+    ("fault", "said", "seconds"),
+    [
+        ("silent", "sent nothing for 0.5 s during its health check", 1.5),  # the read timeout
+        ("drip", "did not finish its health check within 2 s", 2.8),  # the health check's deadline
+        ("endless", "answered its health check with more than 65,536 bytes", 1.0),  # the size cap
+    ],
+)
+def test_a_health_check_that_never_ends_fails_within_its_bound_naming_the_host(short_timeouts, fault, said, seconds):
+    with misbehaving_http(fault) as server:
+        line = error_line(server, seconds, "submit", *CHECKED_IN, "--host", server.url)
+        assert f"KFP endpoint {server.url} {said}" in line
+        assert [request for request, _ in server.faulted] == [f"GET {API}/healthz HTTP/1.1"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "said", "seconds"),
+    [
+        ("silent", "sent nothing for 0.5 s during the pipeline lookup", 2.8),  # (connect, read) on each request
+        ("drip", "did not finish the pipeline lookup within 3 s", 3.8),  # the call's deadline
+        ("endless", "answered the pipeline lookup with more than 67,108,864 bytes", 2.5),  # the size cap
+    ],
+)
+def test_an_api_that_stalls_after_the_health_check_fails_within_its_bound_naming_the_call(
+    short_timeouts, fault, said, seconds
+):
+    """The health checks (ours and kfp's) are answered; the first API call meets the fault."""
+    with misbehaving_http(fault, answers=HEALTHY) as server:
+        line = error_line(server, seconds, "submit", *CHECKED_IN, "--host", server.url)
+        assert f"KFP endpoint {server.url} {said}" in line
+        assert server.faulted[0][0].startswith(f"GET {API}/pipelines?")

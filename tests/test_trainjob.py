@@ -23,7 +23,14 @@ from tests.deploy.upstream import ISTIO_INJECTOR_OBJECT_SELECTOR
 from trackrec.config import config_from_dict, load_config
 from trackrec.llm.base_model import run_cache
 from trackrec.run_config import RunConfig
-from trackrec.stages.launch import Nodes, TrainJobError, run_on_trainjob, stage_job, trainjob_manifest
+from trackrec.stages.launch import (
+    POLL_FAILURES,
+    Nodes,
+    TrainJobError,
+    run_on_trainjob,
+    stage_job,
+    trainjob_manifest,
+)
 
 TRAINJOB_STAGES = tuple(name for name, stage in STAGES.items() if stage.trainjob)
 MULTI_NODE = {"training": {"nodes": 4, "storage_class": "nfs-rwx"}, "stages": {s: {"gpus": 8} for s in TRAINJOB_STAGES}}
@@ -193,6 +200,7 @@ class FakeKubernetes:
 
     def __init__(self, finish):
         self.jobs, self.pods, self.requests, self.finish = {}, {}, [], finish
+        self.failing_reads = 0  # the next reads of an existing TrainJob answered 500, as a restarting API server
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -217,6 +225,9 @@ class FakeKubernetes:
                     self._reply(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
                 elif path.endswith("/log"):
                     self._reply(200, server.NODE_0_LOG)
+                elif path.rsplit("/", 1)[-1] in server.jobs and server.failing_reads:
+                    server.failing_reads -= 1
+                    self._reply(500, {"kind": "Status", "code": 500, "reason": "InternalError"})
                 elif path.rsplit("/", 1)[-1] in server.jobs:
                     self._reply(200, server.jobs[path.rsplit("/", 1)[-1]])
                 else:
@@ -344,6 +355,31 @@ def test_a_failed_trainjob_names_its_pods_and_a_retry_replaces_it(tmp_path):
     assert f"pods: {job}-node-0-0-x0z Failed (node: OOMKilled, exit 137), {job}-node-0-1-x1z Succeeded" in message
     assert [m for m, _ in kubernetes.requests if m != "GET"] == ["POST", "DELETE", "POST"]
     assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("failing", [POLL_FAILURES - 1, 10**6])
+def test_failed_polls_are_asked_again_and_a_wait_that_gives_up_deletes_its_trainjob(tmp_path, failing):
+    """An API server that answers 500 for a while (a restart, a leader election) does not fail the
+    task; one that keeps failing does, and the TrainJob is deleted rather than left training unseen."""
+    kubernetes = None
+
+    def finish(body):
+        kubernetes.failing_reads = failing
+        return finished_by_rank_0(body)
+
+    kubernetes = FakeKubernetes(finish)
+    try:
+        if failing < POLL_FAILURES:
+            launch_align(tmp_path, kubernetes, tmp_path / "aligned")
+            assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").is_file()
+            assert kubernetes.jobs and "DELETE" not in [m for m, _ in kubernetes.requests]
+            return
+        with pytest.raises(TrainJobError, match=rf"{POLL_FAILURES} polls in a row failed, the last: .*HTTP 500"):
+            launch_align(tmp_path, kubernetes, tmp_path / "aligned")
+    finally:
+        kubernetes.close()
+    assert not kubernetes.jobs and [m for m, _ in kubernetes.requests if m != "GET"] == ["POST", "DELETE"]
+    assert not (tmp_path / "aligned").exists()
 
 
 def test_the_base_is_fetched_once_per_run_by_the_staging_task_before_any_node_starts(tmp_path, s3):

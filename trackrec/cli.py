@@ -360,11 +360,18 @@ def features_publish(
 
 @features_app.command("assign")
 @user_errors
-def features_assign(store: StorePath, arm: Annotated[str, typer.Option()], version: Annotated[str, typer.Option()]):
-    """Point an A/B arm (its feature service ctr_<arm>) at a published version."""
+def features_assign(
+    store: StorePath,
+    arm: Annotated[str, typer.Option()],
+    version: Annotated[str, typer.Option()],
+    model: Annotated[
+        str | None, typer.Option(help="the CTR/CVR model trained on that version, which the arm scores with")
+    ] = None,
+):
+    """Point an A/B arm (its feature service ctr_<arm>) at a published version and its model."""
     from trackrec.features.versions import assign
 
-    console.print(assign(_opened(store), arm, version))  # Redis too: the writer lease
+    console.print(assign(_opened(store), arm, version, model=model))  # Redis too: the writer lease
 
 
 @features_app.command("promote")
@@ -458,33 +465,47 @@ def features_prune(store: StorePath, keep: Annotated[int, typer.Option(help="new
 def features_get(
     user: Annotated[list[int], typer.Option(help="user id (repeat for several)")],
     repo: Annotated[Path, typer.Option(help="the Feast repo folder the publisher wrote")] = Path("runs/local/feast"),
+    url: Annotated[
+        str | None, typer.Option(help="read over HTTP from this feature server, as a ranker does (not the repo)")
+    ] = None,
     version: Annotated[str | None, typer.Option(help="a published version; default: what --arm reads")] = None,
     arm: str = "control",
+    ttl_days: Annotated[int | None, typer.Option(help="with --url: the store's TTL (an older snapshot: none)")] = None,
 ):
     """Online features of users, as a CTR model reads them: each user's newest RecCoT snapshot and
-    the time it summarises the user as of (none past the store's TTL)."""
+    the time it summarises the user as of (none past the store's TTL). With --url, through the
+    feature server a ranker reads (the read-only front on a cluster); otherwise from the repo."""
     from datetime import UTC, datetime
 
     from rich.text import Text
 
+    from trackrec.features import definitions
+    from trackrec.features.http_read import read_over_http
     from trackrec.features.store import open_repo
     from trackrec.features.versions import read
+    from trackrec.inert import inert
 
-    frame = read(open_repo(repo), user, version=version, arm=arm)
+    if url:
+        service = definitions.view_name(version) if version else definitions.arm_service_name(arm)
+        frame = read_over_http(url, service, user, ttl_days)
+    else:
+        frame = read(open_repo(repo), user, version=version, arm=arm)
+        frame = frame.rename(columns={"model_version": "feature_version"})  # Feast's name for it
     table = Table()
-    for column in ("user_id", "model_version", "as_of (UTC)", "iteration", "reccot", "embedding"):
+    for column in ("user_id", "feature_version", "as_of (UTC)", "iteration", "reccot", "embedding"):
         table.add_column(column)
     for row in frame.itertuples():
-        if not isinstance(row.model_version, str):  # the user has no features in this version
+        if not isinstance(row.feature_version, str):  # the user has no features in this version
             table.add_row(str(row.user_id), "-", "-", "-", "-", "no features")
             continue
         as_of = datetime.fromtimestamp(int(row.as_of), UTC).isoformat(timespec="seconds")
         if row.embedding is None:
-            table.add_row(str(row.user_id), row.model_version, as_of, "-", "-", "not served: past the TTL")
+            table.add_row(str(row.user_id), Text(row.feature_version), as_of, "-", "-", "not served: past the TTL")
             continue
         vector = f"{row.embedding.size} floats [{row.embedding[0]:.4f}, ...]"
-        # the RecCoT is LLM output: data, never console markup
-        table.add_row(str(row.user_id), row.model_version, as_of, str(int(row.iteration)), Text(row.reccot), vector)
+        # the RecCoT is LLM output: data, never console markup or terminal control
+        reccot = Text(inert(row.reccot, keep_newlines=True))
+        table.add_row(str(row.user_id), Text(row.feature_version), as_of, str(int(row.iteration)), reccot, vector)
     console.print(table)
 
 
@@ -495,7 +516,11 @@ def features_score(
     item: Annotated[int, typer.Option(help="candidate item id")],
     run_dir: RunDir = Path("runs/local"),
     repo: Annotated[Path, typer.Option(help="the Feast repo folder")] = Path("runs/local/feast"),
+    url: Annotated[
+        str | None, typer.Option(help="read the features over HTTP from this feature server (not the repo)")
+    ] = None,
     arm: str = "control",
+    ttl_days: Annotated[int | None, typer.Option(help="with --url: the store's TTL (an older snapshot: none)")] = None,
 ):
     """Score one request as a ranker would: the CTR model + the user's features read online.
 
@@ -509,7 +534,8 @@ def features_score(
     dataset = Dataset.open(paths["dataset"])
     latest = dataset.with_histories(dataset.samples("test", users=(user, user + 1)).tail(1))
     history = ([], []) if latest.empty else (latest.history_item_ids.iloc[0], latest.history_labels.iloc[0])
-    console.print(RequestScorer(paths["ctr_model"], paths["dataset"], repo, arm).score(user, item, *history))
+    scorer = RequestScorer(paths["ctr_model"], paths["dataset"], repo, arm, url, ttl_days)
+    console.print(scorer.score(user, item, *history))
 
 
 @features_app.command("read-only-front")

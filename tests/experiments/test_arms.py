@@ -121,3 +121,22 @@ def test_the_command_line_starts_lists_and_stops_with_a_promotion(tmp_path):
     opened = open_store(config)
     assert (versions.arm_version(opened, "control"), versions.arm_model(opened, "control")) == ("v2", "m2")
     assert registry.get(opened.feast, "e1").status == "stopped"
+
+
+def test_the_command_line_assigns_an_arm_its_version_and_model(tmp_path):
+    """`trackrec features assign --model` records the pair that promote and rollback move."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from trackrec import cli
+
+    config = store(tmp_path, "v1")
+    (tmp_path / "store.yaml").write_text(yaml.safe_dump({"repo": config.repo, "dim": DIM}))
+    command = ["features", "assign", "--store", str(tmp_path / "store.yaml"), "--arm", "control", "--version", "v1"]
+    assigned = CliRunner().invoke(cli.app, [*command, "--model", "models/m1"])
+    assert assigned.exit_code == 0, assigned.output
+    assert versions.arm_model(open_store(config), "control") == "models/m1"
+    listed = CliRunner().invoke(cli.app, ["features", "list", "--json", "--store", str(tmp_path / "store.yaml")])
+    assert {arm["arm"]: arm.get("model") for arm in json.loads(listed.output)["arms"]} == {"control": "models/m1"}

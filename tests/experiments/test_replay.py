@@ -82,3 +82,17 @@ def test_a_joint_model_scores_a_request_with_click_and_conversion(world):
     answer = RequestScorer(arm.model, dataset_dir, store.repo, arm=arm.name).score(3, 6, [1, 2], [1, 0])
     assert 0 < answer["p_click"] < 1 and 0 < answer["p_conversion"] < 1
     assert answer["feature_version"] == arm.feature_version
+
+
+def test_a_request_scored_over_http_is_the_request_scored_from_the_repo(world):
+    """`features score --url` reads the arm's vector as a ranker does, through feast serve: the same
+    vector, version and prediction as from the publisher's repo."""
+    from tests.features.test_feast_serve import feast_serve
+    from trackrec.features.serving import RequestScorer
+
+    store, experiment, dataset_dir = world
+    arm = experiment.arm("candidate")
+    local = RequestScorer(arm.model, dataset_dir, store.repo, arm=arm.name).score(3, 6, [1, 2], [1, 0])
+    with feast_serve(store) as url:
+        remote = RequestScorer(arm.model, dataset_dir, store.repo, arm=arm.name, url=url).score(3, 6, [1, 2], [1, 0])
+    assert remote == local and remote["feature_version"] == arm.feature_version

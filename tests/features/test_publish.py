@@ -14,6 +14,7 @@ from trackrec.errors import DataError
 from trackrec.features import offline as offline_files
 from trackrec.features import online_rows, versions
 from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
+from trackrec.features.vectors import read_vectors
 
 DIM = 8
 
@@ -164,7 +165,7 @@ def test_an_unreachable_redis_is_named_before_anything_is_written(tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
-def test_offline_rows_on_a_real_s3_server(tmp_path, s3):
+def test_offline_rows_on_a_real_s3_server(tmp_path, s3, monkeypatch):
     s3.create_bucket(Bucket="features")
     endpoint = s3.meta.endpoint_url
     config = StoreConfig(repo=str(tmp_path / "repo"), offline="s3://features/reccot", s3_endpoint=endpoint, dim=DIM)
@@ -174,6 +175,10 @@ def test_offline_rows_on_a_real_s3_server(tmp_path, s3):
     offline = pd.concat(offline_files.read_batches(summary["offline"], endpoint))
     assert offline.user_id.tolist() == list(range(1, 11)) and set(offline.model_version) == {"v1"}
     np.testing.assert_array_equal(np.stack(offline.embedding), np.stack(table.embedding))
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # as in a pod: the endpoint only in the store's settings
+    vectors = read_vectors(summary["offline"], DIM, endpoint=endpoint)  # what the replay reads
+    assert vectors.users.tolist() == list(range(1, 11)) and vectors.as_of.tolist() == table.as_of.tolist()
+    np.testing.assert_array_equal(vectors.matrix, np.stack(table.embedding))
 
     missing = StoreConfig(repo=str(tmp_path / "other"), offline="s3://no-such-bucket/x", s3_endpoint=endpoint, dim=DIM)
     with pytest.raises(StoreError, match="offline store s3://no-such-bucket at http://127.0.0.1:\\d+ is unreachable"):

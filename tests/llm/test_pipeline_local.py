@@ -137,7 +137,7 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
         answer = scorer.score(user, int(sample.target_item_id), sample.history_item_ids, sample.history_labels)
         expected = offline[position]
         assert abs(answer["p_click"] - expected) < 1e-6
-        assert answer["features"] == (None if user == without else published.model_version[0])
+        assert answer["feature_version"] == (None if user == without else published.model_version[0])
 
 
 def test_a_rerun_that_changes_only_the_arm_runs_only_the_config_split_and_publish(first_run):

@@ -74,7 +74,8 @@ def _scored(arm: ArmSpec, dataset: Dataset, store, split: str, samples: pd.DataF
     if trained["dense_dim"]:
         view = store.feast.get_feature_view(definitions.view_name(arm.feature_version))
         ttl = view.ttl.days if view.ttl and view.ttl.total_seconds() > 0 else None
-        vectors = read_vectors(view.batch_source.path, trained["dense_dim"], dataset.n_users, ttl)
+        path, endpoint = view.batch_source.path, store.config.s3_endpoint  # a cluster's offline root: s3://
+        vectors = read_vectors(path, trained["dense_dim"], dataset.n_users, ttl, endpoint)
     joint = trained.get("task", "ctr") == "esmm"
     stream = SplitStream(dataset, split, trained["history_len"], BATCH, vectors, conversions=joint)
     scored = predict_tasks(model, stream)

@@ -62,10 +62,19 @@ def parquet_writer(path: str, endpoint: str | None = None) -> Iterator:
             state["writer"].close()
 
 
+@contextlib.contextmanager
+def opened(path: str, endpoint: str | None = None) -> Iterator:
+    """What pyarrow reads a parquet file from: an s3:// key opened through s3fs, a local path as it is."""
+    if not path.startswith("s3://"):
+        yield path
+        return
+    with _s3(endpoint).open(path, "rb") as file:
+        yield file
+
+
 def read_batches(path: str, endpoint: str | None = None, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     """The parquet file's rows, BATCH at a time."""
-    with contextlib.ExitStack() as stack:
-        source = stack.enter_context(_s3(endpoint).open(path, "rb")) if path.startswith("s3://") else path
+    with opened(path, endpoint) as source:
         for batch in pq.ParquetFile(source).iter_batches(batch_size=BATCH, columns=columns):
             yield batch.to_pandas()
 

@@ -49,18 +49,23 @@ def checked_vectors(vectors: pd.DataFrame, dim: int, source: str, first_row: int
 
 
 def read_vectors(
-    path: str | Path, dim: int, n_users: int | None = None, ttl_days: int | None = None
+    path: str | Path, dim: int, n_users: int | None = None, ttl_days: int | None = None, endpoint: str | None = None
 ) -> SnapshotVectors:
-    """The snapshot vectors of a parquet of user_id, as_of and embedding, checked as checked_vectors
-    does (and, given n_users, every user inside the dataset), read as Arrow arrays: no Python object
-    per vector, no other column; none is read once older than `ttl_days` (the store's TTL)."""
+    """The snapshot vectors of a parquet of user_id, as_of and embedding (a local file, or an s3://
+    key at `endpoint`), checked as checked_vectors does (and, given n_users, every user inside the
+    dataset), read as Arrow arrays: no Python object per vector, no other column; none is read once
+    older than `ttl_days` (the store's TTL)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from trackrec.features.offline import opened
+
     source = str(path)
-    _require(pq.read_schema(path).names, source)
-    table = pq.read_table(path, columns=[*KEYS, "embedding"])
+    with opened(source, endpoint) as file:
+        parquet = pq.ParquetFile(file)
+        _require(parquet.schema_arrow.names, source)
+        table = parquet.read(columns=[*KEYS, "embedding"])
     column = table["embedding"].combine_chunks() if table.num_rows else pa.array([], pa.list_(pa.float32()))
     sizes = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32)

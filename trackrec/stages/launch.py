@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trackrec.errors import TrackRecError
+from trackrec.inert import inert
 from trackrec.llm.base_model import cache_root, run_cache, stage_base
 from trackrec.llm.distributed import pod_gpus
 
@@ -49,8 +50,19 @@ PATH_ARGUMENTS = {
 }
 
 
+# each Kubernetes API call of the wait: (connect, read) seconds; a silent API fails one poll
+API_TIMEOUT_S = (10, 60)
+# consecutive polls that failed transiently (HTTP 5xx or 429, a timeout, a dropped connection) before
+# the wait gives up: an API server restarting or a leader election, about a minute at the 10 s poll
+POLL_FAILURES = 6
+
+
 class TrainJobError(TrackRecError):
     """A TrainJob that could not be created or did not complete."""
+
+
+class TransientApiError(TrainJobError):
+    """An API call that may succeed if asked again."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +248,9 @@ def run_on_trainjob(
     follower.start()
     try:
         state = wait_for(lambda: _get(api, namespace, name), nodes.timeout_s, f"TrainJob {namespace}/{name}", poll_s)
+    except TrainJobError:
+        _delete_unwatched(api, namespace, name)
+        raise
     finally:
         stop.set()
         follower.join(timeout=60)  # node 0's last lines, before the task's own
@@ -300,13 +315,34 @@ def pod_states(core, namespace: str, name: str) -> str:
 
 def _get(api, namespace: str, name: str) -> dict | None:
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
+    what = f"cannot read TrainJob {namespace}/{name}"
     try:
-        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, _request_timeout=API_TIMEOUT_S)
     except ApiException as error:
         if error.status == 404:
             return None
-        raise TrainJobError(f"cannot read TrainJob {namespace}/{name}: HTTP {error.status} {error.reason}") from error
+        failed = TransientApiError if error.status >= 500 or error.status == 429 else TrainJobError
+        raise failed(f"{what}: HTTP {error.status} {error.reason}") from error
+    except (HTTPError, OSError) as error:  # a timeout, a refused or dropped connection
+        raise TransientApiError(f"{what}: {inert(error, 300)}") from error
+
+
+def _delete_unwatched(api, namespace: str, name: str) -> None:
+    """After a wait that gave up: the TrainJob is deleted, so its nodes do not train on with nobody to
+    take the result (a retry of the task starts it afresh); a delete that fails is said, not raised."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, _request_timeout=API_TIMEOUT_S)
+        print(f"deleted TrainJob {namespace}/{name}: the task stopped waiting for it", flush=True)
+    except ApiException as error:
+        if error.status != 404:
+            print(f"could not delete TrainJob {namespace}/{name} (HTTP {error.status}): delete it by hand", flush=True)
+    except (HTTPError, OSError) as error:
+        print(f"could not delete TrainJob {namespace}/{name} ({inert(error, 300)}): delete it by hand", flush=True)
 
 
 def _finished(job: dict) -> str | None:
@@ -319,10 +355,20 @@ def _finished(job: dict) -> str | None:
 
 
 def wait_for(read, timeout_s: float, what: str, every_s: float = 10.0) -> str:
-    """Poll `read()` (the TrainJob, or None once gone) until it has ended; its final state."""
+    """Poll `read()` (the TrainJob, or None once gone) until it has ended; its final state. A poll
+    that fails transiently is asked again, up to POLL_FAILURES in a row."""
     deadline = time.monotonic() + timeout_s
+    failures = 0
     while time.monotonic() < deadline:
-        job = read()
+        try:
+            job = read()
+        except TransientApiError as error:
+            failures += 1
+            if failures >= POLL_FAILURES:
+                raise TrainJobError(f"{what}: {failures} polls in a row failed, the last: {error}") from error
+            time.sleep(every_s)
+            continue
+        failures = 0
         if job is None:
             raise TrainJobError(f"{what} disappeared while the task waited for it")
         state = _finished(job)
