@@ -64,6 +64,18 @@ def _quality(readout: Readout) -> list[dict[str, str]]:
     return table
 
 
+def metric_values(readout: Readout) -> dict[str, float]:
+    """The readout's numbers as flat metrics (a KFP Metrics artifact): each treatment's SRM p-value
+    and, per metric, its relative lift with the interval's ends."""
+    values = {}
+    for comparison in readout.comparisons:
+        values[f"{comparison.treatment}_srm_pvalue"] = float(comparison.srm_pvalue)
+        for metric, lift in comparison.lifts.items():
+            for key in ("rel", "low", "high"):
+                values[f"{comparison.treatment}_{metric}_lift_{key}"] = float(lift[key])
+    return values
+
+
 def markdown(readout: Readout) -> str:
     lines = [f"**{readout.experiment}: {readout.decision}**", ""]
     for table in (rows(readout), _quality(readout)):
