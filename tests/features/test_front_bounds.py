@@ -1,6 +1,6 @@
 """The read-only front's bounds, with real sockets on 127.0.0.1: an idle TLS client holds only its
 own connection, Content-Length is a byte count, answers past the cap are refused, connections past
-the cap are closed at once."""
+the cap are closed at once, a burst of connections waits in the listen queue."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import contextlib
 import http.client
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from bench.servers import self_signed
 from trackrec.features import read_only
 
 
@@ -64,14 +64,7 @@ def raw(port: int, request: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"))
     return str(cert), str(key)
 
 
@@ -130,3 +123,17 @@ def test_upstream_connections_are_reused():
             for _ in range(20):
                 assert raw(port, b"GET /health HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
     assert len(opened) == 1
+
+
+def test_a_burst_of_connections_waits_in_the_listen_queue_not_for_a_syn_retransmit():
+    """While the serving thread is busy (here: not serving yet) the kernel queues new connections up
+    to the listen backlog; past it Linux drops the SYN and the reader's connect waits 1 s, then 3 s."""
+    server = read_only.front("127.0.0.1", 0, "http://127.0.0.1:9")
+    burst = []
+    try:
+        for _ in range(64):
+            burst.append(socket.create_connection(server.server_address, timeout=0.5))
+    finally:
+        for sock in burst:
+            sock.close()
+        server.server_close()

@@ -20,6 +20,8 @@ READ_ROUTES = {("POST", "/get-online-features"), ("GET", "/health")}
 MAX_BODY = 1 << 20  # a read asks for some users' features; larger bodies are refused
 MAX_ANSWER = 4 << 20  # held whole per connection: MAX_CONNECTIONS x this stays well under the pod's 256Mi
 MAX_CONNECTIONS = 32  # past this a new connection is closed at once instead of queueing a thread
+LISTEN_BACKLOG = 128  # connections the kernel holds while the serving thread is busy; past socketserver's
+# default of 5 Linux drops the SYN and the client waits for its retransmit, 1 s and then 3 s later
 IO_TIMEOUT = 10  # seconds for the TLS handshake, each header/body read and each write
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"}
 
@@ -43,6 +45,7 @@ class _BoundedServer(ThreadingHTTPServer):
     nothing else."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address, handler, tls: ssl.SSLContext | None):
         super().__init__(address, handler)
