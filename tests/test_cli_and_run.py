@@ -48,7 +48,12 @@ def run_cli(config, run_dir) -> set[str]:
     timed = json.loads((run_dir / "latest.json").read_text())["tasks"]
     assert {task["name"] for task in timed} == executed  # the per-task table names what ran, nothing else
     assert all(0 < task["startup_seconds"] <= task["seconds"] for task in timed)
-    assert all(task["name"] in result.output for task in timed)
+    lines = result.output.splitlines()
+    for task in timed:  # one line each, by the name the pipeline gives it; the table names it too
+        assert sum(line.startswith(f"{task['shown']} ") and line.endswith(" s  success") for line in lines) == 1
+    assert "Got executor_input" not in result.output and "Warning" not in result.output  # in the run's log
+    log = (run_dir / "run.log").read_text()
+    assert "Got executor_input" in log and f"log: {run_dir / 'run.log'}" in lines
     return executed
 
 
@@ -76,7 +81,29 @@ def test_a_failed_task_ends_the_run_in_one_line_naming_the_task_and_its_error(tm
     result = runner.invoke(app, ["run", "--config", str(config), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 2
     last = result.output.strip().splitlines()[-1]
-    assert last == f"error: task 'data-version' failed: DataError: {tmp_path}/nope: not found"
+    log = tmp_path / "run" / "run.log"
+    said = f"error: task 'identify data' (data-version) failed: DataError: {tmp_path}/nope: not found; "
+    assert last == said + f"the run's log: {log}"
+    assert "Traceback" in log.read_text() and "Traceback" not in result.output
+
+
+def test_verbose_prints_what_the_tasks_print(collm_root, tmp_path):
+    config, run_dir = write_run_config(tmp_path, collm_root), tmp_path / "run"
+    result = runner.invoke(app, ["run", "--verbose", "--config", str(config), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "Executing task" in result.output and "Got executor_input" in result.output  # the runner's own lines
+    assert "Executing task" in (run_dir / "run.log").read_text()
+
+
+def test_kfp_locals_task_names_read_as_the_pipeline_names_them():
+    from pipelines.local import readable_names
+    from pipelines.settings import PipelineSettings
+    from pipelines.trackrec_pipeline import build_pipeline
+
+    pipeline = build_pipeline(2, True, PipelineSettings(pipeline_root="/tmp/unused", reach=None), cluster=False)
+    names = readable_names(pipeline)
+    assert names["evaluate-3"] == "evaluate 2" and names["align-2"] == "align G2" and names["distill"] == "distill G0"
+    assert names["greedy-3"] == "greedy 2 / greedy (one shard)" and names["gather"] == "greedy 0 / gather greedy"
 
 
 def test_run_refuses_zero_shards(tmp_path):

@@ -108,6 +108,9 @@ def run(
         bool, typer.Option(help="the refresh pipeline: active users' snapshots as of now by the arm's G; no training")
     ] = False,
     active_within_days: Annotated[int, typer.Option(help="with --refresh: users active within K days")] = 1,
+    verbose: Annotated[
+        bool, typer.Option(help="print everything the tasks and libraries print (else it goes to the run's log)")
+    ] = False,
 ):
     """Run the pipeline on this machine (KFP's local runner) on the embedded default."""
     from pipelines.local import run_local
@@ -116,17 +119,18 @@ def run(
     for name, value in (("shards", shards), ("active-within-days", active_within_days)):
         if value < 1:
             raise TrackRecError(f"--{name}: must be >= 1, got {value}")
-    result = run_local(load_config(config, RunConfig), run_dir, shards, active_within_days, refresh)
+    config = load_config(config, RunConfig)
+    result = run_local(config, run_dir, shards, active_within_days, refresh, verbose)
     console.print(task_table(result["tasks"]))
-    for name, path in result["paths"].items():
-        console.print(f"{name}: {path}")
-    if result["ctr"] is None:
-        console.print("done: refreshed")
-        return
-    words = lift_words(result["ctr"])
-    if words:
+    if result["ctr"] is not None and (words := lift_words(result["ctr"])):
         console.print(words)
-    console.print(f"done: CTR test {result['ctr']}")
+    paths = result["paths"]
+    closing = {"report": paths.get("report"), "Feast repo": config.features and Path(config.features.store.repo)}
+    closing |= {"CTR model": paths.get("ctr_model"), "every result": run_dir / "latest.json", "log": result["log"]}
+    for name, path in closing.items():
+        if path:  # whole paths on their own lines: never wrapped, so they copy as they are
+            console.print(f"{name}: {path}", soft_wrap=True, highlight=False, markup=False)
+    console.print("done: refreshed" if result["ctr"] is None else f"done: CTR test AUC {result['ctr']['auc']:.4f}")
 
 
 def lift_words(ctr: dict) -> str | None:
@@ -143,11 +147,12 @@ def lift_words(ctr: dict) -> str | None:
 
 
 def task_table(tasks: list[dict]) -> Table:
-    """Where a run's time went: each task's wall seconds, of which start-up and work."""
+    """Where a run's time went: each task (by the name the pipeline gives it) with its wall seconds,
+    of which start-up and work."""
     table = Table(title="tasks run (the rest came from KFP's cache)")
     for column in ("task", "seconds", "start-up", "work"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    rows = [(t["name"], t["seconds"], t["startup_seconds"]) for t in tasks]
+        table.add_column(column, justify="left" if column == "task" else "right", no_wrap=column == "task")
+    rows = [(t["shown"], t["seconds"], t["startup_seconds"]) for t in tasks]
     total = ("total", sum(r[1] for r in rows), sum(r[2] for r in rows))
     for i, (name, seconds, startup) in enumerate([*rows, total]):
         table.add_row(

@@ -85,7 +85,8 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     assert {"distill", "align", "rectune", "rectune-2", "evaluate", "evaluate-2", "encode", "train-ctr"} <= first
     paths = latest_run(tmp_path / "run")
     assert {k: str(v) for k, v in paths.items()} == result["paths"]
-    assert set(paths) == {"ctr", "ctr_model", "dataset", "curves", "generator", "distilled"}
+    assert set(paths) == {"ctr", "ctr_model", "dataset", "curves", "report", "generator", "distilled"}
+    assert paths["report"].suffix == ".html" and paths["report"].read_bytes() == paths["curves"].read_bytes()
     trained = json.loads((paths["ctr_model"] / "metrics.json").read_text())
     assert {k: result["ctr"][k] for k in trained["test"]} == trained["test"]
     assert trained["config"]["dense_dim"] == 384  # RecCoT vectors reached DIN
