@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -201,6 +202,7 @@ class FakeKubernetes:
     def __init__(self, finish):
         self.jobs, self.pods, self.requests, self.finish = {}, {}, [], finish
         self.failing_reads = 0  # the next reads of an existing TrainJob answered 500, as a restarting API server
+        self.silent_s = 0.0  # how long each POST (a TrainJob's creation) goes unanswered, as a stalled API server
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -235,6 +237,7 @@ class FakeKubernetes:
 
             def do_POST(self):
                 server.requests.append(("POST", self.path))
+                time.sleep(server.silent_s)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 condition = server.finish(body)
                 name = body["metadata"]["name"]
@@ -380,6 +383,23 @@ def test_failed_polls_are_asked_again_and_a_wait_that_gives_up_deletes_its_train
         kubernetes.close()
     assert not kubernetes.jobs and [m for m, _ in kubernetes.requests if m != "GET"] == ["POST", "DELETE"]
     assert not (tmp_path / "aligned").exists()
+
+
+def test_an_api_server_that_goes_silent_fails_the_task_in_one_line_within_its_timeout(tmp_path, monkeypatch):
+    """Every Kubernetes call of the task has API_TIMEOUT_S, the creation too: a stalled API server
+    fails the task (which KFP retries) instead of holding it."""
+    from trackrec.stages import launch as launcher
+
+    monkeypatch.setattr(launcher, "API_TIMEOUT_S", (1, 1))
+    kubernetes = FakeKubernetes(finished_by_rank_0)
+    kubernetes.silent_s = 5
+    started = time.monotonic()
+    try:
+        with pytest.raises(TrainJobError, match=r"^creating TrainJob team-a/trackrec-align-\w+: .*timed out"):
+            launch_align(tmp_path, kubernetes, tmp_path / "aligned")
+    finally:
+        kubernetes.close()
+    assert time.monotonic() - started < 4
 
 
 def test_the_base_is_fetched_once_per_run_by_the_staging_task_before_any_node_starts(tmp_path, s3):

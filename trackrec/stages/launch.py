@@ -65,6 +65,10 @@ class TransientApiError(TrainJobError):
     """An API call that may succeed if asked again."""
 
 
+class NotFoundError(TrainJobError):
+    """The API answered 404: the object is not there."""
+
+
 @dataclass(frozen=True)
 class Nodes:
     """The multi-node settings a training task is compiled with (`PipelineSettings.training`)."""
@@ -234,7 +238,15 @@ def run_on_trainjob(
     folder = workspace / "trainjobs" / name
     existing = _get(api, namespace, name)
     if existing is not None and (_finished(existing) or "").startswith("Failed"):
-        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        _api(
+            f"deleting TrainJob {namespace}/{name}",
+            api.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+        )
         _wait_gone(api, namespace, name, poll_s)
         existing = None
     if existing is None:
@@ -242,7 +254,15 @@ def run_on_trainjob(
         folder.mkdir(parents=True)
         job = stage_job(stage, arguments, folder)
         body = trainjob_manifest(name, namespace, stage, job, nodes, task_config, withheld)
-        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        _api(
+            f"creating TrainJob {namespace}/{name}",
+            api.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            body,
+        )
     stop = threading.Event()
     follower = threading.Thread(target=follow_node_0, args=(core, namespace, name, stop, poll_s), daemon=True)
     follower.start()
@@ -270,13 +290,19 @@ def follow_node_0(core, namespace: str, name: str, stop: threading.Event, every_
     try:
         while True:
             last = stop.is_set()
-            pods = core.list_namespaced_pod(namespace, label_selector=f"{JOBSET_LABEL}={name},{NODE_0}").items
+            selector = f"{JOBSET_LABEL}={name},{NODE_0}"
+            pods = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=API_TIMEOUT_S).items
             for pod in sorted(pods, key=lambda p: (str(p.metadata.creation_timestamp), p.metadata.name)):
                 if pod.metadata.name in followed or pod.status.phase not in ("Running", "Succeeded", "Failed"):
                     continue
                 followed.add(pod.metadata.name)
-                log = core.read_namespaced_pod_log(
-                    pod.metadata.name, namespace, container=NODE_CONTAINER, follow=True, _preload_content=False
+                log = core.read_namespaced_pod_log(  # no read timeout: a node may print nothing for long
+                    pod.metadata.name,
+                    namespace,
+                    container=NODE_CONTAINER,
+                    follow=True,
+                    _preload_content=False,
+                    _request_timeout=(API_TIMEOUT_S[0], None),
                 )
                 try:
                     for line in log:
@@ -293,13 +319,12 @@ def follow_node_0(core, namespace: str, name: str, stop: threading.Event, every_
 
 def pod_states(core, namespace: str, name: str) -> str:
     """The TrainJob's pods and how each ended, for its error: 'pods: <name> Failed (node: Error, exit 1), ...'."""
-    from kubernetes.client.exceptions import ApiException
-
     try:
-        pods = core.list_namespaced_pod(namespace, label_selector=f"{JOBSET_LABEL}={name}").items
-    except ApiException as error:
-        where = f"kubectl -n {namespace} get pods -l {JOBSET_LABEL}={name}"
-        return f"its pods could not be listed (HTTP {error.status}): {where}"
+        pods = _api(
+            "listing its pods", core.list_namespaced_pod, namespace, label_selector=f"{JOBSET_LABEL}={name}"
+        ).items
+    except TrainJobError as error:
+        return f"{error}: kubectl -n {namespace} get pods -l {JOBSET_LABEL}={name}"
     if not pods:
         return "it left no pods"
     states = []
@@ -313,36 +338,60 @@ def pod_states(core, namespace: str, name: str) -> str:
     return f"pods: {', '.join(states)} (node 0's log is above; kubectl -n {namespace} logs <pod> -c {NODE_CONTAINER})"
 
 
-def _get(api, namespace: str, name: str) -> dict | None:
+def _api(what: str, call, *args, **kwargs):
+    """`call(*args, **kwargs)` on the Kubernetes API within API_TIMEOUT_S; a failure as one line
+    naming `what`: NotFoundError (404), TransientApiError (5xx, 429, a timeout, a refused or dropped
+    connection: may succeed if asked again) or TrainJobError."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    what = f"cannot read TrainJob {namespace}/{name}"
     try:
-        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, _request_timeout=API_TIMEOUT_S)
+        return call(*args, **kwargs, _request_timeout=API_TIMEOUT_S)
     except ApiException as error:
         if error.status == 404:
-            return None
-        failed = TransientApiError if error.status >= 500 or error.status == 429 else TrainJobError
+            failed = NotFoundError
+        elif error.status >= 500 or error.status == 429:
+            failed = TransientApiError
+        else:
+            failed = TrainJobError
         raise failed(f"{what}: HTTP {error.status} {error.reason}") from error
-    except (HTTPError, OSError) as error:  # a timeout, a refused or dropped connection
+    except (HTTPError, OSError) as error:
         raise TransientApiError(f"{what}: {inert(error, 300)}") from error
+
+
+def _get(api, namespace: str, name: str) -> dict | None:
+    try:
+        return _api(
+            f"cannot read TrainJob {namespace}/{name}",
+            api.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+        )
+    except NotFoundError:
+        return None
 
 
 def _delete_unwatched(api, namespace: str, name: str) -> None:
     """After a wait that gave up: the TrainJob is deleted, so its nodes do not train on with nobody to
     take the result (a retry of the task starts it afresh); a delete that fails is said, not raised."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
     try:
-        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, _request_timeout=API_TIMEOUT_S)
+        _api(
+            f"deleting TrainJob {namespace}/{name}",
+            api.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+        )
         print(f"deleted TrainJob {namespace}/{name}: the task stopped waiting for it", flush=True)
-    except ApiException as error:
-        if error.status != 404:
-            print(f"could not delete TrainJob {namespace}/{name} (HTTP {error.status}): delete it by hand", flush=True)
-    except (HTTPError, OSError) as error:
-        print(f"could not delete TrainJob {namespace}/{name} ({inert(error, 300)}): delete it by hand", flush=True)
+    except NotFoundError:
+        pass
+    except TrainJobError as error:
+        print(f"could not delete it ({error}): delete it by hand", flush=True)
 
 
 def _finished(job: dict) -> str | None:
