@@ -56,6 +56,7 @@ class Range:
 
 PROBABILITY = Range(0, 1)
 SEED = Range(0, 2**32 - 1)  # what numpy's and torch's seeding both take
+TTL_DAYS = Range(1, 36_500)  # a snapshot's time to live: a day to a century
 
 
 def field(

@@ -8,12 +8,15 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.experiments.test_arms import ab
 from tests.features.test_feast_serve import feast_serve
 from tests.features.test_publish import DIM, embeddings
 from trackrec import cli
+from trackrec.config import TTL_DAYS
 from trackrec.experiments import registry
 from trackrec.experiments.client import ArmClient
 from trackrec.features import versions
@@ -100,3 +103,18 @@ def test_an_answer_that_is_not_feasts_is_refused_in_one_line(answer, said, monke
         server.shutdown()
         server.server_close()
     assert "\n" not in str(refused.value) and "127.0.0.1" in str(refused.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ttl=st.one_of(st.integers(), st.floats()))
+def test_a_ttl_the_store_would_refuse_is_refused_before_any_request(ttl):
+    """The reader takes the TTL as StoreConfig does (TTL_DAYS): zero, negative, NaN or a millennium
+    would mark every snapshot stale or none; refused by name. Port 9 answers nothing, so a TTL let
+    through is seen by the request it then makes."""
+    with pytest.raises(StoreError) as refused:
+        read_over_http("http://127.0.0.1:9", "reccot_v1", [1], ttl_days=ttl, timeout=0.5)
+    said = str(refused.value)
+    if TTL_DAYS.outside(ttl) is None:
+        assert "unreachable" in said, said
+    else:
+        assert said.startswith("ttl_days: must be") and "127.0.0.1" not in said, said

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from trackrec.config import SEED, Config, Range, field
+from trackrec.config import SEED, TTL_DAYS, Config, Range, field
 from trackrec.reach import path_problems
 
 # Every backbone a config may name, with the module and class that define it (imported only when
@@ -85,7 +85,7 @@ class CTRConfig(Config):
     vector_ttl_days: int | None = field(
         None,
         help="a snapshot older than this is not read (none: never); the pipeline sets features.store.ttl_days",
-        range=Range(1, 36_500),
+        range=TTL_DAYS,
     )
     task: Literal["ctr", "esmm"] = field(
         "ctr",

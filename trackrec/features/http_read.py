@@ -17,6 +17,7 @@ import urllib.request
 import numpy as np
 import pandas as pd
 
+from trackrec.config import TTL_DAYS
 from trackrec.features.store import StoreError
 from trackrec.inert import inert
 
@@ -35,6 +36,8 @@ def read_over_http(
     url: str, service: str, user_ids: list[int], ttl_days: int | None = None, timeout: float = 2.0
 ) -> pd.DataFrame:
     """COLUMNS for `user_ids` from the server at `url`, in their order."""
+    if ttl_days is not None and (problem := TTL_DAYS.outside(ttl_days)):
+        raise StoreError(f"ttl_days: must be {problem}, got {ttl_days!r}")
     answer = _post(f"{url.rstrip('/')}/get-online-features", request_body(service, user_ids), timeout)
     try:
         return _rows(answer, [int(u) for u in user_ids], ttl_days)

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from trackrec.atomic import atomic_file
-from trackrec.config import Config, Range, field
+from trackrec.config import TTL_DAYS, Config, Range, field
 from trackrec.errors import TrackRecError
 from trackrec.inert import inert
 from trackrec.reach import PASSWORD, parse_redis, path_problems, read_redis, url_problems
@@ -54,7 +54,7 @@ class StoreConfig(Config):
     ttl_days: int | None = field(
         None,
         help="a RecCoT snapshot older than this is neither joined to a training sample nor served; none: never",
-        range=Range(1, 36_500),
+        range=TTL_DAYS,
     )
 
     def problems(self) -> list[str]:
