@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from tests.conftest import RedisServer, free_port
+from tests.conftest import RedisServer
 
 
 class FaultyRedis(RedisServer):
@@ -67,39 +67,57 @@ def redis_server() -> Iterator[FaultyRedis]:
         server.stop()
 
 
-class CuttingProxy:
-    """127.0.0.1:`port` forwarding to `target` (host, port). Once `cut_requests_over(n)` is set, a
-    request (the bytes a client sends before the server answers) longer than n bytes reaches the
-    server cut after n bytes and its connection is reset: an upload that dies mid-request."""
+class _LoopbackServer:
+    """A TCP listener on 127.0.0.1 (a port the OS picks) whose accepting thread hands each connection
+    to `_connected`; a subclass sets its own state, then calls `_start`."""
 
-    def __init__(self, target: tuple[str, int]):
-        self.target, self.port = target, free_port()
-        self.limit: int | None = None
-        self.cuts = 0
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
+    def __init__(self):
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+
+    def _start(self) -> None:
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def cut_requests_over(self, limit: int | None) -> None:
-        self.limit = limit
-
     def _accept(self) -> None:
         while True:
             try:
-                client, _ = self._listener.accept()
+                conn, _ = self._listener.accept()
             except OSError:  # closed
                 return
-            upstream = socket.create_connection(self.target)
-            pending = [0]  # bytes of the current request sent upstream since the last answer
-            with self._lock:
-                self._open |= {client, upstream}
-            threading.Thread(target=self._requests, args=(client, upstream, pending), daemon=True).start()
-            threading.Thread(target=self._answers, args=(upstream, client, pending), daemon=True).start()
+            self._connected(conn)
+
+    def _connected(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class CuttingProxy(_LoopbackServer):
+    """127.0.0.1:`port` forwarding to `target` (host, port). Once `cut_requests_over(n)` is set, a
+    request (the bytes a client sends before the server answers) longer than n bytes reaches the
+    server cut after n bytes and its connection is reset: an upload that dies mid-request."""
+
+    def __init__(self, target: tuple[str, int]):
+        super().__init__()
+        self.target = target
+        self.limit: int | None = None
+        self.cuts = 0
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._start()
+
+    def cut_requests_over(self, limit: int | None) -> None:
+        self.limit = limit
+
+    def _connected(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        pending = [0]  # bytes of the current request sent upstream since the last answer
+        with self._lock:
+            self._open |= {client, upstream}
+        threading.Thread(target=self._requests, args=(client, upstream, pending), daemon=True).start()
+        threading.Thread(target=self._answers, args=(upstream, client, pending), daemon=True).start()
 
     def _requests(self, client: socket.socket, upstream: socket.socket, pending: list[int]) -> None:
         while data := _received(client):
@@ -162,7 +180,7 @@ def cutting_proxy(endpoint: str) -> Iterator[CuttingProxy]:
         proxy.close()
 
 
-class MisbehavingHTTP:
+class MisbehavingHTTP(_LoopbackServer):
     """An HTTP/1.1 server on 127.0.0.1 that answers the paths in `answers` (200, their JSON, the
     connection kept) and meets any other request with `fault`: "silent" (reads it, never answers),
     "drip" (an answer sent one byte each `interval` s) or "endless" (a 200 whose body never ends).
@@ -175,25 +193,15 @@ class MisbehavingHTTP:
         self, fault: str, answers: dict[str, bytes] | None = None, interval: float = 0.2, lifetime: float = 6.0
     ):
         assert fault in self.FAULTS, fault
+        super().__init__()
         self.fault, self.answers, self.interval = fault, answers or {}, interval
         self.until = time.monotonic() + lifetime
         self.faulted: list[tuple[str, float]] = []  # the request lines the fault met, and when (monotonic)
         self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._start()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def _connected(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
