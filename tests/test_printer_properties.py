@@ -1,5 +1,6 @@
 """Text with every control and markup character through every printer of untrusted text: the CLI's
-error printer, the loop's HTML report and the feature store's errors that quote a server. What
+error printer, the loop's HTML report, the feature store's errors that quote a server, and the
+tables of names and models other people gave (features list, experiment list and report). What
 comes out holds no character that acts (ESC sequences, bidi overrides, NULs, carriage returns), is
 bounded, and shows rich or HTML markup as the characters it is."""
 
@@ -12,7 +13,7 @@ import unicodedata
 
 import pytest
 import typer
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -103,3 +104,65 @@ def test_a_redis_error_is_quoted_inert_and_bounded():
         else:
             raise AssertionError("a Redis that answers errors was taken as reachable")
     assert not acting(said) and "\\u001b" in said and len(said) < 1000
+
+
+@pytest.fixture(scope="module")
+def published_store(tmp_path_factory):
+    """A SQLite feature store with one version, and its store.yaml for the CLI."""
+    import yaml
+
+    from tests.features.test_publish import DIM, embeddings
+    from trackrec.features import versions
+    from trackrec.features.store import open_store
+
+    folder = tmp_path_factory.mktemp("printed")
+    config = StoreConfig(repo=str(folder / "repo"), dim=DIM)
+    versions.publish(embeddings(range(1, 4), seed=1), "v1", open_store(config), progress=False)
+    (folder / "store.yaml").write_text(yaml.safe_dump({"repo": config.repo, "dim": DIM}))
+    return config, folder / "store.yaml"
+
+
+# each example assigns on a real store; the console's width, set once, holds for every example
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(model=HOSTILE.filter(str.strip))
+def test_a_model_name_another_operator_gave_is_listed_as_the_text_it_is(model, published_store, monkeypatch):
+    """`features assign --model` takes any text; whoever runs `features list` later reads it inert."""
+    from trackrec import cli
+    from trackrec.features import versions
+    from trackrec.features.store import open_store
+
+    config, store_yaml = published_store
+    versions.assign(open_store(config), "control", "v1", model=model)
+    monkeypatch.setattr(cli.console, "width", 10_000)  # the model's cell unwrapped
+    listed = CliRunner().invoke(cli.app, ["features", "list", "--store", str(store_yaml)], color=False)
+    assert listed.exit_code == 0, listed.output  # "[/]" does not crash the table
+    assert not acting(listed.output)
+    assert "".join(inert(model, keep_newlines=True).split()) in "".join(listed.output.split())
+
+
+def test_an_experiments_names_and_models_are_listed_and_read_out_inert(published_store, tmp_path, monkeypatch):
+    from tests.experiments.test_assignment import experiment
+    from tests.experiments.world import exposures
+    from trackrec import cli
+    from trackrec.experiments import exposures as exposure_log
+    from trackrec.experiments import registry
+    from trackrec.experiments.assignment import ArmSpec, Experiment
+    from trackrec.features.store import open_store
+    from trackrec.main import app
+
+    monkeypatch.setattr(cli.console, "width", 10_000)  # cells unwrapped
+    hostile = "[link=http://evil.example]m\x1b[2J[/]"
+    config, store_yaml = published_store
+    arms = (ArmSpec("control", "v1", hostile, 0.5), ArmSpec("candidate", "v1", "models/b", 0.5))
+    registry.start(open_store(config), Experiment("printed", "salt", arms, "2026-12-01T00:00:00+00:00"), force=True)
+    listed = CliRunner().invoke(app, ["experiment", "list", "--store", str(store_yaml)], color=False)
+    assert listed.exit_code == 0 and not acting(listed.output), listed.output
+    assert "[link=http://evil.example]m" in listed.output and "\\u001b" in listed.output
+    named = experiment(0.5, 0.5)
+    (tmp_path / "exp.json").write_text(named.to_json().replace(f'"{named.name}"', '"[bold]x\\u001b[2J"', 1))
+    log = exposure_log.write(
+        exposures({"arm0": (0.2, 0.3), "arm1": (0.2, 0.3)}, {"arm0": 0.5, "arm1": 0.5}), tmp_path / "l.parquet"
+    )
+    args = ["--definition", str(tmp_path / "exp.json"), "--exposures", str(log), "--output", str(tmp_path / "r.html")]
+    read_out = CliRunner().invoke(app, ["experiment", "report", *args], color=False)
+    assert not acting(read_out.output) and "[bold]x" in read_out.output, read_out.output

@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from trackrec.config import load_config
 from trackrec.errors import TrackRecError
+from trackrec.inert import inert
 
 app = typer.Typer(help="TrackRec: RecCoT generation aligned to the recommender.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: statistics and preparation.", no_args_is_help=True)
@@ -40,16 +41,18 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except TrackRecError as e:
-            from rich.text import Text
-
-            from trackrec.inert import inert
-
             # a message may quote a server's words or a title: data, never markup or terminal control
-            shown = Text("error: ", style="bold red") + Text(inert(e, 10_000, keep_newlines=True))
-            console.print(shown, highlight=False, soft_wrap=True)
+            said = Text("error: ", style="bold red") + Text(inert(e, 10_000, keep_newlines=True))
+            console.print(said, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from e
 
     return wrapper
+
+
+def shown(value: object) -> Text:
+    """Text that came from outside (a name, a model path, an actor, a RecCoT) as a table cell or
+    title: inert and bounded, never markup or terminal control."""
+    return Text(inert(value, keep_newlines=True))
 
 
 @data_app.command("stats")
@@ -411,7 +414,7 @@ def features_history(store: StorePath, arm: str = "control"):
     for column in ("version", "action", "at", "by", "data version"):
         table.add_column(column)
     for entry in history(_opened(store, registry_only=True), arm):
-        table.add_row(*(escape(str(entry.get(k, ""))) for k in ("version", "action", "at", "by", "data_version")))
+        table.add_row(*(shown(entry.get(k, "")) for k in ("version", "action", "at", "by", "data_version")))
     console.print(table)
 
 
@@ -435,14 +438,14 @@ def features_list(
         arms.add_column(column)
     for arm in listed["arms"]:
         cells = (arm["arm"], arm["version"], arm["model"] or "-", ", ".join(arm["rollback"]) or "-", arm["last_change"])
-        arms.add_row(*(escape(str(cell)) for cell in cells))
+        arms.add_row(*(shown(cell) for cell in cells))
     versions = Table(title="versions, newest first")
     for column in ("version", "complete", "rows", "published", "data version", "generator", "base", "read by"):
         versions.add_column(column)
     for v in listed["versions"]:
         cells = (v["version"], "yes" if v["complete"] else "no: a killed attempt", v["rows"], v["published_at"])
         cells += (v["data_version"], v["generator"] or "-", v["base"] or "-", ", ".join(v["read_by"]) or "-")
-        versions.add_row(*(escape(str(cell)) for cell in cells))
+        versions.add_row(*(shown(cell) for cell in cells))
     console.print(arms)
     console.print(versions)
 
@@ -482,13 +485,10 @@ def features_get(
     feature server a ranker reads (the read-only front on a cluster); otherwise from the repo."""
     from datetime import UTC, datetime
 
-    from rich.text import Text
-
     from trackrec.features import definitions
     from trackrec.features.http_read import read_over_http
     from trackrec.features.store import open_repo
     from trackrec.features.versions import read
-    from trackrec.inert import inert
 
     if url:
         service = definitions.view_name(version) if version else definitions.arm_service_name(arm)
@@ -505,12 +505,11 @@ def features_get(
             continue
         as_of = datetime.fromtimestamp(int(row.as_of), UTC).isoformat(timespec="seconds")
         if row.embedding is None:
-            table.add_row(str(row.user_id), Text(row.feature_version), as_of, "-", "-", "not served: past the TTL")
+            table.add_row(str(row.user_id), shown(row.feature_version), as_of, "-", "-", "not served: past the TTL")
             continue
         vector = f"{row.embedding.size} floats [{row.embedding[0]:.4f}, ...]"
-        # the RecCoT is LLM output: data, never console markup or terminal control
-        reccot = Text(inert(row.reccot, keep_newlines=True))
-        table.add_row(str(row.user_id), Text(row.feature_version), as_of, str(int(row.iteration)), reccot, vector)
+        reccot = shown(row.reccot)  # LLM output: data, never console markup or terminal control
+        table.add_row(str(row.user_id), shown(row.feature_version), as_of, str(int(row.iteration)), reccot, vector)
     console.print(table)
 
 

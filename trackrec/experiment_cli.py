@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from trackrec.cli import StorePath, _opened, console, user_errors
+from trackrec.cli import StorePath, _opened, console, shown, user_errors
 from trackrec.errors import TrackRecError
 
 experiment_app = typer.Typer(
@@ -84,7 +84,7 @@ def list_(store: StorePath):
     for experiment in experiments(_opened(store, registry_only=True).feast):
         for a in experiment.arms:
             row = (experiment.name, experiment.status, experiment.start, a.name, a.feature_version, a.model)
-            table.add_row(*row, f"{a.share:.0%}")
+            table.add_row(*map(shown, row), f"{a.share:.0%}")
     console.print(table)
 
 
@@ -197,12 +197,12 @@ def report(
     from trackrec.experiments.report import rows, write_html
 
     result = readout(_experiment(store, name, definition), exposures.read(exposures_path))
-    table = Table(title=f"{result.experiment}: {result.decision}")
+    table = Table(title=shown(f"{result.experiment}: {result.decision}"))
     headline = rows(result)
     for column in headline[0]:
         table.add_column(column, justify="right")
     for row in headline:
-        table.add_row(*row.values())
+        table.add_row(*map(shown, row.values()))  # arm names come with the definition
     console.print(table)
     console.print(f"report: {write_html(result, output, replayed)}")
     if markdown is not None:
