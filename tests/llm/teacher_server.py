@@ -56,6 +56,16 @@ class TeacherServer:
                     time.sleep(outer.delay)
                 content = outer.answer(request["messages"][-1]["content"])
                 reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+                if outer.mode == "drip":  # the headers at once, then the body a byte each `delay` s
+                    body = json.dumps(reply).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(outer.delay)
+                    return None
                 return self._send(200, json.dumps(reply).encode())
 
         return Handler

@@ -46,6 +46,18 @@ def test_timeout_is_a_clear_error(tmp_path):
             teacher(server, tmp_path, timeout_s=0.2, max_retries=1).complete(["a"])
 
 
+def test_an_answer_sent_a_byte_at_a_time_fails_within_the_timeout(tmp_path):
+    """Each byte comes well inside the read timeout; the whole answer must come inside it too."""
+    import time
+
+    with TeacherServer(echo, mode="drip", delay=0.05) as server:
+        started = time.monotonic()
+        with pytest.raises(TeacherError, match=r"prompt 0: the answer took more than 1.0 s to arrive"):
+            teacher(server, tmp_path, timeout_s=1.0, max_retries=0).complete(["a"])
+        assert time.monotonic() - started < 3
+    assert not list((tmp_path / "cache").rglob("*.json"))
+
+
 def test_unreachable_endpoint_names_it(tmp_path):
     with TeacherServer(echo) as server:
         url = server.url

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -159,14 +160,19 @@ class OpenAITeacher:
         return answer
 
     def _capped_body(self, response: requests.Response, where: str) -> str:
-        """The body as text, read no further than an answer of max_tokens can need."""
+        """The body as text, read no further than an answer of max_tokens can need, and within
+        timeout_s in all (requests' timeout bounds each read: a body sent a byte at a time never trips it)."""
         limit = BODY_OVERHEAD + 8 * max_answer_chars(self.config.max_tokens)  # JSON escapes: 6 bytes a char
+        deadline = time.monotonic() + self.config.timeout_s
         body = bytearray()
         with response:
-            for chunk in response.iter_content(64 * 1024):
+            # read1: what has arrived, however little (iter_content waits for whole chunks)
+            while chunk := response.raw.read1(64 * 1024, decode_content=True):
                 body += chunk
                 if len(body) > limit:
                     raise TeacherError(f"{where}: an answer of more than {limit} bytes, more than max_tokens can write")
+                if time.monotonic() > deadline:
+                    raise TeacherError(f"{where}: the answer took more than {self.config.timeout_s} s to arrive")
         return body.decode(response.encoding or "utf-8", errors="replace")
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
