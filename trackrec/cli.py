@@ -49,10 +49,11 @@ def user_errors(command):
     return wrapper
 
 
-def shown(value: object) -> Text:
+def shown(value: object, keep_newlines: bool = False) -> Text:
     """Text that came from outside (a name, a model path, an actor, a RecCoT) as a table cell or
-    title: inert and bounded, never markup or terminal control."""
-    return Text(inert(value, keep_newlines=True))
+    title: inert and bounded, never markup or terminal control; on one line unless `keep_newlines`
+    (a RecCoT's paragraphs), so a name's cell never looks like two rows."""
+    return Text(inert(value, keep_newlines=keep_newlines))
 
 
 @data_app.command("stats")
@@ -508,7 +509,7 @@ def features_get(
             table.add_row(str(row.user_id), shown(row.feature_version), as_of, "-", "-", "not served: past the TTL")
             continue
         vector = f"{row.embedding.size} floats [{row.embedding[0]:.4f}, ...]"
-        reccot = shown(row.reccot)  # LLM output: data, never console markup or terminal control
+        reccot = shown(row.reccot, keep_newlines=True)  # LLM output: data, never console markup or terminal control
         table.add_row(str(row.user_id), shown(row.feature_version), as_of, str(int(row.iteration)), reccot, vector)
     console.print(table)
 
