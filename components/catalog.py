@@ -18,6 +18,7 @@ from components.config import split_config
 from components.data import data_version, join_prepared, plan_prepare, prepare_data, prepare_shard, select_samples
 from components.features import ctr_judge, current_generator, encode, publish, train_ctr
 from components.generator import align, distill, greedy, sample, summarize
+from components.report import report
 from components.shards import gather, plan_shards
 from components.validator import evaluate, rectune, score
 
@@ -59,6 +60,7 @@ STAGES: dict[str, Stage] = {
     "train_ctr": Stage(train_ctr, "cpu"),
     "publish": Stage(publish, "cpu", store=True),
     "current_generator": Stage(current_generator, "cpu", store=True),
+    "report": Stage(report, "cpu"),  # the run's page and card, after the final CTR model and publish
 }
 
 

@@ -1,6 +1,6 @@
 """Components of the feature and CTR stages: encode, publish, train_ctr, ctr_judge."""
 
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 
 def encode(reccots: Input[Dataset], encoder: str, shard: int, shards: int, embeddings: Output[Dataset]):
@@ -19,14 +19,19 @@ def publish(
     active_within_days: int,
     data_version: str,
     summary: Output[Artifact],
+    card: Output[Markdown],
     generator: Input[Model] = None,
     refreshed_from: Input[Model] = None,
 ):
     """A new Feast feature version (every older snapshot carried over when only active users were
     refreshed), read by the configured A/B arm once complete; it records the data version and the
     G that wrote it: `generator`, a retrain's G(T), kept with it; `refreshed_from`, a refresh's
-    current_generator output, whose version it carries from (and whose G it names)."""
+    current_generator output, whose version it carries from (and whose G it names). The card: the
+    version, the arm and the data version, in KFP's UI."""
+    from pathlib import Path
+
     from trackrec.features.config import FeaturesConfig
+    from trackrec.llm.report import published_card
     from trackrec.run_config import section
     from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.publish import publish as run
@@ -34,7 +39,8 @@ def publish(
     config = section(FeaturesConfig, features, "features")
     adapter = None if generator is None else adapter_in(generator.path)
     fetched = None if refreshed_from is None else refreshed_from.path
-    run(embeddings.path, config, summary.path, active_within_days > 0, data_version, adapter, fetched)
+    result = run(embeddings.path, config, summary.path, active_within_days > 0, data_version, adapter, fetched)
+    Path(card.path).write_text(published_card(result))
 
 
 def current_generator(features: str, generator: Output[Model]):

@@ -1,6 +1,6 @@
 """Components of V's stages: score, rectune, evaluate."""
 
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output, TaskConfig
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output, TaskConfig
 
 
 def score(
@@ -63,20 +63,21 @@ def evaluate(
     report: Output[Artifact],
     metrics: Output[Metrics],
     curves: Output[HTML],
+    card: Output[Markdown],
     previous: Input[Artifact] = None,
     scored: Input[Dataset] = None,
     fixed_validator: Input[Model] = None,
     workspace: str = "",
 ):
     """V(t) as recommender on held-out users, G(t)'s reward under the fixed V0 (`fixed_validator`;
-    none: V(t) is V0) and the CTR judge's test AUC; the report so far (rows, curves) for KFP's UI."""
+    none: V(t) is V0) and the CTR judge's test AUC; the report so far (rows, page, card) for KFP's UI."""
     import shutil
     from pathlib import Path
 
     from components.metrics import log_metrics
     from trackrec.llm.base_model import use_run_cache
     from trackrec.llm.config import LLMConfig
-    from trackrec.llm.report import write_report
+    from trackrec.llm.report import CARD, write_report
     from trackrec.run_config import section
     from trackrec.stages.evaluate import evaluate as run
     from trackrec.stages.evaluate import loop_rows
@@ -92,4 +93,5 @@ def evaluate(
     )
     rows = loop_rows(previous and previous.path, iteration, result, scored and scored.path)
     shutil.copyfile(write_report(rows, folder), curves.path)
+    shutil.copyfile(folder / CARD, card.path)
     log_metrics(metrics, rows[-1])

@@ -55,9 +55,11 @@ class TaskClock(logging.Filter):
             self._started = (started[1], time.perf_counter())
         elif (ended := self._END.match(message)) and ended[1] == self._started[0]:
             seconds = time.perf_counter() - self._started[1]
-            startup = json.loads(self.record.read_text())["startup_seconds"] if self.record.is_file() else seconds
+            record = json.loads(self.record.read_text()) if self.record.is_file() else {}
+            startup = min(record.get("startup_seconds", seconds), seconds)
             task = {"name": ended[1], "shown": self.names.get(ended[1], ended[1]), "status": ended[2]}
-            self.tasks.append(task | {"seconds": seconds, "startup_seconds": min(startup, seconds)})
+            parts = record.get("startup", {"python_kfp": startup, "imports": 0.0, "model_load": 0.0})
+            self.tasks.append(task | {"seconds": seconds, "startup_seconds": startup, "startup": parts})
             if self.finished is not None:
                 self.finished(self.tasks[-1])
         return True
@@ -95,6 +97,8 @@ class RunLog(io.TextIOBase):
         self.file, self.console, self.last = file, console, None
 
     def write(self, text: str) -> int:
+        if self.file.closed:  # the run is over; a handler or thread that kept this stream writes where the process does
+            return sys.__stderr__.write(text) if sys.__stderr__ else len(text)
         plain = _ANSI.sub("", text)
         for line in plain.splitlines():
             if error := self._ERROR.match(line):
@@ -105,6 +109,8 @@ class RunLog(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
+        if self.file.closed:
+            return
         self.file.flush()
         if self.console is not None:
             self.console.flush()

@@ -99,7 +99,7 @@ def build_pipeline(
             g = task("current_generator", "G of the arm's version", features=sections.outputs["features"])
             _, summary = publish_features(g.set_caching_options(False).outputs["generator"], None)
             return Outputs(dataset=dataset, published=summary)
-        embeddings = None
+        embeddings = summary = None
         if iterations:
             samples = task("select_samples", "select samples", dataset=dataset, llm=llm).outputs["samples"]
             g = g0 = gpu_task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
@@ -134,12 +134,14 @@ def build_pipeline(
                 )  # fmt: skip
                 report = evaluation.outputs["report"]
             if features:
-                embeddings, _ = publish_features(g, evaluation)
+                embeddings, summary = publish_features(g, evaluation)
         optional_embeddings = {} if embeddings is None else {"embeddings": embeddings}
         ctr = task("train_ctr", "train CTR model", dataset=dataset, ctr=sections.outputs["ctr"], **optional_embeddings)
         results = {"ctr": ctr.outputs["metrics"], "ctr_model": ctr.outputs["model"], "dataset": dataset}
         if iterations:
-            results |= {"curves": evaluation.outputs["curves"], "generator": g, "distilled": g0}
+            published = {} if summary is None else {"published": summary}
+            final = task("report", "report", loop=report, ctr_model=ctr.outputs["model"], **published)
+            results |= {"curves": final.outputs["page"], "generator": g, "distilled": g0}
         return Outputs(**results)
 
     # The run's results, shown by KFP's UI and indexed by a local run: the CTR metrics and model,

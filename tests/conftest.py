@@ -153,8 +153,9 @@ def tasks_executed(run_dir: Path, before: set[Path]) -> set[str]:
 
 
 # The slow tier (`make test-fast` deselects it): kfp.local pipeline runs, real servers that take
-# seconds to start, model training. One list, so a test's tier is stated in one place.
-SLOW_MODULES = (
+# seconds to start or to time out, model training; whole modules, or single tests by node id. One
+# list, so a test's tier is stated in one place.
+SLOW = (
     "tests/llm/test_pipeline_local.py",
     "tests/llm/test_learning_dynamics.py",
     "tests/llm/test_deepspeed.py",
@@ -163,18 +164,27 @@ SLOW_MODULES = (
     "tests/test_trainjob.py",
     "tests/features/test_feast_serve.py",
     "tests/features/test_writer_lease.py",
+    "tests/features/test_listing.py::test_the_registry_readers_need_no_redis_and_every_writer_asks_it",
+    "tests/features/test_publish.py::test_a_publish_killed_midway_leaves_readers_on_a_complete_version_and_a_rerun_completes",
+    "tests/features/test_online_rows.py::test_prune_sweeps_a_killed_publishs_rows_out_of_a_full_redis",
+    "tests/test_reach.py::test_a_publish_on_a_stalled_redis_fails_instead_of_hanging",
+    "tests/experiments/test_replay.py::test_a_request_scored_over_http_is_the_request_scored_from_the_repo",
+    "tests/experiments/test_client.py::test_a_ranker_reads_its_users_arm_features_through_the_read_only_front",
+    "tests/test_prepare_shards.py::test_the_pipeline_fans_prepare_data_out_when_the_settings_ask",
+    "tests/test_cli_and_run.py::test_run_then_rerun_is_cached_then_a_config_change_reruns_only_its_stage",
+    "tests/test_cli_and_run.py::test_verbose_prints_what_the_tasks_print",
 )
 
 
 def pytest_collection_modifyitems(config, items):
     matched = set()
     for item in items:
-        for module in SLOW_MODULES:
-            if item.nodeid == module or item.nodeid.startswith(module + "::"):
+        for entry in SLOW:
+            if item.nodeid == entry or item.nodeid.startswith((entry + "::", entry + "[")):
                 item.add_marker(pytest.mark.slow)
-                matched.add(module)
-    # A renamed module would otherwise drop out of the slow tier silently.
+                matched.add(entry)
+    # A renamed module or test would otherwise drop out of the slow tier silently.
     collected_whole_suite = not config.args or config.args == ["tests"]
-    missing = [m for m in SLOW_MODULES if m not in matched]
+    missing = [entry for entry in SLOW if entry not in matched]
     if missing and collected_whole_suite:
-        raise pytest.UsageError(f"tests/conftest.py SLOW_MODULES: no test collected for {missing}")
+        raise pytest.UsageError(f"tests/conftest.py SLOW: no test collected for {missing}")

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import local_runs, tasks_executed
@@ -48,6 +49,9 @@ def run_cli(config, run_dir) -> set[str]:
     timed = json.loads((run_dir / "latest.json").read_text())["tasks"]
     assert {task["name"] for task in timed} == executed  # the per-task table names what ran, nothing else
     assert all(0 < task["startup_seconds"] <= task["seconds"] for task in timed)
+    for task in timed:  # the start-up in its parts: before trackrec's import, the imports, model loads
+        assert min(task["startup"].values()) >= 0 and task["startup"]["python_kfp"] > 0
+        assert sum(task["startup"].values()) == pytest.approx(task["startup_seconds"], abs=0.01)
     lines = result.output.splitlines()
     for task in timed:  # one line each, by the name the pipeline gives it; the table names it too
         assert sum(line.startswith(f"{task['shown']} ") and line.endswith(" s  success") for line in lines) == 1
@@ -116,3 +120,23 @@ def test_bad_config_exits_with_message(tmp_path):
     path.write_text("ctr:\n  backbone: nope\n")
     result = runner.invoke(app, ["run", "--config", str(path)])
     assert result.exit_code == 2 and "backbone: unknown 'nope'" in result.output
+
+
+def test_a_runs_stream_kept_past_the_run_writes_where_the_process_does(tmp_path, capfd):
+    """A handler or thread that kept a run's stdout (RunLog) after its log file closed writes to the
+    process's stderr, not "--- Logging error ---" into whatever runs next."""
+    import logging
+
+    from pipelines.local import RunLog
+
+    with open(tmp_path / "run.log", "w") as file:
+        kept = RunLog(file)
+    logger = logging.getLogger("tests.kept-past-the-run")
+    handler = logging.StreamHandler(kept)
+    logger.addHandler(handler)
+    try:
+        logger.warning("after the run")
+    finally:
+        logger.removeHandler(handler)
+    err = capfd.readouterr().err
+    assert "after the run" in err and "Logging error" not in err

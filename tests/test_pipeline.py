@@ -278,7 +278,10 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
     """T = 2: G(t-1) samples, V(t-1) scores (or, under reward ctr, the CTR judge trained on G(t-1)'s
     greedy RecCoTs), align makes G(t) from G(t-1), V(t) is Rec-tuned from V(t-1) on G(t)'s greedy
     RecCoTs and evaluated on them beside judge(t); the features come from G(T)."""
-    _, pipeline, _ = compiled(tmp_path, config="configs/local.yaml")
+    raw = yaml.safe_load(open("configs/local.yaml"))
+    raw["llm"]["iterations"] = 2  # whatever the demo runs
+    (tmp_path / "t2.yaml").write_text(yaml.safe_dump(raw))
+    _, pipeline, _ = compiled(tmp_path, config=tmp_path / "t2.yaml")
     tasks = pipeline["root"]["dag"]["tasks"]
     display = {key: task["taskInfo"]["name"] for key, task in tasks.items()}
     models = ("generator", "validator", "reccots", "scored", "sampled", "fixed_validator", "judge")

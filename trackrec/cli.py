@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -138,30 +139,34 @@ def run(
 
 
 def lift_words(ctr: dict) -> str | None:
-    """What the RecCoT vector did for the CTR model, against the control, in a sentence."""
+    """What the RecCoT vector did for the CTR model (train_ctr's metrics), or None without the control."""
+    from trackrec.llm.report import lift_sentence
+
     if "lift_estimate" not in ctr:
         return None
-    low, high = ctr["lift_ci_low"], ctr["lift_ci_high"]
-    verdict = "the vectors help" if low > 0 else "the vectors hurt" if high < 0 else "no difference this run can detect"
-    return (
-        f"RecCoT vectors: CTR test AUC {ctr['auc']:.4f} with each user's own point-in-time RecCoT vector, "
-        f"{ctr['auc_permuted_control']:.4f} with the same vectors shuffled across users (the control): "
-        f"{ctr['lift_estimate']:+.4f}, 95% interval over test users [{low:+.4f}, {high:+.4f}]: {verdict}."
-    )
+    keys = ("auc", "auc_permuted_control", "lift_estimate", "lift_ci_low", "lift_ci_high")
+    return lift_sentence(*(ctr[key] for key in keys))
 
 
 def task_table(tasks: list[dict]) -> Table:
     """Where a run's time went: each task (by the name the pipeline gives it) with its wall seconds,
-    of which start-up and work."""
-    table = Table(title="tasks run (the rest came from KFP's cache)")
-    for column in ("task", "seconds", "start-up", "work"):
-        table.add_column(column, justify="left" if column == "task" else "right", no_wrap=column == "task")
-    rows = [(t["shown"], t["seconds"], t["startup_seconds"]) for t in tasks]
-    total = ("total", sum(r[1] for r in rows), sum(r[2] for r in rows))
-    for i, (name, seconds, startup) in enumerate([*rows, total]):
-        table.add_row(
-            name, f"{seconds:.1f}", f"{startup:.1f}", f"{seconds - startup:.1f}", end_section=i == len(rows) - 1
-        )
+    its work, and its start-up in parts: the interpreter and KFP's executor, imports, model loads.
+    Fits an 80-column terminal: a long name folds, no number is cut."""
+    table = Table(
+        title="tasks run (the rest came from KFP's cache), seconds", box=box.SIMPLE_HEAD, padding=(0, 1),
+        caption="start-up = kfp (the interpreter and KFP's executor) + import + load (models)",
+    )  # fmt: skip
+    table.add_column("task", overflow="fold")
+    for column in ("wall", "work", "kfp", "import", "load"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=6)
+    parts = ("python_kfp", "imports", "model_load")
+    rows = [
+        (t["shown"], t["seconds"], t["seconds"] - t["startup_seconds"], *(t["startup"][p] for p in parts))
+        for t in tasks
+    ]
+    total = ("total", *(sum(r[i] for r in rows) for i in range(1, 6)))
+    for i, (name, *numbers) in enumerate([*rows, total]):
+        table.add_row(name, *(f"{n:.1f}" for n in numbers), end_section=i == len(rows) - 1)
     return table
 
 

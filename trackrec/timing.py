@@ -1,19 +1,25 @@
-"""Where a task's time goes: start-up (interpreter, imports, model loads) against its work.
+"""Where a task's time goes: start-up against its work, and start-up in three parts: the interpreter
+and KFP's executor until the task first imports trackrec, the imports after that (ours and the
+libraries'), and model loads.
 
-A stage calls `work_begins()` once its imports and models are loaded. When the environment names a
-file in TRACKREC_TASK_TIMING (`trackrec run` does), the process writes its start-up seconds there
-as it exits; a task that never calls it counts whole as start-up.
+A stage calls `work_begins()` once its imports and models are loaded; `trackrec` marks its own first
+import; `loading()` wraps a model load. When the environment names a file in TRACKREC_TASK_TIMING
+(`trackrec run` does), the process writes its seconds there as it exits; a task that never calls
+`work_begins` counts whole as start-up.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
+import time
 from pathlib import Path
 
 TIMING_ENV = "TRACKREC_TASK_TIMING"
 _work_began: list[float] = []
+_marks = {"trackrec_imported": None, "model_load": 0.0}  # process age at trackrec's import; seconds loading
 
 
 def process_age() -> float:
@@ -29,12 +35,31 @@ def work_begins() -> None:
         _work_began.append(process_age())
 
 
+def trackrec_imported() -> None:
+    """Mark the end of the interpreter's and KFP's part (trackrec/__init__.py calls it)."""
+    _marks["trackrec_imported"] = process_age()
+
+
+@contextlib.contextmanager
+def loading():
+    """Count the time inside as a model load (the start-up's third part, before work begins)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if not _work_began:
+            _marks["model_load"] += time.perf_counter() - start
+
+
 def _write_record() -> None:
     target = os.environ.get(TIMING_ENV)
     if target:
         age = process_age()
         startup = _work_began[0] if _work_began else age
-        Path(target).write_text(json.dumps({"startup_seconds": startup, "process_seconds": age}))
+        before = min(_marks["trackrec_imported"] or startup, startup)
+        parts = {"python_kfp": before, "imports": max(startup - before - _marks["model_load"], 0.0)}
+        parts["model_load"] = startup - before - parts["imports"]
+        Path(target).write_text(json.dumps({"startup_seconds": startup, "process_seconds": age, "startup": parts}))
 
 
 atexit.register(_write_record)

@@ -187,3 +187,38 @@ def test_a_fully_fine_tuned_validator_is_a_whole_model_every_scorer_loads(tmp_pa
     tuned = validator_probs(llm, folder, train, reccots, "train", progress=False)
     base = validator_probs(llm, None, train, reccots, "train", progress=False)
     assert tuned.shape == base.shape and not np.allclose(tuned, base, atol=1e-4)  # every weight moved V
+
+
+def _random_lora(base, folder, seed: int):
+    """A LoRA adapter over `base` whose B is not zero, so that it changes V's answers."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), config).save_pretrained(folder)
+    return folder
+
+
+def test_two_validators_over_one_base_load_answer_as_two_loads_do(tmp_path, tiny_lm_dir, prepared, monkeypatch):
+    """evaluate scores V(t) and V0 with one load of the base; each answers as if loaded alone."""
+    import numpy as np
+    import transformers
+
+    from trackrec.stages.llm_common import read_samples, validator_probs, validators_probs
+
+    llm = _small_llm(tiny_lm_dir)
+    frame = read_samples(_selected(prepared, tmp_path), "train")
+    reccots = ["likes Action"] * len(frame)
+    v0, v1 = (_random_lora(tiny_lm_dir, tmp_path / f"v{i}", seed=i) for i in range(2))
+    alone = [validator_probs(llm, v, frame, reccots, "one V", progress=False) for v in (v1, v0)]
+    loads = []
+    load = transformers.AutoModelForCausalLM.from_pretrained.__func__
+    spy = classmethod(lambda cls, *args, **kwargs: loads.append(args[0]) or load(cls, *args, **kwargs))
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
+    together = validators_probs(llm, [v1, v0], frame, reccots, "two Vs", progress=False)
+    assert len(loads) == 1
+    assert not np.allclose(alone[0], alone[1], atol=1e-4)  # the two adapters answer differently
+    for one, shared in zip(alone, together, strict=True):
+        np.testing.assert_allclose(shared, one, atol=1e-6)

@@ -1,6 +1,7 @@
 """`trackrec run`: the whole pipeline through KFP's local runner on a tiny random model, with the
 data, the base model and the offline features on a real S3 API (moto's server) on 127.0.0.1."""
 
+import copy
 import json
 
 import numpy as np
@@ -43,8 +44,10 @@ def run_tasks(config, run_dir, **params) -> tuple[dict, set[str]]:
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, tiny_lm_dir):
-    """One run of the whole pipeline (T=1, features for 5 users) with the data, the base model and the
-    offline features on S3, the teacher on 127.0.0.1; kept for the module's tests, the teacher up."""
+    """One run of the whole pipeline (T=1, features for 5 users, the control arm) with the data, the
+    base model and the offline features on S3, the teacher on 127.0.0.1; kept for the module's tests,
+    the teacher up. What later runs change (the teacher's count, the S3 listing) is taken here; they
+    read the candidate arm only, so what the control arm reads stays this run's."""
     folder = tmp_path_factory.mktemp("pipeline")
     with pytest.MonkeyPatch.context() as monkeypatch, moto_s3(monkeypatch) as s3:
         monkeypatch.setenv("TRACKREC_CACHE", str(folder / "cache"))  # the base model is downloaded here
@@ -61,12 +64,14 @@ def first_run(tmp_path_factory, tiny_lm_dir):
                 features={"users": 5, "store": store},
             )
             result, executed = run_tasks(config, folder / "run")
+            listed = [o["Key"] for o in s3.list_objects_v2(Bucket="trackrec", Prefix="features/")["Contents"]]
             yield {
                 "folder": folder,
                 "config": config,
                 "result": result,
                 "executed": executed,
-                "server": server,
+                "asked": len(server.requests),
+                "listed": listed,
                 "s3": s3,
             }
 
@@ -80,8 +85,8 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     from trackrec.features.store import open_repo
     from trackrec.features.versions import read
 
-    tmp_path, result, first, s3 = (first_run[k] for k in ("folder", "result", "executed", "s3"))
-    assert len(first_run["server"].requests) == 6  # G0's teacher: half of the 12 users
+    tmp_path, result, first = (first_run[k] for k in ("folder", "result", "executed"))
+    assert first_run["asked"] == 6  # G0's teacher: half of the 12 users
     assert {"distill", "align", "rectune", "rectune-2", "evaluate", "evaluate-2", "encode", "train-ctr"} <= first
     paths = latest_run(tmp_path / "run")
     assert {k: str(v) for k, v in paths.items()} == result["paths"]
@@ -117,8 +122,7 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     np.testing.assert_array_equal(np.stack(published.embedding), np.stack(newest.embedding))
     assert published.reccot.tolist() == newest.reccot.tolist() and published.as_of.tolist() == newest.as_of.tolist()
     version = published.model_version[0]
-    listed = [o["Key"] for o in s3.list_objects_v2(Bucket="trackrec", Prefix="features/")["Contents"]]
-    assert [key for key in listed if "/generators/" not in key] == [f"features/{version}.parquet"]
+    assert [key for key in first_run["listed"] if "/generators/" not in key] == [f"features/{version}.parquet"]
     assert "adapter_config.json" in objects_under(f"s3://trackrec/features/generators/{version}")  # G(T), kept
 
     # A request scored now with online features gets exactly the training path's prediction for a
@@ -141,60 +145,36 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
         assert answer["feature_version"] == (None if user == without else published.model_version[0])
 
 
-def test_a_rerun_that_changes_only_the_arm_runs_only_the_config_split_and_publish(first_run):
-    """Every task from the cache but the config split, the data's identity and publish (which checks
-    the store itself):
-    the same version, now read by the candidate arm too; the teacher is not asked again. (Two shards
-    through ParallelFor cost five more task start-ups; shard = unsharded is pinned at the stage level
-    in test_loop_stages, the fan-out's shape in test_pipeline.)"""
-    from trackrec.features.store import open_repo
-    from trackrec.features.versions import read
-
-    config = first_run["config"]
-    config.features.arm = "candidate"
-    assert run_tasks(config, first_run["folder"] / "run")[1] == {"split-config", "data-version", "publish"}
-    assert len(first_run["server"].requests) == 6
-    (embeddings,) = (first_run["folder"] / "run" / "artifacts").glob(
-        "*/for-loop-*/encode/embeddings/embeddings.parquet"
-    )
-    users = pd.read_parquet(embeddings).user_id.tolist()[:1]
-    repo = open_repo(first_run["folder"] / "feast")
-    control, candidate = (read(repo, users, arm=arm) for arm in ("control", "candidate"))
-    assert candidate.model_version[0] == control.model_version[0] is not None
-
-
 @pytest.fixture(scope="module")
 def grown(first_run):
     """The recurring path on one machine: the data on S3 grows in place (12 users, then 16; the first
-    12 unchanged) and the pipeline runs again, for every user and the control arm."""
-    config = first_run["config"]
-    config.features.arm, config.features.users = "control", None
+    12 unchanged) and the pipeline runs again in its own run folder, for every user, publishing for
+    the candidate arm (pointed at the first run's version first, so that it can roll back to it).
+    What the tests read is taken here: the arm's history and rows right after this run."""
+    from trackrec.features.store import open_repo, open_store
+    from trackrec.features.versions import assign, history, read
+
+    config = copy.deepcopy(first_run["config"])
+    config.features.arm, config.features.users = "candidate", None
+    store = config.features.store
+    first_version = history(open_store(store), "control")[-1]["version"]
+    assign(open_store(store), "candidate", first_version)
     upload_dir(client(), write_collm(first_run["folder"] / "grown", collm_rows(n_users=16)), "s3://trackrec/data")
-    run_dir = first_run["folder"] / "run"
-    return {"config": config, "run_dir": run_dir, "run": run_tasks(config, run_dir)}
+    run_dir = first_run["folder"] / "grown-run"
+    run = run_tasks(config, run_dir)
+    log = history(open_store(store), "candidate")
+    rows = read(open_repo(store.repo), list(range(1, 17)), arm="candidate")
+    report = json.loads((latest_run(run_dir)["curves"].parent / "report" / "metrics.json").read_text())
+    return {"config": config, "run_dir": run_dir, "executed": run[1], "log": log, "rows": rows, "report": report}
 
 
 def test_a_grown_log_is_prepared_again_and_its_new_users_published(grown):
-    from trackrec.features.store import open_repo, open_store
-    from trackrec.features.versions import history, read
-
-    assert {"prepare-data", "distill", "publish"} <= grown["run"][1]  # new data: not the cache's
-    store = grown["config"].features.store
-    log = history(open_store(store), "control")
+    assert {"prepare-data", "distill", "publish"} <= grown["executed"]  # new data: not the cache's
+    log = grown["log"]  # the first run's version, then the grown run's
     assert len(log) == 2 and log[0]["data_version"] != log[1]["data_version"]
-    rows = read(open_repo(store.repo), list(range(1, 17)))
+    rows = grown["rows"]
     assert rows.model_version.notna().all() and set(rows.model_version) == {log[1]["version"]}  # users 13-16 too
-    report = json.loads((latest_run(grown["run_dir"])["curves"].parent / "report" / "metrics.json").read_text())
-    assert {row["data_version"] for row in report} == {log[1]["data_version"]}  # the report names its data
-
-
-def test_the_same_data_again_is_answered_from_the_cache(grown):
-    from trackrec.features.store import open_store
-    from trackrec.features.versions import history
-
-    executed = run_tasks(grown["config"], grown["run_dir"])[1]
-    assert executed == {"data-version", "publish"}  # publish checks the store itself
-    assert len(history(open_store(grown["config"].features.store), "control")) == 2  # nothing new to read
+    assert {row["data_version"] for row in grown["report"]} == {log[1]["data_version"]}  # the report names its data
 
 
 def objects_under(uri: str) -> dict[str, bytes]:
@@ -204,35 +184,28 @@ def objects_under(uri: str) -> dict[str, bytes]:
     return {o["Key"][len(prefix) :]: s3.get_object(Bucket="trackrec", Key=o["Key"])["Body"].read() for o in listed}
 
 
-def test_the_refresh_trains_nothing_and_republishes_with_the_arms_generator(grown):
+def test_the_refresh_trains_nothing_and_republishes_with_the_arms_generator_and_rolls_back(grown):
     """The refresh pipeline on the grown log: the active users' snapshots as of now, written by the
-    G that wrote the version the arm reads (kept with it), every other snapshot carried over."""
-    from trackrec.features.store import open_store
-    from trackrec.features.versions import history, rollback, version_tags
+    G that wrote the version the arm reads (kept with it), every other snapshot carried over; then
+    the arm rolls back, version by version, to the first run's."""
+    from trackrec.features.store import open_repo, open_store
+    from trackrec.features.versions import history, read, rollback, version_tags
 
-    store = grown["config"].features.store
-    before = history(open_store(store), "control")[-1]["version"]
-    result, executed = run_tasks(grown["config"], grown["run_dir"], active_within_days=1, refresh=True)
+    config, store = grown["config"], grown["config"].features.store
+    before = grown["log"][-1]["version"]
+    result, executed = run_tasks(config, grown["run_dir"], active_within_days=1, refresh=True)
     assert result["ctr"] is None and {"current-generator", "publish"} <= executed
     trained = {"select-samples", "distill", "align", "rectune", "sample", "score", "greedy", "ctr-judge", "train-ctr"}
     assert not executed & trained
-    log = history(open_store(store), "control")
+    log = history(open_store(store), "candidate")
     assert len(log) == 3 and log[-1]["version"] != before
     new, old = (version_tags(open_store(store), v) for v in (log[-1]["version"], before))
     assert new["base"] == before and int(new["rows"]) == int(old["rows"])  # the same snapshots, the now ones anew
     assert new["generator"] == old["generator"]  # the same G, named by the version that keeps it
     assert "adapter_config.json" in objects_under(f"s3://trackrec/features/generators/{new['generator']}")
-    rollback(open_store(store), "control")  # back to the grown run's version: the next test walks from there
-
-
-def test_rollback_returns_the_arm_to_the_first_runs_version(grown):
-    from trackrec.features.store import open_repo, open_store
-    from trackrec.features.versions import history, read, rollback
-
-    store = grown["config"].features.store
-    first_version = history(open_store(store), "control")[0]["version"]
-    assert rollback(open_store(store), "control")["version"] == first_version
-    assert read(open_repo(store.repo), [16]).model_version.tolist() == [None]  # not in the first run's data
+    assert rollback(open_store(store), "candidate")["version"] == before
+    assert rollback(open_store(store), "candidate")["version"] == grown["log"][0]["version"]
+    assert read(open_repo(store.repo), [16], arm="candidate").model_version.tolist() == [None]  # not in the first data
 
 
 def test_missing_model_is_a_config_error_before_any_task(tmp_path, collm_root):

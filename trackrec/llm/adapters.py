@@ -18,6 +18,7 @@ from trackrec.llm.base_model import resolve_model
 from trackrec.llm.config import LoRAConfig
 from trackrec.llm.distributed import local_device
 from trackrec.llm.hf_engine import with_pad_token
+from trackrec.timing import loading
 
 
 def load_tokenizer(base: str):
@@ -37,6 +38,7 @@ def weights_dtype(cuda: bool, scoring: bool) -> torch.dtype:
     return torch.bfloat16 if cuda and not scoring else torch.float32
 
 
+@loading()  # a task's start-up counts it apart from its imports
 def load_model(
     base: str,
     adapter: str | Path | None = None,

@@ -18,6 +18,9 @@ class Completion:
 class Engine(Protocol):
     tokenizer: object  # the base's tokenizer: prompts are cut to a token budget with it
 
+    def use_adapter(self, adapter) -> bool:
+        """Serve another LoRA adapter over the base in memory; False where it cannot (then load it anew)."""
+
     def sample(
         self, prompts: Sequence[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
     ) -> list[list[Completion]]:

@@ -10,9 +10,11 @@ differ in the RecCoT) compute the shared part once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
+from peft import PeftModel
 from tqdm.auto import tqdm
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -50,6 +52,20 @@ class HFEngine:
         self.model, self.tokenizer, self.batch_size, self.progress = model.eval(), tokenizer, batch_size, progress
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
         self.context = getattr(model.config, "max_position_embeddings", None)
+
+    def use_adapter(self, adapter: str | Path | None) -> bool:
+        """Serve the LoRA adapter `adapter` in place of the one loaded, on the base already in memory:
+        a second V scored without loading the base again. False where that cannot be (this engine holds
+        no adapter, or `adapter` is none or a whole model): the caller loads it on its own."""
+        if not isinstance(self.model, PeftModel) or adapter is None:
+            return False
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            return False
+        name = f"adapter_{len(self.model.peft_config)}"  # peft keeps each loaded adapter by name
+        self.model.load_adapter(str(adapter), adapter_name=name, is_trainable=False)
+        self.model.set_adapter(name)
+        self.model.eval()
+        return True
 
     def render(self, prompts: Sequence[str]) -> list[str]:
         """Each prompt as one user turn through the chat template, the assistant turn opened."""

@@ -1,74 +1,112 @@
-"""The loop's per-iteration metrics as JSON and as one self-contained HTML page with the curves.
-
-KFP's UI shows the HTML as an artifact; locally it opens in a browser.
+"""The loop's report for someone deciding: the headline first (does the RecCoT help the CTR model,
+against the permuted-vector control; does V beat the like-rate prior), what was published, then one
+chart per measure and the table in the order the text reads. As a self-contained HTML page (KFP's
+UI shows it; locally it opens in a browser) and as a Markdown card (KFP's Markdown artifact).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
-import matplotlib
+from trackrec import markdown
+from trackrec.atomic import atomic_file
+from trackrec.inert import inert
+from trackrec.llm.charts import Measure, chart, interval_chart
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+ROWS = "metrics.json"  # the report's rows, one per iteration: what the next evaluate task extends
+PAGE, CARD = "report.html", "card.md"
 
-from trackrec.atomic import atomic_file  # noqa: E402
-from trackrec.inert import inert  # noqa: E402
-
-CURVES = (
-    ("V as recommender (held-out users)", ("auc", "prior_auc", "acc")),
-    ("reward under V(t)", ("mean_reward", "sampled_mean_reward", "sampled_chosen_reward")),
-    ("G(t)'s reward under the fixed V0", ("reward_fixed_v",)),
-    ("CTR test AUC with G(t)'s RecCoT vectors", ("ctr_auc",)),
-    ("greedy RecCoT length (tokens)", ("reccot_tokens",)),
+# In the order the text reads; each a chart of its own.
+MEASURES = (
+    Measure(
+        "V as recommender: AUC on held-out users",
+        (("auc", "V(t)'s AUC"),),
+        min_span=0.05,
+        band="auc",
+        baselines=(("prior_auc", "like-rate prior's AUC"), (0.5, "chance")),
+    ),  # fmt: skip
+    Measure("G(t)'s reward under the fixed V0", (("reward_fixed_v", "reward under V0"),), 0.05, "reward_fixed_v"),
+    Measure(
+        "Reward under V(t)",
+        (
+            ("mean_reward", "greedy RecCoTs' reward under V(t)"),
+            ("sampled_mean_reward", "sampled, under V(t-1)"),
+            ("sampled_chosen_reward", "chosen, under V(t-1)"),
+        ),
+        min_span=0.05,
+    ),
+    Measure("CTR judge's test AUC with G(t)'s RecCoT vectors", (("ctr_auc", "CTR judge's AUC"),), min_span=0.02),
+    Measure("Greedy RecCoT length", (("reccot_tokens", "RecCoT tokens (mean)"),), min_span=10.0),
+)
+# The table's columns after the charts' own: V's other scores, then how much was measured on what.
+MORE_COLUMNS = (("acc", "V's accuracy"), ("logloss", "V's LogLoss"), ("samples", "samples"), ("users", "users"))
+MORE_COLUMNS += (("data_version", "data version"),)
+LIFT_NOTE = (
+    "One trained model each way, on one seed: the interval is over test users, not over training seeds. "
+    "A lift this small may be seed noise; bench/reccot_lift.py measures it across seeds."
+)
+NOTES = (
+    "Iteration 0: G0 from distillation, V0 Rec-tuned on G0's greedy RecCoTs. Sampled rewards are V(t-1)'s "
+    "rewards of the N RecCoTs drawn from G(t-1); chosen: the best of each user's N. Intervals: 95%, bootstrap "
+    "over held-out users. The like-rate prior scores each sample by the user's share of likes in their "
+    "history: what V must beat. The reward under V0, which stays fixed, moves only when G does (the reward "
+    "under V(t) also moves when V does). The CTR judge: the CTR backbone trained with G(t)'s greedy RecCoTs "
+    "of the selected users as user vectors (the others read zeros)."
 )
 
 
-BANDS = {"auc": "auc", "reward_fixed_v": "reward_fixed_v"}  # curve -> the prefix of its interval's keys
+def table(rows: list[dict]) -> list[dict[str, str]]:
+    """The per-iteration table, header -> cell text, in the text's order: the iteration, each chart's
+    lines (the first with its interval) and baselines, MORE_COLUMNS, then any other key by its name."""
+    columns = [("iteration", "iteration", None)]
+    for measure in MEASURES:
+        columns += [(key, label, measure.band if i == 0 else None) for i, (key, label) in enumerate(measure.lines)]
+        columns += [(key, label, None) for key, label in measure.baselines if isinstance(key, str)]
+    columns += [(key, label, None) for key, label in MORE_COLUMNS]
+    present = {key for r in rows for key in r}
+    used = {key for key, _, band in columns} | {
+        f"{band}_{end}" for *_, band in columns if band for end in ("low", "high")
+    }
+    columns = [c for c in columns if c[0] in present] + [(k, str(k), None) for k in sorted(present - used, key=str)]
+    return [
+        {label + (" [95% interval]" if band else ""): _shown(r, key, band) for key, label, band in columns}
+        for r in rows
+    ]
 
 
-ROWS = "metrics.json"  # the report's rows, one per iteration: what the next evaluate task extends
+def _shown(row: dict, key: str, band: str | None) -> str:
+    text = cell(row.get(key))
+    if band and text and row.get(f"{band}_low") is not None:
+        text += f" [{row[f'{band}_low']:.4f}, {row[f'{band}_high']:.4f}]"
+    return text
 
 
-def _figure(rows: list[dict]) -> str:
-    figure, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
-    for ax, (title, keys) in zip(axes, CURVES, strict=True):
-        for key in keys:
-            points = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
-            if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=key)
-            if key in BANDS and all(r.get(f"{BANDS[key]}_low") is not None for r in rows):  # its 95% interval
-                ax.fill_between([r["iteration"] for r in rows], [r[f"{BANDS[key]}_low"] for r in rows],
-                                [r[f"{BANDS[key]}_high"] for r in rows], alpha=0.2)  # fmt: skip
-        ax.set_title(title)
-        ax.set_xlabel("iteration")
-        ax.set_xticks([r["iteration"] for r in rows])
-        ax.legend(fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+def cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
 
 
-def _table(rows: list[dict]) -> str:
-    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "iteration", k))
-    head = "".join(f"<th>{_text(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def lift_sentence(auc: float, control_auc: float, estimate: float, low: float, high: float) -> str:
+    """What the RecCoT vector did for the CTR model, against the control, in a sentence."""
+    verdict = "the vectors help" if low > 0 else "the vectors hurt" if high < 0 else "no difference this run can detect"
+    return (
+        f"RecCoT vectors: CTR test AUC {auc:.4f} with each user's own point-in-time RecCoT vector, "
+        f"{control_auc:.4f} with the same vectors shuffled across users (the control): "
+        f"{estimate:+.4f}, 95% interval over test users [{low:+.4f}, {high:+.4f}]: {verdict}."
+    )
 
 
-def _cell(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else _text("" if value is None else value)
-
-
-def _text(value) -> str:
-    """Text from a run (a title, a metric's name, a RecCoT) as inert, bounded HTML text."""
-    return html.escape(inert(value))
+def prior_sentence(row: dict) -> str | None:
+    """V(T) against the like-rate prior on the same held-out samples, in a sentence."""
+    if row.get("auc_low") is None or row.get("prior_auc") is None:
+        return None
+    low, high, prior = row["auc_low"], row["auc_high"], row["prior_auc"]
+    verdict = "V beats the prior" if low > prior else "V is below the prior" if high < prior else "V does not beat it"
+    return (
+        f"V({row['iteration']}) as recommender: AUC {row['auc']:.4f}, 95% interval [{low:.4f}, {high:.4f}] over "
+        f"{row.get('users')} held-out users, against {prior:.4f} for the users' like-rate in their history: {verdict}."
+    )
 
 
 def caveats(rows: list[dict]) -> list[str]:
@@ -89,26 +127,112 @@ def caveats(rows: list[dict]) -> list[str]:
     return notes
 
 
-def write_report(rows: list[dict], folder: str | Path, title: str = "TrackRec loop") -> Path:
-    """ROWS (metrics.json) and report.html in `folder`; `rows` are one dict per iteration (key 'iteration')."""
+def published_facts(summary: dict | None) -> dict[str, str]:
+    """What publish did, by name: the version, the arm that reads it and the data it came from."""
+    if summary is None:
+        return {}
+    facts = {"feature version": summary["version"]}
+    if summary.get("already_published"):
+        facts["feature version"] += " (already published: this run wrote nothing new)"
+    arm = summary.get("arm")
+    if arm:
+        state = "now reads it" if arm["changed"] else "already read it"
+        if arm.get("frozen_by"):
+            state = f"frozen by experiment {arm['frozen_by']}: still reads {arm['version']}"
+        facts["arm"] = f"{arm['arm']} ({state})"
+    else:
+        facts["arm"] = "none (no A/B arm configured)"
+    facts["data version"] = summary.get("data_version") or "unknown"
+    if "users" in summary:
+        facts["users"] = f"{summary['users']:,}"
+    return facts
+
+
+def published_card(summary: dict | None) -> str:
+    """publish's summary as Markdown: one line per fact."""
+    return "\n".join(
+        f"- {markdown.text(name)}: {markdown.text(value)}" for name, value in published_facts(summary).items()
+    )
+
+
+def headline(rows: list[dict], lift: dict | None) -> list[str]:
+    """The report's first sentences: the CTR lift (when the run trained with the vectors), V vs the prior."""
+    sentences = []
+    if lift is not None:
+        d = lift["difference"]
+        sentences.append(lift_sentence(lift["auc"], lift["control_auc"], d["estimate"], d["ci_low"], d["ci_high"]))
+    if rows and (words := prior_sentence(rows[-1])):
+        sentences.append(words)
+    return sentences
+
+
+def page(rows: list[dict], title: str, lift: dict | None = None, published: dict | None = None) -> str:
+    """The report as one self-contained HTML page; every text from a run inert and escaped."""
+    parts = [f"<h1>{_html(title)}</h1>"]
+    parts += [f"<p class='headline'>{_html(s)}</p>" for s in headline(rows, lift)]
+    if lift is not None:
+        d = lift["difference"]
+        picture = interval_chart(
+            "CTR test AUC: own RecCoT vector minus the permuted control", d["estimate"], d["ci_low"], d["ci_high"],
+            "no lift", min_span=0.01,
+        )  # fmt: skip
+        parts.append(_image(picture, "the CTR lift with its 95% interval"))
+        parts.append(f"<p><small>{_html(LIFT_NOTE)}</small></p>")
+    facts = published_facts(published)
+    if facts:
+        parts.append("<h2>Published</h2><ul>")
+        parts += [f"<li>{_html(name)}: <b>{_html(value)}</b></li>" for name, value in facts.items()]
+        parts.append("</ul>")
+    parts.append("<h2>The loop, iteration by iteration</h2>")
+    for measure in MEASURES:
+        if picture := chart(measure, rows):
+            parts.append(_image(picture, measure.title))
+    shown = table(rows)
+    head = "".join(f"<th>{_html(header)}</th>" for header in shown[0]) if shown else ""
+    body = "".join("<tr>" + "".join(f"<td>{_html(text)}</td>" for text in r.values()) + "</tr>" for r in shown)
+    parts.append(f"<div style='overflow-x:auto'><table><tr>{head}</tr>{body}</table></div>")
+    parts += [f"<p><b>Caveat.</b> {_html(note)}</p>" for note in caveats(rows)]
+    parts.append(f"<p>{_html(NOTES)}</p>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_html(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:1em;max-width:800px}table{border-collapse:collapse;"
+        "font-size:12px}td,th{border:1px solid #ccc;padding:3px 5px;text-align:right}"
+        "img{max-width:100%}.headline{font-size:1.15em}</style></head><body>" + "".join(parts) + "</body></html>"
+    )
+
+
+def card(rows: list[dict], lift: dict | None = None, published: dict | None = None) -> str:
+    """The report's headline, what was published and the table as Markdown (KFP's Markdown artifact)."""
+    lines = [f"**{markdown.text(s)}**\n" for s in headline(rows, lift)]
+    lines += [f"{markdown.text(LIFT_NOTE)}\n"] if lift is not None else []
+    lines.append(published_card(published))
+    if rows:
+        lines += ["", *markdown.table(table(rows))]
+    lines += [f"\n{markdown.text(note)}" for note in caveats(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    rows: list[dict], folder: str | Path, title: str = "TrackRec loop", lift: dict | None = None,
+    published: dict | None = None,
+) -> Path:  # fmt: skip
+    """ROWS (metrics.json), report.html and card.md in `folder`; `rows`: one dict per iteration (key
+    'iteration'); `lift`: train_ctr's (the final CTR model against its control); `published`:
+    publish's summary."""
     folder = Path(folder)
     with atomic_file(folder / ROWS) as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
-    notes = "".join(f"<p><b>Caveat.</b> {_text(note)}</p>" for note in caveats(rows))
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{_text(title)}</title>"
-        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
-        f"<h1>{_text(title)}</h1><img alt='curves' src='data:image/png;base64,{_figure(rows)}'>"
-        f"<h2>Per iteration</h2>{_table(rows)}{notes}"
-        "<p>Iteration 0: G0 from distillation, V0 Rec-tuned on G0's greedy RecCoTs. "
-        "Sampled rewards are V(t-1)'s rewards of the N RecCoTs drawn from G(t-1). "
-        "auc_low / auc_high: V's AUC's 95% bootstrap interval over held-out users; prior_auc: the "
-        "users' like-rate in their history as the score. reward_fixed_v: the held-out reward of G(t)'s "
-        "greedy RecCoTs under V0, which stays fixed (the reward under V(t) also moves when V does), "
-        "with its 95% interval over users. ctr_auc: the test AUC of the CTR backbone trained with G(t)'s "
-        "greedy RecCoTs of the selected users as user vectors (the other users read zeros).</p></body></html>"
-    )
-    with atomic_file(folder / "report.html") as tmp:
-        tmp.write_text(page)
-    return folder / "report.html"
+    with atomic_file(folder / CARD) as tmp:
+        tmp.write_text(card(rows, lift, published))
+    with atomic_file(folder / PAGE) as tmp:
+        tmp.write_text(page(rows, title, lift, published))
+    return folder / PAGE
+
+
+def _html(value) -> str:
+    """Text from a run (a title, a metric's name, a RecCoT) as inert, bounded HTML text."""
+    return html.escape(inert(value))
+
+
+def _image(picture: str, alt: str) -> str:
+    return f"<img alt='{_html(alt)}' src='data:image/png;base64,{picture}'>"

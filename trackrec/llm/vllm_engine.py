@@ -73,6 +73,17 @@ class VLLMEngine:
         )
         self.lora = None if adapter is None else LoRARequest("adapter", 1, str(adapter))
 
+    def use_adapter(self, adapter: str | Path | None) -> bool:
+        """Serve the LoRA adapter `adapter` from the next request on, over the same base (vLLM loads
+        it on first use). False where the engine serves no adapter or `adapter` is none or a whole model."""
+        from vllm.lora.request import LoRARequest
+
+        if self.lora is None or adapter is None or not (Path(adapter) / "adapter_config.json").is_file():
+            return False
+        number = self.lora.lora_int_id + 1  # each adapter its own id, as vLLM asks of a LoRARequest
+        self.lora = LoRARequest(f"adapter{number}", number, str(adapter))
+        return True
+
     def _prompts(self, prompts: Sequence[str]) -> list[dict]:
         return [{"prompt_token_ids": chat.prompt_ids(self.tokenizer, p)} for p in prompts]
 

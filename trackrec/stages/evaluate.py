@@ -17,7 +17,7 @@ from trackrec.llm.report import ROWS
 from trackrec.llm.reward import reward
 from trackrec.stages.ctr_judge import judge_auc
 from trackrec.stages.greedy import read_reccots
-from trackrec.stages.llm_common import read_samples, validator_probs, write_json
+from trackrec.stages.llm_common import read_samples, validators_probs, write_json
 from trackrec.stages.score import scoring_stats
 
 
@@ -50,13 +50,14 @@ def evaluate(
             f"all {len(frame)} eval samples have label {labels[0]}: AUC is undefined; raise eval_users",
         )
     reccots = read_reccots(greedy_dir, "eval", frame)
-    probs = validator_probs(llm, validator, frame, reccots, "eval samples", progress)
+    validators = [validator] if fixed_validator is None else [validator, fixed_validator]
+    scored = validators_probs(llm, validators, frame, reccots, "eval samples", progress)  # one load of the base
+    probs, fixed = scored[0], scored[-1]  # without a fixed V0, V(t) is V0
     tokenizer = load_tokenizer(llm.base)
     p_yes = probs[:, 0] / probs.sum(1)
     lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in reccots]
     users = frame.user_id.to_numpy()
     interval = bootstrap(auc_of(labels, p_yes), users)
-    fixed = probs if fixed_validator is None else validator_probs(llm, fixed_validator, frame, reccots, "V0", progress)
     under_v0 = bootstrap(mean_of(reward(fixed[:, 0], fixed[:, 1], labels)), users)
     metrics = {
         **ctr_metrics(labels, p_yes),

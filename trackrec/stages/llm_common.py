@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from trackrec.atomic import atomic_dir
@@ -15,7 +17,7 @@ from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.engine import Engine
 from trackrec.llm.records import PromptBuilder
 from trackrec.stages.shards import WHOLE, Shard
-from trackrec.timing import work_begins
+from trackrec.timing import loading, work_begins
 
 ADAPTER = "adapter"  # where distill, align and rectune put G's or V's LoRA adapter in their output
 
@@ -75,7 +77,8 @@ def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = Tru
         base = resolve_model(llm.base)
         whole = adapter is not None and is_full_model(adapter)
         model, adapter = (Path(adapter), None) if whole else (base, adapter)
-        engine = VLLMEngine(model, adapter, tokenizer, llm.vllm, llm.generation.seed, scoring, tokenizer_dir=base)
+        with loading():
+            engine = VLLMEngine(model, adapter, tokenizer, llm.vllm, llm.generation.seed, scoring, tokenizer_dir=base)
     else:
         model = load_model(llm.base, adapter, scoring=scoring)
         engine = HFEngine(model, tokenizer, llm.generation.batch_size, progress)
@@ -85,8 +88,21 @@ def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = Tru
 
 def validator_probs(llm: LLMConfig, validator, frame: pd.DataFrame, reccots: list[str], source: str, progress=True):
     """(len(frame), 2): V's P(Yes), P(No) for each sample's Rec prompt with its RecCoT."""
-    engine = open_engine(llm, validator, progress, scoring=True)
-    return engine.yes_no_probs(prompt_builder(llm, engine.tokenizer, source).rec(frame, reccots))
+    return validators_probs(llm, [validator], frame, reccots, source, progress)[0]
+
+
+def validators_probs(
+    llm: LLMConfig, validators: Sequence, frame: pd.DataFrame, reccots: list[str], source: str, progress=True
+) -> list[np.ndarray]:
+    """validator_probs of each V in `validators` on the same prompts. LoRA adapters share one load of
+    the base (the engine switches adapters); a whole model (full fine-tuning) takes a load of its own."""
+    engine, prompts, probs = None, None, []
+    for validator in validators:
+        if engine is None or not engine.use_adapter(validator):
+            engine = open_engine(llm, validator, progress, scoring=True)
+        prompts = prompts or prompt_builder(llm, engine.tokenizer, source).rec(frame, reccots)
+        probs.append(engine.yes_no_probs(prompts))
+    return probs
 
 
 def write_json(path: Path, value) -> None:

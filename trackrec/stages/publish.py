@@ -29,6 +29,7 @@ from trackrec.stages.encode import vectors_in
 from trackrec.stages.llm_common import ADAPTER
 from trackrec.timing import work_begins
 
+SUMMARY = "summary.json"  # publish's output: what it published, for the arm, from which data
 FETCHED_VERSION = "version"  # in current_generator's output: the version whose G it fetched
 
 
@@ -77,7 +78,7 @@ def publish(
     """Publish embeddings.parquet as a new version (unless that version is complete: a re-run, which
     writes back only the online rows a Redis lost, every user checked), point `config.arm` at it
     unless a running experiment holds that arm (its treatment stays frozen; the version waits for
-    the next experiment); writes summary.json.
+    the next experiment); writes SUMMARY.
 
     partial: the table holds only some users' new snapshots (the active ones, as of now); every
     older snapshot is carried over from the version the arm reads now, which must exist, and so is
@@ -112,8 +113,9 @@ def publish(
             summary["arm"] = assign(store, config.arm, version)
         if config.keep_versions is not None:
             summary["pruned"] = prune(store, config.keep_versions)
+    summary["data_version"] = data_version  # what the report names beside the version
     with atomic_dir(output) as tmp:
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        (tmp / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary
 
 
