@@ -18,8 +18,8 @@
   forwarded (a prompt once per sample, a shared Rec-prompt prefix once per group, generated
   tokens), training counts the reference forward (align) and the backward as one forward each.
 - --demo-run: the task table of the last `trackrec run` in that folder (`make demo`'s) beside this
-  machine's matmul rate, and its total scaled to a 60 GFLOP/s machine (time x rate / 60: the tasks
-  are compute-bound), so a reader can scale the demo's time to theirs.
+  machine's matmul rate, so a reader can set the demo's time against their machine's (README: how
+  it moved when only the matmul rate changed).
 Each measurement runs in a fresh process, so its peak memory (max RSS) is its own. Run it alone on
 the machine: a second busy process halves every number on 2 cores.
 Writes results.json and a bar chart (throughput.png) to --out.
@@ -367,9 +367,6 @@ def main() -> None:
     print(f"wrote {args.out / 'results.json'} and throughput.png")
 
 
-REFERENCE_GFLOPS = 60  # the machine the README's demo time is stated for
-
-
 def demo_table(run_dir: Path) -> None:
     """The last run's tasks (latest.json) and this machine's matmul rate, measured now in a process
     of its own: run it right after the demo, on the same quiet machine."""
@@ -383,10 +380,10 @@ def demo_table(run_dir: Path) -> None:
         gflops = pool.apply(_measure, ("flop_bound", None, None))[0]["gflops"]
     console = Console()
     console.print(task_table(tasks))
-    total = sum(task["seconds"] for task in tasks)
+    total, startup = (sum(task[key] for task in tasks) for key in ("seconds", "startup_seconds"))
     console.print(
-        f"matmul float32 (2048x2048) on this machine: {gflops:.0f} GFLOP/s. The run's tasks: {total:.0f} s; "
-        f"at {REFERENCE_GFLOPS} GFLOP/s about {total * gflops / REFERENCE_GFLOPS:.0f} s."
+        f"matmul float32 (2048x2048) on this machine now: {gflops:.0f} GFLOP/s. The run's tasks: {total:.0f} s "
+        f"({total - startup:.0f} s work, {startup:.0f} s start-up)."
     )
 
 
