@@ -173,6 +173,10 @@ SLOW = (
     "tests/test_prepare_shards.py::test_the_pipeline_fans_prepare_data_out_when_the_settings_ask",
     "tests/test_cli_and_run.py::test_run_then_rerun_is_cached_then_a_config_change_reruns_only_its_stage",
     "tests/test_cli_and_run.py::test_verbose_prints_what_the_tasks_print",
+    "tests/llm/test_pipeline_wiring.py::test_kfp_caches_every_task_whose_section_did_not_change",
+    "tests/test_kfp_client.py::test_a_health_check_that_never_ends_fails_within_its_bound_naming_the_host",
+    "tests/test_kfp_client.py::test_an_api_that_stalls_after_the_health_check_fails_within_its_bound_naming_the_call",
+    "tests/test_s3_artifacts.py::test_an_upload_survives_a_server_restart",
 )
 
 
