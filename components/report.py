@@ -1,20 +1,21 @@
 """Component of the run's report: the page and the card KFP's UI shows for the whole run."""
 
-from kfp.dsl import HTML, Artifact, Input, Markdown, Model, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Output
 
 
 def report(
-    loop: Input[Artifact], ctr_model: Input[Model], page: Output[HTML], card: Output[Markdown],
+    loop: Input[Artifact], ctr: Input[Metrics], page: Output[HTML], card: Output[Markdown],
     published: Input[Artifact] = None,
 ):  # fmt: skip
     """The headline (the final CTR model's lift against its control, V against the prior), what was
-    published, and the loop's charts and table: `loop`, the last evaluate task's report."""
+    published, and the loop's charts and table: `loop`, the last evaluate task's report; `ctr`, the
+    final CTR model's metrics."""
     import shutil
     from pathlib import Path
 
     from trackrec.llm.report import CARD, PAGE
     from trackrec.stages.report import final_report
 
-    folder = final_report(loop.path, ctr_model.path, published and published.path, Path(page.path).parent / "report")
+    folder = final_report(loop.path, ctr.path, published and published.path, Path(page.path).parent / "report")
     shutil.copyfile(folder / PAGE, page.path)
     shutil.copyfile(folder / CARD, card.path)

@@ -140,7 +140,7 @@ def build_pipeline(
         results = {"ctr": ctr.outputs["metrics"], "ctr_model": ctr.outputs["model"], "dataset": dataset}
         if iterations:
             published = {} if summary is None else {"published": summary}
-            final = task("report", "report", loop=report, ctr_model=ctr.outputs["model"], **published)
+            final = task("report", "report", loop=report, ctr=ctr.outputs["metrics"], **published)
             results |= {"curves": final.outputs["page"], "generator": g, "distilled": g0}
         return Outputs(**results)
 

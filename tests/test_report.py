@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trackrec.ctr.saved import METRICS
 from trackrec.llm.charts import WIDTH_PX, axis_limits, measure_limits
 from trackrec.llm.report import MEASURES, card, lift_sentence, page, prior_sentence, table
-from trackrec.stages.publish import SUMMARY
+from trackrec.stages.outputs import SUMMARY
 from trackrec.stages.report import final_report
 
 
@@ -29,7 +28,13 @@ def loop_rows(ctr_noise: float = 0.00004) -> list[dict]:
     return rows
 
 
-LIFT = {"auc": 0.7766, "control_auc": 0.7765, "difference": {"estimate": 1e-4, "ci_low": -3e-4, "ci_high": 5e-4}}
+LIFT = {
+    "auc": 0.7766,
+    "auc_permuted_control": 0.7765,
+    "lift_estimate": 1e-4,
+    "lift_ci_low": -3e-4,
+    "lift_ci_high": 5e-4,
+}
 PUBLISHED = {"version": "v-1a2b", "users": 6040, "arm": {"arm": "candidate", "version": "v-1a2b", "changed": True}}
 PUBLISHED |= {"data_version": "d-77"}
 
@@ -79,9 +84,15 @@ def test_the_page_reads_headline_then_published_then_one_chart_per_measure_then_
 
 
 def test_the_verdicts_follow_the_intervals():
-    assert "the vectors help" in lift_sentence(0.78, 0.77, 0.01, 0.002, 0.02)
-    assert "the vectors hurt" in lift_sentence(0.76, 0.77, -0.01, -0.02, -0.002)
-    assert "no difference this run can detect" in lift_sentence(0.77, 0.77, 0.0, -0.01, 0.01)
+    def ctr(estimate, low, high):
+        return {"auc": 0.77, "auc_permuted_control": 0.77, "lift_estimate": estimate, "lift_ci_low": low} | {
+            "lift_ci_high": high
+        }
+
+    assert "the vectors help" in lift_sentence(ctr(0.01, 0.002, 0.02))
+    assert "the vectors hurt" in lift_sentence(ctr(-0.01, -0.02, -0.002))
+    assert "no difference this run can detect" in lift_sentence(ctr(0.0, -0.01, 0.01))
+    assert lift_sentence({"auc": 0.77}) is None  # trained without vectors: no control to read
     row = {"iteration": 2, "auc": 0.7, "prior_auc": 0.6, "users": 40}
     assert "V beats the prior" in prior_sentence(row | {"auc_low": 0.65, "auc_high": 0.75})
     assert "V is below the prior" in prior_sentence(row | {"auc_low": 0.5, "auc_high": 0.55})
@@ -100,11 +111,11 @@ def test_the_card_shows_names_as_the_characters_they_are():
 
 @pytest.mark.parametrize("with_vectors", [True, False])
 def test_the_final_report_reads_the_loop_the_ctr_model_and_publish(tmp_path, with_vectors):
-    loop, ctr, published = (tmp_path / name for name in ("loop", "ctr", "published"))
-    for folder in (loop, ctr, published):
+    loop, published, ctr = tmp_path / "loop", tmp_path / "published", tmp_path / "ctr-metrics"
+    for folder in (loop, published):
         folder.mkdir()
     (loop / "metrics.json").write_text(json.dumps(loop_rows()))
-    (ctr / METRICS).write_text(json.dumps({"test": {"auc": 0.77}} | ({"lift": LIFT} if with_vectors else {})))
+    ctr.write_text(json.dumps(LIFT if with_vectors else {"auc": 0.77}))  # train_ctr's Metrics file
     (published / SUMMARY).write_text(json.dumps(PUBLISHED))
     folder = final_report(loop, ctr, published, tmp_path / "report")
     html, text = (folder / "report.html").read_text(), (folder / "card.md").read_text()

@@ -119,6 +119,7 @@ def run(
 ):
     """Run the pipeline on this machine (KFP's local runner) on the embedded default."""
     from pipelines.local import run_local
+    from trackrec.llm.report import lift_sentence
     from trackrec.run_config import RunConfig
 
     for name, value in (("shards", shards), ("active-within-days", active_within_days)):
@@ -127,7 +128,7 @@ def run(
     config = load_config(config, RunConfig)
     result = run_local(config, run_dir, shards, active_within_days, refresh, verbose)
     console.print(task_table(result["tasks"]))
-    if result["ctr"] is not None and (words := lift_words(result["ctr"])):
+    if result["ctr"] is not None and (words := lift_sentence(result["ctr"])):
         console.print(words)
     paths = result["paths"]
     closing = {"report": paths.get("report"), "Feast repo": config.features and Path(config.features.store.repo)}
@@ -136,16 +137,6 @@ def run(
         if path:  # whole paths on their own lines: never wrapped, so they copy as they are
             console.print(f"{name}: {path}", soft_wrap=True, highlight=False, markup=False)
     console.print("done: refreshed" if result["ctr"] is None else f"done: CTR test AUC {result['ctr']['auc']:.4f}")
-
-
-def lift_words(ctr: dict) -> str | None:
-    """What the RecCoT vector did for the CTR model (train_ctr's metrics), or None without the control."""
-    from trackrec.llm.report import lift_sentence
-
-    if "lift_estimate" not in ctr:
-        return None
-    keys = ("auc", "auc_permuted_control", "lift_estimate", "lift_ci_low", "lift_ci_high")
-    return lift_sentence(*(ctr[key] for key in keys))
 
 
 def task_table(tasks: list[dict]) -> Table:

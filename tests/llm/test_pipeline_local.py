@@ -98,7 +98,8 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     lift = trained["lift"]  # and the permuted-vector control beside them, with its interval
     assert lift["control"] == "permuted" and result["ctr"]["lift_estimate"] == lift["difference"]["estimate"]
     assert lift["difference"]["ci_low"] <= lift["difference"]["estimate"] <= lift["difference"]["ci_high"]
-    assert "<img" in paths["curves"].read_text()
+    page = paths["curves"].read_text()  # the run's report: the headline, what was published, the charts
+    assert page.index("own point-in-time RecCoT vector") < page.index("Published") < page.index("<img alt='V as")
     rows = json.loads((paths["curves"].parent / "report" / "metrics.json").read_text())
     assert [row["iteration"] for row in rows] == [0, 1]
     assert 0 < rows[1]["sampled_mean_reward"] <= rows[1]["sampled_chosen_reward"] < 1

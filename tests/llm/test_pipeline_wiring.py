@@ -64,7 +64,7 @@ def test_each_task_reads_the_g_and_v_of_algorithm_2_and_shards_gather_whole(fake
     assert inputs["evaluate-3"]["judge"] == "ctr-judge-3"
     assert inputs["publish"]["generator"] == "align-2"  # G(T) wrote the published version and is kept with it
     assert inputs["train-ctr"]["embeddings"].startswith("gather")
-    assert (inputs["report"]["loop"], inputs["report"]["ctr_model"], inputs["report"]["published"]) == (
+    assert (inputs["report"]["loop"], inputs["report"]["ctr"], inputs["report"]["published"]) == (
         "evaluate-3",
         "train-ctr",
         "publish",

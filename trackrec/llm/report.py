@@ -87,8 +87,13 @@ def cell(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
 
 
-def lift_sentence(auc: float, control_auc: float, estimate: float, low: float, high: float) -> str:
-    """What the RecCoT vector did for the CTR model, against the control, in a sentence."""
+def lift_sentence(ctr: dict) -> str | None:
+    """What the RecCoT vector did for the CTR model, against the control, in a sentence; `ctr`: the
+    train_ctr task's metrics (None when it trained without vectors, so without the control)."""
+    if "lift_estimate" not in ctr:
+        return None
+    auc, control_auc = ctr["auc"], ctr["auc_permuted_control"]
+    estimate, low, high = ctr["lift_estimate"], ctr["lift_ci_low"], ctr["lift_ci_high"]
     verdict = "the vectors help" if low > 0 else "the vectors hurt" if high < 0 else "no difference this run can detect"
     return (
         f"RecCoT vectors: CTR test AUC {auc:.4f} with each user's own point-in-time RecCoT vector, "
@@ -155,26 +160,24 @@ def published_card(summary: dict | None) -> str:
     )
 
 
-def headline(rows: list[dict], lift: dict | None) -> list[str]:
+def headline(rows: list[dict], ctr: dict | None) -> list[str]:
     """The report's first sentences: the CTR lift (when the run trained with the vectors), V vs the prior."""
     sentences = []
-    if lift is not None:
-        d = lift["difference"]
-        sentences.append(lift_sentence(lift["auc"], lift["control_auc"], d["estimate"], d["ci_low"], d["ci_high"]))
+    if ctr is not None and (words := lift_sentence(ctr)):
+        sentences.append(words)
     if rows and (words := prior_sentence(rows[-1])):
         sentences.append(words)
     return sentences
 
 
-def page(rows: list[dict], title: str, lift: dict | None = None, published: dict | None = None) -> str:
+def page(rows: list[dict], title: str, ctr: dict | None = None, published: dict | None = None) -> str:
     """The report as one self-contained HTML page; every text from a run inert and escaped."""
     parts = [f"<h1>{_html(title)}</h1>"]
-    parts += [f"<p class='headline'>{_html(s)}</p>" for s in headline(rows, lift)]
-    if lift is not None:
-        d = lift["difference"]
+    parts += [f"<p class='headline'>{_html(s)}</p>" for s in headline(rows, ctr)]
+    if _has_lift(ctr):
         picture = interval_chart(
-            "CTR test AUC: own RecCoT vector minus the permuted control", d["estimate"], d["ci_low"], d["ci_high"],
-            "no lift", min_span=0.01,
+            "CTR test AUC: own RecCoT vector minus the permuted control",
+            ctr["lift_estimate"], ctr["lift_ci_low"], ctr["lift_ci_high"], "no lift", min_span=0.01,
         )  # fmt: skip
         parts.append(_image(picture, "the CTR lift with its 95% interval"))
         parts.append(f"<p><small>{_html(LIFT_NOTE)}</small></p>")
@@ -201,10 +204,10 @@ def page(rows: list[dict], title: str, lift: dict | None = None, published: dict
     )
 
 
-def card(rows: list[dict], lift: dict | None = None, published: dict | None = None) -> str:
+def card(rows: list[dict], ctr: dict | None = None, published: dict | None = None) -> str:
     """The report's headline, what was published and the table as Markdown (KFP's Markdown artifact)."""
-    lines = [f"**{markdown.text(s)}**\n" for s in headline(rows, lift)]
-    lines += [f"{markdown.text(LIFT_NOTE)}\n"] if lift is not None else []
+    lines = [f"**{markdown.text(s)}**\n" for s in headline(rows, ctr)]
+    lines += [f"{markdown.text(LIFT_NOTE)}\n"] if _has_lift(ctr) else []
     lines.append(published_card(published))
     if rows:
         lines += ["", *markdown.table(table(rows))]
@@ -213,20 +216,24 @@ def card(rows: list[dict], lift: dict | None = None, published: dict | None = No
 
 
 def write_report(
-    rows: list[dict], folder: str | Path, title: str = "TrackRec loop", lift: dict | None = None,
+    rows: list[dict], folder: str | Path, title: str = "TrackRec loop", ctr: dict | None = None,
     published: dict | None = None,
 ) -> Path:  # fmt: skip
     """ROWS (metrics.json), report.html and card.md in `folder`; `rows`: one dict per iteration (key
-    'iteration'); `lift`: train_ctr's (the final CTR model against its control); `published`:
-    publish's summary."""
+    'iteration'); `ctr`: train_ctr's metrics (the final CTR model, against its control when it read
+    vectors); `published`: publish's summary."""
     folder = Path(folder)
     with atomic_file(folder / ROWS) as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
     with atomic_file(folder / CARD) as tmp:
-        tmp.write_text(card(rows, lift, published))
+        tmp.write_text(card(rows, ctr, published))
     with atomic_file(folder / PAGE) as tmp:
-        tmp.write_text(page(rows, title, lift, published))
+        tmp.write_text(page(rows, title, ctr, published))
     return folder / PAGE
+
+
+def _has_lift(ctr: dict | None) -> bool:
+    return ctr is not None and "lift_estimate" in ctr
 
 
 def _html(value) -> str:

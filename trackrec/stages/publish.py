@@ -27,9 +27,9 @@ from trackrec.features.versions import publish as publish_version
 from trackrec.hashing import sha256_of
 from trackrec.stages.encode import vectors_in
 from trackrec.stages.llm_common import ADAPTER
+from trackrec.stages.outputs import SUMMARY
 from trackrec.timing import work_begins
 
-SUMMARY = "summary.json"  # publish's output: what it published, for the arm, from which data
 FETCHED_VERSION = "version"  # in current_generator's output: the version whose G it fetched
 
 
