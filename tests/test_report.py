@@ -89,8 +89,8 @@ def test_the_verdicts_follow_the_intervals():
             "lift_ci_high": high
         }
 
-    assert "the vectors help" in lift_sentence(ctr(0.01, 0.002, 0.02))
-    assert "the vectors hurt" in lift_sentence(ctr(-0.01, -0.02, -0.002))
+    assert "above the control on these test users" in lift_sentence(ctr(0.01, 0.002, 0.02))
+    assert "below the control on these test users" in lift_sentence(ctr(-0.01, -0.02, -0.002))
     assert "no difference this run can detect" in lift_sentence(ctr(0.0, -0.01, 0.01))
     assert lift_sentence({"auc": 0.77}) is None  # trained without vectors: no control to read
     row = {"iteration": 2, "auc": 0.7, "prior_auc": 0.6, "users": 40}

@@ -94,7 +94,9 @@ def lift_sentence(ctr: dict) -> str | None:
         return None
     auc, control_auc = ctr["auc"], ctr["auc_permuted_control"]
     estimate, low, high = ctr["lift_estimate"], ctr["lift_ci_low"], ctr["lift_ci_high"]
-    verdict = "the vectors help" if low > 0 else "the vectors hurt" if high < 0 else "no difference this run can detect"
+    # one trained model each way: the interval holds the test users' variation, not training noise
+    side = "above" if low > 0 else "below" if high < 0 else None
+    verdict = f"{side} the control on these test users, one seed each" if side else "no difference this run can detect"
     return (
         f"RecCoT vectors: CTR test AUC {auc:.4f} with each user's own point-in-time RecCoT vector, "
         f"{control_auc:.4f} with the same vectors shuffled across users (the control): "
