@@ -59,6 +59,8 @@ class TaskClock(logging.Filter):
             startup = min(record.get("startup_seconds", seconds), seconds)
             task = {"name": ended[1], "shown": self.names.get(ended[1], ended[1]), "status": ended[2]}
             parts = record.get("startup", {"python_kfp": startup, "imports": 0.0, "model_load": 0.0})
+            scale = startup / max(sum(parts.values()), 1e-9)  # the parts of a start-up cut to the task's wall time
+            parts = {name: part * min(scale, 1.0) for name, part in parts.items()}
             self.tasks.append(task | {"seconds": seconds, "startup_seconds": startup, "startup": parts})
             if self.finished is not None:
                 self.finished(self.tasks[-1])

@@ -104,6 +104,7 @@ def test_the_card_shows_names_as_the_characters_they_are():
     hostile = {**PUBLISHED, "arm": {"arm": "x|y](http://e.example)<b>*", "version": "v", "changed": False}}
     text = card(loop_rows(), LIFT, hostile)
     assert "<b>" not in text and not re.search(r"(?<!\\)\]\(", text) and "x\\|y\\](http" in text
+    assert "://" not in text  # a bare URL in a name is shown, not autolinked by the UI's renderer
     columns = len(table(loop_rows())[0])
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(rows) == 2 + 3 and all(len(re.findall(r"(?<!\\)\|", line)) == columns + 1 for line in rows)
@@ -125,3 +126,13 @@ def test_the_final_report_reads_the_loop_the_ctr_model_and_publish(tmp_path, wit
         final_report(loop, ctr, None, tmp_path / "unpublished").joinpath("report.html").read_text().count("Published")
         == 0
     )
+
+
+def test_an_interval_no_resample_defined_draws_nothing_and_breaks_nothing():
+    rows = loop_rows()
+    rows[1] |= {"auc_low": float("nan"), "auc_high": float("nan"), "ctr_auc": float("nan")}
+    undefined = LIFT | {"lift_ci_low": float("nan"), "lift_ci_high": float("nan")}
+    html = page(rows, "run", undefined, PUBLISHED)
+    assert len(_widths(html)) == len(MEASURES)  # every measure drawn, no lift chart over NaN ends
+    missed = LIFT | {"lift_estimate": 6e-4}  # a percentile interval that misses its estimate
+    assert len(_widths(page(rows, "run", missed, PUBLISHED))) == 1 + len(MEASURES)

@@ -36,8 +36,10 @@ def work_begins() -> None:
 
 
 def trackrec_imported() -> None:
-    """Mark the end of the interpreter's and KFP's part (trackrec/__init__.py calls it)."""
-    _marks["trackrec_imported"] = process_age()
+    """Mark the end of the interpreter's and KFP's part (trackrec/__init__.py calls it) in a timed
+    task only: elsewhere (no /proc, say) importing trackrec reads nothing."""
+    if os.environ.get(TIMING_ENV):
+        _marks["trackrec_imported"] = process_age()
 
 
 @contextlib.contextmanager

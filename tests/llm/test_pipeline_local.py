@@ -46,8 +46,9 @@ def run_tasks(config, run_dir, **params) -> tuple[dict, set[str]]:
 def first_run(tmp_path_factory, tiny_lm_dir):
     """One run of the whole pipeline (T=1, features for 5 users, the control arm) with the data, the
     base model and the offline features on S3, the teacher on 127.0.0.1; kept for the module's tests,
-    the teacher up. What later runs change (the teacher's count, the S3 listing) is taken here; they
-    read the candidate arm only, so what the control arm reads stays this run's."""
+    the teacher up. What a later run in the same folder changes (the teacher's count, the S3 listing,
+    the results index and report.html) is taken here; later runs publish for the candidate arm only,
+    so what the control arm reads stays this run's."""
     folder = tmp_path_factory.mktemp("pipeline")
     with pytest.MonkeyPatch.context() as monkeypatch, moto_s3(monkeypatch) as s3:
         monkeypatch.setenv("TRACKREC_CACHE", str(folder / "cache"))  # the base model is downloaded here
@@ -63,13 +64,19 @@ def first_run(tmp_path_factory, tiny_lm_dir):
                 server.url,
                 features={"users": 5, "store": store},
             )
+            before = local_runs(folder / "run")
             result, executed = run_tasks(config, folder / "run")
+            (artifacts,) = local_runs(folder / "run") - before  # this run's folder of task outputs
             listed = [o["Key"] for o in s3.list_objects_v2(Bucket="trackrec", Prefix="features/")["Contents"]]
+            latest = latest_run(folder / "run")
             yield {
                 "folder": folder,
                 "config": config,
                 "result": result,
                 "executed": executed,
+                "artifacts": artifacts,
+                "latest": latest,
+                "report": latest["report"].read_bytes(),
                 "asked": len(server.requests),
                 "listed": listed,
                 "s3": s3,
@@ -88,10 +95,11 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     tmp_path, result, first = (first_run[k] for k in ("folder", "result", "executed"))
     assert first_run["asked"] == 6  # G0's teacher: half of the 12 users
     assert {"distill", "align", "rectune", "rectune-2", "evaluate", "evaluate-2", "encode", "train-ctr"} <= first
-    paths = latest_run(tmp_path / "run")
+    assert "report" in first
+    paths, artifacts = first_run["latest"], first_run["artifacts"]
     assert {k: str(v) for k, v in paths.items()} == result["paths"]
     assert set(paths) == {"ctr", "ctr_model", "dataset", "curves", "report", "generator", "distilled"}
-    assert paths["report"].suffix == ".html" and paths["report"].read_bytes() == paths["curves"].read_bytes()
+    assert paths["report"].suffix == ".html" and first_run["report"] == paths["curves"].read_bytes()
     trained = json.loads((paths["ctr_model"] / "metrics.json").read_text())
     assert {k: result["ctr"][k] for k in trained["test"]} == trained["test"]
     assert trained["config"]["dense_dim"] == 384  # RecCoT vectors reached DIN
@@ -104,7 +112,7 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     assert [row["iteration"] for row in rows] == [0, 1]
     assert 0 < rows[1]["sampled_mean_reward"] <= rows[1]["sampled_chosen_reward"] < 1
     assert rows[0]["reward_fixed_v"] == rows[0]["mean_reward"] and 0 < rows[1]["reward_fixed_v"] < 1  # under V0
-    judged = sorted((tmp_path / "run" / "artifacts").glob("*/ctr-judge*/judge/model/metrics.json"))
+    judged = sorted(artifacts.glob("ctr-judge*/judge/model/metrics.json"))
     assert {"ctr-judge", "ctr-judge-2"} <= first and len(judged) == 2  # one CTR judge per iteration
     by_iteration = {json.loads(path.read_text())["test"]["auc"] for path in judged}
     assert {row["ctr_auc"] for row in rows} == by_iteration  # the report's CTR curve is the judges' test AUC
@@ -115,7 +123,7 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
         assert (paths[adapter] / "adapter" / "adapter_config.json").is_file()
 
     # Features: readable from the local Feast store, the offline rows on S3, the same for both arms.
-    (embeddings,) = (tmp_path / "run" / "artifacts").glob("*/for-loop-*/encode/embeddings/embeddings.parquet")
+    (embeddings,) = artifacts.glob("for-loop-*/encode/embeddings/embeddings.parquet")
     table = pd.read_parquet(embeddings)
     assert table.user_id.nunique() == 5 and set(table.iteration) == {1}
     newest = table.sort_values(["user_id", "as_of"]).groupby("user_id").tail(1)  # what is served online
@@ -149,9 +157,9 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
 @pytest.fixture(scope="module")
 def grown(first_run):
     """The recurring path on one machine: the data on S3 grows in place (12 users, then 16; the first
-    12 unchanged) and the pipeline runs again in its own run folder, for every user, publishing for
-    the candidate arm (pointed at the first run's version first, so that it can roll back to it).
-    What the tests read is taken here: the arm's history and rows right after this run."""
+    12 unchanged) and the pipeline runs again in the same run folder (KFP's cache too), for every
+    user, publishing for the candidate arm (pointed at the first run's version first, so that it can
+    roll back to it). What the tests read is taken here: the arm's history and rows right after."""
     from trackrec.features.store import open_repo, open_store
     from trackrec.features.versions import assign, history, read
 
@@ -161,7 +169,7 @@ def grown(first_run):
     first_version = history(open_store(store), "control")[-1]["version"]
     assign(open_store(store), "candidate", first_version)
     upload_dir(client(), write_collm(first_run["folder"] / "grown", collm_rows(n_users=16)), "s3://trackrec/data")
-    run_dir = first_run["folder"] / "grown-run"
+    run_dir = first_run["folder"] / "run"
     run = run_tasks(config, run_dir)
     log = history(open_store(store), "candidate")
     rows = read(open_repo(store.repo), list(range(1, 17)), arm="candidate")

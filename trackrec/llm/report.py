@@ -181,7 +181,7 @@ def page(rows: list[dict], title: str, ctr: dict | None = None, published: dict 
             "CTR test AUC: own RecCoT vector minus the permuted control",
             ctr["lift_estimate"], ctr["lift_ci_low"], ctr["lift_ci_high"], "no lift", min_span=0.01,
         )  # fmt: skip
-        parts.append(_image(picture, "the CTR lift with its 95% interval"))
+        parts += [_image(picture, "the CTR lift with its 95% interval")] if picture else []
         parts.append(f"<p><small>{_html(LIFT_NOTE)}</small></p>")
     facts = published_facts(published)
     if facts:

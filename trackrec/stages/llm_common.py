@@ -99,6 +99,7 @@ def validators_probs(
     engine, prompts, probs = None, None, []
     for validator in validators:
         if engine is None or not engine.use_adapter(validator):
+            engine = None  # the last one's memory goes before the next loads (a whole model, on a GPU)
             engine = open_engine(llm, validator, progress, scoring=True)
         prompts = prompts or prompt_builder(llm, engine.tokenizer, source).rec(frame, reccots)
         probs.append(engine.yes_no_probs(prompts))
