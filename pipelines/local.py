@@ -26,7 +26,7 @@ from trackrec.config import config_to_dict
 from trackrec.errors import DataError, TrackRecError
 from trackrec.llm.config import check_context
 from trackrec.run_config import RunConfig
-from trackrec.timing import TIMING_ENV
+from trackrec.timing import TIMING_ENV, unsplit
 
 INDEX = "latest.json"
 LOG = "run.log"  # everything the tasks and the libraries print, in the run folder
@@ -58,7 +58,7 @@ class TaskClock(logging.Filter):
             record = json.loads(self.record.read_text()) if self.record.is_file() else {}
             startup = min(record.get("startup_seconds", seconds), seconds)
             task = {"name": ended[1], "shown": self.names.get(ended[1], ended[1]), "status": ended[2]}
-            parts = record.get("startup", {"python_kfp": startup, "imports": 0.0, "model_load": 0.0})
+            parts = record.get("startup") or unsplit(startup)
             scale = startup / max(sum(parts.values()), 1e-9)  # the parts of a start-up cut to the task's wall time
             parts = {name: part * min(scale, 1.0) for name, part in parts.items()}
             self.tasks.append(task | {"seconds": seconds, "startup_seconds": startup, "startup": parts})

@@ -7,6 +7,7 @@ bounded, and shows rich or HTML markup as the characters it is."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import unicodedata
@@ -21,7 +22,7 @@ from trackrec.cli import user_errors
 from trackrec.errors import TrackRecError
 from trackrec.features.store import StoreConfig, StoreError, check_reachable
 from trackrec.inert import ACTING, inert
-from trackrec.llm.report import write_report
+from trackrec.llm.report import card, write_report
 
 FAST = settings(max_examples=150, deadline=None)
 PIECES = st.one_of(
@@ -70,6 +71,35 @@ def test_the_report_shows_run_text_as_inert_html(title, cell, tmp_path_factory):
     page = write_report([row], folder, title=title).read_text()
     assert not acting(page) and "<script>" not in page
     assert page.count("<td>") == page.count("<th>") == len(row)  # no text opened or closed a cell
+
+
+@settings(max_examples=100, deadline=None)
+@given(arm=HOSTILE, version=HOSTILE, cell=HOSTILE)
+def test_the_cards_show_run_text_as_inert_markdown(arm, version, cell):
+    """The loop's and publish's card: a name opens no tag, link, code span or table cell."""
+    published = {"version": version, "arm": {"arm": arm, "version": version, "changed": True}, "data_version": cell}
+    text = card([{"iteration": 0, "auc": 0.6, "note": cell}], published=published)
+    assert not acting(text) and "<" not in text and "://" not in text
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len({len(re.findall(r"(?<!\\)\|", line)) for line in table}) == 1  # every row as many cells
+
+
+@settings(max_examples=100, deadline=None)
+@given(experiment=HOSTILE, arm=HOSTILE)
+def test_the_experiment_readout_shows_names_as_inert_html_and_markdown(experiment, arm, tmp_path_factory):
+    from trackrec.experiments.readout import Comparison, Readout
+    from trackrec.experiments.report import markdown, write_html
+
+    arms = [{"arm": name, "users": 10, "impressions": 100, "ctr": 0.1, "feature_miss_rate": 0.0} for name in ("c", arm)]
+    comparison = Comparison(arm, 0.5, "keep running", "not enough data", False)
+    readout = Readout(experiment, "c", arms, [comparison])
+    page = write_html(readout, tmp_path_factory.mktemp("readout") / "report.html").read_text()
+    assert not acting(page) and "<script>" not in page
+    for table in page.split("<table>")[1:]:  # no name opened or closed a cell: every row as wide as the header
+        head, *rows = table.split("</table>")[0].split("<tr>")[1:]
+        assert all(row.count("<td>") == head.count("<th>") for row in rows)
+    text = markdown(readout)
+    assert not acting(text) and "<" not in text and "://" not in text
 
 
 @contextlib.contextmanager

@@ -162,7 +162,9 @@ def task_table(tasks: list[dict]) -> Table:
 
 def _parts(task: dict) -> dict[str, float]:
     """A task's start-up parts; a run indexed before they were measured counts it whole as kfp's."""
-    return task.get("startup") or {"python_kfp": task["startup_seconds"], "imports": 0.0, "model_load": 0.0}
+    from trackrec.timing import unsplit
+
+    return task.get("startup") or unsplit(task["startup_seconds"])
 
 
 ClusterSettings = Annotated[

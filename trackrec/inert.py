@@ -5,6 +5,7 @@ carriage returns), bounded in length. Print the result as plain text (rich's `Te
 
 from __future__ import annotations
 
+import html
 import unicodedata
 
 MAX_SHOWN_CHARS = 2000
@@ -27,3 +28,8 @@ def inert(text: object, limit: int = MAX_SHOWN_CHARS, keep_newlines: bool = Fals
     if len(out) > limit:
         return f"{out[:limit]}… ({len(out) - limit} more characters)"
     return out
+
+
+def inert_html(text: object) -> str:
+    """`text` as inert, bounded HTML text: every report page prints run text through this."""
+    return html.escape(inert(text))

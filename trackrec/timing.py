@@ -29,16 +29,26 @@ def process_age() -> float:
     return float(Path("/proc/uptime").read_text().split()[0]) - started
 
 
+def unsplit(startup: float) -> dict[str, float]:
+    """Start-up parts where the task reported none: all of it before trackrec's import."""
+    return {"python_kfp": startup, "imports": 0.0, "model_load": 0.0}
+
+
+def _timed() -> bool:
+    """A task `trackrec run` times; elsewhere (a CLI call, a bench, no /proc) nothing reads /proc."""
+    return bool(os.environ.get(TIMING_ENV))
+
+
 def work_begins() -> None:
     """Mark the end of start-up; later calls in the same process change nothing."""
-    if not _work_began:
+    if _timed() and not _work_began:
         _work_began.append(process_age())
 
 
 def trackrec_imported() -> None:
     """Mark the end of the interpreter's and KFP's part (trackrec/__init__.py calls it) in a timed
     task only: elsewhere (no /proc, say) importing trackrec reads nothing."""
-    if os.environ.get(TIMING_ENV):
+    if _timed():
         _marks["trackrec_imported"] = process_age()
 
 
@@ -49,13 +59,13 @@ def loading():
     try:
         yield
     finally:
-        if not _work_began:
+        if _timed() and not _work_began:
             _marks["model_load"] += time.perf_counter() - start
 
 
 def _write_record() -> None:
-    target = os.environ.get(TIMING_ENV)
-    if target:
+    if _timed():
+        target = os.environ[TIMING_ENV]
         age = process_age()
         startup = _work_began[0] if _work_began else age
         before = min(_marks["trackrec_imported"] or startup, startup)

@@ -4,11 +4,11 @@ The same numbers as Markdown (a KFP Markdown artifact, the CLI's table)."""
 
 from __future__ import annotations
 
-import html
 import math
 from pathlib import Path
 
 from trackrec.experiments.readout import CONFIDENCE, Comparison, Readout
+from trackrec.inert import inert_html
 from trackrec.markdown import table as markdown_table
 from trackrec.markdown import text as markdown_text
 
@@ -87,8 +87,8 @@ def markdown(readout: Readout) -> str:
 
 
 def _html_table(table: list[dict[str, str]]) -> str:
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in table[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row.values()) + "</tr>" for row in table)
+    header = "".join(f"<th>{inert_html(h)}</th>" for h in table[0])
+    body = "".join("<tr>" + "".join(f"<td>{inert_html(v)}</td>" for v in row.values()) + "</tr>" for row in table)
     return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -101,14 +101,14 @@ def write_html(readout: Readout, path: str | Path, replay: bool = False) -> Path
         "Decision rule: docs/experiments.md. CVR is post-click (conversions / clicks).",
         *([REPLAY_NOTE] if replay else []),
     ]
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(readout.experiment)}</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{inert_html(readout.experiment)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}.decision{{font-size:1.6em}}</style></head><body>
-<h1>Experiment {html.escape(readout.experiment)}</h1>
-<p class="decision">Decision: <b>{html.escape(readout.decision)}</b></p><p>{html.escape(reasons)}</p>
+<h1>Experiment {inert_html(readout.experiment)}</h1>
+<p class="decision">Decision: <b>{inert_html(readout.decision)}</b></p><p>{inert_html(reasons)}</p>
 <h2>Arms</h2>{_html_table(rows(readout))}
 <h2>Guardrails and model quality (each arm's model on its own exposures)</h2>{_html_table(_quality(readout))}
-<ul>{"".join(f"<li>{html.escape(n)}</li>" for n in notes)}</ul></body></html>
+<ul>{"".join(f"<li>{inert_html(n)}</li>" for n in notes)}</ul></body></html>
 """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,12 +41,12 @@ def axis_limits(values: list[float], min_span: float) -> tuple[float, float]:
 def measure_limits(measure: Measure, rows: list[dict]) -> tuple[float, float] | None:
     """The y-axis of `measure`'s chart: every value it plots (its interval's ends and its baselines
     too), at least `measure.min_span` wide; None when no row has it."""
-    values = [r[key] for key, _ in measure.lines for r in rows if _finite(r.get(key))]
+    values = [r[key] for key, _ in measure.lines for r in rows if finite(r.get(key))]
     if not values:
         return None
     values += [r[f"{measure.band}_{end}"] for r in _banded(measure, rows) for end in ("low", "high")]
     values += [value for value, _ in _baselines(measure, rows)]
-    return axis_limits([v for v in values if _finite(v)], measure.min_span)
+    return axis_limits(values, measure.min_span)
 
 
 def chart(measure: Measure, rows: list[dict]) -> str | None:
@@ -56,7 +56,7 @@ def chart(measure: Measure, rows: list[dict]) -> str | None:
         return None
     figure, ax = plt.subplots(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     for index, (key, label) in enumerate(measure.lines):
-        points = [(r["iteration"], r[key]) for r in rows if _finite(r.get(key))]
+        points = [(r["iteration"], r[key]) for r in rows if finite(r.get(key))]
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=label)
         if index == 0 and (band := _banded(measure, rows)):
@@ -76,17 +76,17 @@ def chart(measure: Measure, rows: list[dict]) -> str | None:
 def _banded(measure: Measure, rows: list[dict]) -> list[dict]:
     """The rows with the first line's interval."""
     ends = [f"{measure.band}_low", f"{measure.band}_high"]
-    return [r for r in rows if measure.band and all(_finite(r.get(end)) for end in ends)]
+    return [r for r in rows if measure.band and all(finite(r.get(end)) for end in ends)]
 
 
-def _finite(value) -> bool:
+def finite(value) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _baselines(measure: Measure, rows: list[dict]) -> list[tuple[float, str]]:
     """(value, label) of each baseline: a number, or its key's value in the last row."""
     drawn = [(key if isinstance(key, float) else rows[-1].get(key), label) for key, label in measure.baselines]
-    return [(value, label) for value, label in drawn if _finite(value)]
+    return [(value, label) for value, label in drawn if finite(value)]
 
 
 def interval_chart(
@@ -94,7 +94,7 @@ def interval_chart(
 ) -> str | None:
     """One estimate with its 95% interval against zero (a difference), as a base64 PNG; None when
     they are not numbers (an interval no resample defined)."""
-    if not all(_finite(v) for v in (estimate, low, high)):
+    if not all(finite(v) for v in (estimate, low, high)):
         return None
     figure, ax = plt.subplots(figsize=(WIDTH_PX / DPI, 1.6), dpi=DPI)
     below, above = max(estimate - low, 0.0), max(high - estimate, 0.0)  # a percentile interval may miss its estimate

@@ -6,14 +6,13 @@ UI shows it; locally it opens in a browser) and as a Markdown card (KFP's Markdo
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 from trackrec import markdown
 from trackrec.atomic import atomic_file
-from trackrec.inert import inert
-from trackrec.llm.charts import Measure, chart, interval_chart
+from trackrec.inert import inert_html
+from trackrec.llm.charts import Measure, chart, finite, interval_chart
 
 ROWS = "metrics.json"  # the report's rows, one per iteration: what the next evaluate task extends
 PAGE, CARD = "report.html", "card.md"
@@ -43,6 +42,7 @@ MEASURES = (
 # The table's columns after the charts' own: V's other scores, then how much was measured on what.
 MORE_COLUMNS = (("acc", "V's accuracy"), ("logloss", "V's LogLoss"), ("samples", "samples"), ("users", "users"))
 MORE_COLUMNS += (("data_version", "data version"),)
+UNDEFINED = "undefined (no resample of the users had both labels): nothing can be read from it"
 LIFT_NOTE = (
     "One trained model each way, on one seed: the interval is over test users, not over training seeds. "
     "A lift this small may be seed noise; bench/reccot_lift.py measures it across seeds."
@@ -97,6 +97,7 @@ def lift_sentence(ctr: dict) -> str | None:
     # one trained model each way: the interval holds the test users' variation, not training noise
     side = "above" if low > 0 else "below" if high < 0 else None
     verdict = f"{side} the control on these test users, one seed each" if side else "no difference this run can detect"
+    verdict = verdict if all(finite(v) for v in (estimate, low, high)) else UNDEFINED
     return (
         f"RecCoT vectors: CTR test AUC {auc:.4f} with each user's own point-in-time RecCoT vector, "
         f"{control_auc:.4f} with the same vectors shuffled across users (the control): "
@@ -110,6 +111,7 @@ def prior_sentence(row: dict) -> str | None:
         return None
     low, high, prior = row["auc_low"], row["auc_high"], row["prior_auc"]
     verdict = "V beats the prior" if low > prior else "V is below the prior" if high < prior else "V does not beat it"
+    verdict = verdict if all(finite(v) for v in (row["auc"], low, high, prior)) else UNDEFINED
     return (
         f"V({row['iteration']}) as recommender: AUC {row['auc']:.4f}, 95% interval [{low:.4f}, {high:.4f}] over "
         f"{row.get('users')} held-out users, against {prior:.4f} for the users' like-rate in their history: {verdict}."
@@ -121,6 +123,9 @@ def caveats(rows: list[dict]) -> list[str]:
     notes = []
     for r in rows:
         if r.get("auc_high") is None:
+            continue
+        if not all(finite(r.get(key)) for key in ("auc", "auc_low", "auc_high")):
+            notes.append(f"Iteration {r['iteration']}: V's AUC or its interval is {UNDEFINED}.")
             continue
         where = f"Iteration {r['iteration']}: V's AUC {r['auc']:.3f} [{r['auc_low']:.3f}, {r['auc_high']:.3f}]"
         if r["auc_high"] < 0.5:
@@ -174,32 +179,32 @@ def headline(rows: list[dict], ctr: dict | None) -> list[str]:
 
 def page(rows: list[dict], title: str, ctr: dict | None = None, published: dict | None = None) -> str:
     """The report as one self-contained HTML page; every text from a run inert and escaped."""
-    parts = [f"<h1>{_html(title)}</h1>"]
-    parts += [f"<p class='headline'>{_html(s)}</p>" for s in headline(rows, ctr)]
+    parts = [f"<h1>{inert_html(title)}</h1>"]
+    parts += [f"<p class='headline'>{inert_html(s)}</p>" for s in headline(rows, ctr)]
     if _has_lift(ctr):
         picture = interval_chart(
             "CTR test AUC: own RecCoT vector minus the permuted control",
             ctr["lift_estimate"], ctr["lift_ci_low"], ctr["lift_ci_high"], "no lift", min_span=0.01,
         )  # fmt: skip
         parts += [_image(picture, "the CTR lift with its 95% interval")] if picture else []
-        parts.append(f"<p><small>{_html(LIFT_NOTE)}</small></p>")
+        parts.append(f"<p><small>{inert_html(LIFT_NOTE)}</small></p>")
     facts = published_facts(published)
     if facts:
         parts.append("<h2>Published</h2><ul>")
-        parts += [f"<li>{_html(name)}: <b>{_html(value)}</b></li>" for name, value in facts.items()]
+        parts += [f"<li>{inert_html(name)}: <b>{inert_html(value)}</b></li>" for name, value in facts.items()]
         parts.append("</ul>")
     parts.append("<h2>The loop, iteration by iteration</h2>")
     for measure in MEASURES:
         if picture := chart(measure, rows):
             parts.append(_image(picture, measure.title))
     shown = table(rows)
-    head = "".join(f"<th>{_html(header)}</th>" for header in shown[0]) if shown else ""
-    body = "".join("<tr>" + "".join(f"<td>{_html(text)}</td>" for text in r.values()) + "</tr>" for r in shown)
+    head = "".join(f"<th>{inert_html(header)}</th>" for header in shown[0]) if shown else ""
+    body = "".join("<tr>" + "".join(f"<td>{inert_html(text)}</td>" for text in r.values()) + "</tr>" for r in shown)
     parts.append(f"<div style='overflow-x:auto'><table><tr>{head}</tr>{body}</table></div>")
-    parts += [f"<p><b>Caveat.</b> {_html(note)}</p>" for note in caveats(rows)]
-    parts.append(f"<p>{_html(NOTES)}</p>")
+    parts += [f"<p><b>Caveat.</b> {inert_html(note)}</p>" for note in caveats(rows)]
+    parts.append(f"<p>{inert_html(NOTES)}</p>")
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{_html(title)}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{inert_html(title)}</title>"
         "<style>body{font-family:sans-serif;margin:1em;max-width:800px}table{border-collapse:collapse;"
         "font-size:12px}td,th{border:1px solid #ccc;padding:3px 5px;text-align:right}"
         "img{max-width:100%}.headline{font-size:1.15em}</style></head><body>" + "".join(parts) + "</body></html>"
@@ -238,10 +243,5 @@ def _has_lift(ctr: dict | None) -> bool:
     return ctr is not None and "lift_estimate" in ctr
 
 
-def _html(value) -> str:
-    """Text from a run (a title, a metric's name, a RecCoT) as inert, bounded HTML text."""
-    return html.escape(inert(value))
-
-
 def _image(picture: str, alt: str) -> str:
-    return f"<img alt='{_html(alt)}' src='data:image/png;base64,{picture}'>"
+    return f"<img alt='{inert_html(alt)}' src='data:image/png;base64,{picture}'>"
