@@ -142,20 +142,27 @@ def test_an_interval_no_resample_defined_draws_nothing_and_breaks_nothing():
 NUMBERS = st.one_of(st.none(), st.floats(-1e6, 1e6), st.sampled_from([float("nan"), float("inf"), -float("inf")]))
 
 
-@settings(max_examples=60, deadline=None)
-@given(values=st.lists(st.fixed_dictionaries({key: NUMBERS for key in ("auc", "auc_low", "auc_high", "ctr_auc")}),
-                       min_size=1, max_size=3),
-       ends=st.tuples(NUMBERS, NUMBERS, NUMBERS))  # fmt: skip
-def test_any_numbers_make_a_page_whose_axes_hold_them(values, ends):
+ROWS_OF_ANY_NUMBERS = st.lists(
+    st.fixed_dictionaries({key: NUMBERS for key in ("auc", "auc_low", "auc_high", "ctr_auc")}), min_size=1, max_size=3
+).map(lambda values: [loop_rows()[0] | {"iteration": i} | {k: v for k, v in row.items() if v is not None}
+                      for i, row in enumerate(values)])  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=ROWS_OF_ANY_NUMBERS)
+def test_any_numbers_give_every_measure_a_finite_axis_of_its_span(rows):
     """NaN, infinities, missing values and wild ones (an interval no resample defined, a diverged
-    model): the page and card still come, every chart 800 px wide, every axis finite and its span."""
-    rows = [loop_rows()[0] | {"iteration": i} | {k: v for k, v in row.items() if v is not None}
-            for i, row in enumerate(values)]  # fmt: skip
-    estimate, low, high = (0.0 if v is None else v for v in ends)
-    ctr = LIFT | {"lift_estimate": estimate, "lift_ci_low": low, "lift_ci_high": high}
-    html, text = page(rows, "run", ctr, PUBLISHED), card(rows, ctr, PUBLISHED)
-    assert set(_widths(html)) <= {WIDTH_PX} and "RecCoT vectors" in text
+    model): every axis is finite and at least its measure's span."""
     for measure in MEASURES:
         limits = measure_limits(measure, rows)
         if limits is not None:
             assert all(map(math.isfinite, limits)) and limits[1] - limits[0] >= measure.min_span * (1 - 1e-9)
+
+
+@settings(max_examples=15, deadline=None)  # each draws every chart
+@given(rows=ROWS_OF_ANY_NUMBERS, ends=st.tuples(NUMBERS, NUMBERS, NUMBERS))
+def test_any_numbers_make_a_page_and_a_card(rows, ends):
+    estimate, low, high = (0.0 if v is None else v for v in ends)
+    ctr = LIFT | {"lift_estimate": estimate, "lift_ci_low": low, "lift_ci_high": high}
+    html, text = page(rows, "run", ctr, PUBLISHED), card(rows, ctr, PUBLISHED)
+    assert set(_widths(html)) <= {WIDTH_PX} and "RecCoT vectors" in text
