@@ -29,6 +29,7 @@ from trackrec.data.config import (
     DataConfig,  # noqa: E402
     HistoryMode,  # noqa: E402
 )
+from trackrec.data.dataset import META_FILE  # noqa: E402
 from trackrec.stages.prepare_data import prepare_data  # noqa: E402
 from trackrec.stages.train_ctr import train_ctr  # noqa: E402
 
@@ -54,7 +55,7 @@ def main() -> None:
     args.out = args.out or Path(f"runs/bench/ctr_ml1m-{args.history}")
 
     dataset_dir = args.out / "data"
-    if not (dataset_dir / "meta.json").exists():
+    if not (dataset_dir / META_FILE).exists():
         prepare_data(DataConfig(history=HistoryMode(args.history)), dataset_dir)
     results = {}
     for backbone in tqdm(args.backbones, desc="backbones"):

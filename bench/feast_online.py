@@ -53,7 +53,7 @@ from servers import (  # noqa: E402 (bench/, the script's own folder)
     self_signed,
 )
 
-from trackrec.features import versions  # noqa: E402
+from trackrec.features import arms, versions  # noqa: E402
 from trackrec.features.store import StoreConfig, open_store  # noqa: E402
 
 READ_COLUMNS = [  # header, results key, format
@@ -91,7 +91,7 @@ def measure_publish(config: StoreConfig, table: pd.DataFrame) -> dict:
     store = open_store(config)
     versions.publish(table, "v1", store, progress=False)
     ours = time.perf_counter() - start
-    versions.assign(store, "control", "v1")
+    arms.assign(store, "control", "v1")
     rows = pd.read_parquet(Path(config.offline_root) / "v1.parquet")
     start = time.perf_counter()
     store.feast.write_to_online_store("reccot_v1", rows)

@@ -222,7 +222,7 @@ def stages(model_ref, args) -> dict:
     from trackrec.stages.align import align
     from trackrec.stages.evaluate import evaluate
     from trackrec.stages.greedy import greedy
-    from trackrec.stages.llm_common import adapter_in
+    from trackrec.stages.outputs import Greedy, Sampled, Scored, Selected, Trained
     from trackrec.stages.prepare_data import prepare_data
     from trackrec.stages.rectune import rectune
     from trackrec.stages.sample import sample
@@ -234,18 +234,18 @@ def stages(model_ref, args) -> dict:
     prepare_data(run.data, work / "data")
     select_samples(work / "data", llm.subset, work / "samples")
     fresh = load_model(llm.base, lora=llm.lora, trainable=True)  # G0 and V0: distillation is not measured here
-    fresh.save_pretrained(work / "g0")
-    fresh.save_pretrained(work / "v0")
+    fresh.save_pretrained(Trained(work / "g0").adapter)
+    fresh.save_pretrained(Trained(work / "v0").adapter)
     tokenizer = load_tokenizer(llm.base)
     render = HFEngine(fresh, tokenizer, progress=False).render
     calls = {
         "sample": lambda: sample(work / "samples", work / "g0", llm, work / "sampled", 0, progress=False),
         "score": lambda: score(work / "samples", work / "sampled", work / "v0", llm, work / "scored", progress=False),
         "align": lambda: align(work / "scored", work / "g0", llm, work / "g1"),
-        "greedy": lambda: greedy(work / "samples", adapter_in(work / "g1"), llm, work / "greedy", progress=False),
+        "greedy": lambda: greedy(work / "samples", work / "g1", llm, work / "greedy", progress=False),
         "rectune": lambda: rectune(work / "samples", work / "greedy", work / "v0", llm, work / "v1"),
         "evaluate": lambda: evaluate(
-            work / "samples", work / "greedy", adapter_in(work / "v1"), llm, work / "evaluated", progress=False
+            work / "samples", work / "greedy", work / "v1", llm, work / "evaluated", progress=False
         ),
     }
     seconds = {}
@@ -253,10 +253,10 @@ def stages(model_ref, args) -> dict:
         start = time.perf_counter()
         call()
         seconds[name] = time.perf_counter() - start
-    sampled = pd.read_parquet(work / "sampled" / "samples.parquet")
-    preferences = pd.read_parquet(work / "scored" / "preferences.parquet")
-    reccots = pd.read_parquet(work / "greedy" / "reccots.parquet")
-    train, evaluation = (pd.read_parquet(work / "samples" / f"{split}.parquet") for split in ("train", "eval"))
+    sampled = pd.read_parquet(Sampled(work / "sampled").table)
+    preferences = pd.read_parquet(Scored(work / "scored").preferences)
+    reccots = pd.read_parquet(Greedy(work / "greedy").table)
+    train, evaluation = (pd.read_parquet(Selected(work / "samples").split(split)) for split in ("train", "eval"))
     from trackrec.stages.llm_common import prompt_builder
 
     builder = prompt_builder(llm, tokenizer, "bench")

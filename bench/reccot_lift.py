@@ -48,7 +48,7 @@ from trackrec.config import load_config  # noqa: E402
 from trackrec.ctr.saved import METRICS, load_trained, trained_metrics  # noqa: E402
 from trackrec.ctr.stream import SplitStream  # noqa: E402
 from trackrec.ctr.train import predict  # noqa: E402
-from trackrec.data.dataset import Dataset  # noqa: E402
+from trackrec.data.dataset import META_FILE, Dataset  # noqa: E402
 from trackrec.data.snapshots import SnapshotConfig  # noqa: E402
 from trackrec.features.encoder import EncoderConfig  # noqa: E402
 from trackrec.features.vectors import read_vectors  # noqa: E402
@@ -56,7 +56,8 @@ from trackrec.intervals import auc_difference, bootstrap  # noqa: E402
 from trackrec.llm.profile_teacher import ProfileTeacher  # noqa: E402
 from trackrec.llm.records import history_items  # noqa: E402
 from trackrec.run_config import RunConfig  # noqa: E402
-from trackrec.stages.encode import encode, vectors_in  # noqa: E402
+from trackrec.stages.encode import encode  # noqa: E402
+from trackrec.stages.outputs import Embeddings, RecCoTs  # noqa: E402
 from trackrec.stages.prepare_data import prepare_data  # noqa: E402
 from trackrec.stages.summarize import dataset_snapshots, summarize  # noqa: E402
 from trackrec.stages.train_ctr import train_ctr  # noqa: E402
@@ -85,12 +86,13 @@ def write_table(keys: pd.DataFrame, vectors: np.ndarray, texts: list[str], path:
 
 def encoded(keys: pd.DataFrame, texts: list[str], encoder: EncoderConfig, folder: Path) -> Path:
     """The texts encoded as encode does, once (reused on a re-run)."""
-    if not vectors_in(folder / "embeddings").exists():
-        (folder / "reccots").mkdir(parents=True, exist_ok=True)
+    reccots, embeddings = RecCoTs(folder / "reccots"), Embeddings(folder / "embeddings")
+    if not embeddings.table.exists():
+        reccots.folder.mkdir(parents=True, exist_ok=True)
         frame = keys[["user_id", "as_of"]].assign(reccot=texts, iteration=0)
-        frame.to_parquet(folder / "reccots" / "reccots.parquet")
-        encode(folder / "reccots", encoder, folder / "embeddings")
-    return vectors_in(folder / "embeddings")
+        frame.to_parquet(reccots.table)
+        encode(reccots.folder, encoder, embeddings.folder)
+    return embeddings.table
 
 
 def numeric_profile(rows: pd.DataFrame, items: pd.DataFrame) -> np.ndarray:
@@ -137,16 +139,15 @@ def vector_tables(args, run: RunConfig, data: Path) -> dict[str, Path | None]:
     tables["numeric"] = write_table(snapshots, numbers, [""] * len(snapshots), args.out / "numeric.parquet")
     if args.run:
         from pipelines.local import latest_run
-        from trackrec.stages.llm_common import adapter_in
 
         paths = latest_run(args.run)
         for name, key in (("G0", "distilled"), (f"G({run.llm.iterations})", "generator")):
-            folder = args.out / name
-            if not (folder / "reccots").exists():
-                summarize(data, adapter_in(paths[key]), run.llm, folder / "reccots", 0, run.features.snapshots, 48)
-            if not vectors_in(folder / "embeddings").exists():
-                encode(folder / "reccots", encoder, folder / "embeddings")
-            tables[name] = vectors_in(folder / "embeddings")
+            reccots, embeddings = RecCoTs(args.out / name / "reccots"), Embeddings(args.out / name / "embeddings")
+            if not reccots.folder.exists():
+                summarize(data, paths[key], run.llm, reccots.folder, 0, run.features.snapshots, 48)
+            if not embeddings.table.exists():
+                encode(reccots.folder, encoder, embeddings.folder)
+            tables[name] = embeddings.table
     return tables
 
 
@@ -164,7 +165,7 @@ def main() -> None:
     gflops, started = matmul_gflops(), time.perf_counter()
     run = load_config(args.config, RunConfig)
     data = args.out / "data"
-    if not (data / "meta.json").exists():
+    if not (data / META_FILE).exists():
         prepare_data(run.data, data)
     tables = vector_tables(args, run, data)
     dataset = Dataset.open(data)

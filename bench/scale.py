@@ -110,9 +110,9 @@ def stage_call(stage: str, work: Path, redis: str, shards: int = 1, index: int =
         parts = [work / f"part-{i}" for i in range(shards)]
         return {
             "prepare_data": lambda: data.prepare_data(config, work / "dataset", version="bench"),
-            "plan_prepare": lambda: data.plan_prepare(config, shards, work / "plan"),
-            "prepare_shard": lambda: data.prepare_shard(config, work / "plan", index, parts[index]),
-            "join_prepared": lambda: data.join_prepared(config, work / "plan", parts, work / "dataset", "bench"),
+            "plan_prepare": lambda: data.plan_prepare(config, work / "plan", shards),
+            "prepare_shard": lambda: data.prepare_shard(work / "plan", config, parts[index], index),
+            "join_prepared": lambda: data.join_prepared(work / "plan", parts, config, work / "dataset", "bench"),
         }[stage]
     if stage == "select_samples":
         from trackrec.llm.config import SubsetConfig
@@ -136,10 +136,11 @@ def stage_call(stage: str, work: Path, redis: str, shards: int = 1, index: int =
         store = StoreConfig(repo=str(work / "feast"), online="redis", redis=redis, dim=DIM)
         return lambda: publish(work / "embeddings", FeaturesConfig(store=store), work / "published")
     from trackrec.ctr.config import CTRConfig, TrainConfig
+    from trackrec.stages.outputs import Embeddings
     from trackrec.stages.train_ctr import train_ctr
 
     train = TrainConfig(max_epochs=1, batch_size=1024, sparse_ids="on")  # what auto picks from 200k id rows
-    vectors = work / "embeddings" / "embeddings.parquet"
+    vectors = Embeddings(work / "embeddings").table
     config = CTRConfig(backbone="din", user_vectors=str(vectors), dense_dim=DIM, train=train)
     if not vectors.exists():  # the fixed-users series: ids and histories only
         config = CTRConfig(backbone="din", train=train)
@@ -153,15 +154,17 @@ def stand_in_reccots(work: Path) -> None:
 
     from trackrec.data.dataset import Dataset
     from trackrec.data.snapshots import SnapshotConfig
+    from trackrec.stages.outputs import RecCoTs
     from trackrec.stages.summarize import dataset_snapshots
 
     dataset = Dataset.open(work / "dataset")
     rows = dataset.with_histories(dataset_snapshots(dataset, SnapshotConfig(every_days=None)))
     reccots = ["; ".join(titles[-5:]) for titles in rows.history_titles]
-    (work / "reccots").mkdir(exist_ok=True)
+    written = RecCoTs(work / "reccots")
+    written.folder.mkdir(exist_ok=True)
     pd.DataFrame(
         {"user_id": rows.user_id.to_numpy(), "as_of": rows.as_of.to_numpy(), "reccot": reccots, "iteration": 0}
-    ).to_parquet(work / "reccots" / "reccots.parquet", index=False)
+    ).to_parquet(written.table, index=False)
 
 
 def child(stage: str, work: Path, redis: str, shards: int, index: int) -> None:
@@ -183,6 +186,8 @@ def _status_mb(field: str) -> float:
 
 
 def measure(sizes: list[int], out: Path) -> dict:
+    from trackrec.data.dataset import META_FILE
+
     tiny_encoder(out / "tiny-encoder")
     results = {"sizes": []}
     for events in sizes:
@@ -199,7 +204,7 @@ def measure(sizes: list[int], out: Path) -> dict:
                 stages[stage] = run_child(stage, work, redis, f"{events:,} events")
                 print(f"{events:>11,} events  {stage:<15} {stages[stage]['seconds']:8.1f} s "
                       f"{stages[stage]['peak_rss_mb']:8.0f} MB", flush=True)  # fmt: skip
-        meta = json.loads((work / "dataset" / "meta.json").read_text())
+        meta = json.loads((work / "dataset" / META_FILE).read_text())  # not Dataset.open: it hashes every table
         results["sizes"].append({"events": events, "users": meta["n_users"] - 1, "stages": stages})
     results["fixed_users"] = [fixed_users_run(events, out) for events in sizes]
     return summarised(results)
@@ -257,6 +262,8 @@ def fixed_users_run(events: int, out: Path) -> dict:
 def fan_out_run(events: int, shards: int, out: Path) -> dict:
     """prepare_data over `shards` user shards of the log of `events` events: plan, every shard and
     the join, each in a fresh process; the shards' data equals the one pass's (tests/test_prepare_shards.py)."""
+    from trackrec.data.log_shards import PLAN_FILE
+
     folder = out / f"events-{events}"
     if not (folder / "log").exists():
         print(f"writing a log of {events:,} events", flush=True)
@@ -266,7 +273,7 @@ def fan_out_run(events: int, shards: int, out: Path) -> dict:
     work.mkdir()
     what = f"{events:,} events in {shards} shards"
     row = {"events": events, "shards": shards, "plan_prepare": run_child("plan_prepare", work, "", what, shards)}
-    planned = len(json.loads((work / "plan" / "plan.json").read_text())["ranges"])
+    planned = len(json.loads((work / "plan" / PLAN_FILE).read_text())["ranges"])
     row["prepare_shard"] = [run_child("prepare_shard", work, "", what, shards, i) for i in range(planned)]
     row["join_prepared"] = run_child("join_prepared", work, "", what, shards)
     largest = max(row["prepare_shard"], key=lambda r: r["peak_rss_mb"])

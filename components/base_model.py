@@ -1,6 +1,9 @@
 """The run's one fetch of the base model, onto its workspace, before any GPU task starts."""
 
+from components.stage import stage
 
+
+@stage("cpu")  # a cluster run's one fetch of the base, onto its workspace
 def stage_base(llm: str, workspace: str) -> str:
     """The base named in the llm section, fetched into the run's cache on its workspace (a folder is
     read where it is); returns `workspace`, which every GPU task takes: that orders them after this

@@ -2,9 +2,12 @@
 
 from typing import NamedTuple
 
+from components.stage import stage
 
+
+@stage("cpu", reach=True)
 def split_config(config: str, iterations: int, features: bool) -> NamedTuple(
-    "Sections", data=str, llm=str, users=str, encoder=str, features=str, ctr=str, judge=str
+    "Sections", data=str, llm=str, draw=str, encoder=str, features=str, ctr=str, judge=str
 ):
     """Check the run config against the pipeline's shape and what the deployment lets a run reach;
     hand each stage its own section."""

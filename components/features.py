@@ -1,8 +1,13 @@
-"""Components of the feature and CTR stages: encode, publish, train_ctr, ctr_judge."""
+"""Components of the feature and CTR stages: encode, publish, current_generator, train_ctr,
+ctr_judge."""
 
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
+from components.stage import stage
+from trackrec.stages.outputs import Embeddings
 
+
+@stage("cpu", sharded=Embeddings)
 def encode(reccots: Input[Dataset], encoder: str, shard: int, shards: int, embeddings: Output[Dataset]):
     """One user shard's RecCoTs as vectors (BERT-family encoder), in bounded chunks."""
     from trackrec.features.encoder import EncoderConfig
@@ -13,12 +18,13 @@ def encode(reccots: Input[Dataset], encoder: str, shard: int, shards: int, embed
     run(reccots.path, section(EncoderConfig, encoder, "features.encoder"), embeddings.path, shard=Shard(shard, shards))
 
 
+@stage("cpu", store=True)
 def publish(
     embeddings: Input[Dataset],
     features: str,
     active_within_days: int,
     data_version: str,
-    summary: Output[Artifact],
+    published: Output[Artifact],
     card: Output[Markdown],
     generator: Input[Model] = None,
     refreshed_from: Input[Model] = None,
@@ -33,16 +39,15 @@ def publish(
     from trackrec.features.config import FeaturesConfig
     from trackrec.llm.report import published_card
     from trackrec.run_config import section
-    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.publish import publish as run
 
     config = section(FeaturesConfig, features, "features")
-    adapter = None if generator is None else adapter_in(generator.path)
-    fetched = None if refreshed_from is None else refreshed_from.path
-    result = run(embeddings.path, config, summary.path, active_within_days > 0, data_version, adapter, fetched)
+    where = {"generator": generator and generator.path, "refreshed_from": refreshed_from and refreshed_from.path}
+    result = run(embeddings.path, config, published.path, active_within_days > 0, data_version, **where)
     Path(card.path).write_text(published_card(result))
 
 
+@stage("cpu", store=True)
 def current_generator(features: str, generator: Output[Model]):
     """The refresh run's G: the one that wrote the version the configured arm reads."""
     from trackrec.features.config import FeaturesConfig
@@ -52,6 +57,7 @@ def current_generator(features: str, generator: Output[Model]):
     run(section(FeaturesConfig, features, "features"), generator.path)
 
 
+@stage("cpu")
 def train_ctr(
     dataset: Input[Dataset], ctr: str, model: Output[Model], metrics: Output[Metrics], embeddings: Input[Dataset] = None
 ):
@@ -62,12 +68,13 @@ def train_ctr(
     from components.metrics import log_metrics
     from trackrec.ctr.config import CTRConfig
     from trackrec.run_config import section
-    from trackrec.stages.encode import vector_size, vectors_in
+    from trackrec.stages.encode import vector_size
+    from trackrec.stages.outputs import Embeddings
     from trackrec.stages.train_ctr import train_ctr as run
 
     config = section(CTRConfig, ctr, "ctr")
     if embeddings is not None:
-        vectors, dim = vectors_in(embeddings.path), vector_size(embeddings.path)
+        vectors, dim = Embeddings(embeddings.path).table, vector_size(embeddings.path)
         config = dataclasses.replace(config, user_vectors=str(vectors), dense_dim=dim)
     result = run(dataset.path, config, model.path, control=embeddings is not None)
     lift = result.get("lift")
@@ -80,10 +87,11 @@ def train_ctr(
     log_metrics(metrics, result["test"] | extra)
 
 
+@stage("cpu")
 def ctr_judge(
     dataset: Input[Dataset],
     samples: Input[Dataset],
-    reccots: Input[Dataset],
+    greedy: Input[Dataset],
     config: str,
     iteration: int,
     judge: Output[Model],
@@ -96,4 +104,4 @@ def ctr_judge(
     from trackrec.stages.ctr_judge import ctr_judge as run
 
     settings = section(JudgeConfig, config, "judge")
-    log_metrics(metrics, run(dataset.path, samples.path, reccots.path, settings, judge.path, iteration))
+    log_metrics(metrics, run(dataset.path, samples.path, greedy.path, settings, judge.path, iteration))

@@ -1,10 +1,14 @@
-"""Components of G's stages: distill, sample, align, greedy, summarize. Models travel as LoRA
-adapters (`<artifact>/adapter`) over the base named in the llm section; on a cluster each GPU task
-takes the run's workspace, where the staging task put the base (`use_run_cache`)."""
+"""Components of G's stages: distill, sample, align, greedy, summarize. Models travel as training
+stage outputs (trackrec.stages.outputs.Trained) over the base named in the llm section; on a cluster
+each GPU task takes the run's workspace, where the staging task put the base (`use_run_cache`)."""
 
 from kfp.dsl import Dataset, Input, Model, Output, TaskConfig
 
+from components.stage import stage
+from trackrec.stages.outputs import Greedy, RecCoTs, Sampled
 
+
+@stage("train", gpu=True, trainjob=True, teacher=True)
 def distill(
     samples: Input[Dataset],
     llm: str,
@@ -18,21 +22,22 @@ def distill(
     import tempfile
     from pathlib import Path
 
+    from trackrec.cluster.launch import train
     from trackrec.llm.base_model import use_run_cache
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
+    from trackrec.stages.distill import distill as run
     from trackrec.stages.distill import teach
-    from trackrec.stages.launch import run_training_stage
 
     use_run_cache(workspace)  # the run's staged base: the tokenizer read for the teacher's prompts, the training
     config = section(LLMConfig, llm, "llm")
     corpus = Path(tempfile.mkdtemp()) / "corpus"
     teach(samples.path, config, corpus)
-    arguments = {"corpus_dir": str(corpus), "llm": llm, "output": generator.path}
     key = (config.teacher.api_key_env,)  # the training nodes never need it
-    run_training_stage("distill", arguments, nodes, workspace, task_config, generator.path, withheld=key)
+    train(run, {"corpus": str(corpus)}, llm, generator.path, nodes, workspace, task_config, withheld=key)
 
 
+@stage("infer", gpu=True, sharded=Sampled)
 def sample(
     samples: Input[Dataset],
     generator: Input[Model],
@@ -47,45 +52,44 @@ def sample(
     from trackrec.llm.base_model import use_run_cache
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
-    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.sample import sample as run
     from trackrec.stages.shards import Shard
 
     use_run_cache(workspace)
     config = section(LLMConfig, llm, "llm")
-    adapter = adapter_in(generator.path)
     seed = config.generation.seed + iteration
-    run(samples.path, adapter, config, sampled.path, seed, shard=Shard(shard, shards), iteration=iteration)
+    run(samples.path, generator.path, config, sampled.path, seed, shard=Shard(shard, shards), iteration=iteration)
 
 
+@stage("train", gpu=True, trainjob=True)
 def align(
     scored: Input[Dataset],
-    generator: Input[Model],
+    previous: Input[Model],
     llm: str,
-    aligned: Output[Model],
+    generator: Output[Model],
     task_config: TaskConfig,
     nodes: str = "",
     workspace: str = "",
 ):
-    """G(t): S-DPO of G(t-1) on the scored preferences (one process per GPU of the pod, or a
-    TrainJob over `nodes` when the settings ask for several)."""
+    """G(t): S-DPO of G(t-1) (`previous`) on the scored preferences (one process per GPU of the pod,
+    or a TrainJob over `nodes` when the settings ask for several)."""
+    from trackrec.cluster.launch import train
     from trackrec.llm.base_model import use_run_cache
-    from trackrec.stages.launch import run_training_stage
-    from trackrec.stages.llm_common import adapter_in
+    from trackrec.stages.align import align as run
 
     use_run_cache(workspace)
-    adapter = str(adapter_in(generator.path))
-    arguments = {"scored_dir": scored.path, "generator": adapter, "llm": llm, "output": aligned.path}
-    run_training_stage("align", arguments, nodes, workspace, task_config, aligned.path)
+    inputs = {"scored": scored.path, "previous": previous.path}
+    train(run, inputs, llm, generator.path, nodes, workspace, task_config)
 
 
+@stage("infer", gpu=True, sharded=Greedy)
 def greedy(
     samples: Input[Dataset],
     generator: Input[Model],
     llm: str,
     shard: int,
     shards: int,
-    reccots: Output[Dataset],
+    greedy: Output[Dataset],
     workspace: str = "",
 ):
     """One greedy RecCoT per train and eval sample of one user shard from G(t)."""
@@ -93,19 +97,18 @@ def greedy(
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
     from trackrec.stages.greedy import greedy as run
-    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.shards import Shard
 
     use_run_cache(workspace)
-    adapter = adapter_in(generator.path)
-    run(samples.path, adapter, section(LLMConfig, llm, "llm"), reccots.path, shard=Shard(shard, shards))
+    run(samples.path, generator.path, section(LLMConfig, llm, "llm"), greedy.path, shard=Shard(shard, shards))
 
 
+@stage("infer", gpu=True, sharded=RecCoTs)
 def summarize(
     dataset: Input[Dataset],
     generator: Input[Model],
     llm: str,
-    users: str,
+    draw: str,
     shard: int,
     shards: int,
     active_within_days: int,
@@ -113,27 +116,26 @@ def summarize(
     workspace: str = "",
 ):
     """G(T)'s RecCoT snapshots of one shard's users (only active users, as of now, when
-    active_within_days > 0); `users`: which users and when (trackrec.features.config.UserDraw)."""
+    active_within_days > 0); `draw`: which users and when (trackrec.features.config.UserDraw)."""
     from trackrec.features.config import UserDraw
     from trackrec.llm.base_model import use_run_cache
     from trackrec.llm.config import LLMConfig
     from trackrec.run_config import section
-    from trackrec.stages.llm_common import adapter_in
     from trackrec.stages.shards import Shard
     from trackrec.stages.summarize import summarize as run
 
     use_run_cache(workspace)
     config = section(LLMConfig, llm, "llm")
-    draw = section(UserDraw, users, "users")
+    users = section(UserDraw, draw, "draw")
     run(
         dataset.path,
-        adapter_in(generator.path),
+        generator.path,
         config,
         reccots.path,
         config.iterations,
-        draw.snapshots,
-        draw.users,
-        draw.seed,
+        users.snapshots,
+        users.users,
+        users.seed,
         shard=Shard(shard, shards),
         active_within_days=active_within_days,
     )

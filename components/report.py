@@ -2,7 +2,10 @@
 
 from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Output
 
+from components.stage import stage
 
+
+@stage("cpu")
 def report(
     loop: Input[Artifact], ctr: Input[Metrics], page: Output[HTML], card: Output[Markdown],
     published: Input[Artifact] = None,
@@ -11,11 +14,11 @@ def report(
     published, and the loop's charts and table: `loop`, the last evaluate task's report; `ctr`, the
     final CTR model's metrics."""
     import shutil
+    import tempfile
     from pathlib import Path
 
-    from trackrec.llm.report import CARD, PAGE
     from trackrec.stages.report import final_report
 
-    folder = final_report(loop.path, ctr.path, published and published.path, Path(page.path).parent / "report")
-    shutil.copyfile(folder / PAGE, page.path)
-    shutil.copyfile(folder / CARD, card.path)
+    written = final_report(loop.path, ctr.path, published and published.path, Path(tempfile.mkdtemp()) / "report")
+    shutil.copyfile(written.page, page.path)
+    shutil.copyfile(written.card, card.path)

@@ -4,7 +4,10 @@ from typing import List
 
 from kfp.dsl import Dataset, Input, Output
 
+from components.stage import stage
 
+
+@stage("cpu")
 def plan_shards(shards: int) -> List[int]:
     """The shard indices the inference stages fan out over (a count below 1 fails here, first)."""
     from trackrec.stages.shards import Shard
@@ -12,8 +15,10 @@ def plan_shards(shards: int) -> List[int]:
     return list(range(Shard(0, shards).count))
 
 
-def gather(parts: Input[List[Dataset]], gathered: Output[Dataset]):
-    """The shards of a sharded stage as one folder."""
+@stage("cpu")
+def gather(parts: Input[List[Dataset]], kind: str, gathered: Output[Dataset]):
+    """The shards of a sharded stage as one folder; `kind`: the stage's output description
+    (module:name of a trackrec.stages.outputs.Output)."""
     from trackrec.stages.gather import gather as run
 
-    run([part.path for part in parts], gathered.path)
+    run([part.path for part in parts], kind, gathered.path)

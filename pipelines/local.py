@@ -26,11 +26,11 @@ from trackrec.config import config_to_dict
 from trackrec.errors import DataError, TrackRecError
 from trackrec.llm.config import check_context
 from trackrec.run_config import RunConfig
+from trackrec.stages.outputs import Report
 from trackrec.timing import TIMING_ENV, unsplit
 
 INDEX = "latest.json"
 LOG = "run.log"  # everything the tasks and the libraries print, in the run folder
-REPORT = "report.html"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -192,8 +192,8 @@ def run_local(
             clock.record.unlink(missing_ok=True)
     paths = {name: artifact.path for name, artifact in result.outputs.items()}
     index = run_dir / ("refresh.json" if refresh else INDEX)  # a refresh leaves the retrain's results named
-    if "curves" in paths:  # the report, where a browser opens it: a file named .html
-        paths["report"] = str(shutil.copyfile(paths["curves"], run_dir / REPORT))
+    if "curves" in paths:  # the run's page, where a browser opens it: named as a Report names it (.html)
+        paths["report"] = str(shutil.copyfile(paths["curves"], Report(run_dir).page))
     index.write_text(json.dumps({"paths": paths, "tasks": clock.tasks}, indent=2))
     ctr = None if refresh else result.outputs["ctr"].metadata
     return {"ctr": ctr, "paths": paths, "tasks": clock.tasks, "log": str(log_path)}

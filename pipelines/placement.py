@@ -67,15 +67,16 @@ def place(task: PipelineTask, stage: str, settings: PipelineSettings) -> Pipelin
         )
     if s3.endpoint:
         task.set_env_variable("AWS_ENDPOINT_URL", s3.endpoint)
-    if stage == "split_config" and settings.reach is not None:  # the first task checks the run config
+    declared = STAGES[stage]
+    if declared.reach and settings.reach is not None:  # it checks the run config against the deployment's reach
         task.set_env_variable(reach.ENV, reach.to_env(settings.reach))
-    if stage == "distill" and settings.reach is not None:  # the one stage that asks the teacher
+    if declared.teacher and settings.reach is not None:  # it asks the teacher
         for teacher in settings.reach.teachers:
             if teacher.secret:
                 kubernetes.use_secret_as_env(
                     task, secret_name=teacher.secret, secret_key_to_env={TEACHER_KEY: teacher.api_key_env}
                 )
-    if STAGES[stage].store:  # it opens the feature store: Redis's NetworkPolicy lets this label in
+    if declared.store:  # it opens the feature store: Redis's NetworkPolicy lets this label in
         kubernetes.add_pod_label(task, label_key="trackrec.io/redis-client", label_value="true")
         if settings.redis.secret:
             kubernetes.use_secret_as_env(

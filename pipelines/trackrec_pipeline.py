@@ -9,22 +9,126 @@ the run's workspace and every GPU task reads it there: one fetch from S3 per run
 (docs/deploy.md).
 """
 
-import dataclasses
-import json
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model
 
-from components.catalog import STAGES, build
-from pipelines.placement import place
+from components.catalog import build
 from pipelines.settings import PipelineSettings
-from pipelines.sharded import prepare_fan_out, sharded_stages
-from trackrec.stages.launch import Nodes
+from pipelines.tasks import Tasks
 
 NAME = "trackrec"
 REFRESH = "trackrec-refresh"
 REFRESH_DESCRIPTION = "The daily refresh: active users' RecCoT snapshots as of now, by the arm's G, into Feast."
+
+Channel = dsl.pipeline_channel.PipelineChannel
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every part of a run reads: the config's sections, the data's identity and the prepared
+    dataset."""
+
+    sections: dsl.PipelineTask
+    version: dsl.PipelineTask
+    dataset: Channel
+
+    def section(self, name: str) -> Channel:
+        return self.sections.outputs[name]
+
+
+@dataclass(frozen=True)
+class Learnt:
+    """Algorithm 2's results: G(T), G0, and the last evaluate task (its report holds every
+    iteration's rows)."""
+
+    generator: Channel
+    distilled: Channel
+    evaluation: dsl.PipelineTask
+
+
+def prepare(tasks: Tasks, config, iterations: int | None, features: bool, settings: PipelineSettings) -> Inputs:
+    """Check and split the config, identify the data and prepare it (in shards where the settings ask)."""
+    sections = tasks("split_config", "check config", config=config, iterations=iterations or 0, features=features)
+    data = sections.outputs["data"]
+    version = tasks("data_version", "identify data", data=data).set_caching_options(False)  # the log may grow
+    if settings.prepare_shards > 1:
+        prepared = tasks.prepare_fan_out(data=data, data_version=version.output, shards=settings.prepare_shards)
+        dataset = prepared.set_display_name("prepare data").output
+    else:
+        dataset = tasks("prepare_data", "prepare data", data=data, data_version=version.output).outputs["dataset"]
+    return Inputs(sections, version, dataset)
+
+
+def alternating_learning(tasks: Tasks, run: Inputs, iterations: int) -> Learnt:
+    """Algorithm 2: G0 distilled from the teacher (3.5) and V0 Rec-tuned on its RecCoTs; then for
+    t = 1..T, Stage 1 (G): Algorithm 1 (G(t-1) samples N RecCoTs per sample, V(t-1) or the CTR judge
+    scores them) and S-DPO of G(t-1) on the preferences; Stage 2 (V): Rec-tuning of V(t-1) on G(t)'s
+    greedy RecCoTs. Every iteration ends evaluated (the report grows while the loop runs)."""
+    llm = run.section("llm")
+    samples = tasks("select_samples", "select samples", dataset=run.dataset, llm=llm).outputs["samples"]
+    g = g0 = tasks("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
+    v, judge, evaluation = validator_training(tasks, run, samples, g, 0)
+    v0 = v  # judges every later G(t) fixed
+    for t in range(1, iterations + 1):
+        # Stage 1, after evaluate(t-1): kfp.local would otherwise leave every evaluate task to the end
+        sampled = tasks(
+            "sample", f"sample {t}", after=evaluation, samples=samples, generator=g, llm=llm, iteration=t
+        ).outputs["sampled"]
+        scored = tasks(
+            "score", f"score {t}", samples=samples, sampled=sampled, validator=v, judge=judge, dataset=run.dataset,
+            llm=llm,
+        ).outputs["scored"]  # fmt: skip
+        g = tasks("align", f"align G{t}", scored=scored, previous=g, llm=llm).outputs["generator"]
+        # Stage 2
+        rounds = {"previous_v": v, "previous_report": evaluation.outputs["report"], "scored": scored, "v0": v0}
+        v, judge, evaluation = validator_training(tasks, run, samples, g, t, **rounds)
+    return Learnt(generator=g, distilled=g0, evaluation=evaluation)
+
+
+def validator_training(
+    tasks: Tasks, run: Inputs, samples: Channel, g: Channel, t: int, previous_v: Channel | None = None,
+    previous_report: Channel | None = None, scored: Channel | None = None, v0: Channel | None = None,
+) -> tuple[Channel, Channel, dsl.PipelineTask]:  # fmt: skip
+    """G(t)'s greedy RecCoTs; the CTR judge trained on them (the report's CTR curve; DPO4Rec's reward of
+    round t+1); V(t) Rec-tuned from V(t-1) on them; evaluate(t). Returns V(t), the judge, evaluate(t)."""
+    llm = run.section("llm")
+    greedy = tasks("greedy", f"greedy {t}", samples=samples, generator=g, llm=llm).outputs["greedy"]
+    judge = tasks(
+        "ctr_judge", f"CTR judge {t}", dataset=run.dataset, samples=samples, greedy=greedy,
+        config=run.section("judge"), iteration=t,
+    ).outputs["judge"]  # fmt: skip
+    previous = {} if previous_v is None else {"previous": previous_v}
+    v = tasks("rectune", f"rectune V{t}", samples=samples, greedy=greedy, llm=llm, **previous).outputs["validator"]
+    so_far = {} if previous_report is None else {"previous_report": previous_report, "scored": scored}
+    so_far |= {} if v0 is None else {"fixed_validator": v0}
+    evaluation = tasks(
+        "evaluate", f"evaluate {t}", samples=samples, greedy=greedy, validator=v, judge=judge, llm=llm, iteration=t,
+        **so_far,
+    )  # fmt: skip
+    return v, judge, evaluation
+
+
+def publish_features(
+    tasks: Tasks, run: Inputs, g: Channel, active_within_days, after: dsl.PipelineTask | None, refresh: bool
+) -> tuple[Channel, Channel]:
+    """summarize -> encode -> publish; a retrain's version keeps `g`, the G that wrote it; a
+    refresh's names the G of the version it carries from (current_generator's). Returns the
+    embeddings and what was published."""
+    reccots = tasks(
+        "summarize", "summarize users", after=after, dataset=run.dataset, generator=g, llm=run.section("llm"),
+        draw=run.section("draw"), active_within_days=active_within_days,
+    ).outputs["reccots"]  # fmt: skip
+    embeddings = tasks("encode", "encode", reccots=reccots, encoder=run.section("encoder")).outputs["embeddings"]
+    published = tasks(
+        "publish", "publish to Feast", embeddings=embeddings, features=run.section("features"),
+        active_within_days=active_within_days, data_version=run.version.output,
+        **{"refreshed_from" if refresh else "generator": g},
+    )  # fmt: skip
+    published.set_caching_options(False)  # it checks the store itself: cheap, and the store may change
+    return embeddings, published.outputs["published"]
 
 
 def build_pipeline(
@@ -47,111 +151,48 @@ def build_pipeline(
         raise ValueError("the refresh pipeline needs the feature stages")
     multi_node = settings.training.nodes > 1
     staged_base = cluster and bool(iterations)
-    ops = build(settings.images, multi_node)
-
-    def task(stage: str, name: str, **inputs) -> dsl.PipelineTask:
-        inputs |= trainjob_inputs(settings, stage) if multi_node and STAGES[stage].trainjob else {}
-        return place(ops[stage](**inputs).set_display_name(name), stage, settings)
-
-    shards_of = sharded_stages(task)
-    prepare_in_shards = prepare_fan_out(task)
+    tasks = Tasks(build(settings.images, multi_node), settings, multi_node)
 
     def body(config, shards, active_within_days):
-        sections = task("split_config", "check config", config=config, iterations=iterations or 0, features=features)
-        data, llm = sections.outputs["data"], sections.outputs["llm"]
-        base = {}  # what each GPU task takes to read the base: the staged workspace on a cluster
-        if staged_base:
-            staging = task("stage_base", "stage the base model", llm=llm, workspace=dsl.WORKSPACE_PATH_PLACEHOLDER)
-            base = {"workspace": staging.set_caching_options(False).output}  # each run's workspace is new
-
-        def gpu_task(stage: str, name: str, **inputs) -> dsl.PipelineTask:
-            return task(stage, name, **inputs, **base)
-
-        version = task("data_version", "identify data", data=data).set_caching_options(False)  # the log may grow
-        if settings.prepare_shards > 1:
-            dataset = prepare_in_shards(data=data, data_version=version.output, shards=settings.prepare_shards)
-            dataset = dataset.set_display_name("prepare data").output
-        else:
-            dataset = task("prepare_data", "prepare data", data=data, data_version=version.output).outputs["dataset"]
-
-        def sharded(stage: str, name: str, after: dsl.PipelineTask | None = None, **inputs):
-            inputs |= base if STAGES[stage].gpu else {}
-            fan_out = shards_of[stage](shards=shards, **inputs).set_display_name(name)
-            return (fan_out if after is None else fan_out.after(after)).output
-
-        def publish_features(g, after: dsl.PipelineTask | None):
-            """summarize -> encode -> publish; a retrain's version keeps `g`, the G that wrote it; a
-            refresh's names the G of the version it carries from (current_generator's `g`)."""
-            reccots = sharded(
-                "summarize", "summarize users", after=after, dataset=dataset, generator=g, llm=llm,
-                users=sections.outputs["users"], active_within_days=active_within_days,
-            )  # fmt: skip
-            embeddings = sharded("encode", "encode", reccots=reccots, encoder=sections.outputs["encoder"])
-            published = task(
-                "publish", "publish to Feast", embeddings=embeddings, features=sections.outputs["features"],
-                active_within_days=active_within_days, data_version=version.output,
-                **{"refreshed_from" if refresh else "generator": g},
-            )  # fmt: skip
-            published.set_caching_options(False)  # it checks the store itself: cheap, and the store may change
-            return embeddings, published.outputs["summary"]
-
+        tasks.shards = shards
+        run = prepare(tasks, config, iterations, features, settings)
+        if staged_base:  # the GPU tasks read the base from the run's workspace, staged once
+            staging = tasks(
+                "stage_base", "stage the base model", llm=run.section("llm"), workspace=dsl.WORKSPACE_PATH_PLACEHOLDER
+            )
+            tasks.base = {"workspace": staging.set_caching_options(False).output}  # each run's workspace is new
         if refresh:
-            g = task("current_generator", "G of the arm's version", features=sections.outputs["features"])
-            _, summary = publish_features(g.set_caching_options(False).outputs["generator"], None)
-            return Outputs(dataset=dataset, published=summary)
-        embeddings = summary = None
+            g = tasks("current_generator", "G of the arm's version", features=run.section("features"))
+            _, published = publish_features(
+                tasks, run, g.set_caching_options(False).outputs["generator"], active_within_days, None, True
+            )
+            return Outputs(dataset=run.dataset, published=published)
+        results, vectors = {"dataset": run.dataset}, {}
         if iterations:
-            samples = task("select_samples", "select samples", dataset=dataset, llm=llm).outputs["samples"]
-            g = g0 = gpu_task("distill", "distill G0", samples=samples, llm=llm).outputs["generator"]
-            v = v0 = judge = report = scored = evaluation = None
-            for t in range(iterations + 1):
-                if t > 0:
-                    # after evaluate(t-1): the report grows while the loop runs (kfp.local would
-                    # otherwise leave every evaluate task to the end)
-                    sampled = sharded(
-                        "sample", f"sample {t}", after=evaluation, samples=samples, generator=g, llm=llm, iteration=t
-                    )
-                    scored = sharded(
-                        "score", f"score {t}", samples=samples, sampled=sampled, validator=v, judge=judge,
-                        dataset=dataset, llm=llm,
-                    )  # fmt: skip
-                    g = gpu_task("align", f"align G{t}", scored=scored, generator=g, llm=llm).outputs["aligned"]
-                reccots = sharded("greedy", f"greedy {t}", samples=samples, generator=g, llm=llm)
-                judge = task(
-                    "ctr_judge", f"CTR judge {t}", dataset=dataset, samples=samples, reccots=reccots,
-                    config=sections.outputs["judge"], iteration=t,
-                ).outputs["judge"]  # fmt: skip
-                optional_v = {} if v is None else {"validator": v}
-                v = gpu_task("rectune", f"rectune V{t}", samples=samples, reccots=reccots, llm=llm, **optional_v)
-                v = v.outputs["tuned"]
-                if v0 is None:
-                    v0 = v
-                # after the first: the report so far, the scoring round and V0, which judges G(t) fixed
-                previous = {} if report is None else {"previous": report, "scored": scored, "fixed_validator": v0}
-                evaluation = gpu_task(
-                    "evaluate", f"evaluate {t}", samples=samples, reccots=reccots, validator=v, judge=judge, llm=llm,
-                    iteration=t, **previous,
-                )  # fmt: skip
-                report = evaluation.outputs["report"]
+            learnt = alternating_learning(tasks, run, iterations)
+            results |= {"generator": learnt.generator, "distilled": learnt.distilled}
             if features:
-                embeddings, summary = publish_features(g, evaluation)
-        optional_embeddings = {} if embeddings is None else {"embeddings": embeddings}
-        ctr = task("train_ctr", "train CTR model", dataset=dataset, ctr=sections.outputs["ctr"], **optional_embeddings)
-        results = {"ctr": ctr.outputs["metrics"], "ctr_model": ctr.outputs["model"], "dataset": dataset}
+                embeddings, published = publish_features(
+                    tasks, run, learnt.generator, active_within_days, learnt.evaluation, False
+                )
+                vectors = {"embeddings": embeddings}
+        ctr = tasks("train_ctr", "train CTR model", dataset=run.dataset, ctr=run.section("ctr"), **vectors)
+        results |= {"ctr": ctr.outputs["metrics"], "ctr_model": ctr.outputs["model"]}
         if iterations:
-            published = {} if summary is None else {"published": summary}
-            final = task("report", "report", loop=report, ctr=ctr.outputs["metrics"], **published)
-            results |= {"curves": final.outputs["page"], "generator": g, "distilled": g0}
+            shown = {"published": published} if features else {}
+            loop = learnt.evaluation.outputs["report"]
+            report = tasks("report", "report", loop=loop, ctr=ctr.outputs["metrics"], **shown)
+            results |= {"curves": report.outputs["page"], "loop": loop}
         return Outputs(**results)
 
     # The run's results, shown by KFP's UI and indexed by a local run: the CTR metrics and model,
-    # the prepared data and (with the loop) its curves, G(T) and G0; a refresh's: the data and what
-    # it published.
+    # the prepared data and (with the loop) the run's page, the loop's report (its rows), G(T) and
+    # G0; a refresh's: the data and what it published.
     if refresh:
         fields = {"dataset": Dataset, "published": Artifact}
     else:
         fields = {"ctr": Metrics, "ctr_model": Model, "dataset": Dataset}
-        fields |= {"curves": HTML, "generator": Model, "distilled": Model} if iterations else {}
+        fields |= {"curves": HTML, "loop": Artifact, "generator": Model, "distilled": Model} if iterations else {}
     Outputs = NamedTuple("Outputs", list(fields.items()))
     if refresh:  # only the refresh takes active users; a retrain summarises every user with its new G
 
@@ -169,20 +210,6 @@ def build_pipeline(
     return dsl.pipeline(
         name=name, description=description, pipeline_root=settings.pipeline_root, pipeline_config=workspace
     )(trackrec)
-
-
-def trainjob_inputs(settings: PipelineSettings, stage: str) -> dict[str, str]:
-    """What a training task needs to launch its TrainJob beside the workspace: the nodes (JSON)."""
-    override = settings.stages.get(stage)
-    nodes = Nodes(
-        nodes=settings.training.nodes,
-        runtime=settings.training.runtime,
-        image=settings.images.train,
-        timeout_s=(override and override.timeout_s) or settings.gpu_pool.timeout_s,
-        run_as_user=settings.run_as_user,
-        shm=settings.gpu_pool.shm,
-    )
-    return {"nodes": json.dumps(dataclasses.asdict(nodes))}
 
 
 def shared_workspace(settings: PipelineSettings) -> dsl.WorkspaceConfig:

@@ -44,6 +44,7 @@ def fake_components(folder: Path, images, multi_node: bool = False) -> dict[str,
 def _fake_source(name: str, component: Callable) -> str:
     """The real component's signature over a body that calls `act`."""
     function = ast.parse(inspect.getsource(component)).body[0]
+    function.decorator_list = []  # the declaration (components.stage) stays with the real one
     function.body = ast.parse(f"given = dict(locals())\nfrom tests.fake_stage import act\nact({name!r}, given)").body
     function.returns = None
     return ast.unparse(function)

@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import local_runs, tasks_executed
 from trackrec.cli import app
+from trackrec.ctr.saved import trained_metrics
 
 runner = CliRunner()
 
@@ -65,13 +66,13 @@ def test_run_then_rerun_is_cached_then_a_config_change_reruns_only_its_stage(col
     config, run_dir = write_run_config(tmp_path, collm_root), tmp_path / "run"
     assert run_cli(config, run_dir) == {"split-config", "data-version", "prepare-data", "train-ctr"}
     paths = json.loads((run_dir / "latest.json").read_text())["paths"]
-    metrics = json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())
+    metrics = trained_metrics(paths["ctr_model"])
     assert metrics["backbone"] == "din" and set(metrics["test"]) == {"auc", "acc", "logloss"}
     assert run_cli(config, run_dir) == {"data-version"}  # the rest from KFP's cache: the data is unchanged
     changed = write_run_config(tmp_path, collm_root, "dcn")
     assert run_cli(changed, run_dir) == {"split-config", "data-version", "train-ctr"}  # the prepared data is reused
     paths = json.loads((run_dir / "latest.json").read_text())["paths"]
-    assert json.loads((Path(paths["ctr_model"]) / "metrics.json").read_text())["backbone"] == "dcn"
+    assert trained_metrics(paths["ctr_model"])["backbone"] == "dcn"
 
 
 def test_a_failed_task_ends_the_run_in_one_line_naming_the_task_and_its_error(tmp_path):
@@ -113,6 +114,31 @@ def test_kfp_locals_task_names_read_as_the_pipeline_names_them():
 def test_run_refuses_zero_shards(tmp_path):
     result = runner.invoke(app, ["run", "--shards", "0"])
     assert result.exit_code == 2 and "--shards: must be >= 1, got 0" in result.output
+
+
+def test_a_runs_feast_repo_lies_in_its_run_folder_unless_the_config_names_one(tmp_path, monkeypatch):
+    """configs/local.yaml names no store repo: `trackrec run --run-dir X` publishes to X/feast (and
+    says so); a config that names a repo keeps it. The pipeline itself is not run."""
+    import yaml
+
+    import pipelines.local
+
+    given = {}
+
+    def run_local(config, run_dir, *args):
+        given[run_dir] = config.features.store.repo
+        return {"tasks": [], "ctr": None, "paths": {}, "log": str(run_dir / "run.log")}
+
+    monkeypatch.setattr(pipelines.local, "run_local", run_local)
+    raw = yaml.safe_load(Path("configs/local.yaml").read_text())
+    raw["features"]["store"] = {"repo": str(tmp_path / "elsewhere")}
+    (tmp_path / "named.yaml").write_text(yaml.safe_dump(raw))
+    expected = {tmp_path / "x": tmp_path / "x" / "feast", tmp_path / "y": tmp_path / "elsewhere"}
+    for config, run_dir in (("configs/local.yaml", tmp_path / "x"), (tmp_path / "named.yaml", tmp_path / "y")):
+        result = runner.invoke(app, ["run", "--config", str(config), "--run-dir", str(run_dir)])
+        assert result.exit_code == 0, result.output
+        assert given[run_dir] == str(expected[run_dir])
+        assert f"Feast repo: {expected[run_dir]}" in result.output.splitlines()
 
 
 def test_bad_config_exits_with_message(tmp_path):

@@ -284,7 +284,17 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
     _, pipeline, _ = compiled(tmp_path, config=tmp_path / "t2.yaml")
     tasks = pipeline["root"]["dag"]["tasks"]
     display = {key: task["taskInfo"]["name"] for key, task in tasks.items()}
-    models = ("generator", "validator", "reccots", "scored", "sampled", "fixed_validator", "judge")
+    models = (
+        "generator",
+        "previous",
+        "validator",
+        "greedy",
+        "reccots",
+        "scored",
+        "sampled",
+        "fixed_validator",
+        "judge",
+    )
     reads = {
         display[key]: {
             name: display[artifact["taskOutputArtifact"]["producerTask"]]
@@ -295,17 +305,17 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
     }
     expected = {
         "greedy 0": {"generator": "distill G0"},
-        "rectune V0": {"reccots": "greedy 0"},
-        "CTR judge 0": {"reccots": "greedy 0"},
-        "evaluate 0": {"reccots": "greedy 0", "validator": "rectune V0", "judge": "CTR judge 0"},
+        "rectune V0": {"greedy": "greedy 0"},
+        "CTR judge 0": {"greedy": "greedy 0"},
+        "evaluate 0": {"greedy": "greedy 0", "validator": "rectune V0", "judge": "CTR judge 0"},
         "sample 1": {"generator": "distill G0"},
         "score 1": {"sampled": "sample 1", "validator": "rectune V0", "judge": "CTR judge 0"},
-        "align G1": {"generator": "distill G0", "scored": "score 1"},
+        "align G1": {"previous": "distill G0", "scored": "score 1"},
         "greedy 1": {"generator": "align G1"},
-        "rectune V1": {"reccots": "greedy 1", "validator": "rectune V0"},
-        "CTR judge 1": {"reccots": "greedy 1"},
+        "rectune V1": {"greedy": "greedy 1", "previous": "rectune V0"},
+        "CTR judge 1": {"greedy": "greedy 1"},
         "evaluate 1": {
-            "reccots": "greedy 1",
+            "greedy": "greedy 1",
             "validator": "rectune V1",
             "judge": "CTR judge 1",
             "scored": "score 1",
@@ -313,12 +323,12 @@ def test_algorithm_2_wiring_which_g_and_which_v_each_task_reads(tmp_path):
         },
         "sample 2": {"generator": "align G1"},
         "score 2": {"sampled": "sample 2", "validator": "rectune V1", "judge": "CTR judge 1"},
-        "align G2": {"generator": "align G1", "scored": "score 2"},
+        "align G2": {"previous": "align G1", "scored": "score 2"},
         "greedy 2": {"generator": "align G2"},
-        "rectune V2": {"reccots": "greedy 2", "validator": "rectune V1"},
-        "CTR judge 2": {"reccots": "greedy 2"},
+        "rectune V2": {"greedy": "greedy 2", "previous": "rectune V1"},
+        "CTR judge 2": {"greedy": "greedy 2"},
         "evaluate 2": {
-            "reccots": "greedy 2",
+            "greedy": "greedy 2",
             "validator": "rectune V2",
             "judge": "CTR judge 2",
             "scored": "score 2",

@@ -15,7 +15,7 @@ from trackrec.config import config_to_dict
 from trackrec.data import sources
 from trackrec.data.behaviour_log import scan_ids
 from trackrec.data.config import DataConfig
-from trackrec.data.dataset import Dataset
+from trackrec.data.dataset import ID_MAP_FILES, Dataset
 from trackrec.data.log_shards import ShardPlan
 from trackrec.errors import DataError
 from trackrec.stages.prepare_data import data_version, join_prepared, plan_prepare, prepare_data, prepare_shard
@@ -48,12 +48,12 @@ def config(path, **overrides) -> DataConfig:
 
 
 def in_shards(data: DataConfig, folder, shards: int, version: str = "v") -> Dataset:
-    indices = plan_prepare(data, shards, folder / "plan")
+    indices = plan_prepare(data, folder / "plan", shards)
     for index in indices:
-        prepare_shard(data, folder / "plan", index, folder / f"part-{index}")
+        prepare_shard(folder / "plan", data, folder / f"part-{index}", index)
     # the parts handed over in reverse: the join orders them by their users
     return join_prepared(
-        data, folder / "plan", [folder / f"part-{i}" for i in reversed(indices)], folder / "joined", version
+        folder / "plan", [folder / f"part-{i}" for i in reversed(indices)], data, folder / "joined", version
     )
 
 
@@ -102,7 +102,7 @@ def test_a_grown_log_keeps_the_id_maps_of_earlier_runs_in_shards_too(tmp_path):
     assert_same_dataset(joined, Dataset.open(tmp_path / "w"), unlike=("config",))  # another id_map folder
     users = joined.id_maps["user"].set_index("raw_id")["id"]
     assert users["zz-new"] == users.max()  # appended, though it comes first in time: known ids kept
-    kept = pd.read_parquet(tmp_path / "ids-shards" / "user_ids.parquet")
+    kept = pd.read_parquet(tmp_path / "ids-shards" / ID_MAP_FILES["user"])
     pd.testing.assert_frame_equal(kept.astype({"raw_id": str}), whole.id_maps["user"])  # written back for run 3
 
 
@@ -129,13 +129,13 @@ def test_each_shard_reads_only_its_users_events(tmp_path, monkeypatch):
 
 def test_a_log_that_changed_after_its_plan_is_refused_by_the_shard(tmp_path):
     path = write_parts(event_log(), tmp_path / "log")
-    plan_prepare(config(path), 2, tmp_path / "plan")
+    plan_prepare(config(path), tmp_path / "plan", 2)
     pd.read_parquet(path).iloc[:3].assign(timestamp=START + pd.Timedelta(days=89)).to_parquet(
         path / "part-late.parquet"
     )
     with pytest.raises(DataError, match="changed after it was planned"):
         for index in (0, 1):
-            prepare_shard(config(path), tmp_path / "plan", index, tmp_path / f"part-{index}")
+            prepare_shard(tmp_path / "plan", config(path), tmp_path / f"part-{index}", index)
 
 
 @pytest.mark.parametrize("where", ["file", "s3"])
@@ -154,11 +154,11 @@ def test_a_log_rewritten_between_shards_with_as_many_events_is_refused(tmp_path,
             s3.upload_file(str(tmp_path / "local.parquet"), "logs", "log.parquet")
 
     rewrite(log)
-    assert plan_prepare(config(path), 2, tmp_path / "plan") == [0, 1]
-    prepare_shard(config(path), tmp_path / "plan", 0, tmp_path / "part-0")
+    assert plan_prepare(config(path), tmp_path / "plan", 2) == [0, 1]
+    prepare_shard(tmp_path / "plan", config(path), tmp_path / "part-0", 0)
     rewrite(log.assign(label=1 - log.label))  # the same users, items and times: every count equal
     with pytest.raises(DataError, match=r"log\.parquet: the log changed after it was planned \(identity \w+ then"):
-        prepare_shard(config(path), tmp_path / "plan", 1, tmp_path / "part-1")
+        prepare_shard(tmp_path / "plan", config(path), tmp_path / "part-1", 1)
     assert not (tmp_path / "part-1").exists()
 
 
@@ -170,23 +170,23 @@ def test_a_log_rewritten_after_the_pipeline_took_its_data_version_is_refused_by_
     log.to_parquet(path)
     keyed = data_version(config(path))
     log.assign(label=1 - log.label).to_parquet(path)
-    assert plan_prepare(config(path), 2, tmp_path / "plan", keyed) == [0, 1]
+    assert plan_prepare(config(path), tmp_path / "plan", 2, keyed) == [0, 1]
     for index in (0, 1):
         with pytest.raises(DataError, match=f"the log changed after it was planned \\(identity {keyed} then"):
-            prepare_shard(config(path), tmp_path / "plan", index, tmp_path / f"part-{index}")
+            prepare_shard(tmp_path / "plan", config(path), tmp_path / f"part-{index}", index)
 
 
 def test_more_shards_than_users_plans_one_shard_per_user(tmp_path):
     path = tmp_path / "log.parquet"
     event_log(n_users=2, n_events=40).to_parquet(path)
-    assert plan_prepare(config(path), 5, tmp_path / "plan") == [0, 1]
+    assert plan_prepare(config(path), tmp_path / "plan", 5) == [0, 1]
     prepare_data(config(path), tmp_path / "whole", "v")
     assert_same_dataset(in_shards(config(path), tmp_path, 5), Dataset.open(tmp_path / "whole"))
 
 
 def test_a_source_that_is_not_a_parquet_log_is_one_shard_prepared_whole(collm_root, tmp_path):
     data = DataConfig(root=str(collm_root))
-    assert plan_prepare(data, 4, tmp_path / "plan") == [0]
+    assert plan_prepare(data, tmp_path / "plan", 4) == [0]
     prepare_data(data, tmp_path / "whole", "v")
     assert_same_dataset(in_shards(data, tmp_path, 4), Dataset.open(tmp_path / "whole"))
 
@@ -202,7 +202,7 @@ def test_a_bad_row_is_named_by_its_row_in_the_log_not_in_its_batch(tmp_path):
 def test_a_missing_column_stops_the_plan_before_any_shard_starts(tmp_path):
     event_log().drop(columns="label").to_parquet(tmp_path / "log.parquet")
     with pytest.raises(DataError, match=r"log\.parquet, field 'label': missing column 'label'"):
-        plan_prepare(config(tmp_path / "log.parquet"), 2, tmp_path / "plan")
+        plan_prepare(config(tmp_path / "log.parquet"), tmp_path / "plan", 2)
     assert not (tmp_path / "plan").exists()
 
 
@@ -245,8 +245,8 @@ def test_an_s3_prefix_of_parts_prepared_in_shards_is_the_local_file_in_one_pass(
 def test_parts_whose_users_overlap_are_not_joined(tmp_path):
     path = tmp_path / "log.parquet"
     event_log().to_parquet(path)
-    plan_prepare(config(path), 2, tmp_path / "plan")
-    prepare_shard(config(path), tmp_path / "plan", 0, tmp_path / "part-0")
+    plan_prepare(config(path), tmp_path / "plan", 2)
+    prepare_shard(tmp_path / "plan", config(path), tmp_path / "part-0", 0)
     with pytest.raises(DataError, match="its users overlap those of"):
-        join_prepared(config(path), tmp_path / "plan", [tmp_path / "part-0"] * 2, tmp_path / "joined", "v")
+        join_prepared(tmp_path / "plan", [tmp_path / "part-0"] * 2, config(path), tmp_path / "joined", "v")
     assert not (tmp_path / "joined").exists()

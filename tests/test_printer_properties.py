@@ -23,6 +23,7 @@ from trackrec.errors import TrackRecError
 from trackrec.features.store import StoreConfig, StoreError, check_reachable
 from trackrec.inert import ACTING, inert
 from trackrec.llm.report import card, write_report
+from trackrec.stages.outputs import Report
 
 FAST = settings(max_examples=150, deadline=None)
 PIECES = st.one_of(
@@ -68,7 +69,7 @@ def test_the_cli_bounds_an_error():
 def test_the_report_shows_run_text_as_inert_html(title, cell, tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     row = {"iteration": 0, "auc": 0.6, "note": cell, cell or "k": 1}
-    page = write_report([row], folder, title=title).read_text()
+    page = write_report([row], Report(folder), title=title).read_text()
     assert not acting(page) and "<script>" not in page
     assert page.count("<td>") == page.count("<th>") == len(row)  # no text opened or closed a cell
 
@@ -93,7 +94,7 @@ def test_the_experiment_readout_shows_names_as_inert_html_and_markdown(experimen
     arms = [{"arm": name, "users": 10, "impressions": 100, "ctr": 0.1, "feature_miss_rate": 0.0} for name in ("c", arm)]
     comparison = Comparison(arm, 0.5, "keep running", "not enough data", False)
     readout = Readout(experiment, "c", arms, [comparison])
-    page = write_html(readout, tmp_path_factory.mktemp("readout") / "report.html").read_text()
+    page = write_html(readout, tmp_path_factory.mktemp("readout") / "readout.html").read_text()
     assert not acting(page) and "<script>" not in page
     for table in page.split("<table>")[1:]:  # no name opened or closed a cell: every row as wide as the header
         head, *rows = table.split("</table>")[0].split("<tr>")[1:]
@@ -159,11 +160,11 @@ def published_store(tmp_path_factory):
 def test_a_model_name_another_operator_gave_is_listed_as_the_text_it_is(model, published_store, monkeypatch):
     """`features assign --model` takes any text; whoever runs `features list` later reads it inert."""
     from trackrec import cli
-    from trackrec.features import versions
+    from trackrec.features import arms
     from trackrec.features.store import open_store
 
     config, store_yaml = published_store
-    versions.assign(open_store(config), "control", "v1", model=model)
+    arms.assign(open_store(config), "control", "v1", model=model)
     monkeypatch.setattr(cli.console, "width", 10_000)  # the model's cell unwrapped
     listed = CliRunner().invoke(cli.app, ["features", "list", "--store", str(store_yaml)], color=False)
     assert listed.exit_code == 0, listed.output  # "[/]" does not crash the table

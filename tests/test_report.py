@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from trackrec.llm.charts import WIDTH_PX, axis_limits, measure_limits
 from trackrec.llm.report import MEASURES, card, lift_sentence, page, prior_sentence, table
-from trackrec.stages.outputs import SUMMARY
+from trackrec.stages.outputs import Published, Report
 from trackrec.stages.report import final_report
 
 
@@ -116,17 +116,14 @@ def test_the_final_report_reads_the_loop_the_ctr_model_and_publish(tmp_path, wit
     loop, published, ctr = tmp_path / "loop", tmp_path / "published", tmp_path / "ctr-metrics"
     for folder in (loop, published):
         folder.mkdir()
-    (loop / "metrics.json").write_text(json.dumps(loop_rows()))
+    Report(loop).rows.write_text(json.dumps(loop_rows()))
     ctr.write_text(json.dumps(LIFT if with_vectors else {"auc": 0.77}))  # train_ctr's Metrics file
-    (published / SUMMARY).write_text(json.dumps(PUBLISHED))
-    folder = final_report(loop, ctr, published, tmp_path / "report")
-    html, text = (folder / "report.html").read_text(), (folder / "card.md").read_text()
+    Published(published).summary.write_text(json.dumps(PUBLISHED))
+    written = final_report(loop, ctr, published, tmp_path / "report")
+    html, text = written.page.read_text(), written.card.read_text()
     assert ("own point-in-time RecCoT vector" in html) is with_vectors
     assert "v-1a2b" in html and "V(2) as recommender" in text
-    assert (
-        final_report(loop, ctr, None, tmp_path / "unpublished").joinpath("report.html").read_text().count("Published")
-        == 0
-    )
+    assert final_report(loop, ctr, None, tmp_path / "unpublished").page.read_text().count("Published") == 0
 
 
 def test_an_interval_no_resample_defined_draws_nothing_and_breaks_nothing():

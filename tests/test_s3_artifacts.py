@@ -40,19 +40,19 @@ def test_round_trip_keeps_bytes_and_records_the_checksum(server, tmp_path):
 def test_an_upload_survives_a_server_restart(server, tmp_path):
     s3 = client(server.endpoint)
     s3.create_bucket(Bucket="artifacts")
-    (tmp_path / "adapter").mkdir()
+    (tmp_path / "files").mkdir()
     for name in ("adapter_config.json", "adapter_model.safetensors"):
-        (tmp_path / "adapter" / name).write_bytes(os.urandom(512 * 1024))
+        (tmp_path / "files" / name).write_bytes(os.urandom(512 * 1024))
     server.stop()  # the server goes away as the upload starts, and comes back on the same port
     restarted = threading.Timer(1.5, server.start)
     restarted.start()
     try:
-        assert upload_dir(s3, tmp_path / "adapter", "s3://artifacts/run/g1") == 2
+        assert upload_dir(s3, tmp_path / "files", "s3://artifacts/run/g1") == 2
     finally:
         restarted.join()
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         download(s3, f"s3://artifacts/run/g1/{name}", tmp_path / "back" / name)
-        assert (tmp_path / "back" / name).read_bytes() == (tmp_path / "adapter" / name).read_bytes()
+        assert (tmp_path / "back" / name).read_bytes() == (tmp_path / "files" / name).read_bytes()
 
 
 def test_a_missing_object_is_named_and_leaves_no_file(server, tmp_path):

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from trackrec.data.dataset import Dataset
+from trackrec.data.dataset import TABLE_FILES, Dataset
 from trackrec.data.schema import validate_tables
 from trackrec.errors import DataError
 
@@ -76,10 +76,10 @@ def test_a_table_changed_after_writing_is_refused_on_open(tmp_path):
     items = pd.DataFrame({"item_id": [3, 4], "title": ["A", "B"], "genres": [[], []], "year": [0, 0]})
     folder = Dataset.built(samples, history, items, {}, 50, "f").save(tmp_path / "d")
     Dataset.open(folder)
-    samples.iloc[:1].to_parquet(folder / "samples.parquet", index=False)
+    samples.iloc[:1].to_parquet(folder / TABLE_FILES["samples"], index=False)
     with pytest.raises(DataError, match=r"samples.parquet: holds 1 rows, meta.json says 2"):
         Dataset.open(folder)
-    samples.assign(label=[0, 0]).to_parquet(folder / "samples.parquet", index=False)
+    samples.assign(label=[0, 0]).to_parquet(folder / TABLE_FILES["samples"], index=False)
     with pytest.raises(DataError, match=r"samples.parquet: content differs from the hash in meta.json"):
         Dataset.open(folder)
 

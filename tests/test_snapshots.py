@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trackrec.data.dataset import Dataset
+from trackrec.data.dataset import META_FILE, Dataset
 from trackrec.data.snapshots import DAY, AsOfIndex, SnapshotConfig
 from trackrec.stages.summarize import active_users, dataset_snapshots
 
@@ -101,7 +101,7 @@ def test_timestamps_in_another_unit_are_refused_when_written_and_when_opened(pre
     history = dataset.history_rows(0, dataset.meta["tables"]["history"]["rows"])
     with pytest.raises(DataError, match="samples, row 0, field 'timestamp': must be whole Unix seconds between 1970"):
         Dataset.built(samples.assign(timestamp=samples.timestamp * 10**9), history, dataset.items, {}, 50, "x")
-    meta = json.loads((prepared / "meta.json").read_text())
-    (prepared / "meta.json").write_text(json.dumps(meta | {"latest_timestamp": meta["latest_timestamp"] * 10**9}))
+    meta = json.loads((prepared / META_FILE).read_text())
+    (prepared / META_FILE).write_text(json.dumps(meta | {"latest_timestamp": meta["latest_timestamp"] * 10**9}))
     with pytest.raises(DataError, match="is not Unix seconds; prepare it again"):
         Dataset.open(prepared)

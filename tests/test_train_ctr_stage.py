@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +8,7 @@ from trackrec.config import config_from_dict
 from trackrec.ctr.config import CTRConfig, TrainConfig
 from trackrec.ctr.features import FeatureSpec, item_side_tables, rows_to_batch
 from trackrec.ctr.registry import build_model
+from trackrec.ctr.saved import WEIGHTS, trained_metrics
 from trackrec.ctr.stream import SplitStream
 from trackrec.ctr.train import predict
 from trackrec.data.config import DataConfig
@@ -43,10 +42,10 @@ def test_learns_the_users_taste_and_writes_metrics(tmp_path):
     prepare_data(DataConfig(root=str(root)), tmp_path / "prepared")
     config = CTRConfig(backbone="deepfm", train=LEARN)
     result = train_ctr(tmp_path / "prepared", config, tmp_path / "ctr", progress=False)
-    written = json.loads((tmp_path / "ctr" / "metrics.json").read_text())
+    written = trained_metrics(tmp_path / "ctr")
     assert written["test"] == result["test"]
     assert result["test"]["auc"] > 0.7, result["test"]
-    assert (tmp_path / "ctr" / "model.pt").stat().st_size > 0
+    assert (tmp_path / "ctr" / WEIGHTS).stat().st_size > 0
 
 
 def test_each_sample_reads_its_users_newest_snapshot_from_before_it(prepared, tmp_path):
@@ -86,7 +85,7 @@ def test_user_vectors_reach_their_users_and_move_their_predictions(prepared, tmp
     genres, years = item_side_tables(dataset.items, dataset.n_items)
     spec = FeatureSpec(dataset.n_users, dataset.n_items, config.history_len, genres, years, config.dense_dim)
     model = build_model(config.backbone, spec, config.model)
-    model.load_state_dict(torch.load(tmp_path / "ctr" / "model.pt"))
+    model.load_state_dict(torch.load(tmp_path / "ctr" / WEIGHTS))
     test, user = split_rows(dataset, "test"), users[0]
     dense = vectors.gather(vectors.rows_for(test.user_id.to_numpy(), test.timestamp.to_numpy()))
     of_user = test.user_id.to_numpy() == user

@@ -21,10 +21,8 @@ from pipelines.compile import compile_pipeline
 from pipelines.settings import PipelineSettings
 from tests.deploy.netpol import selects
 from tests.deploy.upstream import ISTIO_INJECTOR_OBJECT_SELECTOR
-from trackrec.config import config_from_dict, load_config
-from trackrec.llm.base_model import run_cache
-from trackrec.run_config import RunConfig
-from trackrec.stages.launch import (
+from trackrec.cluster.job import Job
+from trackrec.cluster.trainjob import (
     POLL_FAILURES,
     Nodes,
     TrainJobError,
@@ -32,6 +30,12 @@ from trackrec.stages.launch import (
     stage_job,
     trainjob_manifest,
 )
+from trackrec.config import config_from_dict, load_config
+from trackrec.llm.base_model import run_cache
+from trackrec.run_config import RunConfig
+from trackrec.stages.align import align
+from trackrec.stages.outputs import Trained
+from trackrec.stages.rectune import rectune
 
 TRAINJOB_STAGES = tuple(name for name, stage in STAGES.items() if stage.trainjob)
 MULTI_NODE = {"training": {"nodes": 4, "storage_class": "nfs-rwx"}, "stages": {s: {"gpus": 8} for s in TRAINJOB_STAGES}}
@@ -140,7 +144,7 @@ def test_the_trainjob_matches_the_trainer_api_and_carries_the_gpu_pool(multi_nod
     trainer = manifest["spec"]["trainer"]
     assert trainer["numNodes"] == 4 and trainer["image"] == "ghcr.io/trackrec/train:0.1.0"
     assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"
-    assert trainer["command"] == ["torchrun", "-m", "trackrec.stages.launch", "--job", "/kfp-workspace/j/job.json"]
+    assert trainer["command"] == ["torchrun", "-m", "trackrec.cluster.job", "/kfp-workspace/j/job.json"]
     (patch,) = manifest["spec"]["runtimePatches"]
     (job,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
     pod = job["template"]["spec"]["template"]["spec"]
@@ -182,14 +186,14 @@ def test_the_job_file_carries_the_inputs_and_the_deepspeed_config_to_the_nodes(t
         folder.mkdir()
         (folder / "file").write_text(folder.name)
     llm = json.dumps({"align_train": {"deepspeed": "configs/deepspeed/zero3.json"}})
-    arguments = {"scored_dir": str(scored), "generator": str(generator), "llm": llm, "output": "/kfp/outputs/aligned"}
-    job = json.loads(stage_job("align", arguments, tmp_path / "ws").read_text())
-    assert job["stage"] == "align"
-    moved = job["arguments"]
-    assert Path(moved["scored_dir"], "file").read_text() == "scored"  # copied into the workspace
-    assert Path(moved["generator"], "file").read_text() == "g0"
-    assert moved["output"] == str(tmp_path / "ws" / "output")  # rank 0 writes here, the task copies it out
-    assert json.loads(moved["llm"])["align_train"]["deepspeed"] == "configs/deepspeed/zero3.json"
+    inputs = {"scored": str(scored), "previous": str(generator)}
+    (tmp_path / "ws").mkdir()
+    moved = Job.load(stage_job(Job.of(align, inputs, llm, "/kfp/outputs/aligned"), tmp_path / "ws"))
+    assert moved.function == "trackrec.stages.align:align" and moved.stage == "align"
+    assert Path(moved.inputs["scored"], "file").read_text() == "scored"  # copied into the workspace
+    assert Path(moved.inputs["previous"], "file").read_text() == "g0"
+    assert moved.output == str(tmp_path / "ws" / "output")  # rank 0 writes here, the task copies it out
+    assert json.loads(moved.llm)["align_train"]["deepspeed"] == "configs/deepspeed/zero3.json"
 
 
 class FakeKubernetes:
@@ -292,9 +296,9 @@ def pods_of(trainjob: str, failed: bool) -> dict[str, dict]:
 
 def finished_by_rank_0(body: dict) -> dict:
     job = Path(body["spec"]["trainer"]["command"][-1])
-    output = Path(json.loads(job.read_text())["arguments"]["output"])
-    (output / "adapter").mkdir(parents=True)
-    (output / "adapter" / "adapter_model.safetensors").write_text("weights")
+    adapter = Trained(Job.load(job).output).adapter
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_model.safetensors").write_text("weights")
     return {"type": "Complete", "status": "True"}
 
 
@@ -307,10 +311,13 @@ def launch(stage, tmp_path, kubernetes, output, base: str | None = None):
         (tmp_path / "base").mkdir(exist_ok=True)
         base = str(tmp_path / "base")
     llm = json.dumps({"base": base})
-    names = {"align": ("scored_dir", "generator"), "rectune": ("samples_dir", "greedy_dir", "validator")}[stage]
-    arguments = {names[0]: str(inputs), **dict.fromkeys(names[1:]), "llm": llm, "output": str(output)}
+    function, names = {
+        "align": (align, ("scored", "previous")),
+        "rectune": (rectune, ("samples", "greedy", "previous")),
+    }[stage]
+    job = Job.of(function, {names[0]: str(inputs), **dict.fromkeys(names[1:])}, llm, output)
     api = kubernetes.api()
-    run_on_trainjob(stage, arguments, nodes(), tmp_path / "ws", TaskConfig(), output, api, "team-a", poll_s=0.05)
+    run_on_trainjob(job, nodes(), tmp_path / "ws", TaskConfig(), api, "team-a", poll_s=0.05)
 
 
 def launch_align(tmp_path, kubernetes, output):
@@ -323,7 +330,7 @@ def test_the_task_creates_the_trainjob_waits_and_copies_rank_0s_adapter(tmp_path
         launch_align(tmp_path, kubernetes, tmp_path / "aligned")
     finally:
         kubernetes.close()
-    assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").read_text() == "weights"
+    assert (Trained(tmp_path / "aligned").adapter / "adapter_model.safetensors").read_text() == "weights"
     assert [m for m, _ in kubernetes.requests].count("POST") == 1
     trainjobs = [path for _, path in kubernetes.requests if "/trainjobs" in path]
     pods = [path for _, path in kubernetes.requests if "/trainjobs" not in path]
@@ -357,7 +364,7 @@ def test_a_failed_trainjob_names_its_pods_and_a_retry_replaces_it(tmp_path):
     job = re.match(r"TrainJob team-a/(\S+)", message).group(1)
     assert f"pods: {job}-node-0-0-x0z Failed (node: OOMKilled, exit 137), {job}-node-0-1-x1z Succeeded" in message
     assert [m for m, _ in kubernetes.requests if m != "GET"] == ["POST", "DELETE", "POST"]
-    assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (Trained(tmp_path / "aligned").adapter / "adapter_model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("failing", [POLL_FAILURES - 1, 10**6])
@@ -374,7 +381,7 @@ def test_failed_polls_are_asked_again_and_a_wait_that_gives_up_deletes_its_train
     try:
         if failing < POLL_FAILURES:
             launch_align(tmp_path, kubernetes, tmp_path / "aligned")
-            assert (tmp_path / "aligned" / "adapter" / "adapter_model.safetensors").is_file()
+            assert (Trained(tmp_path / "aligned").adapter / "adapter_model.safetensors").is_file()
             assert kubernetes.jobs and "DELETE" not in [m for m, _ in kubernetes.requests]
             return
         with pytest.raises(TrainJobError, match=rf"{POLL_FAILURES} polls in a row failed, the last: .*HTTP 500"):
@@ -388,7 +395,7 @@ def test_failed_polls_are_asked_again_and_a_wait_that_gives_up_deletes_its_train
 def test_an_api_server_that_goes_silent_fails_the_task_in_one_line_within_its_timeout(tmp_path, monkeypatch):
     """Every Kubernetes call of the task has API_TIMEOUT_S, the creation too: a stalled API server
     fails the task (which KFP retries) instead of holding it."""
-    from trackrec.stages import launch as launcher
+    from trackrec.cluster import trainjob as launcher
 
     monkeypatch.setattr(launcher, "API_TIMEOUT_S", (1, 1))
     kubernetes = FakeKubernetes(finished_by_rank_0)

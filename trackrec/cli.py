@@ -15,6 +15,7 @@ from rich.text import Text
 from trackrec.config import load_config
 from trackrec.errors import TrackRecError
 from trackrec.inert import inert
+from trackrec.paths import RUN_DIR, feast_repo
 
 app = typer.Typer(help="TrackRec: RecCoT generation aligned to the recommender.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: statistics and preparation.", no_args_is_help=True)
@@ -28,6 +29,7 @@ app.add_typer(features_app, name="features")
 console = Console()
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="YAML config")]
 RunDir = Annotated[Path, typer.Option("--run-dir", help="a local run's folder: artifacts, KFP's cache, latest.json")]
+DEFAULT_REPO = feast_repo(RUN_DIR)  # the default run folder's Feast repo
 StorePath = Annotated[
     Path,
     typer.Option("--store", envvar="TRACKREC_STORE", help="feature store YAML (trackrec.features.store.StoreConfig)"),
@@ -107,7 +109,7 @@ def ctr_train(
 @user_errors
 def run(
     config: ConfigPath = Path("configs/local.yaml"),
-    run_dir: RunDir = Path("runs/local"),
+    run_dir: RunDir = RUN_DIR,
     shards: Annotated[int, typer.Option(help="user shards of the inference stages (ParallelFor)")] = 1,
     refresh: Annotated[
         bool, typer.Option(help="the refresh pipeline: active users' snapshots as of now by the arm's G; no training")
@@ -120,12 +122,12 @@ def run(
     """Run the pipeline on this machine (KFP's local runner) on the embedded default."""
     from pipelines.local import run_local
     from trackrec.llm.report import lift_sentence
-    from trackrec.run_config import RunConfig
+    from trackrec.run_config import load_run_config
 
     for name, value in (("shards", shards), ("active-within-days", active_within_days)):
         if value < 1:
             raise TrackRecError(f"--{name}: must be >= 1, got {value}")
-    config = load_config(config, RunConfig)
+    config = load_run_config(config, run_dir)  # a store naming no repo publishes to <run dir>/feast
     result = run_local(config, run_dir, shards, active_within_days, refresh, verbose)
     console.print(task_table(result["tasks"]))
     if result["ctr"] is not None and (words := lift_sentence(result["ctr"])):
@@ -331,8 +333,8 @@ def schedule(
 @features_app.command("encode")
 @user_errors
 def features_encode(
-    reccots: Annotated[Path, typer.Option(help="folder with reccots.parquet (user_id, reccot, iteration)")],
-    output: Annotated[Path, typer.Option(help="output folder for embeddings.parquet")],
+    reccots: Annotated[Path, typer.Option(help="summarize's output folder (user_id, as_of, reccot, iteration)")],
+    output: Annotated[Path, typer.Option(help="the output folder: the snapshots with their vectors")],
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="encoder YAML; default all-minilm-l6-v2")
     ] = None,
@@ -356,7 +358,7 @@ def _opened(store: Path, registry_only: bool = False):
 @user_errors
 def features_publish(
     store: StorePath,
-    embeddings: Annotated[Path, typer.Option(help="embeddings.parquet from the encode stage")],
+    embeddings: Annotated[Path, typer.Option(help="the encode stage's output folder, or its table (a parquet file)")],
     version: Annotated[str, typer.Option(help="the new version's name, e.g. 2026_11_22")],
     carry_from: Annotated[
         str | None, typer.Option(help="earlier version whose other snapshots (and G) carry over")
@@ -364,9 +366,10 @@ def features_publish(
 ):
     """Publish a new version (offline parquet + online rows); arms keep reading theirs."""
     from trackrec.features.versions import parquet_chunks, publish
+    from trackrec.stages.outputs import Embeddings
 
-    chunks = parquet_chunks(embeddings)
-    console.print(publish(chunks, version, _opened(store), carry_from, source=str(embeddings)))
+    table = embeddings if embeddings.is_file() else Embeddings(embeddings).table
+    console.print(publish(parquet_chunks(table), version, _opened(store), carry_from, source=str(table)))
 
 
 @features_app.command("assign")
@@ -380,7 +383,7 @@ def features_assign(
     ] = None,
 ):
     """Point an A/B arm (its feature service ctr_<arm>) at a published version and its model."""
-    from trackrec.features.versions import assign
+    from trackrec.features.arms import assign
 
     console.print(assign(_opened(store), arm, version, model=model))  # Redis too: the writer lease
 
@@ -389,7 +392,7 @@ def features_assign(
 @user_errors
 def features_promote(store: StorePath, source: str = "candidate", target: str = "control"):
     """The target arm (control) reads what the source arm (candidate) reads."""
-    from trackrec.features.versions import promote
+    from trackrec.features.arms import promote
 
     console.print(promote(_opened(store), source, target))  # Redis too: the lease, the rows checked
 
@@ -402,7 +405,7 @@ def features_rollback(
     to: Annotated[str | None, typer.Option(help="a version the arm read earlier (default: the one before)")] = None,
 ):
     """The arm reads the version it read before its last change (repeat to go further back), or `--to`."""
-    from trackrec.features.versions import rollback
+    from trackrec.features.arms import rollback
 
     console.print(rollback(_opened(store), arm, to))  # Redis too: the lease, the rows checked
 
@@ -411,7 +414,7 @@ def features_rollback(
 @user_errors
 def features_history(store: StorePath, arm: str = "control"):
     """Every change of an arm: which version, how, when, by whom, from which data version."""
-    from trackrec.features.versions import history
+    from trackrec.features.arms import history
 
     table = Table(title=f"arm {arm}, oldest first")
     for column in ("version", "action", "at", "by", "data version"):
@@ -475,7 +478,7 @@ def features_prune(store: StorePath, keep: Annotated[int, typer.Option(help="new
 @user_errors
 def features_get(
     user: Annotated[list[int], typer.Option(help="user id (repeat for several)")],
-    repo: Annotated[Path, typer.Option(help="the Feast repo folder the publisher wrote")] = Path("runs/local/feast"),
+    repo: Annotated[Path, typer.Option(help="the Feast repo folder the publisher wrote")] = DEFAULT_REPO,
     url: Annotated[
         str | None, typer.Option(help="read over HTTP from this feature server, as a ranker does (not the repo)")
     ] = None,
@@ -490,8 +493,7 @@ def features_get(
 
     from trackrec.features import definitions
     from trackrec.features.http_read import read_over_http
-    from trackrec.features.store import open_repo
-    from trackrec.features.versions import read
+    from trackrec.features.reading import open_repo, read
 
     if url:
         service = definitions.view_name(version) if version else definitions.arm_service_name(arm)
@@ -521,8 +523,8 @@ def features_get(
 def features_score(
     user: Annotated[int, typer.Option(help="user id")],
     item: Annotated[int, typer.Option(help="candidate item id")],
-    run_dir: RunDir = Path("runs/local"),
-    repo: Annotated[Path, typer.Option(help="the Feast repo folder")] = Path("runs/local/feast"),
+    run_dir: RunDir = RUN_DIR,
+    repo: Annotated[Path | None, typer.Option(help="the Feast repo folder; default: the run folder's feast/")] = None,
     url: Annotated[
         str | None, typer.Option(help="read the features over HTTP from this feature server (not the repo)")
     ] = None,
@@ -541,7 +543,7 @@ def features_score(
     dataset = Dataset.open(paths["dataset"])
     latest = dataset.with_histories(dataset.samples("test", users=(user, user + 1)).tail(1))
     history = ([], []) if latest.empty else (latest.history_item_ids.iloc[0], latest.history_labels.iloc[0])
-    scorer = RequestScorer(paths["ctr_model"], paths["dataset"], repo, arm, url, ttl_days)
+    scorer = RequestScorer(paths["ctr_model"], paths["dataset"], repo or feast_repo(run_dir), arm, url, ttl_days)
     console.print(scorer.score(user, item, *history))
 
 

@@ -191,7 +191,7 @@ def config_from_dict(cls: type[C], raw: dict, source: str = "<dict>") -> C:
     return built
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     if not path.exists():
         raise ConfigError(str(path), ["file not found"])
     try:
@@ -210,10 +210,10 @@ def merged(base: Any, override: Any) -> Any:
 def load_config(path: str | os.PathLike, cls: type[C], overrides: str | os.PathLike | None = None) -> C:
     """`path`'s config, with the YAML mapping in `overrides` (if any) deep-merged onto it."""
     path = Path(path)
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     source = str(path)
     if overrides is not None:
-        raw = merged(raw, _read_yaml(Path(overrides)))
+        raw = merged(raw, read_yaml(Path(overrides)))
         source = f"{path} + {overrides}"
     return config_from_dict(cls, raw, source)
 

@@ -147,7 +147,7 @@ def stop(
 ):
     """Stop an experiment (its arms can move again); optionally promote its winning arm."""
     from trackrec.experiments.registry import stop as stop_experiment
-    from trackrec.features.versions import promote as promote_arm
+    from trackrec.features.arms import promote as promote_arm
 
     opened = _opened(store)
     experiment = stop_experiment(opened, name)

@@ -7,22 +7,25 @@ that read it (and, through their outputs, those downstream); the rest come from 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from trackrec.config import Config, config_from_dict, config_to_dict, field
+from trackrec.config import Config, config_from_dict, config_to_dict, field, read_yaml
 from trackrec.ctr.config import CTRConfig
 from trackrec.data.config import DataConfig
 from trackrec.errors import ConfigError
 from trackrec.features.config import FeaturesConfig, UserDraw
 from trackrec.features.encoder import EncoderConfig
 from trackrec.llm.config import LLMConfig
+from trackrec.paths import RUN_DIR, feast_repo
 from trackrec.reach import Reach
 from trackrec.reach import problems as reach_problems
 
-# Each stage's share of the config: summarize reads only which users, encode only the encoder,
+# Each stage's share of the config: summarize reads only which users and when (draw), encode only the encoder,
 # publish the whole features section (store, arm); so a new arm re-runs publish alone, and a new
 # ctr section retrains the final CTR model without touching the loop (its judge has its own).
-SECTIONS = ("data", "llm", "users", "encoder", "features", "ctr", "judge")
+SECTIONS = ("data", "llm", "draw", "encoder", "features", "ctr", "judge")
 
 
 @dataclass
@@ -59,6 +62,16 @@ class RunConfig(Config):
         ]
 
 
+def load_run_config(path: str | os.PathLike, run_dir: str | os.PathLike = RUN_DIR) -> RunConfig:
+    """`path`'s run config for a local run in the folder `run_dir`: a features store that names no
+    repo publishes to the run folder's (`<run_dir>/feast`); one that names a repo keeps it."""
+    raw = read_yaml(Path(path))
+    features = raw.get("features") if isinstance(raw, dict) else None
+    if isinstance(features, dict) and isinstance(store := features.setdefault("store", {}), dict):
+        store.setdefault("repo", str(feast_repo(run_dir)))
+    return config_from_dict(RunConfig, raw, str(path))
+
+
 def split_sections(text: str, iterations: int, features: bool, reach: Reach | None = None) -> dict[str, str]:
     """Check a run config (JSON) against the pipeline's compiled shape and what the deployment lets a
     run reach (none: unchecked), and split it into sections (JSON each; "null" for an absent one).
@@ -86,9 +99,9 @@ def split_sections(text: str, iterations: int, features: bool, reach: Reach | No
     features = plain["features"] or {}
     if features:
         draw = UserDraw(config.features.users, config.features.seed, config.features.snapshots)
-        plain["users"] = config_to_dict(draw)
+        plain["draw"] = config_to_dict(draw)
     else:
-        plain["users"] = None
+        plain["draw"] = None
     plain["encoder"] = features.get("encoder")
     return {name: json.dumps(plain[name], sort_keys=True) for name in SECTIONS}
 

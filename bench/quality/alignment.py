@@ -33,10 +33,11 @@ from trackrec.llm.config import LLMConfig
 from trackrec.llm.reward import PreferenceMode, reward
 from trackrec.stages.align import align
 from trackrec.stages.ctr_judge import judge_auc, judge_rewards, train_judge, user_reccots
-from trackrec.stages.distill import CORPUS, distill, teach
+from trackrec.stages.distill import distill, teach
 from trackrec.stages.greedy import greedy as greedy_stage
 from trackrec.stages.greedy import read_reccots
-from trackrec.stages.llm_common import adapter_in, open_engine, prompt_builder, read_samples, validator_probs
+from trackrec.stages.llm_common import open_engine, prompt_builder, read_samples, validator_probs
+from trackrec.stages.outputs import Corpus, Sampled, Scored, Selected, Trained
 from trackrec.stages.sample import sample
 from trackrec.stages.score import control_preferences, score, scoring_stats
 from trackrec.stages.select_samples import POOL_COLUMNS
@@ -51,7 +52,7 @@ def samples_with(samples: Path, folder: Path, **splits: pd.DataFrame) -> None:
     """A copy of the selected samples with `splits` replaced (an empty frame empties a split)."""
     shutil.copytree(samples, folder)
     for split, frame in splits.items():
-        frame.to_parquet(folder / f"{split}.parquet")
+        frame.to_parquet(Selected(folder).split(split))
 
 
 def latest_rows(data: Path, split: str, exclude, count: int, per_user: int, seed: int) -> pd.DataFrame:
@@ -65,17 +66,17 @@ def latest_rows(data: Path, split: str, exclude, count: int, per_user: int, seed
 
 
 def generator_zero(work: Work, llm: LLMConfig, samples: Path, profile: Profile) -> tuple[Path, dict]:
-    """G0 distilled on `distill_rows` teacher RecCoTs for >= 100 steps; its SFT loss curve and how
-    the teacher's texts fit the RecCoT budget."""
+    """G0 (distill's output) distilled on `distill_rows` teacher RecCoTs for >= 100 steps; its SFT
+    loss curve and how the teacher's texts fit the RecCoT budget."""
     rows = read_samples(samples, "distill").sample(frac=1.0, random_state=0).head(profile.distill_rows)
     distill_samples = work.step("samples-distill", lambda out: samples_with(samples, out, distill=rows))
     corpus = work.step("teacher-corpus", lambda out: teach(distill_samples, llm, out))
-    g0_dir = work.step("g0", lambda out: distill(corpus, llm, out))
-    losses = [entry["loss"] for entry in json.loads((g0_dir / "log.json").read_text()) if "loss" in entry]
+    g0 = work.step("g0", lambda out: distill(corpus, llm, out))
+    losses = [entry["loss"] for entry in json.loads(Trained(g0).log.read_text()) if "loss" in entry]
     tokenizer = load_tokenizer(llm.base)
-    teacher_texts = pd.read_parquet(corpus / CORPUS).reccot
+    teacher_texts = pd.read_parquet(Corpus(corpus).table).reccot
     lengths = np.array([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in teacher_texts])
-    return adapter_in(g0_dir), {
+    return g0, {
         "steps": len(losses),
         "loss_first": float(np.mean(losses[:5])) if losses else None,
         "loss_last": float(np.mean(losses[-5:])) if losses else None,
@@ -122,7 +123,7 @@ class Reward:
         return reward(probs[:, 0], probs[:, 1], frame.label.to_numpy())
 
     def score(self, alignment: Alignment, sampled: Path, out: Path) -> dict:
-        judge = {} if self.judge is None else {"judge": self.judge, "dataset_dir": self.data}
+        judge = {} if self.judge is None else {"judge": self.judge, "dataset": self.data}
         return score(alignment.samples, sampled, self.validator, self.llm, out, **judge)
 
 
@@ -132,7 +133,7 @@ def gates(alignment: Alignment, g0: Path, rewards: Reward, tag: str) -> tuple[di
     greedy0 = alignment.greedy("G0", g0)
     sampled = alignment.sampled("G0", g0, 1)
     scored = work.step(f"scored-G0-{tag}", lambda out: rewards.score(alignment, sampled, out))
-    n_rewards = np.stack(pd.read_parquet(scored / "rewards.parquet").rewards.to_numpy())
+    n_rewards = np.stack(pd.read_parquet(Scored(scored).rewards).rewards.to_numpy())
     texts = read_reccots(greedy0, "train", rows)
     greedy_reward = rewards.of(rows, texts)
     again = rewards.of(rows.iloc[::-1].copy(), texts[::-1])[::-1]  # other batch neighbours and positions
@@ -172,8 +173,8 @@ def aligned_arms(alignment: Alignment, g0: Path, rewards: Reward, rounds: int, t
                 rebuild = lambda o, s=scored, p=sampled, a=arm, r=t: control_preferences(s, p, llm, o, a, r)  # noqa: E731
                 preferences = work.step(f"preferences-{name}", rebuild)
             trained = work.step(f"g-{name}", lambda o, p=preferences, g=generator: align(p, g, llm, o))
-            logs.append(json.loads((trained / "log.json").read_text()))
-            generator = adapter_in(trained)
+            logs.append(json.loads(Trained(trained).log.read_text()))
+            generator = trained
         out[arm] = {"generator": generator, "logs": logs, "spreads": spreads}
     return out
 
@@ -254,7 +255,7 @@ def judge_alignment(work, config, llm, data, samples, rows, g0, profile, exclude
     alignment = Alignment(work, llm, samples, rows, profile.rounds)
     values, scored, sampled = gates(alignment, g0, first, "judge")
     frame = alignment.rows
-    texts = pd.read_parquet(sampled / "samples.parquet").loc[frame.index].reccots
+    texts = pd.read_parquet(Sampled(sampled).table).loc[frame.index].reccots
     n = len(texts.iloc[0])
     repeated = frame.loc[frame.index.repeat(n)]
     flat = [t for row in texts for t in row]

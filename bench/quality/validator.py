@@ -25,7 +25,8 @@ from trackrec.llm.profile_teacher import ProfileTeacher
 from trackrec.llm.records import PromptBuilder
 from trackrec.stages.distill import teacher_reccots
 from trackrec.stages.greedy import read_reccots
-from trackrec.stages.llm_common import adapter_in, validator_probs
+from trackrec.stages.llm_common import validator_probs
+from trackrec.stages.outputs import Selected
 from trackrec.stages.rectune import rectune
 
 ANSWER = {1: "The user will like the target movie.", 0: "The user will not like the target movie."}
@@ -70,7 +71,7 @@ def permuted(texts: list[str], users: np.ndarray, seed: int) -> list[str]:
 
 def arm_texts(work: Work, llm: LLMConfig, builder: PromptBuilder, samples: Path, frames: dict) -> dict[str, Path]:
     """A greedy-shaped folder of each arm's summaries for every split."""
-    teacher = ProfileTeacher(pd.read_parquet(samples / "items.parquet"))
+    teacher = ProfileTeacher(pd.read_parquet(Selected(samples).items))
     items = llm.generation.validator_items
 
     def short(split, frame):
@@ -101,7 +102,8 @@ def capacity_config(llm: LLMConfig, capacity: str, learning_rate: float, layers:
 
 
 class Validators:
-    """V trained per (arm, capacity, learning rate) on the train split; its normalised P(Yes) per split."""
+    """V (a rectune output) trained per (arm, capacity, learning rate) on the train split; its
+    normalised P(Yes) per split, cached in its folder."""
 
     def __init__(self, work: Work, llm: LLMConfig, samples: Path, frames: dict, texts: dict, layers: int):
         self.work, self.llm, self.samples, self.frames = work, llm, samples, frames
@@ -111,11 +113,11 @@ class Validators:
         llm = capacity_config(self.llm, capacity, learning_rate, self.layers)
         name = f"v-{arm}-{capacity}-lr{learning_rate:g}{tag}"
         folder = samples or self.samples
-        return adapter_in(self.work.step(name, lambda out: rectune(folder, self.texts[arm], None, llm, out)))
+        return self.work.step(name, lambda out: rectune(folder, self.texts[arm], None, llm, out))
 
     def p_yes(self, validator: Path, arm: str, split: str, texts: Path | None = None) -> np.ndarray:
         texts = texts or self.texts[arm]
-        cache = validator.parent / f"p_yes-{split}-{texts.name}.npy"
+        cache = validator / f"p_yes-{split}-{texts.name}.npy"
         if not cache.exists():
             frame = self.frames[split]
             probs = validator_probs(self.llm, validator, frame, read_reccots(texts, split, frame), split)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from trackrec.stages.outputs import Greedy
+
 SPLITS = ("train", "valid", "eval")  # the selected samples V trains on, chooses on, is judged on
 
 
@@ -124,6 +126,6 @@ class Work:
                 for split, frame in frames.items()
             ]
             folder.mkdir()
-            pd.concat(tables, ignore_index=True).to_parquet(folder / "reccots.parquet")
+            pd.concat(tables, ignore_index=True).to_parquet(Greedy(folder).table)
 
         return self.step(name, run)

@@ -286,8 +286,8 @@ def test_multi_node_training_values_reach_the_settings_the_runner_role_and_the_t
         {"podSelector": {"matchLabels": {"trackrec.io/trainjob": "true"}}}
     ]
     # the base reaches the nodes through the workspace: the staging task (a pipeline pod) fetches it
-    # from S3, the trainer pods (trackrec/stages/launch.py's labels) reach only each other and DNS
-    from trackrec.stages.launch import NO_SIDECAR, TRAINER_LABEL
+    # from S3, the trainer pods (trackrec/cluster/trainjob.py's labels) reach only each other and DNS
+    from trackrec.cluster.trainjob import NO_SIDECAR, TRAINER_LABEL
 
     policies = [m for (kind, _, _), m in manifests.items() if kind == "NetworkPolicy"]
     staging, node = (

@@ -22,7 +22,7 @@ RUNNER_NEEDS: dict[tuple[str, str, str], tuple[tuple[str, ...] | None, str]] = {
     ("argoproj.io", "workflowtaskresults", "patch"): (None, "Argo's executor (a pod's outputs)"),
 }
 
-# trackrec's own, with training.nodes > 1: trackrec/stages/launch.py run_on_trainjob creates, reads
+# trackrec's own, with training.nodes > 1: trackrec/cluster/trainjob.py run_on_trainjob creates, reads
 # and deletes the stage's TrainJob; follow_node_0 lists node 0's pod and reads its log (pods/log get),
 # pod_states lists the TrainJob's pods for a failure
 TRAINJOB_NEEDS: dict[tuple[str, str, str], tuple[tuple[str, ...] | None, str]] = {

@@ -9,9 +9,10 @@ import pytest
 from tests.features.test_publish import DIM, embeddings
 from trackrec.experiments import registry
 from trackrec.experiments.assignment import ArmSpec, Experiment, ExperimentError
-from trackrec.features import versions
+from trackrec.features import arms, versions
 from trackrec.features.config import FeaturesConfig
 from trackrec.features.store import StoreConfig, StoreError, open_store
+from trackrec.stages.outputs import Embeddings
 
 
 def store(tmp_path, *names: str) -> StoreConfig:
@@ -28,23 +29,23 @@ def ab(name: str = "exp1", treatment: str = "v2") -> Experiment:
 
 def test_promote_moves_the_model_with_the_features_and_rollback_returns_both(tmp_path):
     config = store(tmp_path, "v1", "v2")
-    versions.assign(open_store(config), "control", "v1", model="models/m1")
-    versions.assign(open_store(config), "candidate", "v2", model="models/m2")
-    promoted = versions.promote(open_store(config))
+    arms.assign(open_store(config), "control", "v1", model="models/m1")
+    arms.assign(open_store(config), "candidate", "v2", model="models/m2")
+    promoted = arms.promote(open_store(config))
     assert (promoted["version"], promoted["model"]) == ("v2", "models/m2")
     opened = open_store(config)
-    assert (versions.arm_version(opened, "control"), versions.arm_model(opened, "control")) == ("v2", "models/m2")
-    back = versions.rollback(open_store(config))
+    assert (arms.arm_version(opened, "control"), arms.arm_model(opened, "control")) == ("v2", "models/m2")
+    back = arms.rollback(open_store(config))
     assert (back["version"], back["model"]) == ("v1", "models/m1")
     opened = open_store(config)
-    assert (versions.arm_version(opened, "control"), versions.arm_model(opened, "control")) == ("v1", "models/m1")
-    log = versions.history(opened, "control")
+    assert (arms.arm_version(opened, "control"), arms.arm_model(opened, "control")) == ("v1", "models/m1")
+    log = arms.history(opened, "control")
     assert [(e["version"], e["model"], e["action"]) for e in log] == [
         ("v1", "models/m1", "assign"), ("v2", "models/m2", "promote from candidate"), ("v1", "models/m1", "rollback"),
     ]  # fmt: skip
     # a new version assigned without a model names none: never the old version's model on new features
-    assert versions.assign(open_store(config), "control", "v2")["model"] is None
-    assert versions.arm_model(open_store(config), "control") is None
+    assert arms.assign(open_store(config), "control", "v2")["model"] is None
+    assert arms.arm_model(open_store(config), "control") is None
 
 
 def test_a_scheduled_publish_during_a_running_experiment_leaves_its_treatment_unchanged(tmp_path):
@@ -55,35 +56,35 @@ def test_a_scheduled_publish_during_a_running_experiment_leaves_its_treatment_un
     config = store(tmp_path, "v1", "v2")
     registry.start(open_store(config), ab())
     (tmp_path / "daily").mkdir()
-    embeddings(range(1, 11), seed=7).to_parquet(tmp_path / "daily" / "embeddings.parquet")
+    embeddings(range(1, 11), seed=7).to_parquet(Embeddings(tmp_path / "daily").table)
     summary = publish(tmp_path / "daily", FeaturesConfig(store=config, arm="candidate"), tmp_path / "out")
     opened = open_store(config)
     assert versions.is_published(opened, summary["version"])  # published, whole
     assert summary["arm"] == {"arm": "candidate", "version": "v2", "changed": False, "frozen_by": "exp1"}
-    assert (versions.arm_version(opened, "candidate"), versions.arm_model(opened, "candidate")) == ("v2", "models/m_v2")
+    assert (arms.arm_version(opened, "candidate"), arms.arm_model(opened, "candidate")) == ("v2", "models/m_v2")
     assert registry.get(opened.feast, "exp1").arm("candidate").feature_version == "v2"
     # the experiment's versions are never pruned while it runs, though older than the newest one
     assert versions.prune(opened, keep=1) == []
     # once stopped, the next scheduled publish moves the arm again
     registry.stop(opened, "exp1")
     (tmp_path / "next").mkdir()
-    embeddings(range(1, 11), seed=8).to_parquet(tmp_path / "next" / "embeddings.parquet")
+    embeddings(range(1, 11), seed=8).to_parquet(Embeddings(tmp_path / "next").table)
     moved = publish(tmp_path / "next", FeaturesConfig(store=config, arm="candidate"), tmp_path / "out2")
-    assert moved["arm"]["changed"] and versions.arm_version(open_store(config), "candidate") == moved["version"]
+    assert moved["arm"]["changed"] and arms.arm_version(open_store(config), "candidate") == moved["version"]
 
 
 def test_a_running_experiments_arms_refuse_to_move_and_a_second_experiment_is_refused(tmp_path):
     config = store(tmp_path, "v1", "v2", "v3")
-    versions.assign(open_store(config), "candidate", "v1")  # something to roll back to
+    arms.assign(open_store(config), "candidate", "v1")  # something to roll back to
     registry.start(open_store(config), ab())
     for move in (
-        lambda s: versions.assign(s, "candidate", "v3"),
-        lambda s: versions.promote(s),
-        lambda s: versions.rollback(s, "candidate"),
+        lambda s: arms.assign(s, "candidate", "v3"),
+        lambda s: arms.promote(s),
+        lambda s: arms.rollback(s, "candidate"),
     ):
         with pytest.raises(StoreError, match="frozen by running experiment 'exp1'"):
             move(open_store(config))
-    assert versions.arm_version(open_store(config), "candidate") == "v2"
+    assert arms.arm_version(open_store(config), "candidate") == "v2"
     with pytest.raises(ExperimentError, match="experiment 'exp1' is running on arm"):
         registry.start(open_store(config), ab("exp2", "v3"))
     registry.start(open_store(config), ab("exp2", "v3"), force=True)  # a new candidate: a new experiment
@@ -92,7 +93,7 @@ def test_a_running_experiments_arms_refuse_to_move_and_a_second_experiment_is_re
         ("exp1", "stopped"),
         ("exp2", "running"),
     ]
-    assert versions.arm_version(opened, "candidate") == "v3"
+    assert arms.arm_version(opened, "candidate") == "v3"
     with pytest.raises(ExperimentError, match="exists"):
         registry.start(opened, ab("exp1", "v3"))
 
@@ -119,7 +120,7 @@ def test_the_command_line_starts_lists_and_stops_with_a_promotion(tmp_path):
     ran = runner.invoke(app, ["experiment", "stop", *where, "--name", "e1", "--promote", "candidate"])
     assert ran.exit_code == 0, ran.output
     opened = open_store(config)
-    assert (versions.arm_version(opened, "control"), versions.arm_model(opened, "control")) == ("v2", "m2")
+    assert (arms.arm_version(opened, "control"), arms.arm_model(opened, "control")) == ("v2", "m2")
     assert registry.get(opened.feast, "e1").status == "stopped"
 
 
@@ -137,6 +138,6 @@ def test_the_command_line_assigns_an_arm_its_version_and_model(tmp_path):
     command = ["features", "assign", "--store", str(tmp_path / "store.yaml"), "--arm", "control", "--version", "v1"]
     assigned = CliRunner().invoke(cli.app, [*command, "--model", "models/m1"])
     assert assigned.exit_code == 0, assigned.output
-    assert versions.arm_model(open_store(config), "control") == "models/m1"
+    assert arms.arm_model(open_store(config), "control") == "models/m1"
     listed = CliRunner().invoke(cli.app, ["features", "list", "--json", "--store", str(tmp_path / "store.yaml")])
     assert {arm["arm"]: arm.get("model") for arm in json.loads(listed.output)["arms"]} == {"control": "models/m1"}

@@ -19,10 +19,11 @@ from trackrec import cli
 from trackrec.config import TTL_DAYS
 from trackrec.experiments import registry
 from trackrec.experiments.client import ArmClient
-from trackrec.features import versions
+from trackrec.features import arms, reading, versions
 from trackrec.features.http_read import COLUMNS, read_over_http
 from trackrec.features.read_only import front
-from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
+from trackrec.features.reading import open_repo
+from trackrec.features.store import StoreConfig, StoreError, open_store
 
 
 def test_a_ranker_reads_its_users_arm_features_through_the_read_only_front(tmp_path, monkeypatch):
@@ -31,10 +32,10 @@ def test_a_ranker_reads_its_users_arm_features_through_the_read_only_front(tmp_p
     tables = {"v1": embeddings(range(1, 21), seed=1), "v2": embeddings(range(1, 21), seed=2)}
     for name, table in tables.items():
         versions.publish(table, name, open_store(config), progress=False)
-    versions.assign(open_store(config), "control", "v1")  # feast serve's readiness probe reads ctr_control
+    arms.assign(open_store(config), "control", "v1")  # feast serve's readiness probe reads ctr_control
     experiment = registry.start(open_store(config), ab())
     versions.publish(embeddings(range(1, 21), seed=3), "v3", open_store(config), progress=False)
-    versions.assign(open_store(config), "candidate", "v3", force=True)  # the arm's pointer moved anyway
+    arms.assign(open_store(config), "candidate", "v3", force=True)  # the arm's pointer moved anyway
     with feast_serve(config) as upstream:
         server = front("127.0.0.1", 0, upstream)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -55,7 +56,7 @@ def test_a_ranker_reads_its_users_arm_features_through_the_read_only_front(tmp_p
         assert got.as_of == tables[arm.feature_version].as_of[user - 1] and not got.feature_miss
     assert {reads[u].arm for u in range(1, 21)} == {"control", "candidate"}
     assert reads[999].feature_miss and (reads[999].vector(DIM) == 0).all()  # no snapshot: zeros, as in training
-    from_repo = versions.read(open_repo(config.repo), [3, 999, 1], version="v1")
+    from_repo = reading.read(open_repo(config.repo), [3, 999, 1], version="v1")
     assert list(over_http.columns) == list(COLUMNS)  # the repo's rows, named for what they are
     assert over_http.feature_version.tolist() == from_repo.model_version.tolist() == ["v1", None, "v1"]
     assert over_http.as_of.tolist()[::2] == from_repo.as_of.tolist()[::2]

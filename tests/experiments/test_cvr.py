@@ -4,14 +4,13 @@ connector as the RecCoT vector, with metrics per task."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from tests.experiments.world import TEST_START, VALID_START, behaviour_log, write_log
 from trackrec.ctr.config import CTRConfig, TrainConfig
+from trackrec.ctr.saved import trained_metrics
 from trackrec.data.config import DataConfig
 from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
@@ -48,7 +47,7 @@ def test_conversions_reach_the_dataset_and_a_log_without_them_is_unchanged(tmp_p
     assert samples.conversion.sum() == log.conversion.sum() and (samples.conversion <= samples.label).all()
     without = prepare_data(log_config(write_log(tmp_path / "without", log.drop(columns="conversion"))), tmp_path / "p2")
     assert without.meta["rows"] == dataset.meta["rows"]
-    assert "conversion" not in pd.read_parquet(tmp_path / "p2" / "samples.parquet").columns
+    assert "conversion" not in Dataset.open(tmp_path / "p2").samples().columns
 
 
 def test_the_joint_model_learns_cvr_on_a_log_with_known_conversion_rates(tmp_path):
@@ -60,7 +59,7 @@ def test_the_joint_model_learns_cvr_on_a_log_with_known_conversion_rates(tmp_pat
     assert result["test"]["auc"] > 0.7, result["test"]  # the click task is still learned
     assert result["tasks"]["cvr"]["auc"] > 0.65, result["tasks"]
     assert set(result["tasks"]) == {"cvr", "ctcvr"}
-    assert json.loads((tmp_path / "ctr" / "metrics.json").read_text())["config"]["task"] == "esmm"
+    assert trained_metrics(tmp_path / "ctr")["config"]["task"] == "esmm"
 
 
 def test_a_joint_model_on_a_log_without_conversions_is_refused(tmp_path):

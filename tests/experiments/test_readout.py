@@ -51,10 +51,10 @@ def test_a_broken_split_is_stopped_by_the_sample_ratio_check(tmp_path):
     exposure_log.write(log, tmp_path / "exposures.parquet")
     (tmp_path / "exp.json").write_text(experiment(0.5, 0.5).to_json())
     args = ["experiment", "report", "--exposures", str(tmp_path / "exposures.parquet"), "--output"]
-    args += [str(tmp_path / "report.html"), "--definition", str(tmp_path / "exp.json")]
+    args += [str(tmp_path / "readout.html"), "--definition", str(tmp_path / "exp.json")]
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 3, run.output
-    assert "sample ratio mismatch" in (tmp_path / "report.html").read_text()
+    assert "sample ratio mismatch" in (tmp_path / "readout.html").read_text()
 
 
 def test_a_treatment_serving_zeros_to_more_users_is_stopped_by_the_guardrail():

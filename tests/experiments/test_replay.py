@@ -59,7 +59,7 @@ def test_simulate_and_report_through_the_command_line(world, tmp_path):
     out = tmp_path / "exposures.parquet"
     ran = runner.invoke(app, ["experiment", "simulate", *common, "--dataset", str(dataset_dir), "--output", str(out)])
     assert ran.exit_code == 0, ran.output
-    html, md, numbers = tmp_path / "report.html", tmp_path / "report.md", tmp_path / "readout.json"
+    html, md, numbers = tmp_path / "readout.html", tmp_path / "report.md", tmp_path / "readout.json"
     args = ["experiment", "report", *common, "--exposures", str(out), "--output", str(html), "--markdown", str(md)]
     ran = runner.invoke(app, [*args, "--json", str(numbers), "--replayed"])
     assert ran.exit_code == 0, ran.output

@@ -12,6 +12,7 @@ from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
 from trackrec.features.encoder import EncoderConfig
 from trackrec.stages.encode import encode
+from trackrec.stages.outputs import Embeddings, RecCoTs
 from trackrec.stages.summarize import active_users
 
 
@@ -19,7 +20,7 @@ def write_reccots(folder, texts):
     folder.mkdir()
     users = range(1, len(texts) + 1)
     frame = pd.DataFrame({"user_id": users, "as_of": [1000 * u for u in users], "reccot": texts, "iteration": 3})
-    frame.to_parquet(folder / "reccots.parquet")
+    frame.to_parquet(RecCoTs(folder).table)
     return folder
 
 
@@ -27,7 +28,7 @@ def test_encode_writes_unit_float32_vectors_that_keep_meaning(tmp_path):
     texts = ["The user loves action movies.", "This user enjoys action films.", "Likes slow romantic dramas."]
     meta = encode(write_reccots(tmp_path / "r", texts), EncoderConfig(batch_size=2), tmp_path / "e", progress=False)
     assert meta == {"encoder": "all-minilm-l6-v2", "dim": 384, "snapshots": 3}
-    table = pd.read_parquet(tmp_path / "e" / "embeddings.parquet")
+    table = pd.read_parquet(Embeddings(tmp_path / "e").table)
     vectors = np.stack(table.embedding)
     assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
@@ -40,7 +41,7 @@ def test_encode_writes_unit_float32_vectors_that_keep_meaning(tmp_path):
 def test_encode_names_a_missing_column_and_writes_nothing(tmp_path):
     folder = tmp_path / "r"
     folder.mkdir()
-    pd.DataFrame({"user_id": [1], "as_of": [5], "text": ["x"]}).to_parquet(folder / "reccots.parquet")
+    pd.DataFrame({"user_id": [1], "as_of": [5], "text": ["x"]}).to_parquet(RecCoTs(folder).table)
     with pytest.raises(DataError, match="reccots.parquet.*missing column 'reccot'"):
         encode(folder, EncoderConfig(), tmp_path / "e", progress=False)
     assert not (tmp_path / "e").exists()
@@ -48,8 +49,8 @@ def test_encode_names_a_missing_column_and_writes_nothing(tmp_path):
 
 def test_a_bad_as_of_is_named_by_its_row_and_nothing_is_written(tmp_path):
     folder = write_reccots(tmp_path / "r", ["a", "b", "c"])
-    table = pd.read_parquet(folder / "reccots.parquet")
-    table.assign(as_of=[1000.0, None, 3000.0]).to_parquet(folder / "reccots.parquet")
+    table = pd.read_parquet(RecCoTs(folder).table)
+    table.assign(as_of=[1000.0, None, 3000.0]).to_parquet(RecCoTs(folder).table)
     with pytest.raises(DataError, match="reccots.parquet, row 1, field 'as_of': must be Unix seconds"):
         encode(folder, EncoderConfig(), tmp_path / "e", progress=False)
     assert not (tmp_path / "e").exists()
@@ -80,13 +81,13 @@ def test_encode_in_chunks_and_shards_gathers_into_the_whole_tables_vectors(tmp_p
     parts = [tmp_path / f"part{i}" for i in range(3)]
     for index, part in enumerate(parts):
         encode(reccots, EncoderConfig(), part, progress=False, shard=Shard(index, 3))
-        users = pd.read_parquet(part / "embeddings.parquet").user_id
+        users = pd.read_parquet(Embeddings(part).table).user_id
         low, high = Shard(index, 3).users(len(texts) + 1)
         assert len(users) and users.between(low, high - 1).all()
-    gather(parts, tmp_path / "gathered")
-    meta = json.loads((tmp_path / "gathered" / "meta.json").read_text())
+    gather(parts, "trackrec.stages.outputs:Embeddings", tmp_path / "gathered")
+    meta = json.loads(Embeddings(tmp_path / "gathered").encoding.read_text())
     assert meta == {"encoder": "all-minilm-l6-v2", "dim": 384, "snapshots": len(texts)}  # what train_ctr reads
-    whole = pd.read_parquet(tmp_path / "whole" / "embeddings.parquet").set_index("user_id")
-    gathered = pd.read_parquet(tmp_path / "gathered" / "embeddings.parquet").set_index("user_id")
+    whole = pd.read_parquet(Embeddings(tmp_path / "whole").table).set_index("user_id")
+    gathered = pd.read_parquet(Embeddings(tmp_path / "gathered").table).set_index("user_id")
     assert sorted(gathered.index) == sorted(whole.index) and gathered.reccot.equals(whole.reccot[gathered.index])
     np.testing.assert_allclose(np.stack(gathered.embedding), np.stack(whole.embedding[gathered.index]), atol=1e-5)

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.features.test_publish import embeddings
-from trackrec.features import versions
+from trackrec.features import arms, versions
 from trackrec.features.store import StoreConfig, open_store
 
 
@@ -61,7 +61,7 @@ def published(tmp_path) -> tuple[StoreConfig, object]:
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=4)
     table = embeddings([1, 2, 3], seed=1, dim=4)
     versions.publish(table, "v1", open_store(config), progress=False)
-    versions.assign(open_store(config), "control", "v1")
+    arms.assign(open_store(config), "control", "v1")
     return config, table
 
 

@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 from tests.faults import redis_server
 from tests.features.test_publish import DIM, KILLED_PUBLISH, embeddings
 from trackrec.cli import app
-from trackrec.features import definitions, versions
+from trackrec.features import arms, definitions, reading, versions
 from trackrec.features.config import FeaturesConfig
-from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
+from trackrec.features.reading import open_repo
+from trackrec.features.store import StoreConfig, StoreError, open_store
+from trackrec.stages.outputs import Embeddings
 from trackrec.stages.publish import publish
 
 
@@ -55,7 +57,7 @@ def test_a_rerun_writes_back_every_row_redis_lost_not_only_a_sample(tmp_path, re
     config = redis_config(tmp_path, redis)
     (tmp_path / "emb").mkdir()
     table = embeddings(range(1, 5001), seed=1)
-    table.to_parquet(tmp_path / "emb" / "embeddings.parquet")
+    table.to_parquet(Embeddings(tmp_path / "emb").table)
     first = publish(tmp_path / "emb", FeaturesConfig(store=config), tmp_path / "out1")
     kept = [*range(1, 6), 2500, *range(4996, 5001)]
     lost = [u for u in range(1, 5001) if u not in kept]
@@ -64,7 +66,7 @@ def test_a_rerun_writes_back_every_row_redis_lost_not_only_a_sample(tmp_path, re
 
     again = publish(tmp_path / "emb", FeaturesConfig(store=config), tmp_path / "out2")
     assert again["already_published"] and again["restored"] == {"version": first["version"], "users": 4989}
-    read = versions.read(open_repo(config.repo), list(range(1, 5001)))
+    read = reading.read(open_repo(config.repo), list(range(1, 5001)))
     assert read.model_version.notna().all()
     np.testing.assert_array_equal(np.stack(read.embedding), np.stack(table.embedding))
 
@@ -73,29 +75,29 @@ def test_no_arm_moves_to_a_version_whose_rows_are_gone(tmp_path, redis):
     config = redis_config(tmp_path, redis)
     for seed, name in enumerate(["v1", "v2"], start=1):
         versions.publish(embeddings(range(1, 21), seed=seed), name, open_store(config), progress=False)
-    versions.assign(open_store(config), "control", "v1")
-    versions.assign(open_store(config), "control", "v2")
-    versions.assign(open_store(config), "candidate", "v1")
+    arms.assign(open_store(config), "control", "v1")
+    arms.assign(open_store(config), "control", "v2")
+    arms.assign(open_store(config), "candidate", "v1")
     redis.kill()
     redis.start()  # an empty Redis: the registry still says both versions are complete
     versions.restore(open_store(config), "v2", progress=False)
     gone = "'v1': the online store does not serve 20 of its 20 users as published .* restore --version v1"
     with pytest.raises(StoreError, match=gone):
-        versions.rollback(open_store(config))
+        arms.rollback(open_store(config))
     with pytest.raises(StoreError, match=gone):
-        versions.assign(open_store(config), "candidate", "v1")  # what it reads already: still refused
+        arms.assign(open_store(config), "candidate", "v1")  # what it reads already: still refused
     with pytest.raises(StoreError, match=gone):
-        versions.promote(open_store(config))
-    assert versions.arm_version(open_store(config), "control") == "v2"
-    assert [e["version"] for e in versions.history(open_store(config), "control")] == ["v1", "v2"]
+        arms.promote(open_store(config))
+    assert arms.arm_version(open_store(config), "control") == "v2"
+    assert [e["version"] for e in arms.history(open_store(config), "control")] == ["v1", "v2"]
     versions.restore(open_store(config), "v1", progress=False)
-    assert versions.rollback(open_store(config))["version"] == "v1"
+    assert arms.rollback(open_store(config))["version"] == "v1"
 
 
 def test_a_publish_that_fills_redis_takes_its_rows_out_and_says_so_in_one_line(tmp_path, redis):
     config = redis_config(tmp_path, redis)
     versions.publish(embeddings(range(1, 101), seed=1), "v1", open_store(config), progress=False)
-    versions.assign(open_store(config), "control", "v1")
+    arms.assign(open_store(config), "control", "v1")
     redis.fill_limit(headroom=200_000)  # about 600 users of a version more
     embeddings(range(1, 3001), seed=2).to_parquet(tmp_path / "v2.parquet")
     store_file = tmp_path / "store.yaml"
@@ -121,7 +123,7 @@ def test_prune_sweeps_a_killed_publishs_rows_out_of_a_full_redis(tmp_path, redis
     the writer lease, removes the incomplete version's rows, and the next publish fits."""
     config = redis_config(tmp_path, redis)
     versions.publish(embeddings(range(1, 101), seed=1), "v1", open_store(config), progress=False)
-    versions.assign(open_store(config), "control", "v1")
+    arms.assign(open_store(config), "control", "v1")
     embeddings(range(1, 2501), seed=2).to_parquet(tmp_path / "v2.parquet")
     script = textwrap.dedent(KILLED_PUBLISH).replace("{dim}", str(DIM))
     script = script.replace("dim=", f"online='redis', redis='{redis.url}', dim=")

@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 from tests.features.test_publish import DIM, embeddings
 from trackrec import cli
 from trackrec.data.snapshots import DAY, SnapshotVectors
-from trackrec.features import versions
+from trackrec.features import reading, versions
 from trackrec.features.point_in_time import training_features
-from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
+from trackrec.features.reading import open_repo
+from trackrec.features.store import StoreConfig, StoreError, open_store
 
 
 def snapshots() -> pd.DataFrame:
@@ -52,14 +53,14 @@ def test_online_serves_each_users_newest_snapshot_with_its_as_of_and_not_an_expi
     table.loc[table.user_id == 4, "as_of"] = now - DAY  # a fresh one
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM, ttl_days=7)
     versions.publish(table, "v1", open_store(config), progress=False)
-    read = versions.read(open_repo(config.repo), [1, 4], version="v1")
+    read = reading.read(open_repo(config.repo), [1, 4], version="v1")
     assert read.as_of.iloc[1] == now - DAY
     np.testing.assert_array_equal(read.embedding.iloc[1], table.embedding.iloc[-1])
     assert read.embedding.iloc[0] is None  # user 1's newest is from day 30 of 1970: older than the TTL
 
     forever = StoreConfig(repo=str(tmp_path / "repo2"), dim=DIM)
     versions.publish(table, "v1", open_store(forever), progress=False)
-    read = versions.read(open_repo(forever.repo), [1], version="v1")
+    read = reading.read(open_repo(forever.repo), [1], version="v1")
     assert read.as_of.iloc[0] == 30 * DAY  # the newest of its three
     np.testing.assert_array_equal(read.embedding.iloc[0], table[table.user_id == 1].embedding.iloc[-1])
 

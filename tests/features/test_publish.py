@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 
 from trackrec.errors import DataError
+from trackrec.features import arms, online_rows, reading, versions
 from trackrec.features import offline as offline_files
-from trackrec.features import online_rows, versions
-from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
+from trackrec.features.reading import open_repo
+from trackrec.features.store import StoreConfig, StoreError, open_store
 from trackrec.features.vectors import read_vectors
+from trackrec.hashing import sha256_of
+from trackrec.stages.outputs import CurrentGenerator, Embeddings
 
 DIM = 8
 
@@ -35,7 +38,7 @@ def embeddings(users, seed: int, dim: int = DIM, as_of: int | None = None) -> pd
 
 
 def vectors(store, users, **where) -> np.ndarray:
-    return np.stack(versions.read(store, users, **where).embedding)
+    return np.stack(reading.read(store, users, **where).embedding)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -48,26 +51,26 @@ def store_config(request, tmp_path):
 def test_a_candidate_version_leaves_the_control_arm_unchanged(store_config):
     v1 = embeddings(range(1, 51), seed=1)
     versions.publish(v1, "v1", open_store(store_config), progress=False)
-    versions.assign(open_store(store_config), "control", "v1")
+    arms.assign(open_store(store_config), "control", "v1")
     store = open_repo(store_config.repo)
     before = vectors(store, [1, 7, 50])
     np.testing.assert_allclose(before, np.stack(v1.embedding.iloc[[0, 6, 49]]))
 
     versions.publish(embeddings(range(1, 51), seed=2), "v2", open_store(store_config), progress=False)
-    versions.assign(open_store(store_config), "candidate", "v2")
+    arms.assign(open_store(store_config), "candidate", "v2")
     np.testing.assert_array_equal(vectors(store, [1, 7, 50]), before)  # control still reads v1
-    candidate = versions.read(store, [7], arm="candidate")
+    candidate = reading.read(store, [7], arm="candidate")
     assert candidate.model_version[0] == "v2" and candidate.reccot[0] == "user 7 summary 2"
 
-    assert versions.promote(open_store(store_config)) == {
+    assert arms.promote(open_store(store_config)) == {
         "arm": "control",
         "version": "v2",
         "model": None,  # the candidate named no model: none moves with its version
         "previous": "v1",
         "changed": True,
     }
-    assert versions.read(store, [7]).model_version[0] == "v2"
-    versions.rollback(open_store(store_config))
+    assert reading.read(store, [7]).model_version[0] == "v2"
+    arms.rollback(open_store(store_config))
     np.testing.assert_array_equal(vectors(store, [1, 7, 50]), before)
 
 
@@ -79,7 +82,7 @@ def test_incremental_publish_refreshes_only_the_given_users(store_config):
     store = open_repo(store_config.repo)
     np.testing.assert_array_equal(vectors(store, [3, 9], version="v2")[0], active.embedding[0])  # the newest served
     np.testing.assert_array_equal(vectors(store, [9], version="v2"), vectors(store, [9], version="v1"))
-    assert set(versions.read(store, [3, 9], version="v2").model_version) == {"v2"}
+    assert set(reading.read(store, [3, 9], version="v2").model_version) == {"v2"}
 
 
 KILLED_PUBLISH = """
@@ -106,7 +109,7 @@ def test_a_publish_killed_midway_leaves_readers_on_a_complete_version_and_a_reru
     config = StoreConfig(repo=str(tmp_path / "repo"), dim=DIM)
     users = range(1, online_rows.CHUNK * 2 + 501)
     versions.publish(embeddings(users, seed=1), "v1", open_store(config), progress=False)
-    versions.assign(open_store(config), "control", "v1")
+    arms.assign(open_store(config), "control", "v1")
     store = open_repo(config.repo)
     before = vectors(store, [1, 1500, 2500])
 
@@ -119,9 +122,9 @@ def test_a_publish_killed_midway_leaves_readers_on_a_complete_version_and_a_reru
     store = open_repo(config.repo)
     np.testing.assert_array_equal(vectors(store, [1, 1500, 2500]), before)
     with pytest.raises(StoreError, match="'v2' is not a complete published version"):
-        versions.read(store, [1], version="v2")
+        reading.read(store, [1], version="v2")
     with pytest.raises(StoreError, match="'v2' is not a complete"):
-        versions.assign(open_store(config), "candidate", "v2")
+        arms.assign(open_store(config), "candidate", "v2")
 
     assert versions.publish(v2, "v2", open_store(config), progress=False)["rows"] == len(v2)
     store = open_repo(config.repo)
@@ -236,31 +239,32 @@ def test_registry_on_s3_is_shared_by_two_repo_folders(tmp_path, s3):
     shared = {"offline": "s3://features/rows", "registry": "s3://features/registry.db", "s3_endpoint": endpoint}
     publisher = StoreConfig(repo=str(tmp_path / "pod-a"), dim=DIM, **shared)
     versions.publish(embeddings(range(1, 6), seed=1), "v1", open_store(publisher), progress=False)
-    versions.assign(open_store(publisher), "control", "v1")
+    arms.assign(open_store(publisher), "control", "v1")
     reader = StoreConfig(repo=str(tmp_path / "pod-b"), dim=DIM, **shared)
-    assert versions.is_published(open_store(reader), "v1") and versions.arm_version(open_store(reader), "control")
+    assert versions.is_published(open_store(reader), "v1") and arms.arm_version(open_store(reader), "control")
     # pod-b's own SQLite file never got v1's rows: no arm moves to it there
     with pytest.raises(StoreError, match="'v1': the online store does not serve 5 of its 5 users as published"):
-        versions.promote(open_store(reader), source_arm="control", target_arm="candidate")
+        arms.promote(open_store(reader), source_arm="control", target_arm="candidate")
 
 
 def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_refreshed(tmp_path):
     from trackrec.features.config import FeaturesConfig
-    from trackrec.stages.publish import content_version, publish
+    from trackrec.stages.publish import publish, version_name
 
     config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM))
     folders = {}
     for name, table in {"all": embeddings(range(1, 11), seed=1), "active": embeddings([2, 3], seed=2)}.items():
         folders[name] = tmp_path / name
         folders[name].mkdir()
-        table.to_parquet(folders[name] / "embeddings.parquet")
+        table.to_parquet(Embeddings(folders[name]).table)
     first = publish(folders["all"], config, tmp_path / "out1")
-    assert first["rows"] == 10 and first["arm"]["version"] == content_version(folders["all"])
+    content = {name: sha256_of(Embeddings(folder).table) for name, folder in folders.items()}
+    assert first["rows"] == 10 and first["arm"]["version"] == version_name(content["all"], None)
     refreshed = publish(folders["active"], config, tmp_path / "out2", partial=True)
     assert refreshed["rows"] == 12 and refreshed["carried"] == 10  # every older snapshot stays
     assert refreshed["arm"] == {
         "arm": "control",
-        "version": content_version(folders["active"], base=first["version"]),  # named by content and base
+        "version": version_name(content["active"], first["version"]),  # named by content and base
         "model": None,
         "previous": first["version"],
         "changed": True,
@@ -272,7 +276,7 @@ def test_the_publish_stage_carries_inactive_users_when_only_active_ones_were_ref
     assert again["already_published"] and again["version"] == refreshed["version"]
     assert (
         not again["arm"]["changed"]
-        and versions.history(open_store(config.store), "control")[-1]["version"] == again["version"]
+        and arms.history(open_store(config.store), "control")[-1]["version"] == again["version"]
     )
 
 
@@ -280,20 +284,20 @@ def test_a_refresh_whose_arm_moved_while_it_ran_is_refused(tmp_path):
     """The refresh wrote its snapshots with the G of the version it fetched; if a retrain moved the
     arm meanwhile, carrying the new version's snapshots under the old G would mix two Gs."""
     from trackrec.features.config import FeaturesConfig
-    from trackrec.stages.publish import FETCHED_VERSION, publish
+    from trackrec.stages.publish import publish
 
     config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM))
     for name, table in {"all": embeddings(range(1, 11), seed=1), "active": embeddings([2, 3], seed=2)}.items():
         (tmp_path / name).mkdir()
-        table.to_parquet(tmp_path / name / "embeddings.parquet")
+        table.to_parquet(Embeddings(tmp_path / name).table)
     first = publish(tmp_path / "all", config, tmp_path / "out1")
     fetched = tmp_path / "fetched"
     fetched.mkdir()
-    (fetched / FETCHED_VERSION).write_text("emb_000000000000")  # what the arm read when the refresh began
+    CurrentGenerator(fetched).version.write_text("emb_000000000000")  # what the arm read when the refresh began
     with pytest.raises(StoreError, match=r"moved from emb_000000000000 to .* while this refresh ran"):
         publish(tmp_path / "active", config, tmp_path / "out2", partial=True, refreshed_from=fetched)
-    assert versions.history(open_store(config.store), "control")[-1]["version"] == first["version"]
-    (fetched / FETCHED_VERSION).write_text(first["version"])
+    assert arms.history(open_store(config.store), "control")[-1]["version"] == first["version"]
+    CurrentGenerator(fetched).version.write_text(first["version"])
     assert publish(tmp_path / "active", config, tmp_path / "out2", partial=True, refreshed_from=fetched)["carried"]
 
 
@@ -309,7 +313,7 @@ def test_the_publish_stage_opens_the_store_once(tmp_path, monkeypatch):
     config = FeaturesConfig(store=StoreConfig(repo=str(tmp_path / "repo"), dim=DIM), keep_versions=3)
     for name, table in {"all": embeddings(range(1, 11), seed=1), "active": embeddings([2, 3], seed=2)}.items():
         (tmp_path / name).mkdir()
-        table.to_parquet(tmp_path / name / "embeddings.parquet")
+        table.to_parquet(Embeddings(tmp_path / name).table)
     publish(tmp_path / "all", config, tmp_path / "out1")
     opened = {"checks": 0, "stores": 0}
     check, build = store_module.check_reachable, feast.FeatureStore.__init__

@@ -19,9 +19,10 @@ import pytest
 
 from tests.faults import cutting_proxy, redis_server
 from tests.features.test_publish import DIM, embeddings
-from trackrec.features import lease, versions
+from trackrec.features import arms, lease, reading, versions
 from trackrec.features.offline import read_batches
-from trackrec.features.store import StoreConfig, StoreError, open_repo, open_store
+from trackrec.features.reading import open_repo
+from trackrec.features.store import StoreConfig, StoreError, open_store
 
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no lock of this one's threads copied
 
@@ -72,7 +73,7 @@ def assigning(barrier, queue, config: StoreConfig, actor: str, names: list[str])
     store = open_store(config)
     barrier.wait()
     for name in names:
-        versions.assign(store, "control", name)
+        arms.assign(store, "control", name)
     queue.put(actor)
 
 
@@ -82,7 +83,7 @@ def test_two_pods_assigning_one_arm_on_the_s3_registry_lose_no_history_entry(s3_
         (assigning, (s3_store("pod-a"), "pod-a", ["v1", "v2"] * 5)),
         (assigning, (s3_store("pod-b"), "pod-b", ["v3", "v4"] * 5)),
     )
-    log = versions.history(open_store(s3_store("reader")), "control")
+    log = arms.history(open_store(s3_store("reader")), "control")
     assert len(log) == 20  # each change read the registry the other pod last wrote
     for pod, names in {"pod-a": ["v1", "v2"] * 5, "pod-b": ["v3", "v4"] * 5}.items():
         assert [e["version"] for e in log if e["by"] == pod] == names
@@ -99,7 +100,7 @@ def assigning_what_remains(barrier, queue, config: StoreConfig, names: list[str]
     barrier.wait()
     for name in names:
         try:
-            versions.assign(store, "candidate", name)
+            arms.assign(store, "candidate", name)
         except StoreError as error:  # pruned first: refused, never pointed at
             assert "is not a complete published version" in str(error)
     queue.put(names)
@@ -110,15 +111,15 @@ def test_prune_racing_assign_never_leaves_an_arm_naming_a_deleted_version(s3_sto
     after prune had decided to delete it."""
     names = [f"v{i}" for i in range(1, 9)]
     published(s3_store("setup"), *names)
-    versions.assign(open_store(s3_store("setup")), "control", "v8")
+    arms.assign(open_store(s3_store("setup")), "control", "v8")
     raced((pruning, (s3_store("pod-a"), 3)), (assigning_what_remains, (s3_store("pod-b"), names[1:7])))
     store = open_store(s3_store("reader"))
-    arms = versions.listing(store)["arms"]
-    for arm in arms:
+    listed = versions.listing(store)["arms"]
+    for arm in listed:
         for name in [arm["version"], *arm["rollback"]]:
             assert versions.is_published(store, name), (arm, name)
-    if "candidate" in {arm["arm"] for arm in arms}:  # assign went first at least once
-        assert versions.read(open_repo(s3_store("reader").repo), [1], arm="candidate").model_version.notna().all()
+    if "candidate" in {arm["arm"] for arm in listed}:  # assign went first at least once
+        assert reading.read(open_repo(s3_store("reader").repo), [1], arm="candidate").model_version.notna().all()
 
 
 def publishing(barrier, queue, config: StoreConfig, table: str) -> None:
@@ -141,7 +142,7 @@ def test_one_version_published_twice_at_once_is_written_once_from_one_table(tmp_
     winner = next(path for path, outcome in results.items() if outcome == "ok")
     loser = next(path for path in tables if path != winner)
     assert results[loser] == "version 'v1' is already published; readers may be on it: publish a new version"
-    read = versions.read(open_repo(config.repo), list(range(1, 3001)), version="v1")
+    read = reading.read(open_repo(config.repo), list(range(1, 3001)), version="v1")
     np.testing.assert_array_equal(np.stack(read.embedding), np.stack(tables[winner].embedding))
     assert (read.as_of == tables[winner].as_of).all()
     offline = pd.concat(read_batches(f"{config.offline_root}/v1.parquet"))
@@ -185,19 +186,19 @@ def test_a_second_writer_waits_a_bounded_time_then_is_refused_naming_the_first(a
     began = time.monotonic()
     busy = r"cannot assign control: the feature store is being changed by alice@pod-1 \(prune, since 20.*\); waited 1 s"
     with pytest.raises(StoreError, match=busy):
-        versions.assign(open_store(any_store), "control", "v1")
+        arms.assign(open_store(any_store), "control", "v1")
     assert time.monotonic() - began >= 1
     child.kill()  # killed holding it: the kernel frees a flock, a Redis lease expires
     child.wait()
     monkeypatch.setattr(lease, "WAIT_S", 10)
     began = time.monotonic()
-    assert versions.assign(open_store(any_store), "control", "v1")["changed"]
+    assert arms.assign(open_store(any_store), "control", "v1")["changed"]
     assert time.monotonic() - began < 5
 
 
 STALLED = """
 import sys
-from trackrec.features import lease, versions
+from trackrec.features import arms, lease
 from trackrec.features.store import StoreConfig, open_store
 
 lease.TTL_S = 1
@@ -206,7 +207,7 @@ with lease.writer(store, "assign control"):
     print("held", flush=True)
     sys.stdin.readline()  # stopped (SIGSTOP) here, then continued
     try:
-        versions.assign(store, "control", "v2")
+        arms.assign(store, "control", "v2")
     except Exception as error:
         print(error, flush=True)
 """
@@ -221,11 +222,11 @@ def test_a_writer_stalled_past_its_lease_writes_nothing_once_another_took_over(t
     )
     assert child.stdout.readline() == "held\n"
     child.send_signal(signal.SIGSTOP)  # a stalled pod: no renewal
-    versions.assign(open_store(config), "control", "v1")  # waits out its lease, then writes
+    arms.assign(open_store(config), "control", "v1")  # waits out its lease, then writes
     child.send_signal(signal.SIGCONT)
     out, _ = child.communicate("\n", timeout=60)
     assert "assign control: the writer lease expired while this writer stalled" in out
-    assert [e["version"] for e in versions.history(open_store(config), "control")] == ["v1"]
+    assert [e["version"] for e in arms.history(open_store(config), "control")] == ["v1"]
 
 
 def test_a_registry_write_cut_mid_request_changes_nothing_and_frees_the_lease(tmp_path, s3, redis, monkeypatch):
@@ -236,14 +237,14 @@ def test_a_registry_write_cut_mid_request_changes_nothing_and_frees_the_lease(tm
             s3_endpoint=proxy.url, online="redis", redis=redis.url, dim=DIM,
         )  # fmt: skip
         published(config, "v1", "v2")
-        versions.assign(open_store(config), "control", "v1")
+        arms.assign(open_store(config), "control", "v1")
         registry = s3.head_object(Bucket=bucket, Key="registry.db")["ContentLength"]
         proxy.cut_requests_over(registry // 2 + 1500)  # every GET passes; a whole registry never does
         with pytest.raises(Exception, match="(?i)connection"):
-            versions.assign(open_store(config), "control", "v2")
+            arms.assign(open_store(config), "control", "v2")
         assert proxy.cuts >= 1
         proxy.cut_requests_over(None)
         monkeypatch.setattr(lease, "WAIT_S", 0)  # the failed writer let go: no wait
-        assert [e["version"] for e in versions.history(open_store(config), "control")] == ["v1"]
-        assert versions.assign(open_store(config), "control", "v2")["previous"] == "v1"
+        assert [e["version"] for e in arms.history(open_store(config), "control")] == ["v1"]
+        assert arms.assign(open_store(config), "control", "v2")["previous"] == "v1"
         assert s3.head_object(Bucket=bucket, Key="registry.db")["ContentLength"] > registry

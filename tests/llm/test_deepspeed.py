@@ -41,8 +41,8 @@ def test_zero_sft_trains_the_adapter_and_saves_it_whole(stage, tiny_lm_dir, tmp_
     assert len(losses) == 4 and losses[-1] < losses[0]
     # nothing of DeepSpeed stays behind for the next model or child process
     assert not is_deepspeed_zero3_enabled() and "ACCELERATE_USE_DEEPSPEED" not in os.environ
-    model.save_pretrained(tmp_path / "adapter")
-    saved = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    model.save_pretrained(tmp_path / "lora")
+    saved = load_file(tmp_path / "lora" / "adapter_model.safetensors")
     initial = {name.replace(".default", ""): value for name, value in before.items()}  # peft drops the adapter name
     assert saved.keys() == initial.keys()
     assert all(saved[name].shape == initial[name].shape for name in saved)  # whole, not a ZeRO-3 partition
@@ -64,9 +64,11 @@ def test_align_on_two_ranks_with_zero3_writes_one_whole_adapter(tiny_lm_dir, tmp
 
     import pandas as pd
 
+    from trackrec.cluster.launch import train
     from trackrec.config import config_to_dict
     from trackrec.llm.config import LLMConfig
-    from trackrec.stages.launch import run_training_stage
+    from trackrec.stages.align import align
+    from trackrec.stages.outputs import Scored, Trained
 
     monkeypatch.setenv("TRACKREC_GPUS", "2")
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
@@ -77,14 +79,14 @@ def test_align_on_two_ranks_with_zero3_writes_one_whole_adapter(tiny_lm_dir, tmp
     scored.mkdir()
     rows = {"prompt": ["Films?"] * 4, "chosen": ["Action fan"] * 4, "rejected": [["Hates films", "Drama"]] * 4}
     finished = {"chosen_finished": [True] * 4, "rejected_finished": [[True, True]] * 4}
-    pd.DataFrame(rows | finished).to_parquet(scored / "preferences.parquet")
-    g0 = tmp_path / "g0"
-    load_model(str(tiny_lm_dir), lora=llm.lora, trainable=True).save_pretrained(g0)
-    arguments = {"scored_dir": str(scored), "generator": str(g0), "output": str(tmp_path / "g1")}
-    run_training_stage("align", arguments | {"llm": json.dumps(config_to_dict(llm))})
-    saved = load_file(tmp_path / "g1" / "adapter" / "adapter_model.safetensors")
-    initial = load_file(g0 / "adapter_model.safetensors")
+    pd.DataFrame(rows | finished).to_parquet(Scored(scored).preferences)
+    g0 = Trained(tmp_path / "g0")
+    load_model(str(tiny_lm_dir), lora=llm.lora, trainable=True).save_pretrained(g0.adapter)
+    inputs = {"scored": str(scored), "previous": str(g0.folder)}
+    train(align, inputs, json.dumps(config_to_dict(llm)), str(tmp_path / "g1"))
+    saved = load_file(Trained(tmp_path / "g1").adapter / "adapter_model.safetensors")
+    initial = load_file(g0.adapter / "adapter_model.safetensors")
     assert saved.keys() == initial.keys() and all(saved[k].shape == initial[k].shape for k in saved)
     assert any(not torch.equal(saved[k], initial[k]) for k in saved)  # trained: not G0 written back
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no rank left a stray folder
-    assert json.loads((tmp_path / "g1" / "log.json").read_text())
+    assert json.loads(Trained(tmp_path / "g1").log.read_text())

@@ -27,6 +27,7 @@ from trackrec.stages.align import align
 from trackrec.stages.distill import distill, teach
 from trackrec.stages.evaluate import evaluate
 from trackrec.stages.greedy import greedy
+from trackrec.stages.outputs import Greedy, Selected
 from trackrec.stages.rectune import rectune
 from trackrec.stages.sample import sample
 from trackrec.stages.score import control_preferences, score
@@ -61,7 +62,7 @@ def teacher_word(reccot_prompt_text: str) -> str:
 def write_samples(folder, **splits: pd.DataFrame):
     folder.mkdir()
     for split, frame in splits.items():
-        frame.to_parquet(folder / f"{split}.parquet")
+        frame.to_parquet(Selected(folder).split(split))
     return folder
 
 
@@ -112,16 +113,16 @@ def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path, control):
         }
     )
     write_samples(tmp_path / "v-reccots")
-    summaries.to_parquet(tmp_path / "v-reccots" / "reccots.parquet")
+    summaries.to_parquet(Greedy(tmp_path / "v-reccots").table)
     rectune(v_samples, tmp_path / "v-reccots", None, llm, tmp_path / "V")
-    validator = tmp_path / "V" / "adapter"
+    validator = tmp_path / "V"
 
     g_samples = write_samples(tmp_path / "g-samples", train=aligned_users, eval=held_out, distill=distilled)
     with TeacherServer(teacher_word) as server:
         llm.teacher.endpoint = server.url
         teach(g_samples, llm, tmp_path / "corpus", progress=False)
     distill(tmp_path / "corpus", llm, tmp_path / "G0")
-    g0 = tmp_path / "G0" / "adapter"
+    g0 = tmp_path / "G0"
     greedy(g_samples, g0, llm, tmp_path / "greedy0", progress=False)
     before = evaluate(g_samples, tmp_path / "greedy0", validator, llm, tmp_path / "eval0", progress=False)
 
@@ -132,7 +133,7 @@ def test_alignment_raises_the_reward_of_the_greedy_reccot(tmp_path, control):
         preferences = tmp_path / "scored-negated"
         control_preferences(tmp_path / "scored", tmp_path / "sampled", llm, preferences, control)
     align(preferences, g0, llm, tmp_path / "G1")
-    greedy(g_samples, tmp_path / "G1" / "adapter", llm, tmp_path / "greedy1", progress=False)
+    greedy(g_samples, tmp_path / "G1", llm, tmp_path / "greedy1", progress=False)
     after = evaluate(g_samples, tmp_path / "greedy1", validator, llm, tmp_path / "eval1", progress=False)
 
     assert stats["mean_chosen_reward"] > stats["mean_reward"] + 0.2  # V tells the N RecCoTs apart

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 from trackrec.llm.config import LLMConfig, TrainingConfig
 from trackrec.llm.sdpo_loss import sdpo_loss
 from trackrec.stages.align import align
+from trackrec.stages.outputs import Scored, Trained
 
 
 def test_eq4_with_several_rejected_and_unequal_margins_matches_a_hand_computed_value():
@@ -36,7 +37,7 @@ def test_align_trains_against_g_t_minus_1_not_the_base(tmp_path, tiny_lm_dir):
         for name, parameter in previous.named_parameters():
             if "lora_B" in name:
                 parameter.copy_(3 * torch.randn_like(parameter))
-    previous.save_pretrained(tmp_path / "G1")
+    previous.save_pretrained(Trained(tmp_path / "G1").adapter)
     scored = tmp_path / "scored"
     scored.mkdir()
     pd.DataFrame(
@@ -47,10 +48,10 @@ def test_align_trains_against_g_t_minus_1_not_the_base(tmp_path, tiny_lm_dir):
             "chosen_finished": [True, True],
             "rejected_finished": [[True, True], [True, False]],
         }
-    ).to_parquet(scored / "preferences.parquet")
+    ).to_parquet(Scored(scored).preferences)
     llm = LLMConfig(base=str(tiny_lm_dir), align_train=TrainingConfig(batch_size=2, learning_rate=1e-3))
     align(scored, tmp_path / "G1", llm, tmp_path / "G2")
-    first = json.loads((tmp_path / "G2" / "log.json").read_text())[0]
+    first = json.loads(Trained(tmp_path / "G2").log.read_text())[0]
     assert first["loss"] == pytest.approx(math.log(3), abs=1e-4)  # N = 1 chosen + 2 rejected
     assert first["rewards/chosen"] == pytest.approx(0, abs=1e-4)
     assert first["rewards/rejected"] == pytest.approx(0, abs=1e-4)

@@ -14,8 +14,10 @@ from tests.llm.teacher_server import TeacherServer
 from tests.synthetic import collm_rows, split_rows, write_collm
 from trackrec.artifacts.s3 import client, upload_dir
 from trackrec.config import config_from_dict
+from trackrec.ctr.saved import trained_metrics
 from trackrec.errors import ConfigError
 from trackrec.run_config import RunConfig
+from trackrec.stages.outputs import Embeddings, Judge, Report, Trained
 
 
 def loop_config(tmp_path, data_root, model, teacher_url, **extra):
@@ -88,9 +90,8 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     from trackrec.ctr.train import predict
     from trackrec.data.dataset import Dataset
     from trackrec.data.snapshots import SnapshotVectors
+    from trackrec.features.reading import open_repo, read
     from trackrec.features.serving import RequestScorer
-    from trackrec.features.store import open_repo
-    from trackrec.features.versions import read
 
     tmp_path, result, first = (first_run[k] for k in ("folder", "result", "executed"))
     assert first_run["asked"] == 6  # G0's teacher: half of the 12 users
@@ -98,9 +99,9 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     assert "report" in first
     paths, artifacts = first_run["latest"], first_run["artifacts"]
     assert {k: str(v) for k, v in paths.items()} == result["paths"]
-    assert set(paths) == {"ctr", "ctr_model", "dataset", "curves", "report", "generator", "distilled"}
+    assert set(paths) == {"ctr", "ctr_model", "dataset", "curves", "loop", "report", "generator", "distilled"}
     assert paths["report"].suffix == ".html" and first_run["report"] == paths["curves"].read_bytes()
-    trained = json.loads((paths["ctr_model"] / "metrics.json").read_text())
+    trained = trained_metrics(paths["ctr_model"])
     assert {k: result["ctr"][k] for k in trained["test"]} == trained["test"]
     assert trained["config"]["dense_dim"] == 384  # RecCoT vectors reached DIN
     lift = trained["lift"]  # and the permuted-vector control beside them, with its interval
@@ -108,22 +109,23 @@ def test_pipeline_runs_end_to_end_on_s3(first_run):
     assert lift["difference"]["ci_low"] <= lift["difference"]["estimate"] <= lift["difference"]["ci_high"]
     page = paths["curves"].read_text()  # the run's report: the headline, what was published, the charts
     assert page.index("own point-in-time RecCoT vector") < page.index("Published") < page.index("<img alt='V as")
-    rows = json.loads((paths["curves"].parent / "report" / "metrics.json").read_text())
+    rows = json.loads(Report(paths["loop"]).rows.read_text())
     assert [row["iteration"] for row in rows] == [0, 1]
     assert 0 < rows[1]["sampled_mean_reward"] <= rows[1]["sampled_chosen_reward"] < 1
     assert rows[0]["reward_fixed_v"] == rows[0]["mean_reward"] and 0 < rows[1]["reward_fixed_v"] < 1  # under V0
-    judged = sorted(artifacts.glob("ctr-judge*/judge/model/metrics.json"))
+    judged = [Judge(path) for path in sorted(artifacts.glob("ctr-judge*/judge"))]
     assert {"ctr-judge", "ctr-judge-2"} <= first and len(judged) == 2  # one CTR judge per iteration
-    by_iteration = {json.loads(path.read_text())["test"]["auc"] for path in judged}
+    by_iteration = {trained_metrics(judge.model)["test"]["auc"] for judge in judged}
     assert {row["ctr_auc"] for row in rows} == by_iteration  # the report's CTR curve is the judges' test AUC
     test_start = Dataset.open(paths["dataset"]).samples("test").timestamp.min()
-    for path in judged:  # no held-out user, no test-period text reaches a judge
-        assert (pd.read_parquet(path.parents[1] / "reccots" / "reccots.parquet").as_of < test_start).all()
-    for adapter in ("generator", "distilled"):
-        assert (paths[adapter] / "adapter" / "adapter_config.json").is_file()
+    for judge in judged:  # no held-out user, no test-period text reaches a judge
+        assert (pd.read_parquet(judge.reccots.table).as_of < test_start).all()
+    for model in ("generator", "distilled"):
+        assert (Trained(paths[model]).adapter / "adapter_config.json").is_file()
 
     # Features: readable from the local Feast store, the offline rows on S3, the same for both arms.
-    (embeddings,) = artifacts.glob("for-loop-*/encode/embeddings/embeddings.parquet")
+    (encoded,) = artifacts.glob("for-loop-*/encode/embeddings")
+    embeddings = Embeddings(encoded).table
     table = pd.read_parquet(embeddings)
     assert table.user_id.nunique() == 5 and set(table.iteration) == {1}
     newest = table.sort_values(["user_id", "as_of"]).groupby("user_id").tail(1)  # what is served online
@@ -160,8 +162,9 @@ def grown(first_run):
     12 unchanged) and the pipeline runs again in the same run folder (KFP's cache too), for every
     user, publishing for the candidate arm (pointed at the first run's version first, so that it can
     roll back to it). What the tests read is taken here: the arm's history and rows right after."""
-    from trackrec.features.store import open_repo, open_store
-    from trackrec.features.versions import assign, history, read
+    from trackrec.features.arms import assign, history
+    from trackrec.features.reading import open_repo, read
+    from trackrec.features.store import open_store
 
     config = copy.deepcopy(first_run["config"])
     config.features.arm, config.features.users = "candidate", None
@@ -173,7 +176,7 @@ def grown(first_run):
     run = run_tasks(config, run_dir)
     log = history(open_store(store), "candidate")
     rows = read(open_repo(store.repo), list(range(1, 17)), arm="candidate")
-    report = json.loads((latest_run(run_dir)["curves"].parent / "report" / "metrics.json").read_text())
+    report = json.loads(Report(latest_run(run_dir)["loop"]).rows.read_text())
     return {"config": config, "run_dir": run_dir, "executed": run[1], "log": log, "rows": rows, "report": report}
 
 
@@ -197,8 +200,10 @@ def test_the_refresh_trains_nothing_and_republishes_with_the_arms_generator_and_
     """The refresh pipeline on the grown log: the active users' snapshots as of now, written by the
     G that wrote the version the arm reads (kept with it), every other snapshot carried over; then
     the arm rolls back, version by version, to the first run's."""
-    from trackrec.features.store import open_repo, open_store
-    from trackrec.features.versions import history, read, rollback, version_tags
+    from trackrec.features.arms import history, rollback
+    from trackrec.features.reading import open_repo, read
+    from trackrec.features.store import open_store
+    from trackrec.features.versions import version_tags
 
     config, store = grown["config"], grown["config"].features.store
     before = grown["log"][-1]["version"]

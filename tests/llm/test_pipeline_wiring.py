@@ -56,11 +56,11 @@ def test_each_task_reads_the_g_and_v_of_algorithm_2_and_shards_gather_whole(fake
     tasks = {task.split("#")[0] for task in outputs}
     # iteration t (0, 1, 2) is the t+1-th task of its stage: evaluate-3 is iteration 2
     assert inputs["distill"]["samples"] == "select-samples"
-    assert inputs["align"]["generator"] == "distill" and inputs["align-2"]["generator"] == "align"
+    assert inputs["align"]["previous"] == "distill" and inputs["align-2"]["previous"] == "align"
     assert outputs[inputs["align-2"]["scored"]]["gathered"]["stage"] == "gather"  # score 2's shards, gathered
-    assert inputs["rectune"]["validator"] is None and inputs["rectune-2"]["validator"] == "rectune"
+    assert inputs["rectune"]["previous"] is None and inputs["rectune-2"]["previous"] == "rectune"
     assert inputs["evaluate-3"]["validator"] == "rectune-3" and inputs["evaluate-3"]["fixed_validator"] == "rectune"
-    assert inputs["evaluate-3"]["previous"] == "evaluate-2" and inputs["evaluate"]["previous"] is None
+    assert inputs["evaluate-3"]["previous_report"] == "evaluate-2" and inputs["evaluate"]["previous_report"] is None
     assert inputs["evaluate-3"]["judge"] == "ctr-judge-3"
     assert inputs["publish"]["generator"] == "align-2"  # G(T) wrote the published version and is kept with it
     assert inputs["train-ctr"]["embeddings"].startswith("gather")

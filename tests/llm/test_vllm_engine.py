@@ -48,7 +48,7 @@ def model_dir(tmp_path_factory):
         model.get_input_embeddings().weight[partial] = 0
     model.save_pretrained(folder)
     lora = get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    lora.save_pretrained(folder / "adapter")
+    lora.save_pretrained(folder / "lora")
     return folder
 
 
@@ -67,7 +67,7 @@ def engines(model_dir, adapter):
     return hf, VLLMEngine(model_dir, adapter, tokenizer, config)
 
 
-@pytest.fixture(scope="module", params=[None, "adapter"], ids=["base", "lora"])
+@pytest.fixture(scope="module", params=[None, "lora"], ids=["base", "lora"])
 def pair(request, model_dir):
     adapter = None if request.param is None else model_dir / request.param
     hf, fast = engines(model_dir, adapter)
@@ -108,7 +108,7 @@ def test_another_adapter_over_the_same_base_answers_as_its_own_load(pair, model_
 
     hf, fast = pair
     if fast.lora is None:  # a base without an adapter has none to switch: the caller loads V0 anew
-        assert not fast.use_adapter(model_dir / "adapter")
+        assert not fast.use_adapter(model_dir / "lora")
         return
     other = model_dir / "other-adapter"
     torch.manual_seed(1)
@@ -124,4 +124,4 @@ def test_another_adapter_over_the_same_base_answers_as_its_own_load(pair, model_
         assert fast.use_adapter(other)
         np.testing.assert_allclose(normalised(fast.yes_no_probs(PROMPTS)), expected, atol=PROBABILITY_TOLERANCE)
     finally:
-        fast.use_adapter(model_dir / "adapter")  # the module's engine as the fixture made it
+        fast.use_adapter(model_dir / "lora")  # the module's engine as the fixture made it

@@ -23,6 +23,7 @@ from torch import nn
 from trackrec.ctr.config import ModelConfig
 from trackrec.ctr.features import FeatureSpec
 from trackrec.ctr.registry import build_model
+from trackrec.data.dataset import TABLE_FILES
 
 EPS = 1e-7
 
@@ -57,7 +58,7 @@ def has_conversions(dataset) -> bool:
     """Whether a prepared dataset carries the optional conversion column."""
     if dataset.tables is not None:
         return "conversion" in dataset.tables["samples"]
-    return "conversion" in pq.read_schema(dataset.folder / "samples.parquet").names
+    return "conversion" in pq.read_schema(dataset.folder / TABLE_FILES["samples"]).names
 
 
 @torch.no_grad()

@@ -39,6 +39,7 @@ from trackrec.tables import concatenate
 
 ROW_GROUP = 65_536
 TABLE_FILES = {"samples": "samples.parquet", "history": "history.parquet", "items": "items.parquet"}
+META_FILE = "meta.json"  # what the dataset is: its source, config, rows and the tables' hashes
 ID_MAP_FILES = {"user": "user_ids.parquet", "item": "item_ids.parquet"}
 
 
@@ -142,9 +143,9 @@ class Dataset:
     def open(cls, folder: str | Path) -> Dataset:
         """The dataset in `folder`, its tables checked against meta.json (schema, rows, hash), not read."""
         folder = Path(folder)
-        if not (folder / "meta.json").exists():
+        if not (folder / META_FILE).exists():
             raise DataError(str(folder), "not a prepared dataset (no meta.json); run `trackrec data prepare` first")
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = json.loads((folder / META_FILE).read_text())
         if "tables" not in meta:
             raise DataError(str(folder), "written by an older trackrec (no table list in meta.json); prepare it again")
         if not SECONDS_RANGE[0] <= meta.get("latest_timestamp", 0) < SECONDS_RANGE[1]:  # CoLLM read as nanoseconds
@@ -289,7 +290,7 @@ def _write_meta(meta: dict, id_maps: dict[str, pd.DataFrame], folder: Path) -> N
     for name, file in TABLE_FILES.items():
         tables[name] = {"rows": pq.read_metadata(folder / file).num_rows, "sha256": sha256_of(folder / file)}
     save_id_maps(id_maps, folder)
-    (folder / "meta.json").write_text(json.dumps({**meta, "tables": tables}, indent=2))
+    (folder / META_FILE).write_text(json.dumps({**meta, "tables": tables}, indent=2))
 
 
 def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:

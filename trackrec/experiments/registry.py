@@ -2,7 +2,7 @@
 
 An experiment is a FeatureService `exp_<name>` over its arms' version views, its definition (JSON)
 in its tags: every pod that reads the registry (the publish stage, the feature server's readers,
-the CLI) sees the same experiments. While one runs, its arms are frozen: `versions.assign`,
+the CLI) sees the same experiments. While one runs, its arms are frozen: `arms.assign`,
 `promote` and `rollback` refuse to move them unless forced, and the publish stage publishes new
 versions without pointing a frozen arm at them.
 """
@@ -68,8 +68,8 @@ def frozen_by(feast, arm: str) -> str | None:
 def start(store, experiment: Experiment, force: bool = False) -> Experiment:
     """Point each arm at its version and model, then record the experiment (running). Refused while
     another running experiment holds one of its arms, unless `force` (which stops that one first)."""
+    from trackrec.features.arms import assign
     from trackrec.features.lease import writer
-    from trackrec.features.versions import assign
 
     with writer(store, f"experiment start {experiment.name}"):  # the check and the writes as one
         feast = store.feast

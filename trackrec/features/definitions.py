@@ -3,7 +3,8 @@
 A version's FeatureView `reccot_<version>` has its own offline file and its own online rows, so
 publishing one never touches another. The FeatureService `reccot_<version>` is applied last, as
 the mark that the version is complete; an arm's service `ctr_<arm>` names the version that arm's
-CTR model reads, with the versions it can roll back through and its change log in its tags.
+CTR model reads, with the versions it can roll back through and its change log in its tags. What an
+object is (a version's, an arm's) is read from its tags (`version_of`, `arm_of`), never from its name.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ USER = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, de
 HISTORY = 200  # changes of an arm kept in its log
 ROLLBACK_DEPTH = 5  # versions an arm can roll back through: older ones may be pruned
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,62}$")
+ARM_TAG = "arm"  # on an arm's service: the arm it is
+_ARM_PREFIX = "ctr_"
 
 
 def checked_name(kind: str, name: str) -> str:
@@ -34,7 +37,31 @@ def view_name(version: str) -> str:
 
 
 def arm_service_name(arm: str) -> str:
-    return f"ctr_{checked_name('arm', arm)}"
+    return f"{_ARM_PREFIX}{checked_name('arm', arm)}"
+
+
+def version_of(feature_object: FeatureView | FeatureService) -> str | None:
+    """The version whose view or completion mark `feature_object` is; None for any other (an arm's
+    service names the version it reads in the same tag, under its own name)."""
+    version = (feature_object.tags or {}).get("version")
+    return version if version is not None and feature_object.name == view_name(version) else None
+
+
+def arm_of(service: FeatureService) -> str | None:
+    """The arm whose service `service` is; None for a version's or an experiment's."""
+    tags = service.tags or {}
+    if ARM_TAG not in tags and "stack" in tags:  # an arm's service written before the tag
+        return service.name.removeprefix(_ARM_PREFIX)
+    return tags.get(ARM_TAG)
+
+
+def arm_state(service: FeatureService) -> tuple[list[str], list[str], list[dict]]:
+    """What `arm_service` wrote: the versions the arm can roll back through (the last is read now),
+    the model of each ("" where none was named, or before models were kept) and the change log."""
+    tags = service.tags
+    stack, models = json.loads(tags.get("stack", "[]")), json.loads(tags.get("models", "[]"))
+    models = ([""] * len(stack) + models)[-len(stack) :] if stack else []
+    return stack, models, json.loads(tags.get("log", "[]"))
 
 
 def version_view(version: str, path: str, s3_endpoint: str | None, ttl_days: int | None = None) -> FeatureView:
@@ -74,6 +101,7 @@ def arm_service(arm: str, view: FeatureView, stack: list[str], log: list[dict], 
     one read now, at most ROLLBACK_DEPTH), the CTR/CVR model that goes with each (`models`, "" where
     none was named) and every change made to it (`log`, the latest HISTORY)."""
     tags = {
+        ARM_TAG: arm,
         "version": view.tags["version"],
         "model": models[-1],
         "stack": json.dumps(stack[-ROLLBACK_DEPTH:]),

@@ -1,7 +1,7 @@
 """Online features over HTTP, as a ranker reads them: one POST to the feature server's
 `/get-online-features` (`feast serve`, behind the read-only front on a cluster).
 
-The same rows `versions.read` gives from a repo, from the server a ranker reaches: per user its
+The same rows `reading.read` gives from a repo, from the server a ranker reaches: per user its
 newest snapshot (embedding, RecCoT, as_of, iteration) and `feature_version`, the version that wrote
 the row (Feast's column is `model_version`); None where the user has none, or where the snapshot is
 older than `ttl_days` (Feast's online read does not apply the TTL).

@@ -19,8 +19,7 @@ from trackrec.ctr.saved import load_trained
 from trackrec.data.dataset import Dataset
 from trackrec.features import definitions
 from trackrec.features.http_read import read_over_http
-from trackrec.features.store import open_repo
-from trackrec.features.versions import read
+from trackrec.features.reading import open_repo, read
 
 
 class RequestScorer:

@@ -22,6 +22,7 @@ from trackrec.atomic import atomic_file
 from trackrec.config import TTL_DAYS, Config, Range, field
 from trackrec.errors import TrackRecError
 from trackrec.inert import inert
+from trackrec.paths import feast_repo
 from trackrec.reach import PASSWORD, parse_redis, path_problems, read_redis, url_problems
 
 ONLINE_KINDS = ("sqlite", "redis")
@@ -37,7 +38,11 @@ class StoreError(TrackRecError):
 
 @dataclass
 class StoreConfig(Config):
-    repo: str = field("runs/local/feast", help="Feast repo folder: feature_store.yaml, registry, SQLite file")
+    repo: str = field(
+        str(feast_repo()),
+        help="Feast repo folder: feature_store.yaml, registry, SQLite file; `trackrec run` puts one left unset "
+        "in its run folder (<run dir>/feast)",
+    )
     project: str = field("trackrec", help="Feast project name")
     online: str = field("sqlite", help=f"online store: one of {ONLINE_KINDS}")
     redis: str = field(
@@ -155,8 +160,9 @@ def with_timeouts(connection: str) -> str:
 @dataclass(frozen=True)
 class OpenedStore:
     """A publisher's store, opened once per stage call or command (its services checked): every
-    versions.* operation takes it. The repo's feature_store.yaml is written, and Feast's store
-    built, when an operation first needs them: input refused before that leaves nothing behind."""
+    versions.* and arms.* operation takes it (a reader opens the repo instead: reading.open_repo).
+    The repo's feature_store.yaml is written, and Feast's store built, when an operation first
+    needs them: input refused before that leaves nothing behind."""
 
     config: StoreConfig
 
@@ -179,12 +185,3 @@ def open_store(config: StoreConfig, registry_only: bool = False) -> OpenedStore:
     and need not be reachable from where the command runs."""
     check_reachable(config, registry_only)
     return OpenedStore(config)
-
-
-def open_repo(repo: str | Path):
-    """A consumer's view: the store a publisher wrote into `repo`."""
-    from feast import FeatureStore
-
-    if not (Path(repo) / "feature_store.yaml").is_file():
-        raise StoreError(f"{repo}: no feature_store.yaml; publish a version first")
-    return FeatureStore(repo_path=str(repo))

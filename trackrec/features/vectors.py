@@ -101,15 +101,3 @@ def _checked(
         user, as_of = keys.user_id.iloc[row], keys.as_of.iloc[row]
         raise DataError(source, f"duplicate snapshot: user_id {user} as of {as_of}", row=first_row + row, field="as_of")
     return matrix
-
-
-def random_unit_vectors(like: str | Path, output: str | Path, seed: int) -> Path:
-    """A random unit vector per user of the table `like` (an embeddings.parquet), written to `output`:
-    the control for a RecCoT vector (the connector's extra parameters without the information)."""
-    table = pd.read_parquet(like)
-    rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((len(table), len(table.embedding.iloc[0]))).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # the same scale as the normalised encoder's
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    table.assign(embedding=list(vectors), reccot="").to_parquet(output)
-    return Path(output)

@@ -1,10 +1,11 @@
-"""Versioned publishing for A/B arms: publish, assign an arm, promote, roll back (any number of
-steps), list versions and arms, read, restore online rows, prune old versions.
+"""The store's versions: publish one (its offline rows, its online rows, its completion mark last),
+restore its online rows, list versions and arms, prune old versions. Which version an A/B arm reads
+is trackrec/features/arms.py's; a reader's online read is trackrec/features/reading.py's.
 
 Readers only ever go through a complete version: an arm's service moves to a version after that
 version's service (its completion mark) exists, and only while the online store serves every one
-of the version's users as published (trackrec/features/online_rows.py). A publish whose online
-writes fail (a full Redis) removes the rows it wrote; one killed midway leaves its view half
+of the version's users as published (`require_online`, trackrec/features/online_rows.py). A
+publish whose online writes fail (a full Redis) removes the rows it wrote; one killed midway leaves its view half
 written but unnamed by any arm or completion mark: publishing the same version again removes that
 attempt, online rows included, and `prune` sweeps it. Every change holds the store's writer lease
 (trackrec/features/lease.py): one writer at a time, each reading the registry afresh.
@@ -12,9 +13,7 @@ attempt, online rows included, and `prune` sweeps it. Every change holds the sto
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pandas as pd
 from trackrec.errors import DataError
 from trackrec.features import definitions, lease, online_rows
 from trackrec.features.generators import TAG as GENERATOR_TAG
-from trackrec.features.offline import located, parquet_writer, read_batches, read_column
+from trackrec.features.offline import located, parquet_writer, read_batches
 from trackrec.features.online_rows import no_snapshots, snapshots_of
 from trackrec.features.store import OpenedStore, StoreConfig, StoreError
 from trackrec.features.vectors import checked_vectors
@@ -32,7 +31,8 @@ from trackrec.features.vectors import checked_vectors
 _COLUMNS = ("user_id", "as_of", "reccot", "iteration", "embedding")
 
 
-def _service(feast, name: str):
+def find_service(feast, name: str):
+    """The FeatureService `name`, or None."""
     from feast.errors import FeatureServiceNotFoundException
 
     try:
@@ -41,20 +41,22 @@ def _service(feast, name: str):
         return None
 
 
-def _version_service(feast, version: str):
+def completion_mark(feast, version: str):
     """The completion mark of `version`; an incomplete or unknown version is an error."""
-    service = _service(feast, definitions.view_name(version))
+    service = find_service(feast, definitions.view_name(version))
     if service is None:
         raise StoreError(f"version {version!r} is not a complete published version")
     return service
 
 
-def _require_complete(feast, version: str):
-    _version_service(feast, version)
+def complete_view(feast, version: str):
+    """The view of a complete `version`; an incomplete or unknown version is an error."""
+    completion_mark(feast, version)
     return feast.get_feature_view(definitions.view_name(version))
 
 
 Chunks = Callable[[], Iterator[pd.DataFrame]]  # a table, read again a chunk at a time for each pass
+Check = Callable[[OpenedStore, pd.Index], None]  # raises to refuse a version of these users (arms.Guard)
 
 
 def table_chunks(table: pd.DataFrame) -> Chunks:
@@ -117,7 +119,7 @@ def publish(
     source: str = "embeddings",
     progress: bool = True,
     data_version: str | None = None,
-    guard: Guard | None = None,
+    guard: Check | None = None,
     content: str | None = None,
     generator: str | None = None,
 ) -> dict:
@@ -130,7 +132,9 @@ def publish(
     content: the digest of the table it was published from (kept in its tags, with the base and
     `generator`, where the G that wrote the snapshots is kept: trackrec/features/generators.py;
     none: carry_from's).
-    guard: refuse a version that would drop more than a share of the users an arm reads. A killed
+    guard: called with the store and the new version's users (its own and those carried) before
+    anything is written; it raises to refuse the version (arms.Guard: one that would drop more
+    than a share of the users an arm reads). A killed
     attempt at `version` (its view without its completion mark) is removed, online rows included,
     before writing; online writes that fail (a full Redis) remove the rows they wrote. Everything is
     checked before anything is written; rows go through memory a chunk at a time.
@@ -141,14 +145,14 @@ def publish(
     with lease.writer(store, f"publish {version}"):
         view_name = definitions.view_name(version)
         feast = store.feast
-        if _service(feast, view_name) is not None:
+        if find_service(feast, view_name) is not None:
             raise StoreError(f"version {version!r} is already published; readers may be on it: publish a new version")
-        old_path = None if carry_from is None else _require_complete(feast, carry_from).batch_source.path
+        old_path = None if carry_from is None else complete_view(feast, carry_from).batch_source.path
         if generator is None and carry_from is not None:  # the same G wrote the new snapshots (a refresh)
-            generator = _version_service(feast, carry_from).tags.get(GENERATOR_TAG) or None
+            generator = completion_mark(feast, carry_from).tags.get(GENERATOR_TAG) or None
         carried = _keys(no_snapshots() if old_path is None else snapshots_of(old_path, config)).difference(keys)
         if guard is not None:
-            _check_drop(store, guard, pd.Index(keys.get_level_values(0)).append(pd.Index(carried.get_level_values(0))))
+            guard(store, pd.Index(keys.get_level_values(0)).append(pd.Index(carried.get_level_values(0))))
         killed = _view(feast, view_name)
         if killed is not None:
             lease.confirm(store)
@@ -176,7 +180,7 @@ def publish(
                 error.add_note(f"publish {version}: {fate}")
                 raise
             raise StoreError(f"{found}; {fate}") from error
-        provenance = {"published_at": _now(), "data_version": data_version or "unknown"}
+        provenance = {"published_at": now(), "data_version": data_version or "unknown"}
         provenance |= {"content": content or "unknown", "base": carry_from or "", GENERATOR_TAG: generator or ""}
         lease.confirm(store)
         feast.apply([definitions.version_service(view, rows, provenance)])  # the completion mark, last
@@ -193,32 +197,6 @@ def _remove_attempt(feast, view) -> str:
     return "its rows written so far were removed"
 
 
-def _users_of(path: str, config: StoreConfig) -> pd.Index:
-    return pd.Index(read_column(path, "user_id", config.s3_endpoint).unique())
-
-
-@dataclass(frozen=True)
-class Guard:
-    """Refuse a version that would drop more than `max_drop` of the users `arm` reads, unless `force`."""
-
-    arm: str
-    max_drop: float
-    force: bool = False
-
-
-def _check_drop(store: OpenedStore, guard: Guard, user_ids: pd.Index) -> None:
-    current = arm_version(store, guard.arm)
-    if current is None or guard.force:
-        return
-    reading = _users_of(_require_complete(store.feast, current).batch_source.path, store.config)
-    dropped = reading.difference(user_ids)
-    if len(dropped) > guard.max_drop * len(reading):
-        raise StoreError(
-            f"the new version would drop {len(dropped)} of the {len(reading)} users arm {guard.arm!r} reads "
-            f"(over {guard.max_drop:.0%}): publish with force to accept"
-        )
-
-
 def _view(feast, name: str):
     from feast.errors import FeatureViewNotFoundException
 
@@ -228,29 +206,29 @@ def _view(feast, name: str):
         return None
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")  # orders versions published in one second
 
 
 def version_tags(store: OpenedStore, version: str) -> dict[str, str]:
     """A complete version's tags: rows, published_at, data_version, content, base, generator."""
-    return dict(_version_service(store.feast, version).tags)
+    return dict(completion_mark(store.feast, version).tags)
 
 
 def is_published(store: OpenedStore, version: str) -> bool:
-    return _service(store.feast, definitions.view_name(version)) is not None
+    return find_service(store.feast, definitions.view_name(version)) is not None
 
 
 def online_missing(store: OpenedStore, version: str) -> int:
     """How many of a complete version's users the online store does not serve as published (a Redis
     that lost rows): every user is checked."""
-    return len(online_rows.missing(store.feast, _require_complete(store.feast, version), store.config)[0])
+    return len(online_rows.missing(store.feast, complete_view(store.feast, version), store.config)[0])
 
 
-def _require_online(store: OpenedStore, version: str):
+def require_online(store: OpenedStore, version: str):
     """The view of `version`, which an arm moves to only while every one of its users is served as
     published."""
-    view = _require_complete(store.feast, version)
+    view = complete_view(store.feast, version)
     gone, users = online_rows.missing(store.feast, view, store.config)
     if len(gone):
         raise StoreError(
@@ -264,123 +242,11 @@ def restore(store: OpenedStore, version: str, progress: bool = True, only_missin
     """Rebuild a complete version's online rows from its offline parquet (after Redis lost them);
     only_missing: only those of users the online store does not serve as published."""
     with lease.writer(store, f"restore {version}"):
-        view = _require_complete(store.feast, version)
+        view = complete_view(store.feast, version)
         users = online_rows.missing(store.feast, view, store.config)[0] if only_missing else None
         with online_rows.failing_as(f"restore {version}"):
             written = online_rows.write(store.feast, view, store.config, f"restore {version}", progress, users)
         return {"version": version, "users": written}
-
-
-def arm_version(store: OpenedStore, arm: str) -> str | None:
-    service = _service(store.feast, definitions.arm_service_name(arm))
-    return None if service is None else service.tags["version"]
-
-
-def arm_model(store: OpenedStore, arm: str) -> str | None:
-    """The CTR/CVR model that goes with the version `arm` reads (trained on it); None where none was
-    named (a ranker must not score an arm's features with a model trained on another version)."""
-    service = _service(store.feast, definitions.arm_service_name(arm))
-    return None if service is None else service.tags.get("model") or None
-
-
-def _arm_state(feast, arm: str) -> tuple[list[str], list[dict]]:
-    """The versions `arm` can roll back through (the last is read now) and its change log."""
-    service = _service(feast, definitions.arm_service_name(arm))
-    if service is None:
-        return [], []
-    return json.loads(service.tags.get("stack", "[]")), json.loads(service.tags.get("log", "[]"))
-
-
-def _arm_models(feast, arm: str, depth: int) -> list[str]:
-    """The model of each version in the arm's stack ("" where none was named, or before models were kept)."""
-    service = _service(feast, definitions.arm_service_name(arm))
-    models = [] if service is None else json.loads(service.tags.get("models", "[]"))
-    return [""] * (depth - len(models)) + models[-depth:] if depth else []
-
-
-def _point(store, arm: str, version: str, stack: list[str], log: list[dict], action: str, models: list[str]) -> dict:
-    feast = store.feast
-    view = _require_online(store, version)
-    data_version = _version_service(feast, version).tags.get("data_version", "unknown")
-    entry = {"version": version, "model": models[-1], "action": action, "at": _now(), "by": lease.actor()}
-    entry["data_version"] = data_version
-    lease.confirm(store)
-    feast.apply([definitions.arm_service(arm, view, stack, [*log, entry], models)])
-    previous = stack[-2] if len(stack) > 1 else None
-    return {"arm": arm, "version": version, "model": models[-1] or None, "previous": previous, "changed": True}
-
-
-def _unfrozen(feast, arm: str, force: bool) -> None:
-    """Refuse to move an arm a running experiment holds (its treatment is frozen), unless forced."""
-    held = definitions.experiment_holding(feast, arm)
-    if held and not force:
-        raise StoreError(
-            f"arm {arm!r} is frozen by running experiment {held!r}: stop it first (`trackrec experiment stop`) "
-            "or pass force"
-        )
-
-
-def assign(store: OpenedStore, arm: str, version: str, model: str | None = None, force: bool = False) -> dict:
-    """Point `arm` at a complete `version` and the CTR/CVR `model` trained on it (none: the arm names
-    no model, or keeps its own if the version is unchanged); the pairs it read before stay for
-    rollback. Assigning what it reads changes nothing. Refused on an arm a running experiment holds,
-    and on a version whose online rows are gone."""
-    with lease.writer(store, f"assign {arm}"):
-        return _assign(store, arm, version, model=model, force=force)
-
-
-def _assign(store, arm: str, version: str, action: str = "assign", model: str | None = None, force: bool = False):
-    feast = store.feast
-    stack, log = _arm_state(feast, arm)
-    models = _arm_models(feast, arm, len(stack))
-    if stack and stack[-1] == version and model in (None, models[-1]):
-        _require_online(store, version)
-        previous = stack[-2] if len(stack) > 1 else None
-        return {"arm": arm, "version": version, "model": models[-1] or None, "previous": previous, "changed": False}
-    _unfrozen(feast, arm, force)
-    kept = models[-1] if stack and stack[-1] == version and model is None else ""
-    return _point(store, arm, version, [*stack, version], log, action, [*models, model or kept])
-
-
-def promote(
-    store: OpenedStore, source_arm: str = "candidate", target_arm: str = "control", force: bool = False
-) -> dict:
-    """The target arm reads what the source arm reads: its version and its model, together."""
-    with lease.writer(store, f"promote {source_arm} to {target_arm}"):
-        version = arm_version(store, source_arm)
-        if version is None:
-            raise StoreError(f"arm {source_arm!r} reads no version; assign one first")
-        model = arm_model(store, source_arm) or ""
-        return _assign(store, target_arm, version, f"promote from {source_arm}", model=model, force=force)
-
-
-def rollback(store: OpenedStore, arm: str = "control", to: str | None = None, force: bool = False) -> dict:
-    """Point `arm` back at the version it read before, with that version's model (or at `to`, one
-    it read earlier). Refused where that version's online rows are gone."""
-    with lease.writer(store, f"rollback {arm}"):
-        return _rollback(store, arm, to, force)
-
-
-def _rollback(store: OpenedStore, arm: str, to: str | None, force: bool) -> dict:
-    stack, log = _arm_state(store.feast, arm)
-    models = _arm_models(store.feast, arm, len(stack))
-    if to is None:
-        if len(stack) < 2:
-            raise StoreError(f"arm {arm!r} has no earlier version to roll back to")
-        depth = len(stack) - 1
-    elif to in stack[:-1]:
-        depth = len(stack) - 1 - stack[::-1].index(to, 1) + 1
-    else:
-        raise StoreError(f"arm {arm!r} never read version {to!r} before: see `trackrec features history`")
-    _unfrozen(store.feast, arm, force)
-    return _point(store, arm, stack[depth - 1], stack[:depth], log, "rollback", models[:depth])
-
-
-def history(store: OpenedStore, arm: str) -> list[dict]:
-    """Every change of `arm`, oldest first: version, action, when, by whom, from which data version."""
-    if _service(store.feast, definitions.arm_service_name(arm)) is None:
-        raise StoreError(f"arm {arm!r} reads no version")
-    return _arm_state(store.feast, arm)[1]
 
 
 def listing(store: OpenedStore) -> dict[str, list[dict]]:
@@ -390,19 +256,20 @@ def listing(store: OpenedStore) -> dict[str, list[dict]]:
     feast = store.feast
     services = {service.name: service for service in feast.list_feature_services()}
     arms = []
-    for arm in sorted(name.removeprefix("ctr_") for name in services if name.startswith("ctr_")):
-        stack, log = _arm_state(feast, arm)
+    by_arm = {arm: service for service in services.values() if (arm := definitions.arm_of(service)) is not None}
+    for arm, service in sorted(by_arm.items()):
+        stack, _, log = definitions.arm_state(service)
         last = log[-1] if log else {}
         change = f"{last['action']} at {last['at']} by {last['by']}" if last else ""
-        model = services[f"ctr_{arm}"].tags.get("model", "")
+        model = service.tags.get("model", "")
         arms.append(
             {"arm": arm, "version": stack[-1], "model": model, "rollback": stack[-2::-1], "last_change": change}
         )
     versions = []
     for view in feast.list_feature_views():
-        if not view.name.startswith("reccot_") or "version" not in view.tags:
+        if (version := definitions.version_of(view)) is None:
             continue
-        version, service = view.tags["version"], services.get(view.name)
+        service = services.get(view.name)
         tags = {} if service is None else service.tags
         entry = {"version": version, "complete": service is not None}
         entry |= {key: tags.get(key, "") for key in ("rows", "published_at", "data_version", GENERATOR_TAG, "base")}
@@ -420,16 +287,15 @@ def prune(store: OpenedStore, keep: int) -> list[str]:
     with lease.writer(store, "prune"):
         feast = store.feast
         services = {s.name: s for s in feast.list_feature_services()}
-        complete = [  # versions' completion marks (an experiment's service has no version tag)
-            s for s in services.values() if "version" in s.tags and s.name == definitions.view_name(s.tags["version"])
-        ]
-        protected = {v for name in services if name.startswith("ctr_") for v in _arm_state(feast, name[4:])[0]}
+        complete = [s for s in services.values() if definitions.version_of(s) is not None]  # completion marks
+        arms = [s for s in services.values() if definitions.arm_of(s) is not None]
+        protected = {version for arm in arms for version in definitions.arm_state(arm)[0]}  # reads, can roll back to
         newest_first = sorted(complete, key=lambda s: s.tags.get("published_at", ""), reverse=True)
         doomed = [(s.tags["version"], [s, feast.get_feature_view(s.name)]) for s in newest_first[keep:]]
         doomed += [
-            (view.tags["version"], [view])
+            (definitions.version_of(view), [view])
             for view in feast.list_feature_views()
-            if view.name.startswith("reccot_") and "version" in view.tags and view.name not in services
+            if definitions.version_of(view) is not None and view.name not in services
         ]
         deleted = []
         for version, objects in doomed:
@@ -438,25 +304,3 @@ def prune(store: OpenedStore, keep: int) -> list[str]:
                 feast.apply([], objects_to_delete=objects, partial=False)
                 deleted.append(version)
         return deleted
-
-
-def read(feast, user_ids: list[int], version: str | None = None, arm: str = "control") -> pd.DataFrame:
-    """Online features of `user_ids` from `version`, or from what `arm` reads: each user's newest
-    snapshot, with its as_of; a user without one reads None, and one whose newest is older than the
-    view's TTL reads None for its embedding and RecCoT (its version and as_of stay, to say why).
-    `feast`: a FeatureStore (a reader's `open_repo`, or an opened store's `.feast`)."""
-    if version is not None:
-        service = _version_service(feast, version)
-    else:
-        service = _service(feast, definitions.arm_service_name(arm))
-        if service is None:
-            raise StoreError(f"arm {arm!r} reads no version; assign one with `trackrec features assign`")
-    result = feast.get_online_features(features=service, entity_rows=[{"user_id": int(u)} for u in user_ids])
-    frame = pd.DataFrame(result.to_dict())
-    ttl = feast.get_feature_view(service.feature_view_projections[0].name).ttl
-    if ttl and ttl.total_seconds() > 0:  # Feast's online read does not apply it: a stale RecCoT is not served
-        age = datetime.now(UTC).timestamp() - frame.as_of.astype("float64")
-        stale = (age > ttl.total_seconds()).to_numpy()
-        frame.loc[stale, ["embedding", "reccot"]] = None
-    frame["embedding"] = [None if v is None else np.asarray(v, dtype=np.float32) for v in frame.embedding]
-    return frame

@@ -1,5 +1,5 @@
 """What a training process needs to know of its place among several (GPUs of one pod, or nodes of a
-TrainJob: trackrec/stages/launch.py): its device, whether it is rank 0, and how to save an adapter
+TrainJob: trackrec/cluster/launch.py): its device, whether it is rank 0, and how to save an adapter
 that DeepSpeed (ZeRO-2/3, `*_train.deepspeed`) sharded across all of them; rank 0 alone writes."""
 
 from __future__ import annotations

@@ -14,9 +14,6 @@ from trackrec.atomic import atomic_file
 from trackrec.inert import inert_html
 from trackrec.llm.charts import Measure, chart, finite, interval_chart
 
-ROWS = "metrics.json"  # the report's rows, one per iteration: what the next evaluate task extends
-PAGE, CARD = "report.html", "card.md"
-
 # In the order the text reads; each a chart of its own.
 MEASURES = (
     Measure(
@@ -223,20 +220,19 @@ def card(rows: list[dict], ctr: dict | None = None, published: dict | None = Non
 
 
 def write_report(
-    rows: list[dict], folder: str | Path, title: str = "TrackRec loop", ctr: dict | None = None,
-    published: dict | None = None,
-) -> Path:  # fmt: skip
-    """ROWS (metrics.json), report.html and card.md in `folder`; `rows`: one dict per iteration (key
-    'iteration'); `ctr`: train_ctr's metrics (the final CTR model, against its control when it read
-    vectors); `published`: publish's summary."""
-    folder = Path(folder)
-    with atomic_file(folder / ROWS) as tmp:
+    rows: list[dict], files, title: str = "TrackRec loop", ctr: dict | None = None, published: dict | None = None
+) -> Path:
+    """The rows (JSON), the page and the card at `files.rows`, `.page` and `.card` (a stage's
+    Report); `rows`: one dict per iteration (key 'iteration'); `ctr`: train_ctr's metrics (the final
+    CTR model, against its control when it read vectors); `published`: publish's summary. Returns
+    the page."""
+    with atomic_file(files.rows) as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
-    with atomic_file(folder / CARD) as tmp:
+    with atomic_file(files.card) as tmp:
         tmp.write_text(card(rows, ctr, published))
-    with atomic_file(folder / PAGE) as tmp:
+    with atomic_file(files.page) as tmp:
         tmp.write_text(page(rows, title, ctr, published))
-    return folder / PAGE
+    return files.page
 
 
 def _has_lift(ctr: dict | None) -> bool:

@@ -25,25 +25,24 @@ from trackrec.data.dataset import Dataset
 from trackrec.features.encoder import EncoderConfig, TextEncoder
 from trackrec.llm.reward import reward
 from trackrec.run_config import JudgeConfig
-from trackrec.stages.encode import encode, vector_size, vectors_in
+from trackrec.stages.encode import encode, vector_size
 from trackrec.stages.greedy import read_reccots
 from trackrec.stages.llm_common import read_samples
+from trackrec.stages.outputs import Judge
 from trackrec.stages.train_ctr import EVAL_BATCH, train_ctr
 
-MODEL, VECTORS, ENCODER = "model", "vectors", "encoder.json"  # the judge's folder
 
-
-def user_reccots(samples_dir: str | Path, greedy_dir: str | Path, iteration: int) -> pd.DataFrame:
+def user_reccots(samples: str | Path, greedy: str | Path, iteration: int) -> pd.DataFrame:
     """user_id, as_of, reccot, iteration (encode's input): one snapshot per selected train sample, its
     greedy RecCoT as of its time (it summarises the events before it), read by that user's later
     samples only. The held-out users' samples are test-period ones: they give no snapshot, so no
     test-period text reaches a feature the judge is tested on."""
-    frame = read_samples(samples_dir, "train")
+    frame = read_samples(samples, "train")
     table = pd.DataFrame(
         {
             "user_id": frame.user_id.to_numpy(np.int64),
             "as_of": frame.timestamp.to_numpy(np.int64),
-            "reccot": read_reccots(greedy_dir, "train", frame),
+            "reccot": read_reccots(greedy, "train", frame),
             "iteration": iteration,
         }
     )
@@ -51,54 +50,54 @@ def user_reccots(samples_dir: str | Path, greedy_dir: str | Path, iteration: int
 
 
 def ctr_judge(
-    dataset_dir: str | Path,
-    samples_dir: str | Path,
-    greedy_dir: str | Path,
+    dataset: str | Path,
+    samples: str | Path,
+    greedy: str | Path,
     config: JudgeConfig,
     output: str | Path,
     iteration: int,
     progress: bool = True,
 ) -> dict:
-    """Writes reccots/ (what it read), vectors/ (encode's output), model/ (train_ctr's) and encoder.json;
-    returns the test metrics."""
-    reccots = user_reccots(samples_dir, greedy_dir, iteration)
-    return train_judge(dataset_dir, reccots, config, output, progress)
+    """Writes Judge (the RecCoTs it read, encode's vectors, train_ctr's model, its encoder); returns
+    the test metrics."""
+    return train_judge(dataset, user_reccots(samples, greedy, iteration), config, output, progress)
 
 
 def train_judge(
-    dataset_dir: str | Path,
+    dataset: str | Path,
     reccots: pd.DataFrame,
     config: JudgeConfig,
     output: str | Path,
     progress: bool = True,
 ) -> dict:
-    """The judge from any RecCoT table of user_id, as_of, reccot, iteration (one row per snapshot)."""
+    """The judge from any RecCoT table of RecCoTs.COLUMNS (one row per snapshot)."""
     with atomic_dir(output) as tmp:
-        (tmp / "reccots").mkdir()
-        reccots.to_parquet(tmp / "reccots" / "reccots.parquet")
-        encode(tmp / "reccots", config.encoder, tmp / VECTORS, progress)
+        judge = Judge(tmp)
+        judge.reccots.folder.mkdir()
+        reccots.to_parquet(judge.reccots.table)
+        encode(judge.reccots.folder, config.encoder, judge.vectors.folder, progress)
         vectors = dataclasses.replace(
-            config.ctr, user_vectors=str(vectors_in(tmp / VECTORS)), dense_dim=vector_size(tmp / VECTORS)
+            config.ctr, user_vectors=str(judge.vectors.table), dense_dim=vector_size(judge.vectors.folder)
         )
-        result = train_ctr(dataset_dir, vectors, tmp / MODEL, progress)
-        (tmp / ENCODER).write_text(json.dumps(config_to_dict(config.encoder)))
+        result = train_ctr(dataset, vectors, judge.model, progress)
+        judge.encoder.write_text(json.dumps(config_to_dict(config.encoder)))
     return result["test"]
 
 
-def judge_auc(judge_dir: str | Path) -> float:
+def judge_auc(judge: str | Path) -> float:
     """The judge's test AUC (the report's CTR curve)."""
-    return float(trained_metrics(Path(judge_dir) / MODEL)["test"]["auc"])
+    return float(trained_metrics(Judge(judge).model)["test"]["auc"])
 
 
 def judge_rewards(
-    judge_dir: str | Path, dataset_dir: str | Path, frame: pd.DataFrame, reccots: list[str], progress: bool = True
+    judge: str | Path, dataset: str | Path, frame: pd.DataFrame, reccots: list[str], progress: bool = True
 ) -> np.ndarray:
     """DPO4Rec's reward of each row's RecCoT: the judge's probability of the row's label (p_click for
     a liked target, 1 - p_click for a disliked one) with the RecCoT's vector, encoded by the judge's
     own encoder, as the vector of the sample it was written for. frame: sample rows with their
     histories as lists."""
-    model, trained = load_trained(Path(judge_dir) / MODEL, Dataset.open(dataset_dir))
-    encoder = config_from_dict(EncoderConfig, json.loads((Path(judge_dir) / ENCODER).read_text()), "judge encoder")
+    model, trained = load_trained(Judge(judge).model, Dataset.open(dataset))
+    encoder = config_from_dict(EncoderConfig, json.loads(Judge(judge).encoder.read_text()), "judge encoder")
     vectors = TextEncoder(encoder).encode(list(reccots), progress)
     batches = []
     for start in range(0, len(frame), EVAL_BATCH):

@@ -16,42 +16,41 @@ from trackrec.llm.records import PromptBuilder
 from trackrec.llm.teacher import make_teacher, screened, special_tokens
 from trackrec.llm.training import sft, sft_dataset
 from trackrec.stages.llm_common import prompt_builder, read_samples, write_trained
+from trackrec.stages.outputs import Corpus, Selected
 from trackrec.timing import work_begins
 
-CORPUS = "corpus.parquet"  # the teacher's answers: prompt, reccot
 
-
-def teacher_reccots(llm: LLMConfig, builder: PromptBuilder, frame: pd.DataFrame, samples_dir, progress=True):
-    """The configured teacher's RecCoT for each row of `frame`."""
+def teacher_reccots(llm: LLMConfig, builder: PromptBuilder, frame: pd.DataFrame, samples, progress=True):
+    """The configured teacher's RecCoT for each row of `frame` (of the Selected `samples`)."""
     if frame.empty:
         return []
     if llm.teacher.kind == "profile":
-        items = pd.read_parquet(Path(samples_dir) / "items.parquet")
+        items = pd.read_parquet(Selected(samples).items)
         return ProfileTeacher(items).complete_histories(builder.kept_histories(frame))
     return make_teacher(llm.teacher, progress).complete(builder.reccot(frame))
 
 
-def teach(samples_dir: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> int:
-    """Writes corpus.parquet: the distill samples' RecCoT prompts and the teacher's answers."""
+def teach(samples: str | Path, llm: LLMConfig, output: str | Path, progress: bool = True) -> int:
+    """Writes Corpus: the distill samples' RecCoT prompts and the teacher's answers."""
     check_context(llm)  # the first stage that loads the base: fail before the teacher is asked
-    frame = read_samples(samples_dir, "distill")
+    frame = read_samples(samples, "distill")
     work_begins()  # the teacher's answers are work, even from a local model
     tokenizer = load_tokenizer(llm.base)
     builder = prompt_builder(llm, tokenizer, "distill samples")
     # every teacher's answers become G0's targets: none may hold what G0's tokenizer reads as a turn
     special = special_tokens(tokenizer)
-    answers = teacher_reccots(llm, builder, frame, samples_dir, progress)
+    answers = teacher_reccots(llm, builder, frame, samples, progress)
     reccots = [screened(a, llm.teacher.max_tokens, f"teacher answer {i}", special) for i, a in enumerate(answers)]
     corpus = pd.DataFrame({"prompt": builder.reccot(frame), "reccot": reccots})
     with atomic_dir(output) as tmp:
-        corpus.to_parquet(tmp / CORPUS)
+        corpus.to_parquet(Corpus(tmp).table)
     return len(corpus)
 
 
-def distill(corpus_dir: str | Path, llm: LLMConfig, output: str | Path) -> list[dict]:
-    """G0: a fresh adapter SFT'd on the teacher's corpus; writes adapter/, log.json (trl's log) and a
-    copy of the corpus."""
-    corpus = pd.read_parquet(Path(corpus_dir) / CORPUS)
+def distill(corpus: str | Path, llm: LLMConfig, output: str | Path) -> list[dict]:
+    """G0: a fresh adapter SFT'd on the teacher's Corpus; writes Trained, with a copy of the corpus."""
+    source = corpus
+    corpus = pd.read_parquet(Corpus(source).table)
     tokenizer = load_tokenizer(llm.base)
     model = load_model(llm.base, lora=llm.lora, trainable=True, full=llm.distill_train.full_finetune)
     work_begins()
@@ -59,4 +58,4 @@ def distill(corpus_dir: str | Path, llm: LLMConfig, output: str | Path) -> list[
     if len(corpus):
         dataset = sft_dataset(tokenizer, corpus.prompt.tolist(), corpus.reccot.tolist(), answer_only=False)
         history = sft(model, tokenizer, dataset, llm.distill_train)
-    return write_trained(model, history, output, also=[Path(corpus_dir) / CORPUS])
+    return write_trained(model, history, output, also=[Corpus(source).table])

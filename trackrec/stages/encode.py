@@ -20,17 +20,17 @@ from trackrec.atomic import atomic_dir
 from trackrec.errors import DataError
 from trackrec.features.encoder import EncoderConfig, TextEncoder
 from trackrec.features.vectors import checked_as_of
+from trackrec.stages.outputs import Embeddings, RecCoTs
 from trackrec.stages.shards import WHOLE, Shard
 from trackrec.timing import work_begins
 
-COLUMNS = ("user_id", "as_of", "reccot", "iteration")
+COLUMNS = RecCoTs.COLUMNS
 CHUNK = 16_384  # RecCoTs encoded and written per step
-VECTORS, META = "embeddings.parquet", "meta.json"  # what encode writes: the table and its encoder, dim
 
 
-def _source(reccots_dir: str | Path) -> tuple[pq.ParquetFile, str]:
+def _source(reccots: str | Path) -> tuple[pq.ParquetFile, str]:
     """The RecCoT table, checked for its columns and rows, and its path (for messages)."""
-    source = Path(reccots_dir) / "reccots.parquet"
+    source = RecCoTs(reccots).table
     if not source.is_file():
         raise DataError(str(source), "RecCoT table not found; run summarize first")
     handle = pq.ParquetFile(source)
@@ -43,22 +43,17 @@ def _source(reccots_dir: str | Path) -> tuple[pq.ParquetFile, str]:
     return handle, str(source)
 
 
-def vectors_in(output: str | Path) -> Path:
-    """The table an encode stage wrote into `output`."""
-    return Path(output) / VECTORS
-
-
-def vector_size(output: str | Path) -> int:
-    """The size of the vectors an encode stage wrote into `output` (its meta.json)."""
-    return int(json.loads((Path(output) / META).read_text())["dim"])
+def vector_size(embeddings: str | Path) -> int:
+    """The size of the vectors an encode stage wrote (its encoding summary)."""
+    return int(json.loads(Embeddings(embeddings).encoding.read_text())["dim"])
 
 
 def encode(
-    reccots_dir: str | Path, config: EncoderConfig, output: str | Path, progress: bool = True, shard: Shard = WHOLE
+    reccots: str | Path, config: EncoderConfig, output: str | Path, progress: bool = True, shard: Shard = WHOLE
 ) -> dict:
-    """Writes embeddings.parquet (user_id, as_of, reccot, iteration, embedding, encoder), one row per
-    RecCoT snapshot in the order of the RecCoT table, and meta.json."""
-    handle, source = _source(reccots_dir)
+    """Writes Embeddings: a table (user_id, as_of, reccot, iteration, embedding, encoder) of one row
+    per RecCoT snapshot in the order of the RecCoTs, and its encoding (encoder, dim, snapshots)."""
+    handle, source = _source(reccots)
     id_space = int(handle.read(columns=["user_id"])["user_id"].to_numpy().max()) + 1
     low, high = shard.users(id_space)
     encoder = TextEncoder(config)
@@ -67,7 +62,7 @@ def encode(
     bar = tqdm(total=handle.metadata.num_rows, desc="encode", unit="RecCoT", disable=not progress, leave=False)
     with atomic_dir(output) as tmp:
         empty = _table(pd.DataFrame({c: [] for c in COLUMNS}), np.zeros((0, encoder.dim), np.float32), config.model)
-        with pq.ParquetWriter(tmp / VECTORS, empty.schema) as writer:
+        with pq.ParquetWriter(Embeddings(tmp).table, empty.schema) as writer:
             read = 0
             for batch in handle.iter_batches(batch_size=CHUNK, columns=list(COLUMNS)):
                 bar.update(batch.num_rows)
@@ -82,7 +77,7 @@ def encode(
                 )
                 count += len(chunk)
         meta = {"encoder": config.model, "dim": encoder.dim, "snapshots": count}
-        (tmp / META).write_text(json.dumps(meta, indent=2))
+        Embeddings(tmp).encoding.write_text(json.dumps(meta, indent=2))
     bar.close()
     return meta
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from trackrec.atomic import atomic_dir
 from trackrec.errors import DataError
 from trackrec.stages.llm_common import write_json
-from trackrec.stages.score import STATS, score_stats
+from trackrec.stages.outputs import Output
 from trackrec.tables import concatenate
 from trackrec.timing import work_begins
 
@@ -23,46 +23,58 @@ def _indexed(path: Path) -> bool:
     return any(isinstance(column, str) for column in metadata.get("index_columns", []))
 
 
-def merged_meta(metas: list[dict]) -> dict:
-    """The shards' meta.json as one: what every shard says alike (the encoder, its dim), counts summed
-    (the snapshots each encoded)."""
+def merged_summary(summaries: list[dict], name: str) -> dict:
+    """The shards' summaries as one: what every shard says alike (the encoder, its dim), counts
+    summed (the snapshots each encoded)."""
     merged = {}
-    for key in metas[0]:
-        values = [meta.get(key) for meta in metas]
+    for key in summaries[0]:
+        values = [summary.get(key) for summary in summaries]
         if all(v == values[0] for v in values):
             merged[key] = values[0]
         elif all(isinstance(v, int) for v in values):
             merged[key] = sum(values)
         else:
-            raise DataError("gather", f"the shards disagree on {key!r} in meta.json: {values}")
+            raise DataError("gather", f"the shards disagree on {key!r} in {name}: {values}")
     return merged
 
 
-def gather(parts: list[str | Path], output: str | Path) -> dict[str, int]:
-    """Concatenate each parquet table across `parts`: tables of sample rows (indexed) in index order,
-    others (RecCoTs, embeddings) streamed in shard order; the shards' meta.json merged; a scoring
-    round's stats.json recomputed from every shard's rewards. Returns the row count per table."""
+def described_by(kind: str) -> type[Output]:
+    """The Output class `module:name` (what a sharded stage declares it writes)."""
+    module, _, name = kind.partition(":")
+    try:
+        described = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise DataError("gather", f"no output description {kind!r} (module:name of an Output): {error}") from error
+    if not (isinstance(described, type) and issubclass(described, Output)):
+        raise DataError("gather", f"{kind!r} is not an Output (trackrec.stages.outputs)")
+    return described
+
+
+def gather(parts: list[str | Path], kind: str, output: str | Path) -> dict[str, int]:
+    """The shards of a sharded stage's output (`kind`: module:name of its Output) as one: each of
+    its tables concatenated across `parts` (tables of sample rows, indexed, in index order; others,
+    RecCoTs and embeddings, streamed in shard order), its summaries merged. Returns the row count
+    per table."""
     work_begins()
-    parts = [Path(p) for p in parts]
-    if not parts:
+    described = described_by(kind)
+    shards = [described(p) for p in parts]
+    if not shards:
         raise DataError("gather", "no shard to gather")
-    names = sorted({table.name for part in parts for table in part.glob("*.parquet")})
-    missing = [f"{part}/{name}" for part in parts for name in names if not (part / name).is_file()]
+    files = [*described.tables.values(), *described.summaries.values()]
+    missing = [shard.folder / name for shard in shards for name in files if not (shard.folder / name).is_file()]
     if missing:
-        raise DataError(missing[0], "a shard lacks a table the others have; re-run that shard")
+        raise DataError(str(missing[0]), f"a shard lacks a file of its {described.__name__}; re-run that shard")
     counts = {}
     with atomic_dir(output) as tmp:
-        for name in names:
-            if not _indexed(parts[0] / name):
-                counts[name] = concatenate([part / name for part in parts], tmp / name)
+        for name in described.tables.values():
+            sources = [shard.folder / name for shard in shards]
+            if not _indexed(sources[0]):
+                counts[name] = concatenate(sources, tmp / name)
                 continue
-            tables = [t for t in (pd.read_parquet(part / name) for part in parts) if not t.empty]
-            table = pd.concat(tables).sort_index(kind="stable") if tables else pd.read_parquet(parts[0] / name)
+            tables = [t for t in map(pd.read_parquet, sources) if not t.empty]
+            table = pd.concat(tables).sort_index(kind="stable") if tables else pd.read_parquet(sources[0])
             table.to_parquet(tmp / name)
             counts[name] = len(table)
-        if all((part / "meta.json").is_file() for part in parts):
-            write_json(tmp / "meta.json", merged_meta([json.loads((p / "meta.json").read_text()) for p in parts]))
-        if "rewards.parquet" in names:
-            rewards = pd.read_parquet(tmp / "rewards.parquet").rewards
-            write_json(tmp / STATS, score_stats(np.stack(rewards.to_list()), counts["preferences.parquet"]))
+        for name in described.summaries.values():
+            write_json(tmp / name, merged_summary([json.loads((s.folder / name).read_text()) for s in shards], name))
     return counts

@@ -16,15 +16,9 @@ from trackrec.llm.config import LLMConfig
 from trackrec.llm.distributed import is_main_process, save_adapter
 from trackrec.llm.engine import Engine
 from trackrec.llm.records import PromptBuilder
+from trackrec.stages.outputs import Selected, Trained
 from trackrec.stages.shards import WHOLE, Shard
 from trackrec.timing import loading, work_begins
-
-ADAPTER = "adapter"  # where distill, align and rectune put G's or V's LoRA adapter in their output
-
-
-def adapter_in(output: str | Path) -> Path:
-    """The adapter a training stage wrote into its output folder."""
-    return Path(output) / ADAPTER
 
 
 def write_trained(model, history: list[dict], output: str | Path, also: list[Path] = ()) -> list[dict]:
@@ -34,26 +28,26 @@ def write_trained(model, history: list[dict], output: str | Path, also: list[Pat
         save_adapter(model, None)
         return history
     with atomic_dir(output) as tmp:
-        save_adapter(model, adapter_in(tmp))
-        write_json(tmp / "log.json", history)
+        save_adapter(model, Trained(tmp).adapter)
+        write_json(Trained(tmp).log, history)
         for path in also:
             shutil.copy2(path, tmp / path.name)
     return history
 
 
-def read_samples(samples_dir: str | Path, split: str, shard: Shard = WHOLE) -> pd.DataFrame:
+def read_samples(samples: str | Path, split: str, shard: Shard = WHOLE) -> pd.DataFrame:
     """The selected samples of `split` that belong to `shard`."""
-    path = Path(samples_dir) / f"{split}.parquet"
+    path = Selected(samples).split(split)
     if not path.is_file():
         raise DataError(str(path), "selected samples not found; run select_samples first")
     return shard.of(pd.read_parquet(path))
 
 
-def alignment_samples(samples_dir: str | Path, iteration: int, shard: Shard = WHOLE) -> pd.DataFrame:
+def alignment_samples(samples: str | Path, iteration: int, shard: Shard = WHOLE) -> pd.DataFrame:
     """The samples round `iteration` aligns G on (selected samples without rounds: the train ones)."""
-    if not (Path(samples_dir) / "align.parquet").is_file():
-        return read_samples(samples_dir, "train", shard)
-    frame = read_samples(samples_dir, "align", shard)
+    if not Selected(samples).split("align").is_file():
+        return read_samples(samples, "train", shard)
+    frame = read_samples(samples, "align", shard)
     return frame[frame["round"] == iteration].drop(columns="round")
 
 
@@ -62,14 +56,21 @@ def prompt_builder(llm: LLMConfig, tokenizer, source: str) -> PromptBuilder:
     return PromptBuilder(tokenizer, generation.history_tokens, generation.validator_items, source)
 
 
-def open_engine(llm: LLMConfig, adapter: str | Path | None, progress: bool = True, scoring: bool = False) -> Engine:
-    """G or V for inference: the base with its adapter (or a fully fine-tuned model in its place), on
-    the configured backend; `scoring`: float32 weights, whatever the device (torch and the engines
-    are imported here, so that tasks that only read and write tables start fast)."""
+def adapter_of(trained: str | Path | None) -> Path | None:
+    """The adapter in a training stage's output (None: none, the base alone)."""
+    return None if trained is None else Trained(trained).adapter
+
+
+def open_engine(llm: LLMConfig, trained: str | Path | None, progress: bool = True, scoring: bool = False) -> Engine:
+    """G or V for inference: the base with the adapter of `trained` (a training stage's output; its
+    adapter may be a fully fine-tuned model in its place), on the configured backend; `scoring`:
+    float32 weights, whatever the device (torch and the engines are imported here, so that tasks
+    that only read and write tables start fast)."""
     from trackrec.llm.adapters import is_full_model, load_model, load_tokenizer
     from trackrec.llm.base_model import resolve_model
     from trackrec.llm.hf_engine import HFEngine
 
+    adapter = adapter_of(trained)
     tokenizer = load_tokenizer(llm.base)
     if llm.engine == "vllm":
         from trackrec.llm.vllm_engine import VLLMEngine  # the infer extra: GPU images only
@@ -94,11 +95,12 @@ def validator_probs(llm: LLMConfig, validator, frame: pd.DataFrame, reccots: lis
 def validators_probs(
     llm: LLMConfig, validators: Sequence, frame: pd.DataFrame, reccots: list[str], source: str, progress=True
 ) -> list[np.ndarray]:
-    """validator_probs of each V in `validators` on the same prompts. LoRA adapters share one load of
-    the base (the engine switches adapters); a whole model (full fine-tuning) takes a load of its own."""
+    """validator_probs of each V (a rectune output) in `validators` on the same prompts. LoRA adapters
+    share one load of the base (the engine switches adapters); a whole model (full fine-tuning)
+    takes a load of its own."""
     engine, prompts, probs = None, None, []
     for validator in validators:
-        if engine is None or not engine.use_adapter(validator):
+        if engine is None or not engine.use_adapter(adapter_of(validator)):
             engine = None  # the last one's memory goes before the next loads (a whole model, on a GPU)
             engine = open_engine(llm, validator, progress, scoring=True)
         prompts = prompts or prompt_builder(llm, engine.tokenizer, source).rec(frame, reccots)

@@ -81,7 +81,7 @@ def prepare_data(config: DataConfig, output: str | Path, version: str | None = N
     return dataset
 
 
-def plan_prepare(config: DataConfig, shards: int, output: str | Path, version: str | None = None) -> list[int]:
+def plan_prepare(config: DataConfig, output: str | Path, shards: int, version: str | None = None) -> list[int]:
     """The user shards prepare_shard runs (up to `shards`; one, the whole source, unless it is a
     parquet log) with the whole log's id maps, written to `output`; returns the shard indices.
     version: the data version the pipeline keyed its cache on, which the shards check the log against."""
@@ -98,7 +98,7 @@ def plan_prepare(config: DataConfig, shards: int, output: str | Path, version: s
     return list(range(plan.count))
 
 
-def prepare_shard(config: DataConfig, plan: str | Path, index: int, output: str | Path) -> Dataset:
+def prepare_shard(plan: str | Path, config: DataConfig, output: str | Path, index: int) -> Dataset:
     """Shard `index` of the plan: its users' samples, prepared as one pass would, written to `output`."""
     work_begins()
     shard_plan = ShardPlan.load(plan)
@@ -123,7 +123,7 @@ def _require_planned_log(config: DataConfig, planned: str) -> None:
 
 
 def join_prepared(
-    config: DataConfig, plan: str | Path, parts: list[str | Path], output: str | Path, version: str | None = None
+    plan: str | Path, parts: list[str | Path], config: DataConfig, output: str | Path, version: str | None = None
 ) -> Dataset:
     """The shards as the one dataset prepare_data writes: splits checked on the whole, the plan's id
     maps kept where the next run reads them."""

@@ -8,38 +8,22 @@ from pathlib import Path
 
 from trackrec.atomic import atomic_dir
 from trackrec.experiments.registry import frozen_by
+from trackrec.features.arms import Guard, arm_version, assign
 from trackrec.features.config import FeaturesConfig
 from trackrec.features.generators import fetch_generator, keep_generator
 from trackrec.features.lease import writer
 from trackrec.features.store import OpenedStore, StoreError, open_store
-from trackrec.features.versions import (
-    Guard,
-    arm_version,
-    assign,
-    is_published,
-    online_missing,
-    parquet_chunks,
-    prune,
-    restore,
-    version_tags,
-)
+from trackrec.features.versions import is_published, online_missing, parquet_chunks, prune, restore, version_tags
 from trackrec.features.versions import publish as publish_version
 from trackrec.hashing import sha256_of
-from trackrec.stages.encode import vectors_in
-from trackrec.stages.llm_common import ADAPTER
-from trackrec.stages.outputs import SUMMARY
+from trackrec.stages.llm_common import adapter_of
+from trackrec.stages.outputs import CurrentGenerator, Embeddings, Published
 from trackrec.timing import work_begins
 
-FETCHED_VERSION = "version"  # in current_generator's output: the version whose G it fetched
 
-
-def content_version(embeddings_dir: str | Path, base: str | None = None) -> str:
-    """The version name of an embeddings table (and, for an incremental publish, of the version its
-    other users are carried from): new whenever either changes, the same on a re-run."""
-    return _version_name(sha256_of(vectors_in(embeddings_dir)), base)
-
-
-def _version_name(content: str, base: str | None) -> str:
+def version_name(content: str, base: str | None) -> str:
+    """The version name of an embeddings table's content (and, for an incremental publish, of the
+    version its other users are carried from): new whenever either changes, the same on a re-run."""
     digest = content if base is None else hashlib.sha256(f"{content} on {base}".encode()).hexdigest()
     return "emb_" + digest[:12]
 
@@ -67,7 +51,7 @@ def _base(
 
 
 def publish(
-    embeddings_dir: str | Path,
+    embeddings: str | Path,
     config: FeaturesConfig,
     output: str | Path,
     partial: bool = False,
@@ -75,32 +59,32 @@ def publish(
     generator: str | Path | None = None,
     refreshed_from: str | Path | None = None,
 ) -> dict:
-    """Publish embeddings.parquet as a new version (unless that version is complete: a re-run, which
+    """Publish the Embeddings' table as a new version (unless that version is complete: a re-run, which
     writes back only the online rows a Redis lost, every user checked), point `config.arm` at it
     unless a running experiment holds that arm (its treatment stays frozen; the version waits for
-    the next experiment); writes SUMMARY.
+    the next experiment); writes Published.
 
     partial: the table holds only some users' new snapshots (the active ones, as of now); every
     older snapshot is carried over from the version the arm reads now, which must exist, and so is
-    its generator. generator: the adapter of the G that wrote the table (a retrain's), kept with the
-    version for the refresh runs. refreshed_from: current_generator's output (a refresh's): the arm
+    its generator. generator: the training stage output of the G that wrote the table (a retrain's),
+    its adapter kept with the version for the refresh runs. refreshed_from: CurrentGenerator (a refresh's): the arm
     must still read the version whose G it fetched. Holds the store's writer lease throughout: a
     second publish of the same table waits, then finds its version complete."""
     work_begins()
-    source = vectors_in(embeddings_dir)
+    source = Embeddings(embeddings).table
     content = sha256_of(source)
     store = open_store(config.store)  # once: each opening checks Redis and S3 and rewrites the repo file
-    expected = None if refreshed_from is None else (Path(refreshed_from) / FETCHED_VERSION).read_text()
+    expected = None if refreshed_from is None else CurrentGenerator(refreshed_from).version.read_text()
     with writer(store, f"publish {source}"):
         base, became = _base(store, config, content, expected) if partial else (None, None)
-        version = became or _version_name(content, base)
+        version = became or version_name(content, base)
         if is_published(store, version):
             summary = {"version": version, "already_published": True}
             if online_missing(store, version):  # the registry says complete, Redis lost rows
                 summary["restored"] = restore(store, version, progress=False, only_missing=True)
         else:
             guard = Guard(config.arm, config.max_drop, config.force) if config.arm else None
-            kept = None if generator is None else keep_generator(store.config, version, generator)
+            kept = None if generator is None else keep_generator(store.config, version, adapter_of(generator))
             summary = publish_version(
                 parquet_chunks(source), version, store, base, str(source), data_version=data_version, guard=guard,
                 content=content, generator=kept,
@@ -115,18 +99,19 @@ def publish(
             summary["pruned"] = prune(store, config.keep_versions)
     summary["data_version"] = data_version  # what the report names beside the version
     with atomic_dir(output) as tmp:
-        (tmp / SUMMARY).write_text(json.dumps(summary, indent=2))
+        Published(tmp).summary.write_text(json.dumps(summary, indent=2))
     return summary
 
 
 def current_generator(config: FeaturesConfig, output: str | Path) -> str:
-    """The refresh run's G: the adapter that wrote the version `config.arm` reads, into `output`
-    (with that version's name beside it, which the refresh's publish carries from); returns it."""
+    """The refresh run's G: the adapter that wrote the version `config.arm` reads, as a
+    CurrentGenerator (with that version's name beside it, which the refresh's publish carries from);
+    returns the version."""
     store = open_store(config.store)
     version = arm_version(store, config.arm) if config.arm else None
     if version is None:
         raise StoreError(f"arm {config.arm!r} reads no version: the refresh needs one retrain run to publish first")
     with atomic_dir(output) as tmp:
-        fetch_generator(store.config, version_tags(store, version), version, tmp / ADAPTER)
-        (tmp / FETCHED_VERSION).write_text(version)
+        fetch_generator(store.config, version_tags(store, version), version, CurrentGenerator(tmp).adapter)
+        CurrentGenerator(tmp).version.write_text(version)
     return version

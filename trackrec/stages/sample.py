@@ -9,11 +9,12 @@ import pandas as pd
 from trackrec.atomic import atomic_dir
 from trackrec.llm.config import LLMConfig
 from trackrec.stages.llm_common import alignment_samples, open_engine, prompt_builder
+from trackrec.stages.outputs import Sampled
 from trackrec.stages.shards import WHOLE, Shard
 
 
 def sample(
-    samples_dir: str | Path,
+    samples: str | Path,
     generator: str | Path,
     llm: LLMConfig,
     output: str | Path,
@@ -22,9 +23,10 @@ def sample(
     shard: Shard = WHOLE,
     iteration: int = 1,
 ) -> int:
-    """Writes samples.parquet: the index of round `iteration`'s alignment samples, their round, RecCoT
-    prompt, N RecCoTs and whether each finished."""
-    frame = alignment_samples(samples_dir, iteration, shard)
+    """Writes Sampled: the index of round `iteration`'s alignment samples (of the Selected `samples`),
+    their round, RecCoT prompt, N RecCoTs from G (`generator`, a training stage's output) and whether
+    each finished."""
+    frame = alignment_samples(samples, iteration, shard)
     prompts, drawn = [], []
     if not frame.empty:  # a shard may hold no user
         engine = open_engine(llm, generator, progress)
@@ -41,5 +43,5 @@ def sample(
         index=frame.index,
     )
     with atomic_dir(output) as tmp:
-        table.to_parquet(tmp / "samples.parquet")
+        table.to_parquet(Sampled(tmp).table)
     return len(prompts)

@@ -29,6 +29,7 @@ from trackrec.atomic import atomic_dir
 from trackrec.data.dataset import Dataset
 from trackrec.errors import DataError
 from trackrec.llm.config import SubsetConfig
+from trackrec.stages.outputs import Selected
 from trackrec.timing import work_begins
 
 POOL_COLUMNS = ["user_id", "target_item_id", "label", "timestamp", "history_start", "history_end"]
@@ -68,16 +69,16 @@ def _alignment_rounds(
     return pd.concat(drawn)
 
 
-def select_samples(
-    dataset_dir: str | Path, config: SubsetConfig, output: str | Path, rounds: int = 1
-) -> dict[str, int]:
+def select_samples(dataset: str | Path, config: SubsetConfig, output: str | Path, rounds: int = 1) -> dict[str, int]:
+    """Writes Selected from the prepared `dataset`; returns the samples of each split."""
     work_begins()
-    dataset = Dataset.open(dataset_dir)
+    source = dataset
+    dataset = Dataset.open(source)
     rng = np.random.default_rng(config.seed)
     train_samples = dataset.samples("train", POOL_COLUMNS)
     latest = _latest_per_user(train_samples)
     if latest.empty:
-        raise DataError(str(dataset_dir), "no train sample has a history to summarise")
+        raise DataError(str(source), "no train sample has a history to summarise")
     train_pool = _latest_per_user(train_samples, config.train_per_user)
     train = (_draw_balanced if config.balanced else _draw)(train_pool, config.train_samples, rng)
     test_pool = _latest_per_user(dataset.samples("test", POOL_COLUMNS), config.eval_per_user)
@@ -90,7 +91,7 @@ def select_samples(
         users = np.concatenate([seen_users, unseen_users[: config.eval_users - len(seen_users)]])
     held_out = test_pool[test_pool.user_id.isin(users)].sort_index()
     if held_out.empty:
-        raise DataError(str(dataset_dir), "no test sample of a held-out user; lower subset.train_samples")
+        raise DataError(str(source), "no test sample of a held-out user; lower subset.train_samples")
     valid = _latest_per_user(dataset.samples("valid", POOL_COLUMNS), config.eval_per_user)
     valid = valid[valid.user_id.isin(users)]
     n_distill = round(config.distill_fraction * latest.user_id.nunique())
@@ -98,8 +99,9 @@ def select_samples(
     align = _alignment_rounds(train_pool, train, held_out, config, rounds, rng)
     splits = {"train": train, "eval": held_out, "valid": valid, "distill": distill, "align": align}
     with atomic_dir(output) as tmp:
+        selected = Selected(tmp)
         for name, frame in splits.items():
-            dataset.with_histories(frame).to_parquet(tmp / f"{name}.parquet")
-        dataset.items.to_parquet(tmp / "items.parquet")
-        (tmp / "meta.json").write_text(json.dumps({"data_version": dataset.meta.get("data_version")}))
+            dataset.with_histories(frame).to_parquet(selected.split(name))
+        dataset.items.to_parquet(selected.items)
+        selected.source.write_text(json.dumps({"data_version": dataset.meta.get("data_version")}))
     return {name: len(frame) for name, frame in splits.items()}

@@ -19,9 +19,8 @@ from trackrec.data.dataset import Dataset
 from trackrec.data.snapshots import DAY, PLAN_COLUMNS, SnapshotConfig, plan_snapshots, snapshot_times
 from trackrec.llm.config import LLMConfig
 from trackrec.stages.llm_common import open_engine, prompt_builder
+from trackrec.stages.outputs import RecCoTs
 from trackrec.stages.shards import WHOLE, Shard
-
-RECCOT_COLUMNS = ("user_id", "as_of", "reccot", "iteration")  # what summarize writes
 
 
 def dataset_snapshots(
@@ -55,7 +54,7 @@ def active_users(dataset: Dataset, within_days: int, users: tuple[int, int] | No
 
 
 def summarize(
-    dataset_dir: str | Path,
+    dataset: str | Path,
     generator: str | Path,
     llm: LLMConfig,
     output: str | Path,
@@ -67,10 +66,11 @@ def summarize(
     shard: Shard = WHOLE,
     active_within_days: int = 0,
 ) -> int:
-    """Writes reccots.parquet (RECCOT_COLUMNS, by user and time) and returns its rows. A shard reads
+    """Writes RecCoTs (by user and time) of the prepared `dataset`'s users by G (`generator`, a
+    training stage's output) and returns its rows. A shard reads
     only its users' rows. `max_users` (a demo setting) draws from every user, the same draw in each
     shard; `active_within_days` > 0 is the refresh: only active users, one snapshot each, as of now."""
-    dataset = Dataset.open(dataset_dir)
+    dataset = Dataset.open(dataset)
     users = None if max_users is not None else shard.users(dataset.n_users)
     frame = dataset_snapshots(dataset, snapshots, users, now_only=active_within_days > 0)
     if active_within_days > 0:
@@ -90,5 +90,5 @@ def summarize(
         reccots = engine.greedy(prompt, llm.generation.max_new_tokens)
     table = frame[["user_id", "as_of"]].assign(reccot=reccots, iteration=iteration)
     with atomic_dir(output) as tmp:
-        table[list(RECCOT_COLUMNS)].to_parquet(tmp / "reccots.parquet")
+        table[list(RecCoTs.COLUMNS)].to_parquet(RecCoTs(tmp).table)
     return len(table)

@@ -1,8 +1,7 @@
-"""Where a training stage (distill's SFT, align, rectune) runs: in the task's pod, on one GPU or one process per GPU
-(`torchrun`), or, when the settings ask for more than one node, as a Kubeflow Trainer TrainJob that
-the task creates and waits for.
+"""A training stage as a Kubeflow Trainer TrainJob that the task creates and waits for, when the
+settings ask for more than one node (trackrec/cluster/launch.py).
 
-TrainJob path: the task copies its inputs into the run's shared workspace (a ReadWriteMany PVC that
+The task copies its inputs into the run's shared workspace (a ReadWriteMany PVC that
 KFP mounts in the task and, through the task-config passthrough, in every trainer pod), where the
 run's staging task has put the base model (the trainer pods reach no S3), writes the stage's
 arguments there, and creates a TrainJob on the cluster's torch runtime. KFP forwards the task's GPU
@@ -19,17 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from trackrec.cluster.job import RANK, Job
 from trackrec.errors import TrackRecError
 from trackrec.inert import inert
-from trackrec.llm.base_model import cache_root, run_cache, stage_base
-from trackrec.llm.distributed import pod_gpus
+from trackrec.llm.base_model import run_cache
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 MANAGER = "trackrec.io/launcher"  # owner of the TrainJob's runtime patch
@@ -43,11 +40,6 @@ NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 # completion index 0 of the replicated job "node" (manifests/base/runtimes/torch_distributed.yaml:28)
 JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
 NODE_0 = f"jobset.sigs.k8s.io/replicatedjob-name={NODE_CONTAINER},batch.kubernetes.io/job-completion-index=0"
-PATH_ARGUMENTS = {
-    "distill": ("corpus_dir",),
-    "align": ("scored_dir", "generator"),
-    "rectune": ("samples_dir", "greedy_dir", "validator"),
-}
 
 
 # each Kubernetes API call of the wait: (connect, read) seconds; a silent API fails one poll
@@ -85,75 +77,15 @@ class Nodes:
         return cls(**json.loads(text))
 
 
-def run_training_stage(
-    stage: str,
-    arguments: dict,
-    nodes: str = "",
-    workspace: str = "",
-    task_config=None,
-    output: str = "",
-    withheld: tuple[str, ...] = (),
-) -> None:
-    """`distill`, `align` or `rectune` with JSON-able arguments. nodes: the compiled Nodes (JSON; empty:
-    this pod); workspace, task_config: what KFP gives a task with the task-config passthrough;
-    withheld: environment variables of the task a TrainJob's nodes must not get (the teacher's key)."""
-    if nodes:
-        where = (Nodes.from_json(nodes), Path(workspace), task_config, Path(output))
-        run_on_trainjob(stage, arguments, *where, withheld=withheld)
-        return
-    gpus = pod_gpus()
-    if gpus <= 1:
-        call_stage(stage, arguments)
-        return
-    stage_base(arguments.get("llm", ""), cache_root())  # once, before the ranks (each would fetch it at once)
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", "-m", __name__, stage]
-    subprocess.run([*command, json.dumps(arguments)], check=True)
-
-
-def call_stage(stage: str, arguments: dict) -> None:
-    from trackrec.llm.config import LLMConfig
-    from trackrec.run_config import section
-
-    llm = section(LLMConfig, arguments.pop("llm"), "llm")
-    if stage == "distill":
-        from trackrec.stages.distill import distill
-
-        distill(llm=llm, **arguments)
-    elif stage == "align":
-        from trackrec.stages.align import align
-
-        align(llm=llm, **arguments)
-    elif stage == "rectune":
-        from trackrec.stages.rectune import rectune
-
-        rectune(llm=llm, **arguments)
-    else:
-        raise ValueError(f"unknown training stage {stage!r}; known: {list(PATH_ARGUMENTS)}")
-
-
-# --- the TrainJob path -----------------------------------------------------------------------------
-
-
 def job_name(stage: str, output: Path) -> str:
     """One name per task output: a retried task finds the TrainJob it created."""
     return f"trackrec-{stage}-{hashlib.sha256(str(output).encode()).hexdigest()[:12]}"
 
 
-def stage_job(stage: str, arguments: dict, folder: Path) -> Path:
-    """Copy the stage's input files and folders into `folder` (in the workspace), point the arguments
-    at the copies and at `folder/output`; returns the job file the nodes read."""
-    moved = dict(arguments)
-    for name in PATH_ARGUMENTS[stage]:
-        source = arguments.get(name)
-        if source is None:
-            continue
-        target = folder / "inputs" / name
-        (shutil.copytree if Path(source).is_dir() else shutil.copy2)(source, target)
-        moved[name] = str(target)
-    moved["output"] = str(folder / "output")
-    job = folder / "job.json"
-    job.write_text(json.dumps({"stage": stage, "arguments": moved}))
-    return job
+def stage_job(job: Job, folder: Path) -> Path:
+    """The job with its inputs copied into `folder` (in the workspace) and its output there too, as
+    the job file the nodes read."""
+    return job.moved(folder).save(folder / "job.json")
 
 
 def trainjob_manifest(
@@ -161,7 +93,7 @@ def trainjob_manifest(
 ) -> dict:
     """The TrainJob: `nodes.nodes` nodes of the task's GPU pool (KFP's passthrough), the train image,
     the workspace mounted, a memory-backed /dev/shm (KFP's passthrough carries no emptyDir), the
-    task's environment but `withheld`, non-root, no Istio sidecar, each node running this module
+    task's environment but `withheld`, non-root, no Istio sidecar, each node running the job file
     under torchrun."""
     env = [variable for variable in task_config.env or [] if variable.get("name") not in withheld]
     mounts = [m for m in task_config.volume_mounts or [] if m.get("name") != "dshm"]
@@ -199,7 +131,7 @@ def trainjob_manifest(
                 "numNodes": nodes.nodes,
                 "resourcesPerNode": task_config.resources or {},
                 "env": [*env, cache],
-                "command": ["torchrun", "-m", __name__, "--job", str(job)],
+                "command": ["torchrun", *RANK, str(job)],
             },
             "runtimePatches": [{"manager": MANAGER, "trainingRuntimeSpec": {"template": patch}}],
             "activeDeadlineSeconds": nodes.timeout_s,
@@ -212,19 +144,17 @@ def _namespace() -> str:
 
 
 def run_on_trainjob(
-    stage: str,
-    arguments: dict,
+    job: Job,
     nodes: Nodes,
     workspace: Path,
     task_config,
-    output: Path,
     api=None,
     namespace: str | None = None,
     poll_s: float = 10.0,
     withheld: tuple[str, ...] = (),
 ) -> None:
     """Create (or find, on a retry) the TrainJob, wait for it while streaming node 0's log, copy the
-    adapter into `output`. api, namespace: the cluster's (default: this pod's ServiceAccount and namespace)."""
+    output into the job's. api, namespace: the cluster's (default: this pod's ServiceAccount and namespace)."""
     from kubernetes import client
 
     if api is None:
@@ -234,26 +164,18 @@ def run_on_trainjob(
         api = client.CustomObjectsApi()
     core = client.CoreV1Api(api.api_client)
     namespace = namespace or _namespace()
+    stage, output = job.stage, Path(job.output)
     name = job_name(stage, output)
     folder = workspace / "trainjobs" / name
     existing = _get(api, namespace, name)
     if existing is not None and (_finished(existing) or "").startswith("Failed"):
-        _api(
-            f"deleting TrainJob {namespace}/{name}",
-            api.delete_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-        )
+        _delete(api, namespace, name)
         _wait_gone(api, namespace, name, poll_s)
         existing = None
     if existing is None:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        job = stage_job(stage, arguments, folder)
-        body = trainjob_manifest(name, namespace, stage, job, nodes, task_config, withheld)
+        body = trainjob_manifest(name, namespace, stage, stage_job(job, folder), nodes, task_config, withheld)
         _api(
             f"creating TrainJob {namespace}/{name}",
             api.create_namespaced_custom_object,
@@ -374,19 +296,23 @@ def _get(api, namespace: str, name: str) -> dict | None:
         return None
 
 
+def _delete(api, namespace: str, name: str) -> None:
+    _api(
+        f"deleting TrainJob {namespace}/{name}",
+        api.delete_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+    )
+
+
 def _delete_unwatched(api, namespace: str, name: str) -> None:
     """After a wait that gave up: the TrainJob is deleted, so its nodes do not train on with nobody to
     take the result (a retry of the task starts it afresh); a delete that fails is said, not raised."""
     try:
-        _api(
-            f"deleting TrainJob {namespace}/{name}",
-            api.delete_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-        )
+        _delete(api, namespace, name)
         print(f"deleted TrainJob {namespace}/{name}: the task stopped waiting for it", flush=True)
     except NotFoundError:
         pass
@@ -433,16 +359,3 @@ def _wait_gone(api, namespace: str, name: str, every_s: float, timeout_s: float 
         if time.monotonic() > deadline:
             raise TrainJobError(f"TrainJob {namespace}/{name} was not deleted within {timeout_s} s")
         time.sleep(every_s)
-
-
-def node_main(job_file: str) -> None:
-    """One process of a TrainJob node: the stage's arguments from the job file, then the stage."""
-    job = json.loads(Path(job_file).read_text())
-    call_stage(job["stage"], job["arguments"])
-
-
-if __name__ == "__main__":  # a rank: of the in-pod torchrun (stage, arguments) or of a TrainJob (--job)
-    if sys.argv[1] == "--job":
-        node_main(sys.argv[2])
-    else:
-        call_stage(sys.argv[1], json.loads(sys.argv[2]))
