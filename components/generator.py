@@ -126,16 +126,16 @@ def summarize(
 
     use_run_cache(workspace)
     config = section(LLMConfig, llm, "llm")
-    users = section(UserDraw, draw, "draw")
+    drawn = section(UserDraw, draw, "draw")
     run(
         dataset.path,
         generator.path,
         config,
         reccots.path,
         config.iterations,
-        users.snapshots,
-        users.users,
-        users.seed,
+        drawn.snapshots,
+        drawn.users,
+        drawn.seed,
         shard=Shard(shard, shards),
         active_within_days=active_within_days,
     )

@@ -19,6 +19,7 @@ def report(
 
     from trackrec.stages.report import final_report
 
-    written = final_report(loop.path, ctr.path, published and published.path, Path(tempfile.mkdtemp()) / "report")
-    shutil.copyfile(written.page, page.path)
-    shutil.copyfile(written.card, card.path)
+    with tempfile.TemporaryDirectory() as folder:
+        written = final_report(loop.path, ctr.path, published and published.path, Path(folder) / "report")
+        shutil.copyfile(written.page, page.path)
+        shutil.copyfile(written.card, card.path)

@@ -30,6 +30,7 @@ from trackrec.stages.outputs import Report
 from trackrec.timing import TIMING_ENV, unsplit
 
 INDEX = "latest.json"
+PAGE = Report.others["page"]  # the run folder's copy of the run's page, named as a Report names it
 LOG = "run.log"  # everything the tasks and the libraries print, in the run folder
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -193,7 +194,7 @@ def run_local(
     paths = {name: artifact.path for name, artifact in result.outputs.items()}
     index = run_dir / ("refresh.json" if refresh else INDEX)  # a refresh leaves the retrain's results named
     if "curves" in paths:  # the run's page, where a browser opens it: named as a Report names it (.html)
-        paths["report"] = str(shutil.copyfile(paths["curves"], Report(run_dir).page))
+        paths["report"] = str(shutil.copyfile(paths["curves"], run_dir / PAGE))
     index.write_text(json.dumps({"paths": paths, "tasks": clock.tasks}, indent=2))
     ctr = None if refresh else result.outputs["ctr"].metadata
     return {"ctr": ctr, "paths": paths, "tasks": clock.tasks, "log": str(log_path)}

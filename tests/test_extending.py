@@ -49,7 +49,7 @@ def count(dataset, config: dict, output, shard: Shard = WHOLE) -> int:
     return len(table)
 '''
 
-# 3. Its declaration: `@stage(image, gpu=, sharded=, trainjob=, store=)` over its component in `components/`.
+# 3. `@stage(image, gpu=, sharded=, trainjob=, store=, reach=, teacher=)` over its component in `components/`.
 COMPONENT = '''
 from kfp.dsl import Dataset, Input, Output
 

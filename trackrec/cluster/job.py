@@ -45,6 +45,7 @@ class Job:
         for name, source in self.inputs.items():
             if source is not None:
                 target = folder / "inputs" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
                 (shutil.copytree if Path(source).is_dir() else shutil.copy2)(source, target)
                 source = str(target)
             inputs[name] = source

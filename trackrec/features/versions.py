@@ -4,7 +4,7 @@ is trackrec/features/arms.py's; a reader's online read is trackrec/features/read
 
 Readers only ever go through a complete version: an arm's service moves to a version after that
 version's service (its completion mark) exists, and only while the online store serves every one
-of the version's users as published (`require_online`, trackrec/features/online_rows.py). A
+of the version's users as published (`require_online`, with trackrec/features/online_rows.py's counts). A
 publish whose online writes fail (a full Redis) removes the rows it wrote; one killed midway leaves its view half
 written but unnamed by any arm or completion mark: publishing the same version again removes that
 attempt, online rows included, and `prune` sweeps it. Every change holds the store's writer lease

@@ -58,4 +58,4 @@ def distill(corpus: str | Path, llm: LLMConfig, output: str | Path) -> list[dict
     if len(corpus):
         dataset = sft_dataset(tokenizer, corpus.prompt.tolist(), corpus.reccot.tolist(), answer_only=False)
         history = sft(model, tokenizer, dataset, llm.distill_train)
-    return write_trained(model, history, output, also=[Corpus(source).table])
+    return write_trained(model, history, output, corpus=Corpus(source).table)

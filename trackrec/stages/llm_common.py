@@ -21,17 +21,17 @@ from trackrec.stages.shards import WHOLE, Shard
 from trackrec.timing import loading, work_begins
 
 
-def write_trained(model, history: list[dict], output: str | Path, also: list[Path] = ()) -> list[dict]:
-    """Rank 0 writes a trained adapter, trl's log and copies of the files `also` into `output`; the
-    other ranks only help it gather an adapter that DeepSpeed ZeRO-3 sharded across them."""
+def write_trained(model, history: list[dict], output: str | Path, corpus: Path | None = None) -> list[dict]:
+    """Rank 0 writes a trained adapter, trl's log and a copy of the `corpus` it learnt from (G0's) as
+    Trained; the other ranks only help it gather an adapter that DeepSpeed ZeRO-3 sharded across them."""
     if not is_main_process():
         save_adapter(model, None)
         return history
     with atomic_dir(output) as tmp:
         save_adapter(model, Trained(tmp).adapter)
         write_json(Trained(tmp).log, history)
-        for path in also:
-            shutil.copy2(path, tmp / path.name)
+        if corpus is not None:
+            shutil.copy2(corpus, Trained(tmp).corpus)
     return history
 
 

@@ -98,14 +98,14 @@ def plan_prepare(config: DataConfig, output: str | Path, shards: int, version: s
     return list(range(plan.count))
 
 
-def prepare_shard(plan: str | Path, config: DataConfig, output: str | Path, index: int) -> Dataset:
-    """Shard `index` of the plan: its users' samples, prepared as one pass would, written to `output`."""
+def prepare_shard(plan: str | Path, config: DataConfig, output: str | Path, shard: int) -> Dataset:
+    """Shard `shard` of the plan: its users' samples, prepared as one pass would, written to `output`."""
     work_begins()
     shard_plan = ShardPlan.load(plan)
-    shard = shard_plan.shard(index)
+    users = shard_plan.shard(shard)
     with tempfile.TemporaryDirectory(prefix="trackrec-data-") as folder:
-        dataset = build_dataset(_fetched(config, Path(folder)), shard)
-    if shard is not None:
+        dataset = build_dataset(_fetched(config, Path(folder)), users)
+    if users is not None:
         _require_planned_log(config, shard_plan.log)
     dataset.save(output)
     return dataset

@@ -10,13 +10,13 @@ from trackrec.llm.report import write_report
 from trackrec.stages.outputs import Published, Report
 
 
-def final_report(loop: str | Path, ctr_metrics: str | Path, published: str | Path | None, output: str | Path) -> Report:
+def final_report(loop: str | Path, ctr: str | Path, published: str | Path | None, output: str | Path) -> Report:
     """The loop's rows (the last evaluate task's Report), the final CTR model's test metrics
     (train_ctr's Metrics file: with its lift against the permuted-vector control when it trained
     with vectors) and Published's summary (none without the feature stages) as a Report in `output`."""
     rows = json.loads(Report(loop).rows.read_text())
-    ctr = json.loads(Path(ctr_metrics).read_text())
+    metrics = json.loads(Path(ctr).read_text())
     summary = None if published is None else json.loads(Published(published).summary.read_text())
     with atomic_dir(output) as tmp:
-        write_report(rows, Report(tmp), ctr=ctr, published=summary)
+        write_report(rows, Report(tmp), ctr=metrics, published=summary)
     return Report(output)

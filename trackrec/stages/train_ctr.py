@@ -70,7 +70,7 @@ def _fit(dataset: Dataset, config: CTRConfig, vectors: SnapshotVectors | None, p
 
 
 def train_ctr(
-    dataset_dir: str | Path, config: CTRConfig, output: str | Path, progress: bool = True, control: bool = False
+    dataset: str | Path, config: CTRConfig, output: str | Path, progress: bool = True, control: bool = False
 ) -> dict:
     """Train on train, stop early on valid, evaluate on test; write the model and its metrics to
     `output` (trackrec/ctr/saved.py). control (with vectors): also train the same model on the same
@@ -78,10 +78,10 @@ def train_ctr(
     vectors against that control, with a paired 95% bootstrap interval over test users. With
     `config.task` esmm, `tasks` holds the test metrics of CVR (on clicks) and CTCVR (every impression)."""
     work_begins()
-    dataset = Dataset.open(dataset_dir)
-    check_both_classes(dataset, str(dataset_dir))
+    source, dataset = str(dataset), Dataset.open(dataset)
+    check_both_classes(dataset, source)
     if config.task == "esmm" and not has_conversions(dataset):
-        raise DataError(str(dataset_dir), "no conversion column: a joint CTR x CVR model needs one", field="conversion")
+        raise DataError(source, "no conversion column: a joint CTR x CVR model needs one", field="conversion")
     vectors = load_user_vectors(config, dataset.n_users)
     model, log, probs, labels = _fit(dataset, config, vectors, progress)
     result = {"backbone": config.backbone, "test": ctr_metrics(labels, probs), **log}
