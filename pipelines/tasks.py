@@ -22,6 +22,7 @@ from components.catalog import STAGES
 from pipelines.placement import place
 from pipelines.settings import PipelineSettings
 from trackrec.cluster.trainjob import Nodes
+from trackrec.qualified import qualified
 
 PER_SHARD = ("shard", "shards")  # a sharded stage's parameters: which shard, of how many
 
@@ -65,19 +66,17 @@ def sharded(tasks: Tasks, stage: str) -> dsl.graph_component.GraphComponent:
     # parameters with defaults (the workspace) last
     parameters = sorted([*parameters, shards], key=lambda p: p.default is not inspect.Parameter.empty)
     names = [p.name for p in parameters]
-    kind = f"{declared.sharded.__module__}:{declared.sharded.__qualname__}"
+    kind = qualified(declared.sharded)
     Outputs = NamedTuple("Outputs", [(output, Dataset)])
 
     def fan_out(*values):
         inputs = dict(zip(names, values, strict=True))
         count = inputs.pop("shards")
-        plan = tasks.ops["plan_shards"](shards=count)
-        place(plan.set_display_name("plan shards"), "plan_shards", tasks.settings)
-        with dsl.ParallelFor(plan.output) as index:
-            part = tasks.ops[stage](shard=index, shards=count, **inputs)
-            place(part.set_display_name(f"{stage} (one shard)"), stage, tasks.settings)
-        gather = tasks.ops["gather"](parts=dsl.Collected(part.outputs[output]), kind=kind)
-        place(gather.set_display_name(f"gather {stage}"), "gather", tasks.settings)
+        plan = tasks("plan_shards", "plan shards", shards=count)
+        with dsl.ParallelFor(plan.output) as index:  # each shard's task itself, not this fan-out again
+            part = place(tasks.ops[stage](shard=index, shards=count, **inputs), stage, tasks.settings)
+            part.set_display_name(f"{stage} (one shard)")
+        gather = tasks("gather", f"gather {stage}", parts=dsl.Collected(part.outputs[output]), kind=kind)
         return Outputs(gather.outputs["gathered"])
 
     fan_out.__name__ = fan_out.__qualname__ = f"{stage}_shards"

@@ -5,12 +5,13 @@ task's pod (one process, or one per GPU under torchrun) and on each TrainJob nod
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from trackrec.qualified import qualified, resolve
 
 RANK = ["-m", __name__]  # what torchrun runs on each rank, followed by the job file
 
@@ -24,7 +25,7 @@ class Job:
 
     @classmethod
     def of(cls, function: Callable, inputs: dict, llm: str, output: str | Path) -> Job:
-        return cls(f"{function.__module__}:{function.__name__}", dict(inputs), llm, str(output))
+        return cls(qualified(function), dict(inputs), llm, str(output))
 
     @property
     def stage(self) -> str:
@@ -55,8 +56,7 @@ class Job:
         from trackrec.llm.config import LLMConfig
         from trackrec.run_config import section
 
-        module, name = self.function.split(":")
-        function = getattr(importlib.import_module(module), name)
+        function = resolve(self.function, "training stage function")
         function(**self.inputs, llm=section(LLMConfig, self.llm, "llm"), output=self.output)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pyarrow.parquet as pq
 
 from trackrec.atomic import atomic_dir
 from trackrec.errors import DataError
+from trackrec.qualified import resolve
 from trackrec.stages.llm_common import write_json
 from trackrec.stages.outputs import Output
 from trackrec.tables import concatenate
@@ -40,11 +40,7 @@ def merged_summary(summaries: list[dict], name: str) -> dict:
 
 def described_by(kind: str) -> type[Output]:
     """The Output class `module:name` (what a sharded stage declares it writes)."""
-    module, _, name = kind.partition(":")
-    try:
-        described = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise DataError("gather", f"no output description {kind!r} (module:name of an Output): {error}") from error
+    described = resolve(kind, "output description")
     if not (isinstance(described, type) and issubclass(described, Output)):
         raise DataError("gather", f"{kind!r} is not an Output (trackrec.stages.outputs)")
     return described
