@@ -74,7 +74,7 @@ def train_ctr(
 
     config = section(CTRConfig, ctr, "ctr")
     if embeddings is not None:
-        vectors, dim = Embeddings(embeddings.path).table, vector_size(embeddings.path)
+        vectors, dim = Embeddings(embeddings.path).required("table"), vector_size(embeddings.path)
         config = dataclasses.replace(config, user_vectors=str(vectors), dense_dim=dim)
     result = run(dataset.path, config, model.path, control=embeddings is not None)
     lift = result.get("lift")

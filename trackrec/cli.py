@@ -368,7 +368,7 @@ def features_publish(
     from trackrec.features.versions import parquet_chunks, publish
     from trackrec.stages.outputs import Embeddings
 
-    table = embeddings if embeddings.is_file() else Embeddings(embeddings).table
+    table = embeddings if embeddings.is_file() else Embeddings(embeddings).required("table")
     console.print(publish(parquet_chunks(table), version, _opened(store), carry_from, source=str(table)))
 
 

@@ -20,7 +20,7 @@ from trackrec.timing import work_begins
 def align(scored: str | Path, previous: str | Path, llm: LLMConfig, output: str | Path) -> list[dict]:
     """G(t) from G(t-1) (`previous`, a training stage's output) on the Scored preferences; writes
     Trained (its adapter and trl's training log)."""
-    table = pd.read_parquet(Scored(scored).preferences)
+    table = pd.read_parquet(Scored(scored).required("preferences"))
     columns = ["prompt", "chosen", "rejected", "chosen_finished", "rejected_finished"]
     rows = [{name: getattr(r, name) for name in columns} for r in table.itertuples(index=False)]
     rows = [r | {"rejected": list(r["rejected"]), "rejected_finished": list(r["rejected_finished"])} for r in rows]

@@ -86,7 +86,7 @@ def train_judge(
 
 def judge_auc(judge: str | Path) -> float:
     """The judge's test AUC (the report's CTR curve)."""
-    return float(trained_metrics(Judge(judge).model)["test"]["auc"])
+    return float(trained_metrics(Judge(judge).required("model"))["test"]["auc"])
 
 
 def judge_rewards(
@@ -96,8 +96,8 @@ def judge_rewards(
     a liked target, 1 - p_click for a disliked one) with the RecCoT's vector, encoded by the judge's
     own encoder, as the vector of the sample it was written for. frame: sample rows with their
     histories as lists."""
-    model, trained = load_trained(Judge(judge).model, Dataset.open(dataset))
-    encoder = config_from_dict(EncoderConfig, json.loads(Judge(judge).encoder.read_text()), "judge encoder")
+    model, trained = load_trained(Judge(judge).required("model"), Dataset.open(dataset))
+    encoder = config_from_dict(EncoderConfig, json.loads(Judge(judge).required("encoder").read_text()), "judge encoder")
     vectors = TextEncoder(encoder).encode(list(reccots), progress)
     batches = []
     for start in range(0, len(frame), EVAL_BATCH):

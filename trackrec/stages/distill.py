@@ -25,7 +25,7 @@ def teacher_reccots(llm: LLMConfig, builder: PromptBuilder, frame: pd.DataFrame,
     if frame.empty:
         return []
     if llm.teacher.kind == "profile":
-        items = pd.read_parquet(Selected(samples).items)
+        items = pd.read_parquet(Selected(samples).required("items"))
         return ProfileTeacher(items).complete_histories(builder.kept_histories(frame))
     return make_teacher(llm.teacher, progress).complete(builder.reccot(frame))
 
@@ -50,7 +50,7 @@ def teach(samples: str | Path, llm: LLMConfig, output: str | Path, progress: boo
 def distill(corpus: str | Path, llm: LLMConfig, output: str | Path) -> list[dict]:
     """G0: a fresh adapter SFT'd on the teacher's Corpus; writes Trained, with a copy of the corpus."""
     source = corpus
-    corpus = pd.read_parquet(Corpus(source).table)
+    corpus = pd.read_parquet(Corpus(source).required("table"))
     tokenizer = load_tokenizer(llm.base)
     model = load_model(llm.base, lora=llm.lora, trainable=True, full=llm.distill_train.full_finetune)
     work_begins()

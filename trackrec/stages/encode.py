@@ -30,9 +30,7 @@ CHUNK = 16_384  # RecCoTs encoded and written per step
 
 def _source(reccots: str | Path) -> tuple[pq.ParquetFile, str]:
     """The RecCoT table, checked for its columns and rows, and its path (for messages)."""
-    source = RecCoTs(reccots).table
-    if not source.is_file():
-        raise DataError(str(source), "RecCoT table not found; run summarize first")
+    source = RecCoTs(reccots).required("table")
     handle = pq.ParquetFile(source)
     found = handle.schema_arrow.names
     for column in COLUMNS:
@@ -45,7 +43,7 @@ def _source(reccots: str | Path) -> tuple[pq.ParquetFile, str]:
 
 def vector_size(embeddings: str | Path) -> int:
     """The size of the vectors an encode stage wrote (its encoding summary)."""
-    return int(json.loads(Embeddings(embeddings).encoding.read_text())["dim"])
+    return int(json.loads(Embeddings(embeddings).required("encoding").read_text())["dim"])
 
 
 def encode(

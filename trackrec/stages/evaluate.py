@@ -83,7 +83,7 @@ def evaluate(
 def loop_rows(previous_report: str | Path | None, iteration: int, metrics: dict, scored: str | Path | None) -> list:
     """The loop report's rows so far: the previous evaluate task's rows plus this one (with the sampled
     rewards of its scoring round, when it had one)."""
-    rows = [] if previous_report is None else json.loads(Report(previous_report).rows.read_text())
+    rows = [] if previous_report is None else json.loads(Report(previous_report).required("rows").read_text())
     row = {"iteration": iteration, **metrics}
     if scored is not None:
         stats = scoring_stats(scored)

@@ -42,5 +42,5 @@ def greedy(
 
 def read_reccots(greedy: str | Path, split: str, frame: pd.DataFrame) -> list[str]:
     """The Greedy RecCoTs of `split`, in the order of `frame`'s rows."""
-    table = pd.read_parquet(Greedy(greedy).table)
+    table = pd.read_parquet(Greedy(greedy).required("table"))
     return table[table.split == split].set_index("sample").reccot.loc[frame.index].tolist()

@@ -2,15 +2,18 @@
 
 The stage that writes an output, the stages that read it, gather, the benches and the tests reach its
 files through these descriptions (`Scored(path).preferences`), so no other code spells a file name.
-A module with no imports beyond the standard library: a reader's task starts without the writer's
-libraries. Two outputs are described where their format lives, below the stages: a prepared
-dataset (`trackrec.data.dataset.Dataset`) and a trained CTR model (`trackrec.ctr.saved`).
-"""
+A module with no imports beyond the standard library and trackrec's errors: a reader's task starts
+without the writer's libraries. A stage reads an input's file through `required`: a missing one is a
+one-line error naming the file and the stage that writes it. Two outputs are described where their
+format lives, below the stages: a prepared dataset (`trackrec.data.dataset.Dataset`) and a trained
+CTR model (`trackrec.ctr.saved`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar
+
+from trackrec.errors import DataError
 
 
 class Output:
@@ -21,6 +24,7 @@ class Output:
     tables: ClassVar[dict[str, str]] = {}
     summaries: ClassVar[dict[str, str]] = {}
     others: ClassVar[dict[str, str]] = {}
+    writer: ClassVar[str] = ""  # the stage that writes it
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -34,11 +38,19 @@ class Output:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.folder)!r})"
 
+    def required(self, name: str) -> Path:
+        """The file `name` of an output a stage reads, which must be there."""
+        path = getattr(self, name)
+        if not path.exists():
+            raise DataError(str(path), f"not found: not the output of {self.writer} ({type(self).__name__}), or not whole")
+        return path
+
 
 class Selected(Output):
     """select_samples: the loop's samples by split (`split(name)`), the item table and the data
     version they came from."""
 
+    writer = "select_samples"
     SPLITS = ("train", "eval", "valid", "distill", "align")
     tables = {"items": "items.parquet"}
     others = {"source": "source.json"}
@@ -52,6 +64,7 @@ class Selected(Output):
 class Sampled(Output):
     """sample: N RecCoTs per alignment sample, their prompt, round and finish flags."""
 
+    writer = "sample"
     tables = {"table": "sampled.parquet"}
 
 
@@ -59,12 +72,14 @@ class Scored(Output):
     """score: the preferences align reads and every sample's N rewards (a round's stats are computed
     from them, gathered or not)."""
 
+    writer = "score"
     tables = {"preferences": "preferences.parquet", "rewards": "rewards.parquet"}
 
 
 class Corpus(Output):
     """distill's first step: the teacher's RecCoT for each distill sample's prompt."""
 
+    writer = "distill (teach)"
     tables = {"table": "corpus.parquet"}
 
 
@@ -72,12 +87,14 @@ class Trained(Output):
     """distill, align, rectune: the LoRA adapter (or a whole fine-tuned model in its place), trl's
     training log and, for G0, the corpus it learnt from."""
 
+    writer = "distill, align or rectune"
     others = {"adapter": "adapter", "log": "log.json", "corpus": Corpus.tables["table"]}
 
 
 class Greedy(Output):
     """greedy: one RecCoT per train and eval sample (split, sample index, RecCoT)."""
 
+    writer = "greedy"
     tables = {"table": "greedy.parquet"}
 
 
@@ -85,6 +102,7 @@ class RecCoTs(Output):
     """summarize: RecCoT snapshots, one per (user_id, as_of), with the iteration of the G that wrote
     them; what encode reads."""
 
+    writer = "summarize"
     COLUMNS = ("user_id", "as_of", "reccot", "iteration")
     tables = {"table": "reccots.parquet"}
 
@@ -92,6 +110,7 @@ class RecCoTs(Output):
 class Embeddings(Output):
     """encode: the snapshots with their vectors, and the encoder, size and count of the vectors."""
 
+    writer = "encode"
     tables = {"table": "embeddings.parquet"}
     summaries = {"encoding": "encoding.json"}
 
@@ -99,6 +118,7 @@ class Embeddings(Output):
 class Judge(Output):
     """ctr_judge: the RecCoTs it read, their vectors, the CTR model trained on them and its encoder."""
 
+    writer = "ctr_judge"
     others = {"encoder": "encoder.json"}
 
     @property
@@ -118,6 +138,7 @@ class Judge(Output):
 class Evaluation(Output):
     """evaluate's numbers of one iteration."""
 
+    writer = "evaluate"
     others = {"metrics": "evaluation.json"}
 
 
@@ -125,6 +146,7 @@ class Report(Output):
     """evaluate and report: the report's rows (one per iteration, what the next evaluate extends),
     its page and its card; evaluate's also holds the iteration's Evaluation."""
 
+    writer = "evaluate or report"
     others = {"rows": "rows.json", "page": "report.html", "card": "card.md"}
 
     @property
@@ -135,6 +157,7 @@ class Report(Output):
 class Published(Output):
     """publish: what it published, for which arm, from which data."""
 
+    writer = "publish"
     others = {"summary": "summary.json"}
 
 
@@ -142,4 +165,5 @@ class CurrentGenerator(Output):
     """current_generator: the adapter of the G that wrote the version the arm reads, and that
     version's name."""
 
+    writer = "current_generator"
     others = {"adapter": Trained.others["adapter"], "version": "version.txt"}

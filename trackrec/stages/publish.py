@@ -71,10 +71,10 @@ def publish(
     must still read the version whose G it fetched. Holds the store's writer lease throughout: a
     second publish of the same table waits, then finds its version complete."""
     work_begins()
-    source = Embeddings(embeddings).table
+    source = Embeddings(embeddings).required("table")
     content = sha256_of(source)
     store = open_store(config.store)  # once: each opening checks Redis and S3 and rewrites the repo file
-    expected = None if refreshed_from is None else CurrentGenerator(refreshed_from).version.read_text()
+    expected = None if refreshed_from is None else CurrentGenerator(refreshed_from).required("version").read_text()
     with writer(store, f"publish {source}"):
         base, became = _base(store, config, content, expected) if partial else (None, None)
         version = became or version_name(content, base)

@@ -14,9 +14,9 @@ def final_report(loop: str | Path, ctr: str | Path, published: str | Path | None
     """The loop's rows (the last evaluate task's Report), the final CTR model's test metrics
     (train_ctr's Metrics file: with its lift against the permuted-vector control when it trained
     with vectors) and Published's summary (none without the feature stages) as a Report in `output`."""
-    rows = json.loads(Report(loop).rows.read_text())
+    rows = json.loads(Report(loop).required("rows").read_text())
     metrics = json.loads(Path(ctr).read_text())
-    summary = None if published is None else json.loads(Published(published).summary.read_text())
+    summary = None if published is None else json.loads(Published(published).required("summary").read_text())
     with atomic_dir(output) as tmp:
         write_report(rows, Report(tmp), ctr=metrics, published=summary)
     return Report(output)

@@ -35,7 +35,7 @@ def score(
     judge's folder with its dataset; returns the round's stats (`scoring_stats`)."""
     if llm.reward == "ctr" and (judge is None or dataset is None):
         raise ValueError("llm.reward ctr: the score stage needs the CTR judge and its dataset")
-    drawn = pd.read_parquet(Sampled(sampled).table)
+    drawn = pd.read_parquet(Sampled(sampled).required("table"))
     iteration = int(drawn["round"].iloc[0]) if "round" in drawn and len(drawn) else 1
     frame = alignment_samples(samples, iteration, shard)
     drawn = drawn.loc[frame.index]
@@ -81,8 +81,8 @@ def control_preferences(
     if control not in CONTROLS:
         raise ValueError(f"control: one of {CONTROLS}, got {control!r}")
     rng = np.random.default_rng(seed)
-    table = pd.read_parquet(Scored(scored).preferences)
-    texts = pd.read_parquet(Sampled(sampled).table).loc[table.index]
+    table = pd.read_parquet(Scored(scored).required("preferences"))
+    texts = pd.read_parquet(Sampled(sampled).required("table")).loc[table.index]
     prefs = []
     for prompt, reccots, rewards, done in zip(table.prompt, texts.reccots, table.rewards, texts.finished, strict=True):
         rewards = rng.permutation(rewards) if control == "shuffled" else -np.asarray(rewards)
@@ -111,8 +111,8 @@ def preference_table(prefs: list, rewards, index: pd.Index) -> pd.DataFrame:
 def scoring_stats(scored: str | Path) -> dict:
     """A scoring round's stats (`score_stats`), from what it wrote (one shard's or the gathered
     shards': computed from every sample's rewards, they equal the unsharded round's)."""
-    rewards = pd.read_parquet(Scored(scored).rewards).rewards
-    preferences = pq.read_metadata(Scored(scored).preferences).num_rows
+    rewards = pd.read_parquet(Scored(scored).required("rewards")).rewards
+    preferences = pq.read_metadata(Scored(scored).required("preferences")).num_rows
     table = np.stack(rewards.to_list()) if len(rewards) else np.empty((0, 1))  # a shard may hold no user
     return score_stats(table, preferences)
 
