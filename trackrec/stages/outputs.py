@@ -42,7 +42,8 @@ class Output:
         """The file `name` of an output a stage reads, which must be there."""
         path = getattr(self, name)
         if not path.exists():
-            raise DataError(str(path), f"not found: not the output of {self.writer} ({type(self).__name__}), or not whole")
+            described = f"{self.writer} ({type(self).__name__})"
+            raise DataError(str(path), f"not found: not the output of {described}, or not whole")
         return path
 
 
